@@ -1,0 +1,111 @@
+//! Audiences: boolean expressions over a customer, such as
+//! `consent and "newsletter" in tags and points >= 100 and locale == "de"`.
+//!
+//! Expressions are compiled by minijinja's expression engine (no parser of
+//! our own, no SQL in config). Undefined names are errors, not `false`, so a
+//! typo in a field name cannot silently empty or fill an audience.
+
+use std::sync::LazyLock;
+
+use chrono::{NaiveDate, Utc};
+use minijinja::{Environment, Error, ErrorKind, Expression, UndefinedBehavior, Value};
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_function("days_since", days_since);
+    env.add_function("today", || Utc::now().date_naive().to_string());
+    env
+});
+
+/// `days_since(date)`: whole days from a `YYYY-MM-DD…` value to today;
+/// `none` (never happened) counts as a very long time.
+fn days_since(value: Value) -> Result<i64, Error> {
+    if value.is_none() || value.is_undefined() {
+        return Ok(i64::from(i32::MAX));
+    }
+    let text = value.to_string();
+    let date =
+        NaiveDate::parse_from_str(text.get(..10).unwrap_or(&text), "%Y-%m-%d").map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("days_since: `{text}` is not a date"),
+            )
+        })?;
+    Ok((Utc::now().date_naive() - date).num_days())
+}
+
+#[derive(Debug)]
+pub struct Audience {
+    source: String,
+    expr: Expression<'static, 'static>,
+}
+
+impl Audience {
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let expr = ENV
+            .compile_expression_owned(source.to_string())
+            .map_err(|e| format!("audience `{source}` is not a valid expression: {e}"))?;
+        Ok(Audience {
+            source: source.to_string(),
+            expr,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Names the expression reads (to check them against known fields).
+    pub fn names(&self) -> std::collections::HashSet<String> {
+        self.expr.undeclared_variables(false)
+    }
+
+    /// Evaluates against a customer context; the result must be a boolean-ish value.
+    pub fn matches(&self, customer: &Value) -> Result<bool, String> {
+        self.expr
+            .eval(customer.clone())
+            .map(|v| v.is_true())
+            .map_err(|e| format!("audience `{}`: {e}", self.source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    #[test]
+    fn expressions_select_by_fields_and_tags() {
+        let a = Audience::parse(
+            r#"consent and "newsletter" in tags and points >= 100 and locale == "de""#,
+        )
+        .unwrap();
+        let yes =
+            context! { consent => true, tags => vec!["newsletter"], points => 120, locale => "de" };
+        let no = context! { consent => true, tags => vec!["vip"], points => 120, locale => "de" };
+        assert!(a.matches(&yes).unwrap());
+        assert!(!a.matches(&no).unwrap());
+    }
+
+    #[test]
+    fn unknown_names_are_errors_not_false() {
+        let a = Audience::parse("pointz > 3").unwrap();
+        assert!(a.matches(&context! { points => 5 }).is_err());
+        assert!(Audience::parse("points >").is_err());
+    }
+
+    #[test]
+    fn days_since_treats_never_as_long_ago() {
+        let a = Audience::parse("days_since(last_personal_contact) > 30").unwrap();
+        assert!(
+            a.matches(&context! { last_personal_contact => Value::from(()) })
+                .unwrap()
+        );
+        let recent = Utc::now().date_naive().to_string();
+        assert!(
+            !a.matches(&context! { last_personal_contact => recent })
+                .unwrap()
+        );
+    }
+}

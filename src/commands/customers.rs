@@ -1,0 +1,192 @@
+//! `import customers` and `customers show|export|forget`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use chrono::Utc;
+
+use crate::config::Config;
+use crate::domain::{Customer, Email};
+use crate::import::{self, ImportOptions};
+use crate::store::{HistoryEntry, Store};
+
+pub async fn import(store: &Store, config: &Config, file: &Path, dry_run: bool) -> Result<()> {
+    let interactive = std::io::stderr().is_terminal();
+    let mut progress = |done: usize, total: usize| {
+        if interactive {
+            eprint!("\r{done}/{total} rows");
+        }
+    };
+    let report = import::import_customers(
+        store,
+        file,
+        ImportOptions {
+            dry_run,
+            staff_ids: config.settings.staff.iter().map(|s| s.id.clone()).collect(),
+            default_consent_source: config.settings.import.default_consent_source.clone(),
+            progress: Some(&mut progress),
+        },
+    )
+    .await?;
+    if interactive {
+        eprintln!();
+    }
+    let prefix = if dry_run {
+        "dry run, nothing written: would have "
+    } else {
+        ""
+    };
+    println!(
+        "{prefix}imported {}, updated {}, unchanged {}, rejected {}, skipped as forgotten {}",
+        report.imported,
+        report.updated,
+        report.unchanged,
+        report.rejected.len(),
+        report.forgotten.len()
+    );
+    for (line, reason) in &report.rejected {
+        println!("line {line}: {reason}");
+    }
+    for line in &report.forgotten {
+        println!(
+            "line {line}: skipped: this person asked to be forgotten; remove them from the source file"
+        );
+    }
+    import::ensure_nothing_rejected(&report)
+}
+
+async fn find(store: &Store, key: &str) -> Result<Customer> {
+    store
+        .find_customer(key)
+        .await?
+        .filter(|c| c.forgotten_at.is_none())
+        .ok_or_else(|| anyhow!("no customer with id, external id or email \"{key}\""))
+}
+
+async fn history(store: &Store, customer: &Customer) -> Result<Vec<HistoryEntry>> {
+    store.customer_events(customer.id).await
+}
+
+fn yes_no(v: bool) -> &'static str {
+    if v { "yes" } else { "no" }
+}
+
+pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
+    let customer = find(store, key).await?;
+    let history = history(store, &customer).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "customer": customer, "history": history })
+            )?
+        );
+        return Ok(());
+    }
+    let c = &customer;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("Customer {} — {} <{}>", c.id, opt(&c.name), opt(&c.email));
+    println!(
+        "  external id: {}   phone: {}   locale: {}   time zone: {}",
+        opt(&c.external_id),
+        opt(&c.phone),
+        opt(&c.locale),
+        opt(&c.timezone)
+    );
+    let consent = match (c.consent, c.consent_at) {
+        (true, Some(at)) => format!(
+            "yes, since {} (source: {})",
+            at.date_naive(),
+            opt(&c.consent_source)
+        ),
+        (true, None) => "yes".into(),
+        (false, _) => "no".into(),
+    };
+    println!(
+        "  email consent: {consent}{}",
+        c.unsubscribed_at
+            .map(|u| format!("; unsubscribed {}", u.date_naive()))
+            .unwrap_or_default()
+    );
+    println!(
+        "  phone consent: {}   do not call: {}   business: {}   owner: {}",
+        yes_no(c.phone_consent),
+        yes_no(c.do_not_call),
+        yes_no(c.is_business),
+        opt(&c.owner)
+    );
+    println!(
+        "  tags: {}   points: {}   tier: {}",
+        if c.tags.0.is_empty() {
+            "-".into()
+        } else {
+            c.tags.0.join(", ")
+        },
+        c.points,
+        opt(&c.tier)
+    );
+    let date =
+        |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    println!(
+        "  customer since: {}   birthday: {}",
+        date(c.customer_since),
+        date(c.birthday)
+    );
+    if !c.attributes.0.is_empty() {
+        let attrs: Vec<String> = c
+            .attributes
+            .0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("  attributes: {}", attrs.join(", "));
+    }
+    println!(
+        "  last personal contact: {}",
+        c.last_personal_contact_at
+            .map(|t| t.date_naive().to_string())
+            .unwrap_or_else(|| "never".into())
+    );
+    println!("History:");
+    for h in &history {
+        println!(
+            "  {}  {:<18} {}",
+            h.at.format("%Y-%m-%d %H:%M"),
+            h.kind,
+            h.detail
+        );
+    }
+    Ok(())
+}
+
+pub async fn export(store: &Store, key: &str) -> Result<()> {
+    let customer = find(store, key).await?;
+    let history = history(store, &customer).await?;
+    let doc = serde_json::json!({
+        "exported_at": Utc::now(),
+        "customer": customer,
+        "history": history,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+pub async fn forget(store: &Store, key: &str) -> Result<()> {
+    let customer = find(store, key).await?;
+    let mut keys = Vec::new();
+    if let Some(email) = customer.email.as_deref().and_then(|e| Email::parse(e).ok()) {
+        keys.push(email.suppression_key());
+    }
+    if let Some(ext) = &customer.external_id {
+        keys.push(import::external_id_suppression_key(ext));
+    }
+    store
+        .forget_customer(customer.id, &keys, Utc::now())
+        .await?;
+    println!(
+        "customer {} forgotten: personal data erased; an anonymous record keeps later imports from adding them again",
+        customer.id
+    );
+    Ok(())
+}

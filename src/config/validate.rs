@@ -1,0 +1,468 @@
+//! Whole-config validation: what serde cannot check on its own.
+//!
+//! Every check appends to one list rather than stopping at the first problem,
+//! so `outreach check` shows the admin everything to fix in one go.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{NaiveTime, Weekday};
+use chrono_tz::Tz;
+
+use super::model::*;
+use super::{ConfigError, Problem};
+use crate::audience::Audience;
+use crate::domain::{Email, FrequencyCap, QuietHours, Schedule, parse_clock, parse_duration};
+use crate::secret::Secret;
+
+/// Values parsed out of [`Settings`] during validation, ready to use.
+#[derive(Debug)]
+pub struct Resolved {
+    pub timezone: Tz,
+    pub frequency_cap: Option<FrequencyCap>,
+    pub quiet_hours: Option<QuietHours>,
+    pub catch_up: Duration,
+    pub give_up_after: Duration,
+    pub smtp_password: Option<Secret>,
+    pub dkim_private_key: Option<Secret>,
+    /// Signing key first, then previous keys still accepted.
+    pub token_keys: Vec<Secret>,
+    /// Schedules of campaigns and check-in rules by id.
+    pub schedules: HashMap<String, Schedule>,
+    pub audiences: HashMap<String, Audience>,
+    pub staff: HashMap<String, StaffRules>,
+    pub approval_timeouts: HashMap<String, Duration>,
+    pub checkin_durations: HashMap<String, CheckinDurations>,
+    pub trigger_times: HashMap<String, NaiveTime>,
+}
+
+/// A staff member's working pattern, parsed.
+#[derive(Debug, Clone)]
+pub struct StaffRules {
+    pub timezone: Tz,
+    pub digest_at: NaiveTime,
+    pub days: HashSet<Weekday>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CheckinDurations {
+    pub due_in: Duration,
+    pub escalate_after: Duration,
+    pub expire_after: Duration,
+}
+
+struct Checker<'a> {
+    origin: &'a dyn Fn(&str) -> String,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let key = key.into();
+        self.problems.push(Problem {
+            origin: (self.origin)(&key),
+            key,
+            message: message.into(),
+        });
+    }
+
+    fn ok<T>(&mut self, key: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.problem(key, message);
+                None
+            }
+        }
+    }
+
+    fn secret(&mut self, key: &str, path: &Path) -> Option<Secret> {
+        let result =
+            Secret::from_file(path).map_err(|e| format!("{e}; create the file or fix the path"));
+        self.ok(key, result)
+    }
+
+    fn unique_ids<'b>(
+        &mut self,
+        section: &str,
+        ids: impl Iterator<Item = &'b str>,
+    ) -> HashSet<String> {
+        let mut seen = HashSet::new();
+        for (i, id) in ids.enumerate() {
+            if id.trim().is_empty() {
+                self.problem(
+                    format!("{section}[{i}].id"),
+                    "id is empty; give every entry a short unique id",
+                );
+            } else if !seen.insert(id.to_string()) {
+                self.problem(
+                    format!("{section}[{i}].id"),
+                    format!("duplicate id \"{id}\"; ids must be unique"),
+                );
+            }
+        }
+        seen
+    }
+}
+
+fn parse_tz(raw: &str) -> Result<Tz, String> {
+    raw.parse::<Tz>().map_err(|_| {
+        format!("unknown time zone \"{raw}\"; use an IANA name such as \"Europe/Berlin\"")
+    })
+}
+
+fn parse_weekday(raw: &str) -> Result<Weekday, String> {
+    raw.parse::<Weekday>()
+        .map_err(|_| format!("\"{raw}\" is not a weekday; use mon, tue, wed, thu, fri, sat, sun"))
+}
+
+/// Checks `settings`; `origin` maps a key path to the file that set it.
+pub fn validate(
+    settings: &Settings,
+    origin: &dyn Fn(&str) -> String,
+) -> Result<Resolved, ConfigError> {
+    let mut c = Checker {
+        origin,
+        problems: Vec::new(),
+    };
+    let b = &settings.business;
+    let timezone = c
+        .ok("business.timezone", parse_tz(&b.timezone))
+        .unwrap_or(Tz::UTC);
+    if !["de", "en"].contains(&b.locale.as_str()) {
+        c.problem(
+            "business.locale",
+            format!(
+                "\"{}\" is not a shipped locale; use \"de\" or \"en\"",
+                b.locale
+            ),
+        );
+    }
+    c.ok("business.from", parse_mailbox(&b.from));
+    if let Some(reply_to) = &b.reply_to {
+        c.ok("business.reply_to", parse_mailbox(reply_to));
+    }
+    if b.postal_address.trim().is_empty() {
+        c.problem(
+            "business.postal_address",
+            "must not be empty: every customer email carries it in the footer",
+        );
+    }
+    if url::Url::parse(&b.base_url)
+        .map(|u| !u.scheme().starts_with("http"))
+        .unwrap_or(true)
+    {
+        c.problem(
+            "business.base_url",
+            format!(
+                "\"{}\" is not an http(s) URL; links in emails start with it",
+                b.base_url
+            ),
+        );
+    }
+
+    let db = &settings.database.url;
+    if !(db.starts_with("sqlite:") || db.starts_with("postgres:") || db.starts_with("postgresql:"))
+    {
+        c.problem(
+            "database.url",
+            format!("\"{db}\" is neither sqlite://… nor postgres://…"),
+        );
+    }
+    if settings
+        .http
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_err()
+    {
+        c.problem(
+            "http.listen",
+            format!(
+                "\"{}\" is not an address:port such as \"127.0.0.1:8080\"",
+                settings.http.listen
+            ),
+        );
+    }
+
+    let frequency_cap = c
+        .ok(
+            "limits.frequency_cap",
+            FrequencyCap::parse(&settings.limits.frequency_cap),
+        )
+        .flatten();
+    let quiet_hours = c
+        .ok(
+            "limits.quiet_hours",
+            QuietHours::parse(&settings.limits.quiet_hours),
+        )
+        .flatten();
+    let catch_up = c
+        .ok("limits.catch_up", parse_duration(&settings.limits.catch_up))
+        .unwrap_or_default();
+    let give_up_after = c
+        .ok(
+            "mail.give_up_after",
+            parse_duration(&settings.mail.give_up_after),
+        )
+        .unwrap_or_default();
+
+    let mail = &settings.mail;
+    if mail.transport == Transport::Smtp && mail.smtp.connections == 0 {
+        c.problem("mail.smtp.connections", "must be at least 1");
+    }
+    let smtp_password = match (&mail.smtp.username, &mail.smtp.password_file) {
+        (_, Some(path)) => c.secret("mail.smtp.password_file", path),
+        (Some(_), None) if mail.transport == Transport::Smtp => {
+            c.problem(
+                "mail.smtp.password_file",
+                "username is set but no password_file; add the path of a file holding the password",
+            );
+            None
+        }
+        _ => None,
+    };
+    let dkim_private_key = mail
+        .dkim
+        .as_ref()
+        .and_then(|d| c.secret("mail.dkim.private_key_file", &d.private_key_file));
+    let mut token_keys = Vec::new();
+    if let Some(path) = &settings.security.token_key_file {
+        token_keys.extend(c.secret("security.token_key_file", path));
+    }
+    for (i, path) in settings
+        .security
+        .previous_token_key_files
+        .iter()
+        .enumerate()
+    {
+        token_keys.extend(c.secret(&format!("security.previous_token_key_files[{i}]"), path));
+    }
+
+    let staff_ids = c.unique_ids("staff", settings.staff.iter().map(|s| s.id.as_str()));
+    let mut staff = HashMap::new();
+    for (i, s) in settings.staff.iter().enumerate() {
+        let key = |field: &str| format!("staff[{i}].{field}");
+        c.ok(&key("email"), Email::parse(&s.email));
+        let tz = match &s.timezone {
+            Some(raw) => c.ok(&key("timezone"), parse_tz(raw)),
+            None => Some(timezone),
+        };
+        let digest_at = c.ok(&key("digest_at"), parse_clock(&s.digest_at));
+        let mut days = HashSet::new();
+        for (d, raw) in s.days.iter().enumerate() {
+            days.extend(c.ok(&format!("staff[{i}].days[{d}]"), parse_weekday(raw)));
+        }
+        if let Some(manager) = &s.manager
+            && !staff_ids.contains(manager)
+        {
+            c.problem(
+                key("manager"),
+                format!("unknown staff id \"{manager}\"; it must be the id of a [[staff]] entry"),
+            );
+        }
+        for (a, absence) in s.absences.iter().enumerate() {
+            if absence.to < absence.from {
+                c.problem(format!("staff[{i}].absences[{a}]"), "`to` is before `from`");
+            }
+        }
+        if let (Some(timezone), Some(digest_at)) = (tz, digest_at) {
+            staff.insert(
+                s.id.clone(),
+                StaffRules {
+                    timezone,
+                    digest_at,
+                    days,
+                },
+            );
+        }
+    }
+
+    let pool_ids = c.unique_ids(
+        "voucher_pool",
+        settings.voucher_pools.iter().map(|p| p.id.as_str()),
+    );
+    for (i, p) in settings.voucher_pools.iter().enumerate() {
+        if let Some(pattern) = &p.pattern
+            && pattern.matches('X').count() < 4
+        {
+            c.problem(
+                format!("voucher_pool[{i}].pattern"),
+                format!(
+                    "\"{pattern}\" has fewer than 4 `X` placeholders; codes would be guessable"
+                ),
+            );
+        }
+        if p.per_customer == 0 {
+            c.problem(
+                format!("voucher_pool[{i}].per_customer"),
+                "must be at least 1",
+            );
+        }
+    }
+
+    let templates_dir = &settings.templates.dir;
+    let check_template = |c: &mut Checker, key: String, name: &str| {
+        let path = templates_dir.join(format!("{name}.{}.md", b.locale));
+        if !path.is_file() {
+            c.problem(
+                key,
+                format!(
+                    "unknown template \"{name}\": {} does not exist",
+                    path.display()
+                ),
+            );
+        }
+    };
+
+    let mut schedules = HashMap::new();
+    let mut audiences = HashMap::new();
+    let mut approval_timeouts = HashMap::new();
+    let mut trigger_times = HashMap::new();
+    // Campaigns and check-in rules share one id space: `runs start ID` takes either.
+    c.unique_ids("campaign", settings.campaigns.iter().map(|x| x.id.as_str()));
+    let campaign_ids: HashSet<&str> = settings.campaigns.iter().map(|x| x.id.as_str()).collect();
+    c.unique_ids("checkin", settings.checkins.iter().map(|x| x.id.as_str()));
+    for (j, rule) in settings.checkins.iter().enumerate() {
+        if campaign_ids.contains(rule.id.as_str()) {
+            c.problem(
+                format!("checkin[{j}].id"),
+                format!(
+                    "duplicate id \"{}\"; campaigns and check-ins share one id space",
+                    rule.id
+                ),
+            );
+        }
+    }
+    for (i, camp) in settings.campaigns.iter().enumerate() {
+        let key = |field: &str| format!("campaign[{i}].{field}");
+        match (&camp.schedule, &camp.trigger) {
+            (Some(expr), None) => {
+                schedules.extend(
+                    c.ok(&key("schedule"), Schedule::parse(expr, timezone))
+                        .map(|s| (camp.id.clone(), s)),
+                );
+            }
+            (None, Some(trigger)) => {
+                match (&trigger.anniversary_of, &trigger.attribute_changed) {
+                    (Some(_), None) | (None, Some(_)) => {}
+                    _ => c.problem(
+                        key("trigger"),
+                        "set exactly one of anniversary_of or attribute_changed",
+                    ),
+                }
+                trigger_times.extend(
+                    c.ok(&key("trigger.at"), parse_clock(&trigger.at))
+                        .map(|t| (camp.id.clone(), t)),
+                );
+            }
+            (Some(_), Some(_)) => {
+                c.problem(key("schedule"), "set either schedule or trigger, not both")
+            }
+            (None, None) => c.problem(
+                key("schedule"),
+                "missing: set a crontab schedule (\"0 9 * * Mon\") or a trigger",
+            ),
+        }
+        audiences.extend(
+            c.ok(&key("audience"), Audience::parse(&camp.audience))
+                .map(|a| (camp.id.clone(), a)),
+        );
+        check_template(&mut c, key("template"), &camp.template);
+        for (a, approver) in camp.approvers.iter().enumerate() {
+            if !staff_ids.contains(approver) {
+                c.problem(
+                    format!("campaign[{i}].approvers[{a}]"),
+                    format!("unknown staff id \"{approver}\""),
+                );
+            }
+        }
+        if camp.approval == ApprovalMode::Required && camp.approvers.is_empty() {
+            c.problem(
+                key("approvers"),
+                "approval = \"required\" needs at least one approver (a staff id)",
+            );
+        }
+        approval_timeouts.extend(
+            c.ok(
+                &key("approval_timeout"),
+                parse_duration(&camp.approval_timeout),
+            )
+            .map(|d| (camp.id.clone(), d)),
+        );
+        match (&camp.voucher_pool, camp.kind) {
+            (Some(pool), _) if !pool_ids.contains(pool) => c.problem(
+                key("voucher_pool"),
+                format!("unknown voucher pool \"{pool}\"; it must be the id of a [[voucher_pool]]"),
+            ),
+            (None, CampaignKind::Voucher) => {
+                c.problem(key("voucher_pool"), "a voucher campaign needs voucher_pool")
+            }
+            _ => {}
+        }
+    }
+
+    let mut checkin_durations = HashMap::new();
+    for (i, rule) in settings.checkins.iter().enumerate() {
+        let key = |field: &str| format!("checkin[{i}].{field}");
+        schedules.extend(
+            c.ok(&key("schedule"), Schedule::parse(&rule.schedule, timezone))
+                .map(|s| (rule.id.clone(), s)),
+        );
+        audiences.extend(
+            c.ok(&key("audience"), Audience::parse(&rule.audience))
+                .map(|a| (rule.id.clone(), a)),
+        );
+        check_template(&mut c, key("template"), &rule.template);
+        let due_in = c.ok(&key("due_in"), parse_duration(&rule.due_in));
+        let escalate_after = c.ok(&key("escalate_after"), parse_duration(&rule.escalate_after));
+        let expire_after = c.ok(&key("expire_after"), parse_duration(&rule.expire_after));
+        if let (Some(due_in), Some(escalate_after), Some(expire_after)) =
+            (due_in, escalate_after, expire_after)
+        {
+            checkin_durations.insert(
+                rule.id.clone(),
+                CheckinDurations {
+                    due_in,
+                    escalate_after,
+                    expire_after,
+                },
+            );
+        }
+        if settings.staff.is_empty() {
+            c.problem(
+                key("assign"),
+                "check-ins need at least one [[staff]] member to call customers",
+            );
+        }
+    }
+
+    if c.problems.is_empty() {
+        Ok(Resolved {
+            timezone,
+            frequency_cap,
+            quiet_hours,
+            catch_up,
+            give_up_after,
+            smtp_password,
+            dkim_private_key,
+            token_keys,
+            schedules,
+            audiences,
+            staff,
+            approval_timeouts,
+            checkin_durations,
+            trigger_times,
+        })
+    } else {
+        Err(ConfigError(c.problems))
+    }
+}
+
+fn parse_mailbox(raw: &str) -> Result<lettre::message::Mailbox, String> {
+    raw.parse().map_err(|_| {
+        format!(
+            "\"{raw}\" is not a sender address; write e.g. \"Café Linde <hallo@cafe-linde.de>\""
+        )
+    })
+}

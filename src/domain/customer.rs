@@ -1,0 +1,115 @@
+//! A customer as stored: built-in fields (SPEC §6) plus imported extra columns.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+/// JSON text in the database, a list in Rust.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Tags(pub Vec<String>);
+
+impl TryFrom<String> for Tags {
+    type Error = serde_json::Error;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&text).map(Tags)
+    }
+}
+
+impl Tags {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).expect("a list of strings always serializes")
+    }
+
+    /// Adds tags not yet present, keeping order; true if anything changed.
+    pub fn add(&mut self, new: &[String]) -> bool {
+        let before = self.0.len();
+        for tag in new {
+            if !self.0.contains(tag) {
+                self.0.push(tag.clone());
+            }
+        }
+        self.0.len() != before
+    }
+}
+
+/// Custom attributes: every CSV column that is not a built-in field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Attributes(pub BTreeMap<String, String>);
+
+impl TryFrom<String> for Attributes {
+    type Error = serde_json::Error;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&text).map(Attributes)
+    }
+}
+
+impl Attributes {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).expect("a string map always serializes")
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Customer {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    /// Email (marketing) consent; see `consent_at` and `consent_source` for proof.
+    pub consent: bool,
+    pub consent_at: Option<DateTime<Utc>>,
+    pub consent_source: Option<String>,
+    pub phone_consent: bool,
+    pub do_not_call: bool,
+    pub is_business: bool,
+    pub owner: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub tags: Tags,
+    pub customer_since: Option<NaiveDate>,
+    pub birthday: Option<NaiveDate>,
+    pub points: i64,
+    pub tier: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub attributes: Attributes,
+    pub unsubscribed_at: Option<DateTime<Utc>>,
+    pub bad_address_at: Option<DateTime<Utc>>,
+    pub last_personal_contact_at: Option<DateTime<Utc>>,
+    pub forgotten_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Customer {
+    /// Whether marketing email may go to this customer at all, whatever an
+    /// audience says; `Err` carries the suppression reason.
+    pub fn mailable(&self) -> Result<&str, &'static str> {
+        if self.forgotten_at.is_some() {
+            return Err("forgotten");
+        }
+        let email = self.email.as_deref().ok_or("no email address")?;
+        if self.unsubscribed_at.is_some() {
+            return Err("unsubscribed");
+        }
+        if !self.consent {
+            return Err("no consent");
+        }
+        if self.bad_address_at.is_some() {
+            return Err("address bounced");
+        }
+        Ok(email)
+    }
+
+    /// A label for people: name, else email, else the id.
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| self.email.clone())
+            .unwrap_or_else(|| format!("customer {}", self.id))
+    }
+}

@@ -1,0 +1,28 @@
+//! `outreach` keeps a small business in touch with its customers: it sends
+//! the routine by email on schedules (status updates, loyalty messages,
+//! vouchers) to customers who consented, and turns the personal part —
+//! "call and ask how they are" — into call tasks for staff.
+//!
+//! Layout, in the order a message travels:
+//! - [`config`]: the TOML files, layered and validated as a whole;
+//! - [`domain`]: values parsed once (emails, schedules, limits, customers);
+//! - [`audience`]: boolean expressions that select customers;
+//! - [`store`]: SQLite or PostgreSQL; all SQL lives there;
+//! - [`import`]: customers from CSV;
+//! - [`commands`]: what each CLI command prints;
+//! - [`daemon`]: `outreach run` — wires the store, the HTTP server and the
+//!   background loops, and shuts down cleanly;
+//! - [`http`]: the web endpoints (health, metrics, links in emails);
+//! - [`secret`]: secrets from files that never print themselves;
+//! - [`systemd`]: readiness and stopping notifications.
+
+pub mod audience;
+pub mod commands;
+pub mod config;
+pub mod daemon;
+pub mod domain;
+pub mod http;
+pub mod import;
+pub mod secret;
+pub mod store;
+pub mod systemd;

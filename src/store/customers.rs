@@ -1,0 +1,307 @@
+//! Customers, their event history and the suppression list.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Store, dispatch};
+use crate::domain::Customer;
+
+/// Written columns, in bind order (everything but `id`).
+const COLUMNS: [&str; 25] = [
+    "external_id",
+    "email",
+    "name",
+    "phone",
+    "locale",
+    "timezone",
+    "consent",
+    "consent_at",
+    "consent_source",
+    "phone_consent",
+    "do_not_call",
+    "is_business",
+    "owner",
+    "tags",
+    "customer_since",
+    "birthday",
+    "points",
+    "tier",
+    "attributes",
+    "unsubscribed_at",
+    "bad_address_at",
+    "last_personal_contact_at",
+    "forgotten_at",
+    "created_at",
+    "updated_at",
+];
+
+static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO customers ({}) VALUES ({}) RETURNING id",
+        COLUMNS.join(", "),
+        placeholders.join(", ")
+    )
+});
+
+static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let sets: Vec<String> = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect();
+    format!(
+        "UPDATE customers SET {} WHERE id = ${}",
+        sets.join(", "),
+        COLUMNS.len() + 1
+    )
+});
+
+/// Binds a customer's fields in [`COLUMNS`] order.
+macro_rules! bind_customer {
+    ($query:expr, $c:expr) => {
+        $query
+            .bind(&$c.external_id)
+            .bind(&$c.email)
+            .bind(&$c.name)
+            .bind(&$c.phone)
+            .bind(&$c.locale)
+            .bind(&$c.timezone)
+            .bind($c.consent)
+            .bind($c.consent_at)
+            .bind(&$c.consent_source)
+            .bind($c.phone_consent)
+            .bind($c.do_not_call)
+            .bind($c.is_business)
+            .bind(&$c.owner)
+            .bind($c.tags.to_json())
+            .bind($c.customer_since)
+            .bind($c.birthday)
+            .bind($c.points)
+            .bind(&$c.tier)
+            .bind($c.attributes.to_json())
+            .bind($c.unsubscribed_at)
+            .bind($c.bad_address_at)
+            .bind($c.last_personal_contact_at)
+            .bind($c.forgotten_at)
+            .bind($c.created_at)
+            .bind($c.updated_at)
+    };
+}
+
+/// Something that happened to a customer, for their history.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: String,
+    pub detail: String,
+}
+
+impl NewEvent {
+    pub fn new(kind: &str, detail: impl Into<String>) -> Self {
+        NewEvent {
+            kind: kind.to_string(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// One line of `customers show`: an event, a message or a task, in time order.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// Row of customers to write in one transaction: `id == 0` inserts.
+pub type CustomerRow = (Customer, Vec<NewEvent>);
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Customers whose external id or email is among the given keys.
+    pub async fn customers_by_keys(
+        &self,
+        external_ids: &[String],
+        emails: &[String],
+    ) -> Result<Vec<Customer>> {
+        let mut found = Vec::new();
+        for (column, keys) in [("external_id", external_ids), ("email", emails)] {
+            for chunk in keys.chunks(500) {
+                let sql = format!(
+                    "SELECT * FROM customers WHERE {column} IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let rows: Vec<Customer> = dispatch!(self, pool => {
+                    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                    for k in chunk {
+                        q = q.bind(k);
+                    }
+                    q.fetch_all(pool).await
+                })
+                .context("looking up customers")?;
+                found.extend(rows);
+            }
+        }
+        found.sort_by_key(|c| c.id);
+        found.dedup_by_key(|c| c.id);
+        Ok(found)
+    }
+
+    /// Which of `keys` are on the suppression list of forgotten people.
+    pub async fn suppressed_keys(&self, keys: &[String]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in keys.chunks(500) {
+            let sql = format!(
+                "SELECT key FROM suppressions WHERE key IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let rows: Vec<(String,)> = dispatch!(self, pool => {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                for k in chunk {
+                    q = q.bind(k);
+                }
+                q.fetch_all(pool).await
+            })
+            .context("checking the suppression list")?;
+            found.extend(rows.into_iter().map(|r| r.0));
+        }
+        Ok(found)
+    }
+
+    /// Inserts (id 0) or updates customers with their new events, all in one
+    /// transaction: an import chunk is either fully recorded or not at all.
+    pub async fn write_customers(&self, rows: &[CustomerRow], at: DateTime<Utc>) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (customer, events) in rows {
+                let id = if customer.id == 0 {
+                    let (id,): (i64,) = bind_customer!(sqlx::query_as(sqlx::AssertSqlSafe(INSERT_SQL.as_str())), customer)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    id
+                } else {
+                    bind_customer!(sqlx::query(sqlx::AssertSqlSafe(UPDATE_SQL.as_str())), customer)
+                        .bind(customer.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    customer.id
+                };
+                for event in events {
+                    sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, $3, $4)")
+                        .bind(id)
+                        .bind(at)
+                        .bind(&event.kind)
+                        .bind(&event.detail)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await
+        })
+        .context("writing customers")
+    }
+
+    /// A customer by numeric id, external id or email.
+    pub async fn find_customer(&self, key: &str) -> Result<Option<Customer>> {
+        let by_id = key.parse::<i64>().ok();
+        let email = key.trim().to_lowercase();
+        let found: Option<Customer> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT * FROM customers WHERE id = $1 OR external_id = $2 OR email = $3 ORDER BY id LIMIT 1")
+                .bind(by_id.unwrap_or(-1))
+                .bind(key.trim())
+                .bind(&email)
+                .fetch_optional(pool)
+                .await
+        })
+        .context("looking up the customer")?;
+        Ok(found)
+    }
+
+    pub async fn customer_events(&self, customer_id: i64) -> Result<Vec<HistoryEntry>> {
+        let rows = dispatch!(self, pool => {
+            sqlx::query_as("SELECT at, kind, detail FROM customer_events WHERE customer_id = $1 ORDER BY at, id")
+                .bind(customer_id)
+                .fetch_all(pool)
+                .await
+        })
+        .context("reading the customer's history")?;
+        Ok(rows)
+    }
+
+    pub async fn add_customer_event(
+        &self,
+        customer_id: i64,
+        at: DateTime<Utc>,
+        event: &NewEvent,
+    ) -> Result<()> {
+        dispatch!(self, pool => {
+            sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, $3, $4)")
+                .bind(customer_id)
+                .bind(at)
+                .bind(&event.kind)
+                .bind(&event.detail)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .context("recording a customer event")?;
+        Ok(())
+    }
+
+    /// Erases a customer's personal data: the row keeps only its id (so
+    /// counts and "never twice" records stay intact), history details are
+    /// blanked, and the suppression keys go on the anonymous list.
+    pub async fn forget_customer(
+        &self,
+        id: i64,
+        suppression_keys: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let erased = Customer {
+            id,
+            forgotten_at: Some(at),
+            created_at: at,
+            updated_at: at,
+            ..Customer::default()
+        };
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            bind_customer!(sqlx::query(sqlx::AssertSqlSafe(UPDATE_SQL.as_str())), erased).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE customer_events SET detail = '' WHERE customer_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, 'forgotten', '')")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            for key in suppression_keys {
+                sqlx::query("INSERT INTO suppressions (key, reason, created_at) VALUES ($1, 'forgotten', $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
+        .context("forgetting the customer")
+    }
+
+    pub async fn count_customers(&self) -> Result<i64> {
+        let (n,): (i64,) = dispatch!(self, pool => {
+            sqlx::query_as("SELECT COUNT(*) FROM customers WHERE forgotten_at IS NULL").fetch_one(pool).await
+        })?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,160 @@
+//! Storage: one [`Store`] over SQLite (default) or PostgreSQL.
+//!
+//! All SQL lives under this module. Queries are written once with `$N`
+//! placeholders, which both backends accept, and run on whichever pool the
+//! URL chose through [`dispatch!`]: the macro expands the same body once per
+//! backend, so each expansion is type-checked against its own driver (no
+//! `Any` driver, which would lose chrono and JSON types). Where the dialects
+//! differ, the module says so next to the query.
+//!
+//! Rules every query follows:
+//! - timestamps are bound from Rust, never `CURRENT_TIMESTAMP`, so SQLite's
+//!   text timestamps keep one format and compare correctly;
+//! - lists, tags and attributes are JSON text on both backends.
+
+mod customers;
+
+pub use customers::{CustomerRow, HistoryEntry, NewEvent};
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of `$store`.
+macro_rules! dispatch {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use dispatch;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`). A SQLite file
+    /// and its folder are created if missing; WAL lets the HTTP server read
+    /// while the sender writes, and `synchronous=FULL` makes every commit
+    /// durable before we tell anyone a message was sent.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let backend = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("database.url \"{url}\" is not a valid SQLite URL"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(15))
+                .foreign_keys(true);
+            let path = options.get_filename().to_path_buf();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create database folder {}", dir.display()))?;
+            }
+            // An in-memory database exists per connection: keep exactly one.
+            let max = if url.contains(":memory:") {
+                1
+            } else {
+                max_connections.max(1)
+            };
+            Backend::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot open SQLite database {}", path.display()))?,
+            )
+        } else {
+            let options = PgConnectOptions::from_str(url).with_context(|| {
+                format!(
+                    "database.url is not a valid PostgreSQL URL: {}",
+                    redact(url)
+                )
+            })?;
+            Backend::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(url)))?,
+            )
+        };
+        Ok(Store { backend })
+    }
+
+    /// Applies the migration set of this backend.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+        }
+        .context("applying database migrations")
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A cheap round trip, for `/healthz`.
+    pub async fn ping(&self) -> Result<()> {
+        dispatch!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+            .context("database did not answer")
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, pool => pool.close().await)
+    }
+
+    pub async fn kv_get(&self, key: &str) -> Result<Option<String>> {
+        let value: Option<(String,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT value FROM kv WHERE key = $1").bind(key).fetch_optional(pool).await
+        })?;
+        Ok(value.map(|v| v.0))
+    }
+
+    /// Stores `value` unless the key exists; returns the value now stored
+    /// (so two daemons racing to create a key agree on one).
+    pub async fn kv_get_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        dispatch!(self, pool => {
+            sqlx::query("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        self.kv_get(key)
+            .await?
+            .context("kv value vanished right after insert")
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
