@@ -1,0 +1,130 @@
+//! Shared test helpers: a config in a temp folder, one database per test on
+//! each backend (SQLite file; PostgreSQL when `TEST_POSTGRES_URL` is set),
+//! and the real `outreach` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_outreach");
+
+/// The database URLs a test should run against: always a fresh SQLite file,
+/// plus a fresh PostgreSQL database when `TEST_POSTGRES_URL` is set.
+pub async fn databases(dir: &Path) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}", dir.join("outreach.db").display())];
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(base) if !base.is_empty() => urls.push(fresh_postgres(&base).await),
+        _ => eprintln!("note: TEST_POSTGRES_URL not set, PostgreSQL part of this test skipped"),
+    }
+    urls
+}
+
+/// Creates an empty database on the server of `base` and returns its URL.
+pub async fn fresh_postgres(base: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("outreach_test_{}", rand::random::<u64>());
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .expect("connect to TEST_POSTGRES_URL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(base).expect("TEST_POSTGRES_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A minimal valid config using the shipped templates.
+pub fn base_config(db_url: &str, outbox: &Path) -> String {
+    format!(
+        r#"
+[business]
+name = "Café Test"
+timezone = "Europe/Berlin"
+locale = "de"
+from = "Café Test <hallo@cafe-test.example>"
+postal_address = "Teststraße 1, 50667 Köln"
+base_url = "http://127.0.0.1:8080"
+
+[database]
+url = "{db_url}"
+
+[mail]
+file_dir = "{outbox}"
+
+[templates]
+dir = "{templates}"
+
+[[staff]]
+id = "maria"
+name = "Maria"
+email = "maria@cafe-test.example"
+
+[[staff]]
+id = "jonas"
+name = "Jonas"
+email = "jonas@cafe-test.example"
+manager = "maria"
+"#,
+        outbox = outbox.display(),
+        templates = repo_path("templates").display()
+    )
+}
+
+pub struct Env {
+    pub dir: TempDir,
+    pub config: PathBuf,
+}
+
+impl Env {
+    /// A temp folder with `outreach.toml` = base config + `extra`.
+    pub fn new(db_url: &str, extra: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        Env::in_dir(dir, db_url, extra)
+    }
+
+    pub fn in_dir(dir: TempDir, db_url: &str, extra: &str) -> Env {
+        let config = dir.path().join("outreach.toml");
+        let text = base_config(db_url, &dir.path().join("outbox")) + extra;
+        std::fs::write(&config, text).unwrap();
+        Env { dir, config }
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(&self.config).args(args);
+        cmd.env_remove("RUST_LOG");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OUTREACH") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run outreach")
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

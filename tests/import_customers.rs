@@ -1,0 +1,228 @@
+//! `outreach import customers` on real database files and PostgreSQL.
+
+mod common;
+
+use common::{Env, databases, stderr, stdout};
+use serde_json::Value;
+
+fn show_json(env: &Env, key: &str) -> Value {
+    let out = env.run(&["customers", "show", key, "--json"]);
+    assert!(out.status.success(), "show {key}: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[tokio::test]
+async fn the_example_csv_imports_completely_and_reimports_as_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let env = Env::new(&url, "");
+        let csv = common::repo_path("config/customers.example.csv");
+        let out = env.run(&["import", "customers", csv.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{url}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).starts_with("imported 12, updated 0, unchanged 0, rejected 0"),
+            "{}",
+            stdout(&out)
+        );
+        let again = env.run(&["import", "customers", csv.to_str().unwrap()]);
+        assert!(
+            stdout(&again).starts_with("imported 0, updated 0, unchanged 12, rejected 0"),
+            "{}",
+            stdout(&again)
+        );
+
+        let anna = show_json(&env, "K-1001");
+        let c = &anna["customer"];
+        assert_eq!(c["email"], "anna.becker@example.de");
+        assert_eq!(c["consent"], true);
+        assert_eq!(c["consent_source"], "Anmeldeformular Theke");
+        assert!(c["consent_at"].as_str().unwrap().starts_with("2023-04-12"));
+        assert_eq!(c["tags"], serde_json::json!(["newsletter", "stammgast"]));
+        assert_eq!(c["attributes"]["stadtteil"], "Ehrenfeld");
+        assert_eq!(c["owner"], "maria");
+        // Phone consent and do-not-call are separate from email consent.
+        let elif = show_json(&env, "elif.yilmaz@example.de");
+        assert_eq!(elif["customer"]["phone_consent"], true);
+        assert_eq!(elif["customer"]["do_not_call"], true);
+        let clara = show_json(&env, "K-1003");
+        assert_eq!(clara["customer"]["consent"], false);
+        assert_eq!(clara["customer"]["phone_consent"], true);
+    }
+}
+
+#[tokio::test]
+async fn bad_rows_are_reported_by_line_and_good_rows_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let env = Env::new(&url, "");
+        let csv = env.write(
+            "bad.csv",
+            "email,name,owner,birthday,consent\n\
+             ok1@example.de,Ok Eins,maria,1970-01-31,yes\n\
+             not-an-email,Kaputt,,,\n\
+             ok2@example.de,Ok Zwei,ghost,,\n\
+             ok3@example.de,Ok Drei,,31.02.1980,\n\
+             ok4@example.de,Ok Vier,jonas,24.12.1980,2020-05-01\n\
+             ok1@example.de,Doppelt,,,\n",
+        );
+        let out = env.run(&["import", "customers", csv.to_str().unwrap()]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.starts_with("imported 2, updated 0, unchanged 0, rejected 4"),
+            "{text}"
+        );
+        assert!(text.contains("line 3: invalid email"), "{text}");
+        assert!(text.contains("line 4: unknown owner \"ghost\""), "{text}");
+        assert!(
+            text.contains("line 5: birthday \"31.02.1980\" is not a date"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 7: same email ok1@example.de as line 2"),
+            "{text}"
+        );
+        assert!(stderr(&out).contains("4 row(s) rejected"));
+        let vier = show_json(&env, "ok4@example.de");
+        assert_eq!(vier["customer"]["birthday"], "1980-12-24");
+        assert_eq!(vier["customer"]["consent_source"], "import");
+    }
+}
+
+#[tokio::test]
+async fn upserts_by_external_id_then_email_and_only_present_columns_change() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let env = Env::new(&url, "[import]\ndefault_consent_source = \"Papierliste\"\n");
+        let first = env.write("a.csv", "external_id;email;name;consent;tier;tags\nK1;k1@example.de;Karl;ja;Silber;\"a;b\"\nK2;k2@example.de;Kim;nein;Bronze;\n");
+        assert!(
+            env.run(&["import", "customers", first.to_str().unwrap()])
+                .status
+                .success()
+        );
+        // New email for K1 (keyed by external_id), tier up for K2 via email key only.
+        let second = env.write(
+            "b.csv",
+            "external_id,email,tier\nK1,karl.neu@example.de,Gold\n,k2@example.de,Silber\n",
+        );
+        let out = env.run(&["import", "customers", second.to_str().unwrap()]);
+        assert!(
+            stdout(&out).starts_with("imported 0, updated 2"),
+            "{}",
+            stdout(&out)
+        );
+        let k1 = show_json(&env, "K1");
+        assert_eq!(k1["customer"]["email"], "karl.neu@example.de");
+        assert_eq!(
+            k1["customer"]["consent"], true,
+            "consent column absent: unchanged"
+        );
+        assert_eq!(k1["customer"]["consent_source"], "Papierliste");
+        assert_eq!(k1["customer"]["tags"], serde_json::json!(["a", "b"]));
+        let history: Vec<String> = k1["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["detail"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            history.iter().any(|d| d == "tier: Silber → Gold"),
+            "{history:?}"
+        );
+        let k2 = show_json(&env, "k2@example.de");
+        assert_eq!(k2["customer"]["external_id"], "K2");
+        assert_eq!(k2["customer"]["tier"], "Silber");
+    }
+}
+
+#[tokio::test]
+async fn dry_run_counts_but_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let env = Env::new(&url, "");
+        let csv = env.write("a.csv", "email\nx1@example.de\nx2@example.de\n");
+        let out = env.run(&["import", "customers", csv.to_str().unwrap(), "--dry-run"]);
+        assert!(
+            stdout(&out).contains("would have imported 2"),
+            "{}",
+            stdout(&out)
+        );
+        assert_eq!(
+            env.run(&["customers", "show", "x1@example.de"])
+                .status
+                .code(),
+            Some(1)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_forgotten_customer_is_never_reimported() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let env = Env::new(&url, "");
+        let csv = env.write(
+            "a.csv",
+            "external_id,email,name,consent\nF1,Frida@Example.de,Frida,yes\n",
+        );
+        assert!(
+            env.run(&["import", "customers", csv.to_str().unwrap()])
+                .status
+                .success()
+        );
+        let export = env.run(&["customers", "export", "F1"]);
+        assert!(
+            stdout(&export).contains("\"name\": \"Frida\""),
+            "{}",
+            stdout(&export)
+        );
+        let forget = env.run(&["customers", "forget", "frida@example.de"]);
+        assert!(forget.status.success(), "{}", stderr(&forget));
+        assert_eq!(env.run(&["customers", "show", "F1"]).status.code(), Some(1));
+        // Same person in a later export of the shop system, even with another case or without the id.
+        let again = env.write("b.csv", "email,name,consent\nfrida@example.DE,Frida,yes\n");
+        let out = env.run(&["import", "customers", again.to_str().unwrap()]);
+        assert!(out.status.success());
+        assert!(
+            stdout(&out).contains("skipped as forgotten 1"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(stdout(&out).contains("line 2: skipped"), "{}", stdout(&out));
+        assert_eq!(
+            env.run(&["customers", "show", "frida@example.de"])
+                .status
+                .code(),
+            Some(1)
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_encoding_and_missing_key_columns_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let env = Env::new(&url, "");
+    let latin1 = env.dir.path().join("latin1.csv");
+    std::fs::write(&latin1, b"email;name\nj@example.de;J\xfcrgen\n").unwrap();
+    let out = env.run(&["import", "customers", latin1.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("latin1.csv: line 2: the file is not UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+    let nokey = env.write("nokey.csv", "name,phone\nA,1\n");
+    let out = env.run(&["import", "customers", nokey.to_str().unwrap()]);
+    assert!(
+        stderr(&out)
+            .contains("nokey.csv: line 1 (header): needs an `email` or `external_id` column"),
+        "{}",
+        stderr(&out)
+    );
+}
