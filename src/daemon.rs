@@ -1,18 +1,32 @@
-//! `outreach run`: open and migrate the store, bind the HTTP server, tell
+//! `outreach run`: open and migrate the store, bind the HTTP server, start
+//! the scheduler loop and one delivery worker per SMTP connection, tell
 //! systemd we are ready, and run until SIGTERM/Ctrl-C.
 //!
-//! Shutdown is one `watch` channel: every background loop selects on it, and
-//! the HTTP server drains its connections when it flips.
+//! Shutdown is one `watch` channel: every loop selects on it. On SIGTERM we
+//! stop claiming, let workers finish and record their batch, drain HTTP, and
+//! exit. SIGHUP reloads the config: a new [`App`] is built and swapped in only
+//! if it loaded completely; otherwise the error is logged and the old one
+//! keeps running.
 
 use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{error, info, warn};
 
+use crate::app::{App, Shared};
 use crate::config::{Config, Log, LogFormat};
+use crate::deliver::{self, Delivery};
+use crate::store::Store;
 use crate::{http, systemd};
+
+/// The scheduler looks for new work at least this often (manual starts, approvals, digests).
+const TICK: Duration = Duration::from_secs(5);
 
 /// Terminal: plain text with time. Under systemd (`JOURNAL_STREAM` set): no
 /// timestamps (journald adds its own) and no colours. `json` if configured.
@@ -34,6 +48,9 @@ pub fn init_logging(log: &Log) {
 
 pub async fn run(config: Config) -> Result<()> {
     let store = crate::commands::open_store(&config).await?;
+    let instance = format!("{}-{}", hostname(), std::process::id());
+    let app = App::build(config.clone(), store.clone(), instance).await?;
+    recover_after_restart(&app).await?;
     let listen = &config.settings.http.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!(
@@ -41,33 +58,169 @@ pub async fn run(config: Config) -> Result<()> {
             config.path.display()
         )
     })?;
+    let shared = Shared::new(app);
+    let delivery = Arc::new(Delivery::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = http::AppState::new(store.clone(), config.clone());
-    info!(
-        address = %listener.local_addr()?,
-        database = store.backend_name(),
-        config = %config.path.display(),
-        "outreach is running"
-    );
-    systemd::ready();
-    let server = tokio::spawn(http::serve(listener, state, stop_rx.clone()));
+    info!(address = %listener.local_addr()?, database = store.backend_name(), config = %config.path.display(), "outreach is running");
 
-    wait_for_stop_signal().await;
-    info!("stopping: finishing in-flight work");
+    let state = http::AppState::new(shared.clone(), delivery.clone());
+    let server = tokio::spawn(http::serve(listener, state, stop_rx.clone()));
+    let mut workers = Vec::new();
+    let connections = match config.settings.mail.transport {
+        crate::config::Transport::Smtp => config.settings.mail.smtp.connections.max(1),
+        crate::config::Transport::File => 1,
+    };
+    for _ in 0..connections {
+        workers.push(tokio::spawn(deliver::worker(
+            shared.clone(),
+            delivery.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let scheduler = tokio::spawn(scheduler_loop(
+        shared.clone(),
+        delivery.clone(),
+        stop_rx.clone(),
+    ));
+    systemd::ready();
+
+    wait_for_stop(&shared, &config.path).await;
+    info!("stopping: finishing in-flight sends");
     systemd::stopping();
     let _ = stop_tx.send(true);
-    server.await.context("HTTP server task panicked")??;
+    for worker in workers {
+        worker.await.context("a delivery worker panicked")?;
+    }
+    scheduler.await.context("the scheduler panicked")?;
+    server.await.context("the HTTP server panicked")??;
     store.close().await;
     info!("stopped");
     Ok(())
 }
 
-async fn wait_for_stop_signal() {
+/// After a crash: SQLite has one daemon, so whatever it had claimed is
+/// now `unknown` and its half-planned runs are resumed at once. On
+/// PostgreSQL other daemons may be alive; leases expire on their own.
+async fn recover_after_restart(app: &App) -> Result<()> {
+    if app.store.backend_name() == "sqlite" {
+        let n = app
+            .store
+            .expire_claims(Utc::now() + deliver::LEASE * 2)
+            .await?;
+        if n > 0 {
+            warn!(
+                messages = n,
+                "messages were being sent when the daemon stopped; marked unknown (see `outreach runs retry-unknown`)"
+            );
+        }
+        app.store.release_planning_leases().await?;
+    }
+    Ok(())
+}
+
+/// One pass of everything time-driven. Tests call this directly.
+pub async fn tick(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) -> Result<()> {
+    crate::schedule::create_due_runs(app, now).await?;
+    while let Some(run) = app
+        .store
+        .claim_run_for_planning(&app.instance, now, now + deliver::LEASE)
+        .await?
+    {
+        let result = match run.rule_kind.as_str() {
+            "checkin" => crate::tasks::create_tasks(app, &run, now).await.map(|_| ()),
+            _ => crate::plan::plan_campaign(app, &run, now).await.map(|_| ()),
+        };
+        if let Err(e) = result {
+            error!(run = run.id, rule = %run.rule_id, error = %format!("{e:#}"), "planning failed; will retry");
+            return Err(e);
+        }
+    }
+    crate::approval::expire_overdue(app, now).await?;
+    let expired = app.store.expire_claims(now).await?;
+    if expired > 0 {
+        warn!(
+            messages = expired,
+            "claims of a daemon that stopped mid-send expired; marked unknown"
+        );
+    }
+    for run in app.store.finish_drained_runs(now).await? {
+        info!(run, "run finished");
+    }
+    crate::tasks::housekeeping(app, now).await?;
+    delivery.wake.notify_waiters();
+    Ok(())
+}
+
+async fn scheduler_loop(shared: Shared, delivery: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let app = shared.current();
+        let now = Utc::now();
+        match tick(&app, &delivery, now).await {
+            // The watchdog is fed from the loop that does the work: a hung step starves it.
+            Ok(()) => systemd::watchdog(),
+            Err(e) => warn!(error = %format!("{e:#}"), "scheduler step failed; retrying"),
+        }
+        let until_next = crate::schedule::next_wake(&app, now)
+            .and_then(|t| (t - Utc::now()).to_std().ok())
+            .unwrap_or(TICK)
+            .min(TICK);
+        tokio::select! {
+            _ = tokio::time::sleep(until_next) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    info!("scheduler stopped");
+}
+
+/// Waits for SIGTERM or Ctrl-C; handles SIGHUP (reload) meanwhile.
+async fn wait_for_stop(shared: &Shared, path: &Path) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term =
         signal(SignalKind::terminate()).expect("installing a SIGTERM handler cannot fail on Unix");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut hup =
+        signal(SignalKind::hangup()).expect("installing a SIGHUP handler cannot fail on Unix");
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hup.recv() => reload(shared, path).await,
+        }
     }
+}
+
+async fn reload(shared: &Shared, path: &Path) {
+    systemd::reloading();
+    let current = shared.current();
+    let result = async {
+        let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if config.settings.database.url != current.settings().database.url {
+            anyhow::bail!(
+                "{}: database.url cannot change on reload; restart the service",
+                path.display()
+            );
+        }
+        App::build(config, current.store.clone(), current.instance.clone()).await
+    }
+    .await;
+    match result {
+        Ok(app) => {
+            shared.replace(app);
+            info!(config = %path.display(), "configuration reloaded");
+        }
+        Err(e) => {
+            error!(error = %format!("{e:#}"), "reload refused; the previous configuration keeps running")
+        }
+    }
+    systemd::ready();
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}
+
+/// Used by CLI commands that act like the daemon would (e.g. `tasks digest`).
+pub async fn cli_app(config: Config, store: Store) -> Result<App> {
+    App::build(config, store, format!("cli-{}", std::process::id())).await
 }

@@ -16,13 +16,28 @@
 //! - [`secret`]: secrets from files that never print themselves;
 //! - [`systemd`]: readiness and stopping notifications.
 
+pub mod app;
+pub mod approval;
 pub mod audience;
 pub mod commands;
+pub mod compose;
 pub mod config;
+pub mod context;
 pub mod daemon;
+pub mod deliver;
 pub mod domain;
+pub mod history;
 pub mod http;
 pub mod import;
+pub mod mailer;
+pub mod metrics;
+pub mod plan;
+pub mod render;
+pub mod schedule;
 pub mod secret;
 pub mod store;
 pub mod systemd;
+pub mod tasks;
+pub mod templates;
+pub mod tokens;
+pub mod vouchers;

@@ -11,12 +11,25 @@ fn notify(state: &[NotifyState]) {
     }
 }
 
-/// After migrations ran and the listener is bound.
+/// After migrations ran and the listener is bound, and after a reload.
 pub fn ready() {
     notify(&[NotifyState::Ready]);
+}
+
+/// While a reload is being applied (`Type=notify-reload` wants the timestamp).
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(stamp) => notify(&[NotifyState::Reloading, stamp]),
+        Err(_) => notify(&[NotifyState::Reloading]),
+    }
 }
 
 /// When draining begins.
 pub fn stopping() {
     notify(&[NotifyState::Stopping]);
+}
+
+/// From the scheduler loop after each completed pass.
+pub fn watchdog() {
+    notify(&[NotifyState::Watchdog]);
 }

@@ -1,22 +1,75 @@
 //! `outreach check`: the config loaded and validated (that already happened
 //! before we get here, or the command failed with every problem listed);
-//! what is left is showing the admin what will happen next.
+//! here every template is rendered against a sample customer in every
+//! locale it exists in, and the next runs are shown.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use chrono::Utc;
+use minijinja::context;
 
 use crate::config::Config;
+use crate::context::{business_value, customer_value, sample_customer};
+use crate::secret::Secret;
+use crate::templates::Templates;
+use crate::tokens::{Purpose, Signer};
 
-pub fn run(config: &Config) -> Result<()> {
+pub async fn run(config: &Config) -> Result<()> {
     let s = &config.settings;
     let tz = config.resolved.timezone;
+    let templates = Templates::load(&s.templates.dir, &s.business.locale)?;
+    let mut problems = Vec::new();
+    let signer = Signer::new(vec![Secret::from_bytes(b"check".to_vec())]);
+    let unsubscribe_url = format!(
+        "{}/u/{}",
+        s.business.base_url,
+        signer.sign(Purpose::Unsubscribe, 0, Utc::now())
+    );
+    let rendered_templates = s
+        .campaigns
+        .iter()
+        .map(|c| (c.id.as_str(), c.template.as_str(), true))
+        .chain(
+            s.checkins
+                .iter()
+                .map(|c| (c.id.as_str(), c.template.as_str(), false)),
+        );
+    for (id, template, is_email) in rendered_templates {
+        for locale in templates.locales(template) {
+            let customer = sample_customer(&locale);
+            let ctx = context! {
+                customer => customer_value(&customer),
+                business => business_value(&s.business),
+                unsubscribe_url => &unsubscribe_url,
+                voucher => context! { code => "MUSTER-1234", value => "10 €", expires => "31.12.2026" },
+                run => context! { id => 0, campaign => id },
+            };
+            let result = if is_email {
+                templates.render_email(template, Some(&locale), &ctx)
+            } else {
+                templates.render_plain(template, Some(&locale), &ctx)
+            };
+            if let Err(e) = result {
+                problems.push(format!("{id} ({locale}): {e:#}"));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("  {p}");
+        }
+        bail!(
+            "{} template problem(s); fix the files named above",
+            problems.len()
+        );
+    }
     println!("{}: configuration is valid", config.path.display());
     println!(
-        "  {} campaign(s), {} check-in rule(s), {} staff, {} voucher pool(s)",
+        "  {} campaign(s), {} check-in rule(s), {} staff, {} voucher pool(s); templates render in {}",
         s.campaigns.len(),
         s.checkins.len(),
         s.staff.len(),
-        s.voucher_pools.len()
+        s.voucher_pools.len(),
+        s.templates.dir.display()
     );
     let ids = s
         .campaigns

@@ -6,12 +6,13 @@ use std::path::Path;
 use anyhow::{Result, anyhow};
 use chrono::Utc;
 
-use crate::config::Config;
+use crate::app::App;
 use crate::domain::{Customer, Email};
 use crate::import::{self, ImportOptions};
 use crate::store::{HistoryEntry, Store};
 
-pub async fn import(store: &Store, config: &Config, file: &Path, dry_run: bool) -> Result<()> {
+pub async fn import(app: &App, file: &Path, dry_run: bool) -> Result<()> {
+    let config = &app.config;
     let interactive = std::io::stderr().is_terminal();
     let mut progress = |done: usize, total: usize| {
         if interactive {
@@ -19,7 +20,7 @@ pub async fn import(store: &Store, config: &Config, file: &Path, dry_run: bool) 
         }
     };
     let report = import::import_customers(
-        store,
+        &app.store,
         file,
         ImportOptions {
             dry_run,
@@ -65,7 +66,7 @@ async fn find(store: &Store, key: &str) -> Result<Customer> {
 }
 
 async fn history(store: &Store, customer: &Customer) -> Result<Vec<HistoryEntry>> {
-    store.customer_events(customer.id).await
+    crate::history::customer_history(store, customer.id).await
 }
 
 fn yes_no(v: bool) -> &'static str {

@@ -6,12 +6,16 @@
 
 mod check;
 mod customers;
+mod runs;
+mod status;
+mod tasks;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::store::Store;
 
@@ -43,6 +47,74 @@ pub enum Command {
     /// Look up, export or forget a customer.
     #[command(subcommand)]
     Customers(CustomersCommand),
+    /// Render a campaign's message exactly as it would be sent.
+    Preview {
+        campaign: String,
+        /// Customer id, external id or email (default: a sample customer).
+        #[arg(long)]
+        customer: Option<String>,
+        /// Print the HTML part instead of headers and text.
+        #[arg(long)]
+        html: bool,
+    },
+    /// Campaign runs and the approval gate.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Call tasks from the command line.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// Queue by state, next runs, open/overdue tasks per staff, recent failures.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs with message counts per state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a run waiting for approval.
+    Approve { run: i64 },
+    /// Cancel a run waiting for approval; its messages end suppressed.
+    Cancel { run: i64 },
+    /// Start a campaign or check-in rule now, as if its schedule had fired.
+    Start { id: String },
+    /// Queue a run's `unknown` messages again (after checking they did not arrive).
+    RetryUnknown { run: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Call tasks, by due day.
+    List {
+        #[arg(long)]
+        staff: Option<String>,
+        /// Only open tasks.
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a call's outcome: reached, not_reached, callback, needs_help, do_not_call.
+    Done {
+        task: i64,
+        #[arg(long)]
+        outcome: String,
+        #[arg(long)]
+        note: Option<String>,
+        /// With `--outcome callback`: the day to call back (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        callback_on: Option<chrono::NaiveDate>,
+    },
+    /// Send the digest email(s) now instead of at digest_at.
+    Digest {
+        #[arg(long)]
+        staff: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +126,8 @@ pub enum ImportCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Add voucher codes (one per line, or a CSV column `code`) to a pool.
+    Vouchers { pool: String, file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,24 +151,62 @@ pub async fn execute(cli: Cli) -> Result<()> {
     crate::daemon::init_logging(&config.settings.log);
     match cli.command {
         Command::Run => crate::daemon::run(config).await,
-        Command::Check => check::run(&config),
+        Command::Check => check::run(&config).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database migrated ({})", store.backend_name());
             Ok(())
         }
-        Command::Import(ImportCommand::Customers { file, dry_run }) => {
-            customers::import(&open_store(&config).await?, &config, &file, dry_run).await
+        command => {
+            let app = crate::daemon::cli_app(config.clone(), open_store(&config).await?).await?;
+            with_app(&app, command).await
         }
-        Command::Customers(cmd) => {
-            let store = open_store(&config).await?;
-            match cmd {
-                CustomersCommand::Show { customer, json } => {
-                    customers::show(&store, &customer, json).await
-                }
-                CustomersCommand::Export { customer } => customers::export(&store, &customer).await,
-                CustomersCommand::Forget { customer } => customers::forget(&store, &customer).await,
-            }
+    }
+}
+
+/// Commands that work on the database with the loaded templates and keys.
+async fn with_app(app: &App, command: Command) -> Result<()> {
+    match command {
+        Command::Import(ImportCommand::Customers { file, dry_run }) => {
+            customers::import(app, &file, dry_run).await
+        }
+        Command::Import(ImportCommand::Vouchers { pool, file }) => {
+            runs::import_vouchers(app, &pool, &file).await
+        }
+        Command::Customers(CustomersCommand::Show { customer, json }) => {
+            customers::show(&app.store, &customer, json).await
+        }
+        Command::Customers(CustomersCommand::Export { customer }) => {
+            customers::export(&app.store, &customer).await
+        }
+        Command::Customers(CustomersCommand::Forget { customer }) => {
+            customers::forget(&app.store, &customer).await
+        }
+        Command::Preview {
+            campaign,
+            customer,
+            html,
+        } => runs::preview(app, &campaign, customer.as_deref(), html).await,
+        Command::Runs(RunsCommand::List { json }) => runs::list(app, json).await,
+        Command::Runs(RunsCommand::Approve { run }) => runs::decide(app, run, true).await,
+        Command::Runs(RunsCommand::Cancel { run }) => runs::decide(app, run, false).await,
+        Command::Runs(RunsCommand::Start { id }) => runs::start(app, &id).await,
+        Command::Runs(RunsCommand::RetryUnknown { run }) => runs::retry_unknown(app, run).await,
+        Command::Tasks(TasksCommand::List { staff, open, json }) => {
+            tasks::list(app, staff.as_deref(), open, json).await
+        }
+        Command::Tasks(TasksCommand::Done {
+            task,
+            outcome,
+            note,
+            callback_on,
+        }) => tasks::done(app, task, &outcome, note.as_deref(), callback_on).await,
+        Command::Tasks(TasksCommand::Digest { staff }) => {
+            tasks::digest(app, staff.as_deref()).await
+        }
+        Command::Status { json } => status::run(app, json).await,
+        Command::Run | Command::Check | Command::Migrate => {
+            unreachable!("execute handles these without an App")
         }
     }
 }

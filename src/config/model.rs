@@ -54,6 +54,19 @@ pub struct Business {
     pub postal_address: String,
     /// Public address of the HTTP server, for links in emails.
     pub base_url: String,
+    /// Who gets notices meant for the admin (e.g. an empty voucher pool);
+    /// defaults to `reply_to`, else `from`.
+    #[serde(default)]
+    pub admin_email: Option<String>,
+}
+
+impl Business {
+    pub fn admin_email(&self) -> String {
+        self.admin_email
+            .clone()
+            .or_else(|| self.reply_to.clone())
+            .unwrap_or_else(|| self.from.clone())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use chrono::NaiveTime;
+use chrono::{DateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
 /// Parses `30m`, `6h`, `2d`, `1w` (and anything humantime accepts).
@@ -76,6 +77,29 @@ impl QuietHours {
             t >= self.start || t < self.end
         }
     }
+
+    /// `now` if it is outside the window in `tz`, else the instant the window ends.
+    pub fn release_at(&self, now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        let local = now.with_timezone(&tz);
+        if !self.contains(local.time()) {
+            return now;
+        }
+        let day = if local.time() < self.end {
+            local.date_naive()
+        } else {
+            local.date_naive() + chrono::Days::new(1)
+        };
+        let end = day.and_time(self.end);
+        // A DST gap can swallow the end time: then the first valid instant after it.
+        tz.from_local_datetime(&end)
+            .earliest()
+            .or_else(|| {
+                tz.from_local_datetime(&(end + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now + chrono::Duration::hours(12))
+    }
 }
 
 /// `"08:30"` → 08:30.
@@ -112,5 +136,31 @@ mod tests {
         assert!(!q.contains(t(8, 0)));
         assert!(!q.contains(t(12, 0)));
         assert!(QuietHours::parse("8-20").is_err());
+    }
+
+    #[test]
+    fn quiet_hours_release_at_the_window_end_in_the_customer_zone() {
+        let q = QuietHours::parse("20:00-08:00").unwrap().unwrap();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let at = |h| {
+            berlin
+                .with_ymd_and_hms(2026, 11, 23, h, 0, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        assert_eq!(q.release_at(at(12), berlin), at(12));
+        let next_morning = berlin
+            .with_ymd_and_hms(2026, 11, 24, 8, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(q.release_at(at(21), berlin), next_morning);
+        assert_eq!(q.release_at(at(6), berlin), at(8));
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        // 12:00 in Berlin is 06:00 in New York: quiet there until 08:00 local.
+        let ny_eight = new_york
+            .with_ymd_and_hms(2026, 11, 23, 8, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(q.release_at(at(12), new_york), ny_eight);
     }
 }

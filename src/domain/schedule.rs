@@ -63,14 +63,6 @@ impl Schedule {
         }
         out
     }
-
-    /// The latest occurrence at or before `at`.
-    pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron
-            .find_previous_occurrence(&at.with_timezone(&self.tz), true)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    }
 }
 
 #[cfg(test)]

@@ -298,6 +298,91 @@ impl Store {
         .context("forgetting the customer")
     }
 
+    /// Customers (not forgotten) with `id > after`, in id order: planning
+    /// walks the whole table page by page with flat memory.
+    pub async fn customers_page(&self, after: i64, limit: i64) -> Result<Vec<Customer>> {
+        dispatch!(self, pool => {
+            sqlx::query_as("SELECT * FROM customers WHERE id > $1 AND forgotten_at IS NULL ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })
+        .context("reading customers")
+    }
+
+    pub async fn customers_by_ids(&self, ids: &[i64]) -> Result<Vec<Customer>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let list = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT * FROM customers WHERE id IN ({list})");
+            let rows: Vec<Customer> = dispatch!(self, pool => {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await
+            })
+            .context("reading customers")?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// Records an unsubscribe (idempotent); true if it changed anything.
+    pub async fn unsubscribe(
+        &self,
+        customer_id: i64,
+        how: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let changed = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("UPDATE customers SET unsubscribed_at = $1, updated_at = $1 WHERE id = $2 AND unsubscribed_at IS NULL AND forgotten_at IS NULL")
+                .bind(at)
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, 'unsubscribed', $3)")
+                    .bind(customer_id)
+                    .bind(at)
+                    .bind(how)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await.map(|_| n == 1)
+        })
+        .context("recording the unsubscribe")?;
+        Ok(changed)
+    }
+
+    /// Marks an address as undeliverable after a 5.1.1-class reply.
+    pub async fn mark_bad_address(
+        &self,
+        customer_id: i64,
+        reply: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE customers SET bad_address_at = $1 WHERE id = $2 AND bad_address_at IS NULL")
+                .bind(at)
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, 'address_bounced', $3)")
+                .bind(customer_id)
+                .bind(at)
+                .bind(reply)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
+        .context("marking the address as bad")
+    }
+
     pub async fn count_customers(&self) -> Result<i64> {
         let (n,): (i64,) = dispatch!(self, pool => {
             sqlx::query_as("SELECT COUNT(*) FROM customers WHERE forgotten_at IS NULL").fetch_one(pool).await

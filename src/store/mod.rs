@@ -13,8 +13,15 @@
 //! - lists, tags and attributes are JSON text on both backends.
 
 mod customers;
+mod messages;
+mod runs;
+mod tasks;
+mod vouchers;
 
 pub use customers::{CustomerRow, HistoryEntry, NewEvent};
+pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
+pub use runs::{NewRun, Run, RunCount};
+pub use tasks::{NewTask, OutcomeChange, Task};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -118,6 +125,17 @@ impl Store {
     pub async fn ping(&self) -> Result<()> {
         dispatch!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
             .context("database did not answer")
+    }
+
+    /// Frees runs a previous process of a single-daemon (SQLite) setup was planning.
+    pub async fn release_planning_leases(&self) -> Result<()> {
+        dispatch!(self, pool => {
+            sqlx::query("UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE state = 'planning'")
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
     }
 
     pub async fn close(&self) {

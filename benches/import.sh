@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Benchmark of `outreach import customers` with 100,000 customers, on SQLite
+# and on PostgreSQL. Run by hand (not in CI), from any directory:
+#
+#   benches/import.sh
+#
+# For each backend and each run it measures, on the same generated CSV:
+#   baseline   the database's own bulk loader into a plain table of text
+#              columns: `sqlite3 .import` (WAL, synchronous=FULL, fresh file)
+#              or psql `\copy` (fresh database);
+#   first      `outreach import customers` into a fresh database (all new);
+#   reimport   the same file again (all unchanged).
+# Wall time and peak RSS come from `/usr/bin/time -v`. The table shows the
+# median time over the runs, rows/s, `vs baseline` = baseline_s / case_s
+# (1.00 = as fast as the bulk loader, 0.10 = ten times slower), and the
+# highest peak RSS of the measured process over the runs. For PostgreSQL the
+# RSS is that of the client process (psql or outreach), not of the server.
+#
+# Environment:
+#   BENCH_ROWS          rows to generate (default 100000)
+#   BENCH_RUNS          runs per case (default 3; drops to 1 if the first run
+#                       suggests more than ~5 minutes in total)
+#   BENCH_POSTGRES_URL  server to use (default postgres://postgres@127.0.0.1:5432/test);
+#                       a database outreach_bench_<random>_{copy,app} is
+#                       created there and dropped again. `none` skips PostgreSQL.
+#   BENCH_KEEP=1        keep the temp folder (CSV, configs, databases) for inspection
+#
+# Needs cargo, python3, psql (for PostgreSQL); installs the Debian packages
+# `sqlite3` and `time` with apt-get when they are missing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROWS=${BENCH_ROWS:-100000}
+RUNS=${BENCH_RUNS:-3}
+PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+BUDGET_SECONDS=300
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- tools --------------------------------------------------------------------
+
+apt_install() {
+    local pkg=$1 sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    log "installing Debian package $pkg"
+    "${sudo[@]}" apt-get install -y "$pkg" >/dev/null ||
+        { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y "$pkg" >/dev/null; }
+}
+command -v python3 >/dev/null || die "python3 is needed to generate the CSV"
+command -v sqlite3 >/dev/null || apt_install sqlite3
+[[ -x /usr/bin/time ]] || apt_install time
+
+# --- temp folder and clean-up -------------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/outreach-bench.XXXXXX")
+PG_DBS=()
+cleanup() {
+    local status=$?
+    set +e
+    for db in "${PG_DBS[@]}"; do
+        psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 \
+            -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 ||
+            log "warning: could not drop PostgreSQL database $db"
+    done
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Commands run as in the tests: no RUST_LOG, no OUTREACH* overrides.
+unset RUST_LOG
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^OUTREACH' || true)
+
+# --- build ---------------------------------------------------------------------
+
+log "building (cargo build --release) in $ROOT"
+(cd "$ROOT" && cargo build --release --bin outreach)
+TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+BIN="$TARGET_DIR/release/outreach"
+[[ -x $BIN ]] || die "no binary at $BIN after the build"
+
+# --- PostgreSQL available? -----------------------------------------------------
+
+BACKENDS=(sqlite)
+PG_NOTE=""
+if [[ $PG_URL == none ]]; then
+    PG_NOTE="PostgreSQL skipped (BENCH_POSTGRES_URL=none)"
+elif ! command -v psql >/dev/null; then
+    PG_NOTE="PostgreSQL skipped: psql is not installed"
+elif ! PGCONNECT_TIMEOUT=5 psql "$PG_URL" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+    PG_NOTE="PostgreSQL skipped: $PG_URL is unreachable"
+else
+    BACKENDS+=(postgres)
+    PG_BASE="outreach_bench_$(python3 -c 'import secrets; print(secrets.token_hex(4))')"
+fi
+[[ -z $PG_NOTE ]] || log "note: $PG_NOTE"
+
+# URL of database $1 on the server of $PG_URL.
+pg_url_for() {
+    python3 - "$PG_URL" "$1" <<'EOF'
+import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1])
+print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))
+EOF
+}
+
+pg_fresh_db() { # name
+    PG_DBS+=("$1")
+    psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
+    psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE $1" >/dev/null
+}
+
+# --- the CSV -------------------------------------------------------------------
+
+CSV="$WORK/customers.csv"
+log "generating $ROWS customers in $CSV"
+python3 - "$CSV" "$ROWS" <<'EOF'
+import csv, datetime as dt, random, sys
+
+path, rows = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(20240601)  # same file every time
+first = ["Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hannah", "Ismail",
+         "Jana", "Jürgen", "Katharina", "Lukas", "Marie", "Niklas", "Olga", "Paul",
+         "Quentin", "Rüya", "Sophie", "Tobias", "Ulrike", "Valentin", "Wiebke", "Yusuf",
+         "Zoë", "Mehmet", "Anja", "Björn", "Chantal", "Dörte", "Emil", "Frieda"]
+last = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
+        "Schulz", "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Schröder", "Neumann",
+        "Schwarz", "Zimmermann", "Braun", "Krüger", "Hofmann", "Hartmann", "Lange",
+        "Yılmaz", "Kaya", "Nowak", "Kowalski", "Wong", "Öztürk", "Groß", "Kraus"]
+domains = ["example.de", "example.com", "mail.example.de", "web.example.de", "posteo.example"]
+stadtteile = ["Ehrenfeld", "Nippes", "Sülz", "Lindenthal", "Deutz", "Kalk", "Mülheim",
+              "Südstadt", "Altstadt-Nord", "Belgisches Viertel", "Bayenthal", "Porz", ""]
+sources = ["Anmeldeformular Theke", "Website", "Gewinnspiel 2023", "Kassenbon-QR", ""]
+tag_sets = ["newsletter", "stammgast", "newsletter;stammgast", "", "mittagstisch",
+            "newsletter;catering", "stammgast;geburtstag", "newsletter;stammgast;catering"]
+tiers = ["Bronze", "Silber", "Gold", ""]
+yes_no = ["ja", "nein"]
+translit = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ı": "i", "ë": "e"})
+
+def day(start_year, end_year):
+    start = dt.date(start_year, 1, 1)
+    return start + dt.timedelta(days=rnd.randrange((dt.date(end_year, 12, 31) - start).days))
+
+def fmt(d):  # spreadsheets write both
+    return d.strftime("%d.%m.%Y") if rnd.random() < 0.3 else d.isoformat()
+
+with open(path, "w", newline="", encoding="utf-8") as f:
+    w = csv.writer(f, delimiter=";", lineterminator="\n")
+    w.writerow("external_id;email;name;phone;locale;timezone;consent;consent_source;"
+               "phone_consent;do_not_call;is_business;owner;tags;customer_since;birthday;"
+               "points;tier;stadtteil".split(";"))
+    for i in range(rows):
+        fn, ln = rnd.choice(first), rnd.choice(last)
+        local = f"{fn}.{ln}".lower().translate(translit)
+        email = "" if rnd.random() < 0.03 else f"{local}.{i}@{rnd.choice(domains)}"
+        english = rnd.random() < 0.12
+        r = rnd.random()
+        consent = ("ja" if r < 0.35 else "nein" if r < 0.55 else "" if r < 0.6
+                   else fmt(day(2018, 2024)))
+        is_business = rnd.random() < 0.05
+        w.writerow([
+            f"K-{100000 + i}",
+            email,
+            f"{ln} GmbH" if is_business else f"{fn} {ln}",
+            "" if rnd.random() < 0.2 else f"+49 221 {rnd.randrange(1000000, 9999999)}",
+            "en" if english else "de",
+            ("Europe/London" if english and rnd.random() < 0.5 else "Europe/Berlin"),
+            consent,
+            rnd.choice(sources) if consent not in ("", "nein") else "",
+            rnd.choice(yes_no),
+            "ja" if rnd.random() < 0.03 else "nein",
+            "ja" if is_business else "nein",
+            rnd.choice(["", "", "maria", "jonas"]),
+            rnd.choice(tag_sets),
+            fmt(day(2005, 2024)),
+            "" if rnd.random() < 0.25 else fmt(day(1940, 2005)),
+            rnd.randrange(0, 3000),
+            rnd.choice(tiers),
+            rnd.choice(stadtteile),
+        ])
+EOF
+log "CSV: $(du -h "$CSV" | cut -f1), $(($(wc -l <"$CSV") - 1)) rows"
+COLUMNS_SQL=$(head -n1 "$CSV" | tr -d '\r' | sed 's/;/ TEXT, /g; s/$/ TEXT/')
+
+# --- config --------------------------------------------------------------------
+
+write_config() { # file db_url
+    cat >"$1" <<EOF
+[business]
+name = "Café Bench"
+timezone = "Europe/Berlin"
+locale = "de"
+from = "Café Bench <hallo@cafe-bench.example>"
+postal_address = "Benchstraße 1, 50667 Köln"
+base_url = "http://127.0.0.1:8080"
+
+[database]
+url = "$2"
+
+[mail]
+file_dir = "$WORK/outbox"
+
+[templates]
+dir = "$ROOT/templates"
+
+[[staff]]
+id = "maria"
+name = "Maria"
+email = "maria@cafe-bench.example"
+
+[[staff]]
+id = "jonas"
+name = "Jonas"
+email = "jonas@cafe-bench.example"
+manager = "maria"
+EOF
+}
+
+# --- measuring -----------------------------------------------------------------
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+
+# measure backend case run expected_stdout_regex -- command...
+# Runs the command under /usr/bin/time -v and appends seconds and peak RSS.
+measure() {
+    local backend=$1 case=$2 run=$3 expect=$4
+    shift 5
+    local tv="$WORK/time.txt" out="$WORK/out.txt"
+    if ! /usr/bin/time -v -o "$tv" "$@" >"$out" 2>&1; then
+        cat "$out" >&2
+        die "$backend/$case failed: $*"
+    fi
+    if [[ -n $expect ]] && ! grep -Eq "$expect" "$out"; then
+        cat "$out" >&2
+        die "$backend/$case: output does not match /$expect/"
+    fi
+    local secs rss
+    secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {
+        n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$tv")
+    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tv")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$backend" "$case" "$run" "$secs" "$rss" >>"$RESULTS"
+    log "  $backend $case run $run: ${secs}s, peak RSS $((rss / 1024)) MB"
+}
+
+check_count() { # what actual
+    [[ $2 == "$ROWS" ]] || die "$1 holds $2 rows, expected $ROWS"
+}
+
+run_sqlite() { # run
+    local run=$1 dir="$WORK/sqlite-$1"
+    mkdir -p "$dir"
+    # (a) baseline: sqlite3 .import into a plain table, fresh file, same pragmas as outreach
+    cat >"$dir/import.sql" <<EOF
+PRAGMA journal_mode=WAL;
+PRAGMA synchronous=FULL;
+CREATE TABLE customers_raw ($COLUMNS_SQL);
+.mode csv
+.separator ;
+.import --skip 1 "$CSV" customers_raw
+EOF
+    measure sqlite baseline "$run" "" -- sqlite3 -bail "$dir/baseline.db" ".read $dir/import.sql"
+    check_count "sqlite baseline table" "$(sqlite3 "$dir/baseline.db" 'SELECT count(*) FROM customers_raw')"
+    # (b) first import, (c) re-import
+    write_config "$dir/outreach.toml" "sqlite://$dir/outreach.db"
+    "$BIN" --config "$dir/outreach.toml" migrate >/dev/null
+    measure sqlite first "$run" "imported $ROWS, updated 0, unchanged 0, rejected 0" -- \
+        "$BIN" --config "$dir/outreach.toml" import customers "$CSV"
+    measure sqlite reimport "$run" "imported 0, updated 0, unchanged $ROWS, rejected 0" -- \
+        "$BIN" --config "$dir/outreach.toml" import customers "$CSV"
+    check_count "sqlite customers table" "$(sqlite3 "$dir/outreach.db" 'SELECT count(*) FROM customers')"
+    rm -rf "$dir"
+}
+
+run_postgres() { # run
+    local run=$1 dir="$WORK/postgres-$1"
+    local copy_db="${PG_BASE}_copy" app_db="${PG_BASE}_app"
+    local copy_url app_url
+    copy_url=$(pg_url_for "$copy_db")
+    app_url=$(pg_url_for "$app_db")
+    mkdir -p "$dir"
+    # (a) baseline: \copy into a plain table of text columns in a fresh database
+    pg_fresh_db "$copy_db"
+    psql "$copy_url" -qAt -v ON_ERROR_STOP=1 -c "CREATE TABLE customers_raw ($COLUMNS_SQL)"
+    measure postgres baseline "$run" "" -- psql "$copy_url" -qAt -v ON_ERROR_STOP=1 \
+        -c "\\copy customers_raw FROM '$CSV' WITH (FORMAT csv, DELIMITER ';', HEADER true, ENCODING 'UTF8')"
+    check_count "postgres baseline table" "$(psql "$copy_url" -qAtc 'SELECT count(*) FROM customers_raw')"
+    # (b) first import, (c) re-import
+    pg_fresh_db "$app_db"
+    write_config "$dir/outreach.toml" "$app_url"
+    "$BIN" --config "$dir/outreach.toml" migrate >/dev/null
+    measure postgres first "$run" "imported $ROWS, updated 0, unchanged 0, rejected 0" -- \
+        "$BIN" --config "$dir/outreach.toml" import customers "$CSV"
+    measure postgres reimport "$run" "imported 0, updated 0, unchanged $ROWS, rejected 0" -- \
+        "$BIN" --config "$dir/outreach.toml" import customers "$CSV"
+    check_count "postgres customers table" "$(psql "$app_url" -qAtc 'SELECT count(*) FROM customers')"
+    rm -rf "$dir"
+}
+
+started=$SECONDS
+for ((run = 1; run <= RUNS; run++)); do
+    log "run $run of $RUNS"
+    for backend in "${BACKENDS[@]}"; do
+        "run_$backend" "$run"
+    done
+    if ((run == 1 && RUNS > 1 && (SECONDS - started) * RUNS > BUDGET_SECONDS)); then
+        log "note: one run took $((SECONDS - started))s; $RUNS runs would exceed ~${BUDGET_SECONDS}s, stopping after 1"
+        RUNS=1
+    fi
+done
+
+# --- report --------------------------------------------------------------------
+
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -z $(git -C "$ROOT" status --porcelain --untracked-files=no -- src migrations Cargo.toml Cargo.lock 2>/dev/null) ]] ||
+    commit="$commit+uncommitted changes"
+cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+mem=$(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)
+pg_version=""
+[[ " ${BACKENDS[*]} " != *" postgres "* ]] || pg_version=$(psql "$PG_URL" -qAtc 'SHOW server_version')
+
+echo
+echo "outreach import customers: $ROWS rows, $(date -u +%Y-%m-%d), commit $commit"
+echo "machine: $(nproc) cores ($cpu), $mem RAM; sqlite3 $(sqlite3 --version | cut -d' ' -f1)${pg_version:+, PostgreSQL $pg_version}"
+echo "median of $RUNS run(s); vs baseline = baseline_s / case_s (higher is better, 1.00 = bulk loader speed);"
+echo "peak RSS = highest over the runs, of the client process (psql/sqlite3/outreach)"
+[[ -z $PG_NOTE ]] || echo "$PG_NOTE"
+echo
+python3 - "$RESULTS" "$ROWS" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+
+path, rows = sys.argv[1], int(sys.argv[2])
+secs, rss = defaultdict(list), defaultdict(list)
+for line in open(path):
+    backend, case, _run, s, kb = line.rstrip("\n").split("\t")
+    secs[backend, case].append(float(s))
+    rss[backend, case].append(int(kb))
+label = {"baseline": None, "first": "import, first (all new)", "reimport": "import, again (unchanged)"}
+loader = {"sqlite": "sqlite3 .import (baseline)", "postgres": "psql \\copy (baseline)"}
+print(f"{'backend':<9} {'case':<27} {'seconds':>8} {'rows/s':>9} {'vs baseline':>11} {'peak RSS MB':>11}")
+for backend in ("sqlite", "postgres"):
+    if (backend, "baseline") not in secs:
+        continue
+    base = statistics.median(secs[backend, "baseline"])
+    for case in ("baseline", "first", "reimport"):
+        s = statistics.median(secs[backend, case])
+        ratio = base / s if s > 0 else float("inf")
+        name = label[case] or loader[backend]
+        print(f"{backend:<9} {name:<27} {s:>8.2f} {rows / s if s else float('inf'):>9.0f} "
+              f"{ratio:>11.3f} {max(rss[backend, case]) / 1024:>11.1f}")
+EOF

@@ -1,0 +1,175 @@
+//! `preview`, `runs list|approve|cancel|start|retry-unknown`, `import vouchers`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+use chrono::Utc;
+
+use crate::app::App;
+use crate::render::{render_campaign, sample_voucher};
+
+pub async fn preview(
+    app: &App,
+    campaign_id: &str,
+    customer: Option<&str>,
+    html: bool,
+) -> Result<()> {
+    let campaign = app
+        .campaign(campaign_id)
+        .ok_or_else(|| anyhow!("no campaign \"{campaign_id}\" in the config"))?;
+    let now = Utc::now();
+    let customer = match customer {
+        Some(key) => app
+            .store
+            .find_customer(key)
+            .await?
+            .filter(|c| c.forgotten_at.is_none())
+            .ok_or_else(|| anyhow!("no customer with id, external id or email \"{key}\""))?,
+        None => crate::context::sample_customer(&app.settings().business.locale),
+    };
+    let voucher = sample_voucher(app, campaign, now);
+    let (rendered, unsubscribe) =
+        render_campaign(app, campaign, &customer, 0, voucher.as_ref(), now)?;
+    let to = customer
+        .email
+        .clone()
+        .unwrap_or_else(|| "(no email address)".into());
+    if let Err(reason) = customer.mailable() {
+        eprintln!("note: this customer would not get the message ({reason})");
+    }
+    if html {
+        println!("{}", rendered.html);
+    } else {
+        let email = crate::compose::customer_email(
+            app.settings(),
+            &to,
+            &format!("<preview@{}>", app.mail_domain()),
+            &unsubscribe,
+            &rendered,
+        )?;
+        // The text part as a person reads it, after the headers that matter.
+        for header in [
+            "From",
+            "To",
+            "Reply-To",
+            "Subject",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+        ] {
+            if let Some(value) = email.headers().get_raw(header) {
+                println!("{header}: {value}");
+            }
+        }
+        println!("\n{}", rendered.text);
+    }
+    Ok(())
+}
+
+pub async fn list(app: &App, json: bool) -> Result<()> {
+    let runs = app.store.recent_runs(50).await?;
+    let counts = app
+        .store
+        .run_counts(&runs.iter().map(|r| r.id).collect::<Vec<_>>())
+        .await?;
+    if json {
+        let out: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                let mut states: BTreeMap<String, i64> = BTreeMap::new();
+                let mut suppressed: BTreeMap<String, i64> = BTreeMap::new();
+                for c in counts.iter().filter(|c| c.run_id == r.id) {
+                    *states.entry(c.state.clone()).or_default() += c.n;
+                    if let Some(reason) = &c.reason {
+                        *suppressed.entry(reason.clone()).or_default() += c.n;
+                    }
+                }
+                serde_json::json!({ "run": r, "messages": states, "suppressed": suppressed })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("no runs yet");
+    }
+    let tz = app.config.resolved.timezone;
+    for r in &runs {
+        let mut states: BTreeMap<&str, i64> = BTreeMap::new();
+        for c in counts.iter().filter(|c| c.run_id == r.id) {
+            *states.entry(c.state.as_str()).or_default() += c.n;
+        }
+        let summary: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        println!(
+            "run {:<5} {:<22} {:<18} {} ({}) {}{}",
+            r.id,
+            r.rule_id,
+            r.state,
+            r.occurrence.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            r.trigger,
+            summary.join(", "),
+            if r.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", r.detail)
+            }
+        );
+        for c in counts
+            .iter()
+            .filter(|c| c.run_id == r.id && c.reason.is_some())
+        {
+            println!(
+                "          suppressed {}: {}",
+                c.reason.as_deref().unwrap_or(""),
+                c.n
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn decide(app: &App, run: i64, approve: bool) -> Result<()> {
+    let who = std::env::var("USER").unwrap_or_else(|_| "command line".into());
+    let to = crate::approval::decide(
+        app,
+        run,
+        approve,
+        &format!("{who} (command line)"),
+        Utc::now(),
+    )
+    .await?;
+    println!("run {run}: {to}");
+    Ok(())
+}
+
+pub async fn start(app: &App, rule: &str) -> Result<()> {
+    let id = crate::schedule::start_now(app, rule, Utc::now()).await?;
+    println!(
+        "run {id} of {rule} started; the running daemon plans and sends it (approval still applies)"
+    );
+    Ok(())
+}
+
+pub async fn retry_unknown(app: &App, run: i64) -> Result<()> {
+    if app.store.run(run).await?.is_none() {
+        bail!("no run {run}");
+    }
+    let n = app.store.retry_unknown(run, Utc::now()).await?;
+    println!("run {run}: {n} message(s) in state unknown queued again; the daemon sends them");
+    Ok(())
+}
+
+pub async fn import_vouchers(app: &App, pool: &str, file: &Path) -> Result<()> {
+    let report = crate::vouchers::import(app, pool, file).await?;
+    println!("added {}, rejected {}", report.added, report.rejected.len());
+    for (line, reason) in &report.rejected {
+        println!("line {line}: {reason}");
+    }
+    if !report.rejected.is_empty() {
+        bail!(
+            "{} line(s) rejected; the other codes were added",
+            report.rejected.len()
+        );
+    }
+    Ok(())
+}

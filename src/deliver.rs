@@ -1,0 +1,351 @@
+//! Delivery: claim due messages, render, send, record — one step
+//! ([`deliver_batch`]) plus a loop per SMTP connection ([`worker`]).
+//!
+//! Each worker owns one transport session and claims a small batch at a time
+//! (with a lease), so a crash can leave at most one batch per worker in the
+//! `sending` state; those become `unknown` once their lease runs out and are
+//! never resent automatically. Results of a batch are committed together.
+//!
+//! Right before each send the customer is checked again: an unsubscribe that
+//! arrived while the run was going out takes effect for everything not yet
+//! sent.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use tokio::sync::{Notify, watch};
+use tracing::{debug, info, warn};
+
+use crate::app::{App, Shared};
+use crate::mailer::{Mailer, MailerSettings, SendResult, is_bad_address};
+use crate::plan::quiet_release;
+use crate::render::{render_campaign, voucher_for};
+use crate::store::{Claimed, Outcome};
+
+/// Messages a worker claims at once: the most that can end `unknown` per worker after a crash.
+pub const BATCH: i64 = 50;
+/// A claim older than this belongs to a daemon that died.
+pub const LEASE: chrono::Duration = chrono::Duration::minutes(10);
+
+/// State shared by all workers of one daemon.
+#[derive(Default)]
+pub struct Delivery {
+    limiter: Mutex<RateWindow>,
+    /// Customers who unsubscribed through this daemon since their batch was claimed.
+    unsubscribed: Mutex<HashSet<i64>>,
+    /// Woken when new work may be due (a run approved, planned or started).
+    pub wake: Notify,
+    pub metrics: crate::metrics::DeliveryMetrics,
+}
+
+impl Delivery {
+    pub fn note_unsubscribe(&self, customer_id: i64) {
+        self.unsubscribed
+            .lock()
+            .expect("unsubscribe set lock")
+            .insert(customer_id);
+    }
+
+    fn is_unsubscribed(&self, customer_id: i64) -> bool {
+        self.unsubscribed
+            .lock()
+            .expect("unsubscribe set lock")
+            .contains(&customer_id)
+    }
+}
+
+/// Sliding 60-second window: never more than `limit` sends in any minute.
+#[derive(Default)]
+struct RateWindow {
+    sent: VecDeque<std::time::Instant>,
+}
+
+impl RateWindow {
+    /// Reserves a send slot; returns how long to wait first.
+    fn reserve(&mut self, limit: u32, now: std::time::Instant) -> Duration {
+        if limit == 0 {
+            return Duration::ZERO;
+        }
+        let minute = Duration::from_secs(60);
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= minute)
+        {
+            self.sent.pop_front();
+        }
+        let at = if self.sent.len() < limit as usize {
+            now
+        } else {
+            // The slot frees when the send `limit` places back leaves the window.
+            self.sent[self.sent.len() - limit as usize] + minute
+        };
+        self.sent.push_back(at);
+        at.saturating_duration_since(now)
+    }
+}
+
+/// Claims, sends and records one batch. Returns how many messages it handled.
+pub async fn deliver_batch(
+    app: &App,
+    delivery: &Delivery,
+    mailer: &mut Mailer,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let claimed = app
+        .store
+        .claim_messages(&app.instance, now, now + LEASE, BATCH)
+        .await?;
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = claimed.iter().map(|c| c.customer_id).collect();
+    let customers: HashMap<i64, _> = app
+        .store
+        .customers_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let mut runs = HashMap::new();
+    let mut outcomes = Vec::with_capacity(claimed.len());
+    for message in &claimed {
+        let outcome = deliver_one(
+            app,
+            delivery,
+            mailer,
+            message,
+            customers.get(&message.customer_id),
+            &mut runs,
+        )
+        .await;
+        delivery.metrics.count(&outcome);
+        outcomes.push((message.id, outcome));
+    }
+    app.store
+        .record_outcomes(&app.instance, &outcomes, Utc::now())
+        .await?;
+    for ((_, outcome), message) in outcomes.iter().zip(&claimed) {
+        if let Outcome::Failed { reply } = outcome
+            && is_bad_address(reply)
+        {
+            app.store
+                .mark_bad_address(message.customer_id, reply, Utc::now())
+                .await?;
+        }
+    }
+    Ok(claimed.len())
+}
+
+async fn deliver_one(
+    app: &App,
+    delivery: &Delivery,
+    mailer: &mut Mailer,
+    message: &Claimed,
+    customer: Option<&crate::domain::Customer>,
+    runs: &mut HashMap<i64, Option<String>>,
+) -> Outcome {
+    let now = Utc::now();
+    let Some(customer) = customer else {
+        return Outcome::Suppressed {
+            reason: "customer no longer exists".into(),
+        };
+    };
+    if delivery.is_unsubscribed(customer.id) {
+        return Outcome::Suppressed {
+            reason: "unsubscribed".into(),
+        };
+    }
+    let to = match customer.mailable() {
+        Ok(to) => to.to_string(),
+        Err(reason) => {
+            return Outcome::Suppressed {
+                reason: reason.into(),
+            };
+        }
+    };
+    let release = quiet_release(app, customer, now);
+    if release > now {
+        return Outcome::Retry {
+            at: release,
+            reply: None,
+        };
+    }
+    let rule_id = match runs.get(&message.run_id) {
+        Some(r) => r.clone(),
+        None => {
+            let r = app
+                .store
+                .run(message.run_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.rule_id);
+            runs.insert(message.run_id, r.clone());
+            r
+        }
+    };
+    let Some(campaign) = rule_id.as_deref().and_then(|id| app.campaign(id)) else {
+        return Outcome::Suppressed {
+            reason: "the campaign is no longer in the config".into(),
+        };
+    };
+    let built = async {
+        let voucher = voucher_for(app, campaign, message.voucher_code.as_deref()).await?;
+        let (rendered, unsubscribe) = render_campaign(
+            app,
+            campaign,
+            customer,
+            message.run_id,
+            voucher.as_ref(),
+            now,
+        )?;
+        crate::compose::customer_email(
+            app.settings(),
+            &to,
+            &message.message_id,
+            &unsubscribe,
+            &rendered,
+        )
+    }
+    .await;
+    let email = match built {
+        Ok(email) => email,
+        Err(e) => {
+            return Outcome::Failed {
+                reply: format!("could not build the message: {e:#}"),
+            };
+        }
+    };
+    let wait = delivery.limiter.lock().expect("rate limiter lock").reserve(
+        app.settings().mail.rate_per_minute,
+        std::time::Instant::now(),
+    );
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    let started = std::time::Instant::now();
+    let result = mailer.send(&email).await;
+    delivery.metrics.observe_latency(started.elapsed());
+    match result {
+        SendResult::Sent(reply) => {
+            debug!(message = message.id, customer = customer.id, %reply, "sent");
+            Outcome::Sent { reply }
+        }
+        SendResult::Permanent(reply) => {
+            warn!(message = message.id, customer = customer.id, %reply, "rejected permanently");
+            Outcome::Failed { reply }
+        }
+        SendResult::Ambiguous(reason) => {
+            warn!(message = message.id, customer = customer.id, %reason, "outcome unknown; held for a person");
+            Outcome::Unknown { reason }
+        }
+        SendResult::Temporary(reply) => retry_or_give_up(app, message, reply, now),
+    }
+}
+
+/// Exponential backoff from one minute, capped at an hour, ±20 % jitter, until `give_up_after`.
+fn retry_or_give_up(app: &App, message: &Claimed, reply: String, now: DateTime<Utc>) -> Outcome {
+    let first = message.first_attempt_at.unwrap_or(now);
+    let give_up = chrono::Duration::from_std(app.config.resolved.give_up_after)
+        .unwrap_or(chrono::Duration::days(3));
+    if now - first >= give_up {
+        return Outcome::Failed {
+            reply: format!(
+                "gave up after {}: {reply}",
+                humantime::format_duration(app.config.resolved.give_up_after)
+            ),
+        };
+    }
+    let base = 60.0 * 2f64.powi(message.attempts.clamp(0, 6));
+    let jittered = base.min(3600.0) * rand::rng().random_range(0.8..1.2);
+    warn!(message = message.id, attempt = message.attempts + 1, retry_in_secs = jittered as i64, %reply, "temporary failure; will retry");
+    Outcome::Retry {
+        at: now + chrono::Duration::seconds(jittered as i64),
+        reply: Some(reply),
+    }
+}
+
+/// One worker: its own transport session, batches until shutdown.
+pub async fn worker(shared: Shared, delivery: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
+    let mut mailer: Option<(MailerSettings, Mailer)> = None;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let app = shared.current();
+        let settings = MailerSettings::from_config(&app.config);
+        if mailer
+            .as_ref()
+            .is_none_or(|(s, _)| !same_transport(s, &settings))
+        {
+            match settings.open() {
+                Ok(m) => mailer = Some((settings, m)),
+                Err(e) => {
+                    warn!(error = %e, "cannot open the mail transport; retrying in 10 s");
+                    sleep_or_stop(&mut stop, Duration::from_secs(10), &delivery.wake).await;
+                    continue;
+                }
+            }
+        }
+        let (_, m) = mailer.as_mut().expect("opened above");
+        match deliver_batch(&app, &delivery, m, Utc::now()).await {
+            Ok(0) => sleep_or_stop(&mut stop, Duration::from_secs(2), &delivery.wake).await,
+            Ok(n) => debug!(messages = n, "batch delivered"),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "delivery step failed; retrying in 5 s");
+                sleep_or_stop(&mut stop, Duration::from_secs(5), &delivery.wake).await;
+            }
+        }
+    }
+    if let Some((_, mut m)) = mailer {
+        m.close().await;
+    }
+    info!("delivery worker stopped");
+}
+
+fn same_transport(a: &MailerSettings, b: &MailerSettings) -> bool {
+    a.transport == b.transport
+        && a.file_dir == b.file_dir
+        && a.smtp.host == b.smtp.host
+        && a.smtp.port == b.smtp.port
+        && a.smtp.tls == b.smtp.tls
+        && a.smtp.username == b.smtp.username
+}
+
+async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, duration: Duration, wake: &Notify) {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = wake.notified() => {}
+        _ = stop.changed() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_rate_window_never_allows_more_than_the_limit_in_any_minute() {
+        let mut w = RateWindow::default();
+        let t0 = Instant::now();
+        let waits: Vec<Duration> = (0..7).map(|_| w.reserve(3, t0)).collect();
+        assert_eq!(&waits[..3], &[Duration::ZERO; 3]);
+        assert_eq!(waits[3], Duration::from_secs(60));
+        assert_eq!(waits[6], Duration::from_secs(120));
+        // Any 60-second window holds at most 3 of the reserved instants.
+        let at: Vec<Instant> = waits.iter().map(|d| t0 + *d).collect();
+        for start in &at {
+            let n = at
+                .iter()
+                .filter(|t| **t >= *start && t.duration_since(*start) < Duration::from_secs(60))
+                .count();
+            assert!(n <= 3);
+        }
+    }
+}

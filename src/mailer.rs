@@ -1,0 +1,273 @@
+//! Transports: `.eml` files (the embedded default) or SMTP.
+//!
+//! SMTP runs one long-lived connection per worker on a socket we open
+//! ourselves with `TCP_NODELAY`: lettre 0.11.23 never sets it, and every
+//! message then waits ~40 ms for the server's delayed ACK (~23 messages/s per
+//! connection, see FINDINGS). Each SMTP exchange is wrapped in a timeout,
+//! since lettre's own covers only connecting (lettre #1027).
+//!
+//! Results are classified for the outbox: 2xx sent; 5xx permanent (that
+//! message fails, nothing else); 4xx, timeouts and connection errors
+//! temporary (retried with backoff).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::net::TcpStream;
+
+use crate::config::{Smtp, Tls, Transport};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendResult {
+    /// The server's reply (e.g. `250 2.0.0 Ok: queued as …`) or the file written.
+    Sent(String),
+    /// 4xx or a connection problem: try again later.
+    Temporary(String),
+    /// 5xx: this message will never go through as it is.
+    Permanent(String),
+    /// The connection broke after the message body was handed over and
+    /// before the server answered: it may have been delivered. Never resent
+    /// automatically.
+    Ambiguous(String),
+}
+
+/// What a worker needs to open its transport.
+#[derive(Debug, Clone)]
+pub struct MailerSettings {
+    pub transport: Transport,
+    pub file_dir: PathBuf,
+    pub smtp: Smtp,
+    pub password: Option<Secret>,
+}
+
+impl MailerSettings {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let mail = &config.settings.mail;
+        MailerSettings {
+            transport: mail.transport,
+            file_dir: mail.file_dir.clone(),
+            smtp: mail.smtp.clone(),
+            password: config.resolved.smtp_password.clone(),
+        }
+    }
+
+    pub fn open(&self) -> std::io::Result<Mailer> {
+        Ok(match self.transport {
+            Transport::File => {
+                std::fs::create_dir_all(&self.file_dir)?;
+                Mailer::File(AsyncFileTransport::new(&self.file_dir))
+            }
+            Transport::Smtp => Mailer::Smtp(Box::new(SmtpSession {
+                settings: self.clone(),
+                connection: None,
+            })),
+        })
+    }
+}
+
+pub enum Mailer {
+    File(AsyncFileTransport<Tokio1Executor>),
+    Smtp(Box<SmtpSession>),
+}
+
+impl Mailer {
+    pub async fn send(&mut self, message: &Message) -> SendResult {
+        match self {
+            Mailer::File(transport) => match transport.send(message.clone()).await {
+                Ok(id) => SendResult::Sent(format!("written {id}.eml")),
+                // A full disk or an unwritable folder: keep the message queued.
+                Err(e) => SendResult::Temporary(format!("cannot write to the outbox folder: {e}")),
+            },
+            Mailer::Smtp(session) => session.send(message).await,
+        }
+    }
+
+    /// Says goodbye politely (QUIT) at shutdown.
+    pub async fn close(&mut self) {
+        if let Mailer::Smtp(session) = self
+            && let Some(mut conn) = session.connection.take()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.quit()).await;
+        }
+    }
+}
+
+pub struct SmtpSession {
+    settings: MailerSettings,
+    connection: Option<AsyncSmtpConnection>,
+}
+
+impl SmtpSession {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.smtp.timeout_secs.max(1))
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+        let smtp = &self.settings.smtp;
+        let hello = ClientId::default();
+        let mut conn = match smtp.tls {
+            // Implicit TLS: lettre opens the socket (without TCP_NODELAY; prefer STARTTLS for volume).
+            Tls::Tls => {
+                let tls =
+                    TlsParameters::new(smtp.host.clone()).map_err(|e| format!("TLS setup: {e}"))?;
+                AsyncSmtpConnection::connect_tokio1(
+                    (smtp.host.as_str(), smtp.port),
+                    Some(self.timeout()),
+                    &hello,
+                    Some(tls),
+                    None,
+                )
+                .await
+                .map_err(|e| format!("cannot connect to {}:{}: {e}", smtp.host, smtp.port))?
+            }
+            Tls::Starttls | Tls::None => {
+                let stream = TcpStream::connect((smtp.host.as_str(), smtp.port))
+                    .await
+                    .map_err(|e| format!("cannot connect to {}:{}: {e}", smtp.host, smtp.port))?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+                let mut conn =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+                        .await
+                        .map_err(|e| {
+                            format!("SMTP greeting from {}:{}: {e}", smtp.host, smtp.port)
+                        })?;
+                if smtp.tls == Tls::Starttls {
+                    let tls = TlsParameters::new(smtp.host.clone())
+                        .map_err(|e| format!("TLS setup: {e}"))?;
+                    conn.starttls(tls, &hello)
+                        .await
+                        .map_err(|e| format!("STARTTLS with {}: {e}", smtp.host))?;
+                }
+                conn
+            }
+        };
+        if let (Some(user), Some(password)) = (&smtp.username, &self.settings.password) {
+            let password = password
+                .expose_str()
+                .map_err(|_| "the SMTP password file is not UTF-8".to_string())?;
+            let credentials = Credentials::new(user.clone(), password.to_string());
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                .await
+                .map_err(|e| format!("SMTP login as {user} failed: {e}"))?;
+        }
+        Ok(conn)
+    }
+
+    async fn send(&mut self, message: &Message) -> SendResult {
+        let timeout = self.timeout();
+        if self.connection.as_ref().is_none_or(|c| c.has_broken()) {
+            match tokio::time::timeout(timeout, self.connect()).await {
+                Ok(Ok(conn)) => self.connection = Some(conn),
+                Ok(Err(e)) => return SendResult::Temporary(e),
+                Err(_) => {
+                    return SendResult::Temporary(format!(
+                        "connecting timed out after {}s",
+                        timeout.as_secs()
+                    ));
+                }
+            }
+        }
+        let conn = self.connection.as_mut().expect("connected just above");
+        let result = tokio::time::timeout(timeout, transfer(conn, message)).await;
+        let result = result.unwrap_or_else(|_| {
+            Err(Phase::Body(format!(
+                "the SMTP server did not answer within {}s",
+                timeout.as_secs()
+            )))
+        });
+        match result {
+            Ok(reply) => SendResult::Sent(reply),
+            Err(failure) => {
+                // After any failure the session may be in any state: start afresh next time.
+                if let Some(mut conn) = self.connection.take() {
+                    conn.abort().await;
+                }
+                match failure {
+                    Phase::Rejected {
+                        reply,
+                        permanent: true,
+                    } => SendResult::Permanent(reply),
+                    Phase::Rejected {
+                        reply,
+                        permanent: false,
+                    }
+                    | Phase::Envelope(reply) => SendResult::Temporary(reply),
+                    Phase::Body(reason) => SendResult::Ambiguous(reason),
+                }
+            }
+        }
+    }
+}
+
+/// Where a transfer failed, which decides whether the message may have arrived.
+enum Phase {
+    /// The server answered with an error: it did not take the message.
+    Rejected { reply: String, permanent: bool },
+    /// A connection problem before the body was sent: it did not arrive.
+    Envelope(String),
+    /// A connection problem after the body was sent: it may have arrived.
+    Body(String),
+}
+
+/// MAIL, RCPT, DATA, body — as lettre's `send`, but keeping track of the phase.
+async fn transfer(conn: &mut AsyncSmtpConnection, message: &Message) -> Result<String, Phase> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let classify = |e: lettre::transport::smtp::Error, body_sent: bool| {
+        if e.is_permanent() || e.is_transient() {
+            Phase::Rejected {
+                reply: e.to_string(),
+                permanent: e.is_permanent(),
+            }
+        } else if body_sent {
+            Phase::Body(e.to_string())
+        } else {
+            Phase::Envelope(e.to_string())
+        }
+    };
+    let envelope = message.envelope();
+    let body = message.formatted();
+    let mut options = Vec::new();
+    let non_ascii = envelope
+        .to()
+        .iter()
+        .chain(envelope.from())
+        .any(|a| !a.to_string().is_ascii());
+    if non_ascii && conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !body.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await
+        .map_err(|e| classify(e, false))?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![]))
+            .await
+            .map_err(|e| classify(e, false))?;
+    }
+    conn.command(Data).await.map_err(|e| classify(e, false))?;
+    let response = conn.message(&body).await.map_err(|e| classify(e, true))?;
+    Ok(reply_text(response.code().to_string(), response.message()))
+}
+
+fn reply_text<'a>(code: String, lines: impl Iterator<Item = &'a str>) -> String {
+    let text: Vec<&str> = lines.collect();
+    format!("{code} {}", text.join(" "))
+}
+
+/// RFC 3463 `5.1.1`-class replies: the address does not exist.
+pub fn is_bad_address(reply: &str) -> bool {
+    reply.contains("5.1.1")
+        || reply.contains("5.1.10")
+        || reply.starts_with("550 5.1")
+        || reply.contains(" 5.1.1")
+}

@@ -1,0 +1,185 @@
+//! Planning a campaign run: audience → one outbox row per matched customer.
+//!
+//! Every customer the audience matches gets a row, also those who get
+//! nothing: they are `suppressed` with the reason (no consent, unsubscribed,
+//! frequency cap, pool exhausted …), so the run's counts add up and an admin
+//! can see why someone did not get a message. Quiet hours defer a row
+//! (`not_before`), never drop it.
+//!
+//! Planning walks the customer table page by page and writes rows in batches
+//! with `ON CONFLICT DO NOTHING`, so a plan interrupted by a crash is resumed
+//! by planning again: customers who already have a row are skipped.
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tracing::info;
+
+use crate::app::App;
+use crate::config::Campaign;
+use crate::context::customer_value;
+use crate::domain::Customer;
+use crate::store::{NewMessage, Run};
+
+const PAGE: i64 = 2000;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PlanSummary {
+    pub matched: u64,
+    pub planned: u64,
+    pub suppressed: u64,
+}
+
+/// Plans a campaign run and moves it on: to `awaiting_approval` (and asks
+/// the approvers) or straight to `sending`.
+pub async fn plan_campaign(app: &App, run: &Run, now: DateTime<Utc>) -> Result<PlanSummary> {
+    let Some(campaign) = app.campaign(&run.rule_id) else {
+        app.store
+            .transition_run(
+                run.id,
+                &["planning"],
+                "skipped",
+                Some("the campaign is no longer in the config"),
+                now,
+            )
+            .await?;
+        return Ok(PlanSummary::default());
+    };
+    let summary = plan_rows(app, run, campaign, now).await?;
+    info!(run = run.id, campaign = %campaign.id, matched = summary.matched, planned = summary.planned, suppressed = summary.suppressed, "run planned");
+    let stale = crate::approval::text_is_stale(app, campaign, run).await?;
+    app.store
+        .set_template_hash(run.id, &app.templates.fingerprint(&campaign.template))
+        .await?;
+    if crate::approval::needs_approval(campaign, stale.is_some()) {
+        crate::approval::request(app, run, campaign, stale, now).await?;
+    } else {
+        app.store
+            .transition_run(run.id, &["planning"], "sending", None, now)
+            .await?;
+    }
+    Ok(summary)
+}
+
+async fn plan_rows(
+    app: &App,
+    run: &Run,
+    campaign: &Campaign,
+    now: DateTime<Utc>,
+) -> Result<PlanSummary> {
+    let resolved = &app.config.resolved;
+    let Some(audience) = resolved.audiences.get(&campaign.id) else {
+        bail!("campaign {}: audience not compiled", campaign.id);
+    };
+    let already = app.store.planned_customers(run.id).await?;
+    let cap = resolved.frequency_cap;
+    let mut recent = match cap {
+        Some(cap) => app.store.recent_message_counts(now - cap.window).await?,
+        None => Default::default(),
+    };
+    let mut summary = PlanSummary::default();
+    let mut after = 0;
+    loop {
+        let page = app.store.customers_page(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let mut rows = Vec::new();
+        for customer in &page {
+            let matched = match audience.matches(&customer_value(customer)) {
+                Ok(m) => m,
+                Err(e) => {
+                    // A broken expression for one customer is recorded, not fatal for the run.
+                    summary.matched += 1;
+                    if !already.contains(&customer.id) {
+                        rows.push(suppressed(customer.id, now, format!("audience error: {e}")));
+                    }
+                    continue;
+                }
+            };
+            if !matched {
+                continue;
+            }
+            summary.matched += 1;
+            if already.contains(&customer.id) {
+                continue;
+            }
+            let row = match customer.mailable() {
+                Err(reason) => suppressed(customer.id, now, reason.to_string()),
+                Ok(_) => {
+                    let count = recent.entry(customer.id).or_insert(0);
+                    match cap {
+                        Some(cap) if *count >= i64::from(cap.max) => suppressed(
+                            customer.id,
+                            now,
+                            format!(
+                                "frequency cap ({} per {})",
+                                cap.max,
+                                humantime::format_duration(cap.window)
+                            ),
+                        ),
+                        _ => {
+                            *count += 1;
+                            plan_one(app, campaign, customer, now).await?
+                        }
+                    }
+                }
+            };
+            rows.push(row);
+        }
+        summary.planned += rows.iter().filter(|r| r.state == "planned").count() as u64;
+        summary.suppressed += rows.iter().filter(|r| r.state == "suppressed").count() as u64;
+        app.store
+            .insert_messages(run.id, &rows, &app.mail_domain(), now)
+            .await?;
+    }
+    Ok(summary)
+}
+
+fn suppressed(customer_id: i64, now: DateTime<Utc>, reason: String) -> NewMessage {
+    NewMessage {
+        customer_id,
+        state: "suppressed",
+        reason: Some(reason),
+        not_before: now,
+        voucher_code: None,
+    }
+}
+
+/// A row for a customer who may get the message: quiet hours and voucher applied.
+async fn plan_one(
+    app: &App,
+    campaign: &Campaign,
+    customer: &Customer,
+    now: DateTime<Utc>,
+) -> Result<NewMessage> {
+    let voucher_code = match &campaign.voucher_pool {
+        Some(pool) => match crate::vouchers::assign(app, pool, customer.id, now).await? {
+            Some(code) => Some(code),
+            None => return Ok(suppressed(customer.id, now, "pool exhausted".into())),
+        },
+        None => None,
+    };
+    Ok(NewMessage {
+        customer_id: customer.id,
+        state: "planned",
+        reason: None,
+        not_before: quiet_release(app, customer, now),
+        voucher_code,
+    })
+}
+
+/// When a message to this customer may go out, given quiet hours in their zone.
+pub fn quiet_release(app: &App, customer: &Customer, now: DateTime<Utc>) -> DateTime<Utc> {
+    match app.config.resolved.quiet_hours {
+        Some(q) => q.release_at(now, customer_zone(app, customer)),
+        None => now,
+    }
+}
+
+pub fn customer_zone(app: &App, customer: &Customer) -> Tz {
+    customer
+        .timezone
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(app.config.resolved.timezone)
+}

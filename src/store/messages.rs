@@ -1,0 +1,357 @@
+//! The outbox: one row per (run, customer), written at planning time, before
+//! anything is sent, and moved to a final state exactly once.
+//!
+//! States: `planned` → `sending` (claimed with a lease) → `sent` | `failed`;
+//! or `suppressed` (with the reason) at planning or send time; or `unknown`
+//! when a claim's lease ran out because its daemon died mid-send. `unknown`
+//! is never resent on its own (`outreach runs retry-unknown` does that).
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Backend, Store, dispatch};
+
+/// A row to plan.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub customer_id: i64,
+    pub state: &'static str,
+    pub reason: Option<String>,
+    pub not_before: DateTime<Utc>,
+    pub voucher_code: Option<String>,
+}
+
+/// A claimed message, ready to render and send.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub run_id: i64,
+    pub customer_id: i64,
+    pub message_id: String,
+    pub attempts: i32,
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    pub voucher_code: Option<String>,
+}
+
+/// How a send attempt ended, to record.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent {
+        reply: String,
+    },
+    Failed {
+        reply: String,
+    },
+    Suppressed {
+        reason: String,
+    },
+    /// Try again at `at` (temporary failure or quiet hours).
+    Retry {
+        at: DateTime<Utc>,
+        reply: Option<String>,
+    },
+    /// May or may not have been delivered; held for a human.
+    Unknown {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct MessageInfo {
+    pub id: i64,
+    pub run_id: i64,
+    pub rule_id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub smtp_reply: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Failure {
+    pub message_id: i64,
+    pub state: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What an outcome writes: state, reason, SMTP reply, next attempt, sent at.
+type Columns<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+/// Rows per multi-row INSERT: 9 binds each, under SQLite's 32766 limit.
+const INSERT_CHUNK: usize = 500;
+
+impl Store {
+    /// Inserts planned rows for a run; rows that exist already are left as
+    /// they are (planning is idempotent after a crash). `domain` makes the
+    /// deterministic Message-ID `<run.customer@domain>`.
+    pub async fn insert_messages(
+        &self,
+        run_id: i64,
+        rows: &[NewMessage],
+        domain: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let mut sql = String::from(
+                    "INSERT INTO messages (run_id, customer_id, state, reason, message_id, not_before, voucher_code, created_at, updated_at) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let b = i * 9;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9));
+                }
+                sql.push_str(" ON CONFLICT (run_id, customer_id) DO NOTHING");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for m in chunk {
+                    q = q
+                        .bind(run_id)
+                        .bind(m.customer_id)
+                        .bind(m.state)
+                        .bind(&m.reason)
+                        .bind(format!("<outreach.{run_id}.{}@{domain}>", m.customer_id))
+                        .bind(m.not_before)
+                        .bind(&m.voucher_code)
+                        .bind(now)
+                        .bind(now);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
+        .context("writing planned messages")
+    }
+
+    /// Customers that already have a row in this run (resuming a plan).
+    pub async fn planned_customers(&self, run_id: i64) -> Result<std::collections::HashSet<i64>> {
+        let rows: Vec<(i64,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT customer_id FROM messages WHERE run_id = $1").bind(run_id).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Marketing messages per customer planned or sent since `since` (frequency cap).
+    pub async fn recent_message_counts(&self, since: DateTime<Utc>) -> Result<HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT customer_id, COUNT(*) FROM messages
+                 WHERE state IN ('planned', 'sending', 'sent', 'unknown') AND created_at > $1 GROUP BY customer_id",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Claims up to `limit` due messages of runs that may send. PostgreSQL
+    /// skips rows another daemon holds; SQLite has one writer at a time.
+    pub async fn claim_messages(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Claimed>> {
+        let lock = match self.backend {
+            Backend::Postgres(_) => "FOR UPDATE OF m SKIP LOCKED",
+            Backend::Sqlite(_) => "",
+        };
+        let sql = format!(
+            "UPDATE messages SET state = 'sending', claimed_by = $1, claimed_until = $2, updated_at = $3
+             WHERE id IN (
+                 SELECT m.id FROM messages m JOIN runs r ON r.id = m.run_id
+                 WHERE m.state = 'planned' AND m.not_before <= $3 AND r.state = 'sending'
+                 ORDER BY m.not_before, m.id LIMIT $4 {lock})
+             RETURNING id, run_id, customer_id, message_id, attempts, first_attempt_at, voucher_code"
+        );
+        let mut rows: Vec<Claimed> = dispatch!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })
+        .context("claiming messages to send")?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    /// Records outcomes of claimed messages in one transaction (group commit).
+    /// Only rows still `sending` under our claim change.
+    pub async fn record_outcomes(
+        &self,
+        owner: &str,
+        outcomes: &[(i64, Outcome)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (id, outcome) in outcomes {
+                let (state, reason, reply, not_before, sent_at): Columns = match outcome {
+                    Outcome::Sent { reply } => ("sent", None, Some(reply), None, Some(now)),
+                    Outcome::Failed { reply } => ("failed", Some(reply), Some(reply), None, None),
+                    Outcome::Suppressed { reason } => ("suppressed", Some(reason), None, None, None),
+                    Outcome::Retry { at, reply } => ("planned", reply.as_deref(), reply.as_deref(), Some(*at), None),
+                    Outcome::Unknown { reason } => ("unknown", Some(reason), Some(reason), None, None),
+                };
+                let attempted = matches!(outcome, Outcome::Sent { .. } | Outcome::Failed { .. } | Outcome::Unknown { .. } | Outcome::Retry { reply: Some(_), .. });
+                sqlx::query(
+                    "UPDATE messages SET state = $1, reason = COALESCE($2, reason), smtp_reply = COALESCE($3, smtp_reply),
+                        not_before = COALESCE($4, not_before), sent_at = $5, updated_at = $6,
+                        attempts = attempts + $7, first_attempt_at = COALESCE(first_attempt_at, CASE WHEN $7 = 1 THEN $6 END),
+                        claimed_by = NULL, claimed_until = NULL
+                     WHERE id = $8 AND state = 'sending' AND claimed_by = $9",
+                )
+                .bind(state)
+                .bind(reason)
+                .bind(reply)
+                .bind(not_before)
+                .bind(sent_at)
+                .bind(now)
+                .bind(i32::from(attempted))
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        })
+        .context("recording send results")
+    }
+
+    /// Claims whose lease ran out belong to a daemon that died mid-send:
+    /// they may or may not have gone out, so they become `unknown`.
+    pub async fn expire_claims(&self, now: DateTime<Utc>) -> Result<u64> {
+        let n = dispatch!(self, pool => {
+            sqlx::query(
+                "UPDATE messages SET state = 'unknown', reason = 'the daemon stopped while sending; not resent automatically', updated_at = $1,
+                    claimed_by = NULL, claimed_until = NULL
+                 WHERE state = 'sending' AND claimed_until < $1",
+            )
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Suppresses every not-yet-sent message of a run (cancelled or expired).
+    pub async fn suppress_pending(
+        &self,
+        run_id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let n = dispatch!(self, pool => {
+            sqlx::query("UPDATE messages SET state = 'suppressed', reason = $1, updated_at = $2 WHERE run_id = $3 AND state = 'planned'")
+                .bind(reason)
+                .bind(now)
+                .bind(run_id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Puts a run's `unknown` messages back in the queue (admin decision).
+    pub async fn retry_unknown(&self, run_id: i64, now: DateTime<Utc>) -> Result<u64> {
+        let n = dispatch!(self, pool => {
+            sqlx::query("UPDATE messages SET state = 'planned', not_before = $1, updated_at = $1 WHERE run_id = $2 AND state = 'unknown'")
+                .bind(now)
+                .bind(run_id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Runs in `sending` with nothing left to send become `done`.
+    pub async fn finish_drained_runs(&self, now: DateTime<Utc>) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = dispatch!(self, pool => {
+            sqlx::query_as(
+                "UPDATE runs SET state = 'done', updated_at = $1
+                 WHERE state = 'sending' AND rule_kind = 'campaign'
+                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.run_id = runs.id AND m.state IN ('planned', 'sending'))
+                 RETURNING id",
+            )
+            .bind(now)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Message counts by state across all runs (status, metrics).
+    pub async fn queue_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as("SELECT state, COUNT(*) FROM messages GROUP BY state ORDER BY state").fetch_all(pool).await
+        })?)
+    }
+
+    pub async fn customer_messages(&self, customer_id: i64) -> Result<Vec<MessageInfo>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT m.id, m.run_id, r.rule_id, m.state, m.reason, m.smtp_reply, m.created_at, m.sent_at
+                 FROM messages m JOIN runs r ON r.id = m.run_id WHERE m.customer_id = $1 ORDER BY m.created_at, m.id",
+            )
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+
+    pub async fn message_voucher(&self, run_id: i64, customer_id: i64) -> Result<Option<String>> {
+        let row: Option<(Option<String>,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT voucher_code FROM messages WHERE run_id = $1 AND customer_id = $2")
+                .bind(run_id)
+                .bind(customer_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.and_then(|r| r.0))
+    }
+
+    /// The latest failed or unknown messages, for `status`.
+    pub async fn recent_failures(&self, limit: i64) -> Result<Vec<Failure>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT id AS message_id, state, COALESCE(reason, '') AS reason, updated_at AS at FROM messages
+                 WHERE state IN ('failed', 'unknown') ORDER BY updated_at DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+
+    /// The first message of a run, for previews in approval requests.
+    pub async fn first_message_customer(&self, run_id: i64) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT customer_id FROM messages WHERE run_id = $1 AND state = 'planned' ORDER BY id LIMIT 1")
+                .bind(run_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|r| r.0))
+    }
+}

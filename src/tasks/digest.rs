@@ -1,0 +1,354 @@
+//! Emails to staff: the daily digest of calls, and escalations.
+//!
+//! The digest goes out once per staff member and working day at their
+//! `digest_at` (their time zone), only when they have open tasks due, overdue
+//! ones first. Each task shows whom to call (with a `tel:` link), why, the
+//! talking points, the last contacts and a link to the task page; an `.ics`
+//! file carries the calls as to-dos. The `digests` table makes "once a day"
+//! hold across restarts and daemons.
+
+use std::fmt::Write;
+
+use anyhow::Result;
+use chrono::{DateTime, NaiveDate, Utc};
+use minijinja::context;
+use tracing::{info, warn};
+
+use super::Roster;
+use crate::app::App;
+use crate::config::Staff;
+use crate::context::{business_value, customer_value};
+use crate::domain::Customer;
+use crate::mailer::{MailerSettings, SendResult};
+use crate::store::Task;
+use crate::tokens::Purpose;
+
+/// Words of the staff emails and the task page, per locale.
+pub fn words(locale: &str) -> &'static Words {
+    if locale == "en" { &EN } else { &DE }
+}
+
+pub struct Words {
+    pub digest_subject: &'static str,
+    pub intro: &'static str,
+    pub overdue: &'static str,
+    pub due: &'static str,
+    pub why: &'static str,
+    pub last_contacts: &'static str,
+    pub no_contacts: &'static str,
+    pub open_task: &'static str,
+    pub escalation_subject: &'static str,
+    pub escalation_intro: &'static str,
+}
+
+const DE: Words = Words {
+    digest_subject: "Ihre Anrufe für heute",
+    intro: "Guten Morgen! Diese Menschen freuen sich über einen Anruf. Es geht ums Zuhören, nicht ums Verkaufen.",
+    overdue: "überfällig seit",
+    due: "fällig am",
+    why: "Warum",
+    last_contacts: "Letzte Kontakte",
+    no_contacts: "noch keine",
+    open_task: "Aufgabe öffnen und Ergebnis eintragen",
+    escalation_subject: "Überfällige Anrufe",
+    escalation_intro: "Diese Anrufe sind länger überfällig. Bitte schauen Sie, wer sie übernehmen kann:",
+};
+
+const EN: Words = Words {
+    digest_subject: "Your calls for today",
+    intro: "Good morning! These people will be glad of a call. It is about listening, not selling.",
+    overdue: "overdue since",
+    due: "due",
+    why: "Why",
+    last_contacts: "Last contacts",
+    no_contacts: "none yet",
+    open_task: "Open the task and record the outcome",
+    escalation_subject: "Overdue calls",
+    escalation_intro: "These calls have been overdue for a while. Please see who can take them:",
+};
+
+pub fn staff_locale<'a>(app: &'a App, staff: &'a Staff) -> &'a str {
+    staff
+        .locale
+        .as_deref()
+        .unwrap_or(&app.settings().business.locale)
+}
+
+/// The signed link to a task's page.
+pub fn task_link(app: &App, task: &Task, now: DateTime<Utc>) -> String {
+    let valid = app
+        .config
+        .resolved
+        .checkin_durations
+        .get(&task.rule_id)
+        .map(|d| d.expire_after)
+        .unwrap_or(std::time::Duration::from_secs(14 * 86400));
+    let expires = now
+        + chrono::Duration::from_std(valid).unwrap_or(chrono::Duration::days(14))
+        + chrono::Duration::days(7);
+    app.link(&format!(
+        "/t/{}",
+        app.signer.sign(Purpose::Task, task.id, expires)
+    ))
+}
+
+/// Talking points for a task: the rule's template rendered for the customer.
+pub fn talking_points(app: &App, task: &Task, customer: &Customer, locale: &str) -> Result<String> {
+    let template = app.checkin(&task.rule_id).map(|r| r.template.clone());
+    let Some(template) = template else {
+        return Ok(String::new());
+    };
+    let ctx = context! { customer => customer_value(customer), business => business_value(&app.settings().business) };
+    Ok(app
+        .templates
+        .render_plain(&template, Some(locale), &ctx)?
+        .text)
+}
+
+/// One task as text and HTML blocks for an email.
+async fn task_block(
+    app: &App,
+    task: &Task,
+    customer: &Customer,
+    locale: &str,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(String, String)> {
+    let w = words(locale);
+    let phone = customer.phone.clone().unwrap_or_default();
+    let when = if task.due_on < today {
+        format!("{} {}", w.overdue, task.due_on)
+    } else {
+        format!("{} {}", w.due, task.due_on)
+    };
+    let points = talking_points(app, task, customer, locale)?;
+    let contacts = crate::history::last_contacts(&app.store, customer.id, 3).await?;
+    let contacts_text = if contacts.is_empty() {
+        w.no_contacts.to_string()
+    } else {
+        contacts
+            .iter()
+            .map(|c| format!("{} {}", c.at.date_naive(), c.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let link = task_link(app, task, now);
+    let mut text = String::new();
+    let _ = writeln!(text, "* {} — {phone} ({when})", customer.label());
+    let _ = writeln!(text, "  {}: {}", w.why, task.reason);
+    for line in points.lines().filter(|l| !l.trim().is_empty()) {
+        let _ = writeln!(text, "  {line}");
+    }
+    let _ = writeln!(text, "  {}: {contacts_text}", w.last_contacts);
+    let _ = writeln!(text, "  {}: {link}\n", w.open_task);
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let html = format!(
+        "<div style=\"margin:0 0 24px\"><h3 style=\"margin:0\">{name}</h3>\
+         <p style=\"margin:4px 0\"><a href=\"tel:{tel}\">{phone}</a> · {when}</p>\
+         <p style=\"margin:4px 0\"><b>{why}:</b> {reason}</p>{points}\
+         <p style=\"margin:4px 0;color:#555\"><b>{last}:</b> {contacts}</p>\
+         <p><a href=\"{link}\">{open}</a></p></div>",
+        name = esc(&customer.label()),
+        tel = esc(&phone.replace(' ', "")),
+        phone = esc(&phone),
+        when = esc(&when),
+        why = w.why,
+        reason = esc(&task.reason),
+        points = crate::templates::markdown_to_html(&points),
+        last = w.last_contacts,
+        contacts = esc(&contacts_text),
+        open = w.open_task,
+    );
+    Ok((text, html))
+}
+
+/// The calls as iCalendar to-dos.
+fn ics(app: &App, tasks: &[(Task, Customer)], now: DateTime<Utc>) -> String {
+    let stamp = now.format("%Y%m%dT%H%M%SZ");
+    let domain = app.mail_domain();
+    let mut out =
+        String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//outreach//calls//EN\r\n");
+    for (task, customer) in tasks {
+        let text = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace(';', "\\;")
+                .replace(',', "\\,")
+                .replace('\n', "\\n")
+        };
+        let _ = write!(
+            out,
+            "BEGIN:VTODO\r\nUID:task-{id}@{domain}\r\nDTSTAMP:{stamp}\r\nDUE;VALUE=DATE:{due}\r\nSUMMARY:{summary}\r\nDESCRIPTION:{desc}\r\nURL:{url}\r\nEND:VTODO\r\n",
+            id = task.id,
+            due = task.due_on.format("%Y%m%d"),
+            summary = text(&format!(
+                "☎ {} {}",
+                customer.label(),
+                customer.phone.as_deref().unwrap_or("")
+            )),
+            desc = text(&task.reason),
+            url = task_link(app, task, now),
+        );
+    }
+    out.push_str("END:VCALENDAR\r\n");
+    out
+}
+
+/// Open tasks due by `today` for one staff member, overdue first, with their customers.
+async fn due_tasks(app: &App, staff: &Staff, today: NaiveDate) -> Result<Vec<(Task, Customer)>> {
+    let tasks: Vec<Task> = app
+        .store
+        .tasks(Some(&staff.id), true)
+        .await?
+        .into_iter()
+        .filter(|t| t.due_on <= today)
+        .collect();
+    let customers = app
+        .store
+        .customers_by_ids(&tasks.iter().map(|t| t.customer_id).collect::<Vec<_>>())
+        .await?;
+    let mut pairs: Vec<(Task, Customer)> = tasks
+        .into_iter()
+        .filter_map(|t| {
+            customers
+                .iter()
+                .find(|c| c.id == t.customer_id)
+                .cloned()
+                .map(|c| (t, c))
+        })
+        .collect();
+    pairs.sort_by_key(|(t, _)| (t.due_on, t.id));
+    Ok(pairs)
+}
+
+/// Builds and sends one staff member's digest; false if they have nothing due.
+pub async fn send_digest(
+    app: &App,
+    staff: &Staff,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let tasks = due_tasks(app, staff, today).await?;
+    if tasks.is_empty() {
+        return Ok(false);
+    }
+    let locale = staff_locale(app, staff);
+    let w = words(locale);
+    let mut text = format!("{}\n\n", w.intro);
+    let mut html = format!(
+        "<div style=\"font-family:sans-serif;max-width:640px\"><p>{}</p>",
+        w.intro
+    );
+    for (task, customer) in &tasks {
+        let (t, h) = task_block(app, task, customer, locale, today, now).await?;
+        text.push_str(&t);
+        html.push_str(&h);
+    }
+    html.push_str("</div>");
+    let subject = format!("{} ({})", w.digest_subject, tasks.len());
+    let message = crate::compose::staff_email(
+        app.settings(),
+        &staff.email,
+        &subject,
+        &text,
+        &html,
+        Some((
+            "anrufe.ics",
+            "text/calendar; charset=utf-8",
+            ics(app, &tasks, now),
+        )),
+    )?;
+    send(app, &message).await?;
+    info!(staff = %staff.id, tasks = tasks.len(), "digest sent");
+    Ok(true)
+}
+
+async fn send(app: &App, message: &lettre::Message) -> Result<()> {
+    let mut mailer = MailerSettings::from_config(&app.config).open()?;
+    match mailer.send(message).await {
+        SendResult::Sent(_) => Ok(()),
+        other => anyhow::bail!("sending failed: {other:?}"),
+    }
+}
+
+/// Sends every digest that is due now (working day, not absent, past
+/// `digest_at`, none sent today).
+pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<()> {
+    for staff in &app.settings().staff {
+        let Some(rules) = app.config.resolved.staff.get(&staff.id) else {
+            continue;
+        };
+        let local = now.with_timezone(&rules.timezone);
+        let today = local.date_naive();
+        if !Roster::works_on(staff, rules, today) || local.time() < rules.digest_at {
+            continue;
+        }
+        let due = due_tasks(app, staff, today).await?.len() as i64;
+        if !app.store.claim_digest(&staff.id, today, due, now).await? {
+            continue;
+        }
+        if due == 0 {
+            continue;
+        }
+        if let Err(e) = send_digest(app, staff, today, now).await {
+            warn!(staff = %staff.id, error = %format!("{e:#}"), "digest could not be sent; will retry");
+            app.store.release_digest(&staff.id, today).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One email to a manager listing overdue tasks.
+pub async fn send_escalation(
+    app: &App,
+    to: &str,
+    tasks: &[Task],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let locale = app
+        .settings()
+        .staff
+        .iter()
+        .find(|s| s.email == to)
+        .map(|s| staff_locale(app, s))
+        .unwrap_or(&app.settings().business.locale);
+    let w = words(locale);
+    let customers = app
+        .store
+        .customers_by_ids(&tasks.iter().map(|t| t.customer_id).collect::<Vec<_>>())
+        .await?;
+    let mut text = format!("{}\n\n", w.escalation_intro);
+    for task in tasks {
+        let name = customers
+            .iter()
+            .find(|c| c.id == task.customer_id)
+            .map(Customer::label)
+            .unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "* {name} — {} ({} {}) — {}",
+            task.staff_id,
+            w.due,
+            task.due_on,
+            task_link(app, task, now)
+        );
+    }
+    let html = format!(
+        "<pre>{}</pre>",
+        text.replace('&', "&amp;").replace('<', "&lt;")
+    );
+    let message = crate::compose::staff_email(
+        app.settings(),
+        to,
+        &format!("{} ({})", w.escalation_subject, tasks.len()),
+        &text,
+        &html,
+        None,
+    )?;
+    send(app, &message).await?;
+    info!(to, tasks = tasks.len(), "overdue tasks escalated");
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Voucher pools: codes imported (`outreach import vouchers`) or generated
+//! from a pattern, each given to at most one customer, at most
+//! `per_customer` per customer and pool. When an imported pool runs dry the
+//! affected messages are suppressed ("pool exhausted") and the admin gets one
+//! email about it.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Days, Utc};
+use rand::Rng;
+use tracing::warn;
+
+use crate::app::App;
+use crate::config::VoucherPool;
+
+/// Codes from the pattern alphabet: no 0/O or 1/I, which people misread.
+const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+fn pool<'a>(app: &'a App, id: &str) -> Result<&'a VoucherPool> {
+    app.settings()
+        .voucher_pools
+        .iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| anyhow!("unknown voucher pool \"{id}\""))
+}
+
+/// A code for this customer, or `None` if none can be had (the reason is
+/// then "pool exhausted": either no codes left, or the customer has had
+/// their share of this pool).
+pub async fn assign(
+    app: &App,
+    pool_id: &str,
+    customer_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let pool = pool(app, pool_id)?;
+    if let Some(code) = app.store.unused_code_of(pool_id, customer_id).await? {
+        return Ok(Some(code));
+    }
+    if app.store.codes_held(pool_id, customer_id).await? >= i64::from(pool.per_customer) {
+        return Ok(None);
+    }
+    let expires = now.date_naive() + Days::new(u64::from(pool.valid_days));
+    if let Some(code) = app
+        .store
+        .claim_code(pool_id, customer_id, expires, now)
+        .await?
+    {
+        return Ok(Some(code));
+    }
+    if let Some(pattern) = &pool.pattern {
+        for _ in 0..10 {
+            let code = generate(pattern);
+            if app
+                .store
+                .insert_assigned_code(pool_id, &code, customer_id, expires, now)
+                .await?
+            {
+                return Ok(Some(code));
+            }
+        }
+        bail!(
+            "voucher pool {pool_id}: could not generate an unused code in 10 tries; use a pattern with more X"
+        );
+    }
+    notify_exhausted(app, pool_id, now).await;
+    Ok(None)
+}
+
+fn generate(pattern: &str) -> String {
+    let mut rng = rand::rng();
+    pattern
+        .chars()
+        .map(|c| {
+            if c == 'X' {
+                ALPHABET[rng.random_range(0..ALPHABET.len())] as char
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+async fn notify_exhausted(app: &App, pool_id: &str, now: DateTime<Utc>) {
+    let result = async {
+        if !app.store.claim_notice(&format!("pool_exhausted:{pool_id}"), now).await? {
+            return Ok(());
+        }
+        let settings = app.settings();
+        let to = settings.business.admin_email();
+        let text = format!(
+            "The voucher pool \"{pool_id}\" has no codes left. Customers who should have received a code \
+             are recorded as suppressed (\"pool exhausted\") and get no message.\n\n\
+             Add codes with:\n  outreach import vouchers {pool_id} codes.csv\n\nThis notice is sent once."
+        );
+        let message = crate::compose::notice_email(settings, &to, &format!("outreach: voucher pool {pool_id} is empty"), &text)?;
+        let mut mailer = crate::mailer::MailerSettings::from_config(&app.config).open()?;
+        match mailer.send(&message).await {
+            crate::mailer::SendResult::Sent(_) => Ok(()),
+            other => Err(anyhow!("{other:?}")),
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        warn!(pool = pool_id, error = %format!("{e:#}"), "could not send the pool-exhausted notice");
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct VoucherImport {
+    pub added: usize,
+    pub rejected: Vec<(u64, String)>,
+}
+
+/// Reads codes (one per line, or a CSV column `code`) and adds them to a pool.
+pub async fn import(app: &App, pool_id: &str, path: &Path) -> Result<VoucherImport> {
+    pool(app, pool_id)?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read (is it UTF-8?)", path.display()))?;
+    let text = text.trim_start_matches('\u{feff}');
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i as u64 + 1, l));
+    let first = text.lines().next().unwrap_or("");
+    let delimiter = if first.contains(';') { ';' } else { ',' };
+    let header: Vec<String> = first
+        .split(delimiter)
+        .map(|h| h.trim().trim_matches('"').to_lowercase())
+        .collect();
+    let column = header.iter().position(|h| h == "code");
+    if column.is_some() {
+        lines.next();
+    }
+    let mut report = VoucherImport::default();
+    let mut seen = std::collections::HashMap::new();
+    let mut codes = Vec::new();
+    let mut lines_of = Vec::new();
+    for (line, raw) in lines {
+        let code = match column {
+            Some(i) => raw
+                .split(delimiter)
+                .nth(i)
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"'),
+            None => raw.trim(),
+        };
+        if code.is_empty() {
+            continue;
+        }
+        if code.len() > 64 || code.chars().any(char::is_whitespace) {
+            report.rejected.push((
+                line,
+                format!("\"{code}\" is not a code (no spaces, at most 64 characters)"),
+            ));
+        } else if let Some(first) = seen.insert(code.to_string(), line) {
+            report
+                .rejected
+                .push((line, format!("duplicate of line {first}")));
+        } else {
+            codes.push(code.to_string());
+            lines_of.push(line);
+        }
+    }
+    let existing = app.store.add_codes(pool_id, &codes, Utc::now()).await?;
+    for (code, line) in codes.iter().zip(lines_of) {
+        if existing.contains(code) {
+            report
+                .rejected
+                .push((line, format!("\"{code}\" is already in pool {pool_id}")));
+        } else {
+            report.added += 1;
+        }
+    }
+    report.rejected.sort_by_key(|r| r.0);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn generated_codes_follow_the_pattern() {
+        let code = super::generate("LINDE-XXXX-XXXX");
+        assert_eq!(code.len(), 15);
+        assert!(code.starts_with("LINDE-"));
+        assert_eq!(&code[10..11], "-");
+        let random: String = code[6..10].chars().chain(code[11..].chars()).collect();
+        assert!(
+            random.chars().all(|c| super::ALPHABET.contains(&(c as u8))),
+            "{code}"
+        );
+        assert_ne!(super::generate("XXXXXXXX"), super::generate("XXXXXXXX"));
+    }
+}
