@@ -275,7 +275,7 @@ async fn send(app: &App, message: &lettre::Message) -> Result<()> {
 }
 
 /// Sends every digest that is due now (working day, not absent, past
-/// `digest_at`, none sent today).
+/// `digest_at`, tasks due, none sent today).
 pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<()> {
     for staff in &app.settings().staff {
         let Some(rules) = app.config.resolved.staff.get(&staff.id) else {
@@ -286,11 +286,9 @@ pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<()> {
         if !Roster::works_on(staff, rules, today) || local.time() < rules.digest_at {
             continue;
         }
+        // Nothing due: no digest, and none claimed, so tasks created later today still get one.
         let due = due_tasks(app, staff, today).await?.len() as i64;
-        if !app.store.claim_digest(&staff.id, today, due, now).await? {
-            continue;
-        }
-        if due == 0 {
+        if due == 0 || !app.store.claim_digest(&staff.id, today, due, now).await? {
             continue;
         }
         if let Err(e) = send_digest(app, staff, today, now).await {
