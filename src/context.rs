@@ -25,7 +25,10 @@ pub fn customer_value(c: &Customer) -> Value {
         t.map(|t| Value::from(t.to_rfc3339()))
             .unwrap_or(Value::from(()))
     };
-    let builtins: [(&str, Value); 21] = [
+    let today = chrono::Utc::now().date_naive();
+    let years_as_customer = c.customer_since.and_then(|d| today.years_since(d)).map(Value::from).unwrap_or(Value::from(()));
+    let builtins: [(&str, Value); 22] = [
+        ("years_as_customer", years_as_customer),
         ("id", Value::from(c.id)),
         ("external_id", Value::from(c.external_id.clone())),
         ("email", Value::from(c.email.clone())),

@@ -61,6 +61,18 @@ pub struct ImportReport {
     pub rejected: Vec<(u64, String)>,
     /// Lines naming a customer who asked to be forgotten: not imported.
     pub forgotten: Vec<u64>,
+    /// Watched values that changed on existing customers (attribute-change triggers).
+    #[serde(skip)]
+    pub changes: Vec<AttributeChange>,
+}
+
+/// `tier`, `points` or a custom attribute changed on an existing customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeChange {
+    pub customer_id: i64,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
 }
 
 /// One parsed data row: only the columns the file has.
@@ -429,6 +441,9 @@ async fn plan_chunk(
             ),
         };
         let (after, events) = apply(before.clone(), row, opts, now);
+        if !is_new && !opts.dry_run {
+            report.changes.extend(changes(&before, &after));
+        }
         if is_new {
             report.imported += 1;
             let mut events = events;
@@ -451,6 +466,25 @@ async fn plan_chunk(
         }
     }
     Ok(writes)
+}
+
+/// The watched values that differ between two versions of a customer.
+fn changes(before: &Customer, after: &Customer) -> Vec<AttributeChange> {
+    let change = |field: &str, old: Option<String>, new: Option<String>| {
+        (old != new).then(|| AttributeChange { customer_id: before.id, field: field.to_string(), old, new })
+    };
+    let mut out: Vec<AttributeChange> = [
+        change("tier", before.tier.clone(), after.tier.clone()),
+        change("points", Some(before.points.to_string()), Some(after.points.to_string())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let keys: std::collections::BTreeSet<&String> = before.attributes.0.keys().chain(after.attributes.0.keys()).collect();
+    for key in keys {
+        out.extend(change(key, before.attributes.0.get(key).cloned(), after.attributes.0.get(key).cloned()));
+    }
+    out
 }
 
 pub fn external_id_suppression_key(external_id: &str) -> String {

@@ -40,4 +40,5 @@ pub mod systemd;
 pub mod tasks;
 pub mod templates;
 pub mod tokens;
+pub mod triggers;
 pub mod vouchers;

@@ -78,13 +78,27 @@ async fn plan_rows(
         None => Default::default(),
     };
     let mut summary = PlanSummary::default();
+    // A run made for particular customers (attribute change) plans only those.
+    let targets = match run.trigger.as_str() {
+        "attribute_change" => Some(app.store.run_targets(run.id).await?),
+        _ => None,
+    };
+    let anniversary_of = campaign.trigger.as_ref().and_then(|t| t.anniversary_of.as_deref());
+    let day = run.occurrence.with_timezone(&resolved.timezone).date_naive();
     let mut after = 0;
     loop {
-        let page = app.store.customers_page(after, PAGE).await?;
+        let page = match &targets {
+            Some(ids) if after == 0 => app.store.customers_by_ids(ids).await?,
+            Some(_) => Vec::new(),
+            None => app.store.customers_page(after, PAGE).await?,
+        };
         let Some(last) = page.last() else { break };
-        after = last.id;
+        after = last.id.max(1);
         let mut rows = Vec::new();
         for customer in &page {
+            if anniversary_of.is_some_and(|field| !crate::triggers::is_anniversary(customer, field, day)) {
+                continue;
+            }
             let matched = match audience.matches(&customer_value(customer)) {
                 Ok(m) => m,
                 Err(e) => {

@@ -1,5 +1,5 @@
-//! Deciding which runs happen: schedule occurrences, catch-up after
-//! downtime, manual starts.
+//! Deciding which runs happen: schedule occurrences (including the daily
+//! look for anniversaries), catch-up after downtime, manual starts.
 //!
 //! Occurrences come from croner in the business time zone (see
 //! [`crate::domain::Schedule`]); the database records every occurrence that
@@ -29,7 +29,7 @@ fn scheduled_rules(app: &App) -> Vec<(&str, &'static str)> {
     let s = app.settings();
     s.campaigns
         .iter()
-        .filter(|c| c.schedule.is_some())
+        .filter(|c| app.config.resolved.schedules.contains_key(&c.id))
         .map(|c| (c.id.as_str(), "campaign"))
         .chain(s.checkins.iter().map(|c| (c.id.as_str(), "checkin")))
         .collect()

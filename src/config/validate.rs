@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{NaiveTime, Weekday};
+use chrono::{NaiveTime, Timelike, Weekday};
 use chrono_tz::Tz;
 
 use super::model::*;
@@ -34,7 +34,6 @@ pub struct Resolved {
     pub staff: HashMap<String, StaffRules>,
     pub approval_timeouts: HashMap<String, Duration>,
     pub checkin_durations: HashMap<String, CheckinDurations>,
-    pub trigger_times: HashMap<String, NaiveTime>,
 }
 
 /// A staff member's working pattern, parsed.
@@ -318,7 +317,6 @@ pub fn validate(
     let mut schedules = HashMap::new();
     let mut audiences = HashMap::new();
     let mut approval_timeouts = HashMap::new();
-    let mut trigger_times = HashMap::new();
     // Campaigns and check-in rules share one id space: `runs start ID` takes either.
     c.unique_ids("campaign", settings.campaigns.iter().map(|x| x.id.as_str()));
     let campaign_ids: HashSet<&str> = settings.campaigns.iter().map(|x| x.id.as_str()).collect();
@@ -351,10 +349,15 @@ pub fn validate(
                         "set exactly one of anniversary_of or attribute_changed",
                     ),
                 }
-                trigger_times.extend(
-                    c.ok(&key("trigger.at"), parse_clock(&trigger.at))
-                        .map(|t| (camp.id.clone(), t)),
-                );
+                // An anniversary is looked for once a day at `at`: a daily schedule,
+                // with the same DST handling and catch-up as any other.
+                if let Some(at) = c.ok(&key("trigger.at"), parse_clock(&trigger.at))
+                    && trigger.anniversary_of.is_some()
+                {
+                    let daily = Schedule::parse(&format!("{} {} * * *", at.minute(), at.hour()), timezone)
+                        .expect("a daily crontab built from a valid time parses");
+                    schedules.insert(camp.id.clone(), daily);
+                }
             }
             (Some(_), Some(_)) => {
                 c.problem(key("schedule"), "set either schedule or trigger, not both")
@@ -452,7 +455,6 @@ pub fn validate(
             staff,
             approval_timeouts,
             checkin_durations,
-            trigger_times,
         })
     } else {
         Err(ConfigError(c.problems))

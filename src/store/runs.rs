@@ -78,6 +78,30 @@ impl Store {
         Ok(row.and_then(|r| r.0))
     }
 
+    /// The customers a targeted run was made for.
+    pub async fn add_run_targets(&self, run_id: i64, targets: &[(i64, String)]) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (customer_id, detail) in targets {
+                sqlx::query("INSERT INTO run_targets (run_id, customer_id, detail) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(run_id)
+                    .bind(customer_id)
+                    .bind(detail)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
+        .context("recording the run's customers")
+    }
+
+    pub async fn run_targets(&self, run_id: i64) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT customer_id FROM run_targets WHERE run_id = $1 ORDER BY customer_id").bind(run_id).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     pub async fn run(&self, id: i64) -> Result<Option<Run>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
         Ok(dispatch!(self, pool => {
