@@ -26,7 +26,11 @@ pub fn customer_value(c: &Customer) -> Value {
             .unwrap_or(Value::from(()))
     };
     let today = chrono::Utc::now().date_naive();
-    let years_as_customer = c.customer_since.and_then(|d| today.years_since(d)).map(Value::from).unwrap_or(Value::from(()));
+    let years_as_customer = c
+        .customer_since
+        .and_then(|d| today.years_since(d))
+        .map(Value::from)
+        .unwrap_or(Value::from(()));
     let builtins: [(&str, Value); 22] = [
         ("years_as_customer", years_as_customer),
         ("id", Value::from(c.id)),

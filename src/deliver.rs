@@ -121,20 +121,21 @@ pub async fn deliver_batch(
             message,
             customers.get(&message.customer_id),
             &mut runs,
+            now,
         )
         .await;
         delivery.metrics.count(&outcome);
         outcomes.push((message.id, outcome));
     }
     app.store
-        .record_outcomes(&app.instance, &outcomes, Utc::now())
+        .record_outcomes(&app.instance, &outcomes, now)
         .await?;
     for ((_, outcome), message) in outcomes.iter().zip(&claimed) {
         if let Outcome::Failed { reply } = outcome
             && is_bad_address(reply)
         {
             app.store
-                .mark_bad_address(message.customer_id, reply, Utc::now())
+                .mark_bad_address(message.customer_id, reply, now)
                 .await?;
         }
     }
@@ -148,8 +149,8 @@ async fn deliver_one(
     message: &Claimed,
     customer: Option<&crate::domain::Customer>,
     runs: &mut HashMap<i64, Option<String>>,
+    now: DateTime<Utc>,
 ) -> Outcome {
-    let now = Utc::now();
     let Some(customer) = customer else {
         return Outcome::Suppressed {
             reason: "customer no longer exists".into(),

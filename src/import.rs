@@ -471,18 +471,36 @@ async fn plan_chunk(
 /// The watched values that differ between two versions of a customer.
 fn changes(before: &Customer, after: &Customer) -> Vec<AttributeChange> {
     let change = |field: &str, old: Option<String>, new: Option<String>| {
-        (old != new).then(|| AttributeChange { customer_id: before.id, field: field.to_string(), old, new })
+        (old != new).then(|| AttributeChange {
+            customer_id: before.id,
+            field: field.to_string(),
+            old,
+            new,
+        })
     };
     let mut out: Vec<AttributeChange> = [
         change("tier", before.tier.clone(), after.tier.clone()),
-        change("points", Some(before.points.to_string()), Some(after.points.to_string())),
+        change(
+            "points",
+            Some(before.points.to_string()),
+            Some(after.points.to_string()),
+        ),
     ]
     .into_iter()
     .flatten()
     .collect();
-    let keys: std::collections::BTreeSet<&String> = before.attributes.0.keys().chain(after.attributes.0.keys()).collect();
+    let keys: std::collections::BTreeSet<&String> = before
+        .attributes
+        .0
+        .keys()
+        .chain(after.attributes.0.keys())
+        .collect();
     for key in keys {
-        out.extend(change(key, before.attributes.0.get(key).cloned(), after.attributes.0.get(key).cloned()));
+        out.extend(change(
+            key,
+            before.attributes.0.get(key).cloned(),
+            after.attributes.0.get(key).cloned(),
+        ));
     }
     out
 }

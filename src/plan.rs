@@ -83,8 +83,14 @@ async fn plan_rows(
         "attribute_change" => Some(app.store.run_targets(run.id).await?),
         _ => None,
     };
-    let anniversary_of = campaign.trigger.as_ref().and_then(|t| t.anniversary_of.as_deref());
-    let day = run.occurrence.with_timezone(&resolved.timezone).date_naive();
+    let anniversary_of = campaign
+        .trigger
+        .as_ref()
+        .and_then(|t| t.anniversary_of.as_deref());
+    let day = run
+        .occurrence
+        .with_timezone(&resolved.timezone)
+        .date_naive();
     let mut after = 0;
     loop {
         let page = match &targets {
@@ -96,7 +102,9 @@ async fn plan_rows(
         after = last.id.max(1);
         let mut rows = Vec::new();
         for customer in &page {
-            if anniversary_of.is_some_and(|field| !crate::triggers::is_anniversary(customer, field, day)) {
+            if anniversary_of
+                .is_some_and(|field| !crate::triggers::is_anniversary(customer, field, day))
+            {
                 continue;
             }
             let matched = match audience.matches(&customer_value(customer)) {

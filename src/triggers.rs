@@ -25,27 +25,50 @@ pub fn is_anniversary(customer: &Customer, field: &str, day: NaiveDate) -> bool 
         "birthday" => customer.birthday,
         "customer_since" => customer.customer_since,
         other => customer.attributes.0.get(other).and_then(|v| {
-            NaiveDate::parse_from_str(v, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(v, "%d.%m.%Y")).ok()
+            NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .or_else(|_| NaiveDate::parse_from_str(v, "%d.%m.%Y"))
+                .ok()
         }),
     };
     let Some(date) = date else { return false };
     if date.year() >= day.year() {
         return false;
     }
-    let leap_day_in_common_year = date.month() == 2 && date.day() == 29 && day.month() == 2 && day.day() == 28 && NaiveDate::from_ymd_opt(day.year(), 2, 29).is_none();
+    let leap_day_in_common_year = date.month() == 2
+        && date.day() == 29
+        && day.month() == 2
+        && day.day() == 28
+        && NaiveDate::from_ymd_opt(day.year(), 2, 29).is_none();
     (date.month() == day.month() && date.day() == day.day()) || leap_day_in_common_year
 }
 
 /// Creates one run per campaign watching an attribute that the import changed.
-pub async fn on_import(app: &App, changes: &[AttributeChange], now: DateTime<Utc>) -> Result<Vec<(String, i64, usize)>> {
+pub async fn on_import(
+    app: &App,
+    changes: &[AttributeChange],
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, i64, usize)>> {
     let mut created = Vec::new();
     for campaign in &app.settings().campaigns {
-        let Some(trigger) = &campaign.trigger else { continue };
-        let Some(field) = &trigger.attribute_changed else { continue };
+        let Some(trigger) = &campaign.trigger else {
+            continue;
+        };
+        let Some(field) = &trigger.attribute_changed else {
+            continue;
+        };
         let targets: Vec<(i64, String)> = changes
             .iter()
             .filter(|c| &c.field == field && (trigger.to.is_none() || c.new == trigger.to))
-            .map(|c| (c.customer_id, format!("{field}: {} → {}", c.old.as_deref().unwrap_or("-"), c.new.as_deref().unwrap_or("-"))))
+            .map(|c| {
+                (
+                    c.customer_id,
+                    format!(
+                        "{field}: {} → {}",
+                        c.old.as_deref().unwrap_or("-"),
+                        c.new.as_deref().unwrap_or("-")
+                    ),
+                )
+            })
             .collect();
         if targets.is_empty() {
             continue;
@@ -72,18 +95,48 @@ mod tests {
     use super::*;
 
     fn with_birthday(y: i32, m: u32, d: u32) -> Customer {
-        Customer { birthday: NaiveDate::from_ymd_opt(y, m, d), ..Customer::default() }
+        Customer {
+            birthday: NaiveDate::from_ymd_opt(y, m, d),
+            ..Customer::default()
+        }
     }
 
     #[test]
     fn anniversaries_fall_on_the_same_day_and_leap_days_on_the_28th() {
         let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
-        assert!(is_anniversary(&with_birthday(1961, 11, 23), "birthday", day(2026, 11, 23)));
-        assert!(!is_anniversary(&with_birthday(1961, 11, 23), "birthday", day(2026, 11, 24)));
-        assert!(is_anniversary(&with_birthday(1980, 2, 29), "birthday", day(2026, 2, 28)));
-        assert!(!is_anniversary(&with_birthday(1980, 2, 29), "birthday", day(2028, 2, 28)));
-        assert!(is_anniversary(&with_birthday(1980, 2, 29), "birthday", day(2028, 2, 29)));
-        assert!(!is_anniversary(&with_birthday(2026, 11, 23), "birthday", day(2026, 11, 23)), "not on the day itself");
-        assert!(!is_anniversary(&Customer::default(), "birthday", day(2026, 11, 23)));
+        assert!(is_anniversary(
+            &with_birthday(1961, 11, 23),
+            "birthday",
+            day(2026, 11, 23)
+        ));
+        assert!(!is_anniversary(
+            &with_birthday(1961, 11, 23),
+            "birthday",
+            day(2026, 11, 24)
+        ));
+        assert!(is_anniversary(
+            &with_birthday(1980, 2, 29),
+            "birthday",
+            day(2026, 2, 28)
+        ));
+        assert!(!is_anniversary(
+            &with_birthday(1980, 2, 29),
+            "birthday",
+            day(2028, 2, 28)
+        ));
+        assert!(is_anniversary(
+            &with_birthday(1980, 2, 29),
+            "birthday",
+            day(2028, 2, 29)
+        ));
+        assert!(
+            !is_anniversary(&with_birthday(2026, 11, 23), "birthday", day(2026, 11, 23)),
+            "not on the day itself"
+        );
+        assert!(!is_anniversary(
+            &Customer::default(),
+            "birthday",
+            day(2026, 11, 23)
+        ));
     }
 }

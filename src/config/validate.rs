@@ -354,8 +354,9 @@ pub fn validate(
                 if let Some(at) = c.ok(&key("trigger.at"), parse_clock(&trigger.at))
                     && trigger.anniversary_of.is_some()
                 {
-                    let daily = Schedule::parse(&format!("{} {} * * *", at.minute(), at.hour()), timezone)
-                        .expect("a daily crontab built from a valid time parses");
+                    let daily =
+                        Schedule::parse(&format!("{} {} * * *", at.minute(), at.hour()), timezone)
+                            .expect("a daily crontab built from a valid time parses");
                     schedules.insert(camp.id.clone(), daily);
                 }
             }

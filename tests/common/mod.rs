@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod app;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_outreach");
 
 /// The database URLs a test should run against: always a fresh SQLite file,

@@ -1,0 +1,172 @@
+//! A library-level test harness: the same [`App`] the daemon builds, on a
+//! config written to a temp folder, driven step by step with explicit times
+//! (no sleeping, no wall clock).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use outreach::app::App;
+use outreach::config::Config;
+use outreach::deliver::{Delivery, deliver_batch};
+use outreach::import::{ImportOptions, ImportReport, import_customers};
+use outreach::mailer::MailerSettings;
+use outreach::store::Store;
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub app: App,
+    pub delivery: Delivery,
+    pub dir: TempDir,
+}
+
+pub fn berlin(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    let tz: Tz = "Europe/Berlin".parse().unwrap();
+    tz.with_ymd_and_hms(y, mo, d, h, mi, 0)
+        .earliest()
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+impl TestApp {
+    /// `extra` is appended to the base config (campaigns, limits …).
+    pub async fn new(db_url: &str, extra: &str) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(dir, db_url, extra).await
+    }
+
+    pub async fn in_dir(dir: TempDir, db_url: &str, extra: &str) -> TestApp {
+        let path = dir.path().join("outreach.toml");
+        std::fs::write(
+            &path,
+            super::base_config(db_url, &dir.path().join("outbox")) + extra,
+        )
+        .unwrap();
+        let config = Config::load_with_env(&path, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::connect(db_url, 4).await.unwrap();
+        store.migrate().await.unwrap();
+        let app = App::build(config, store, "test".into()).await.unwrap();
+        TestApp {
+            app,
+            delivery: Delivery::default(),
+            dir,
+        }
+    }
+
+    /// A second daemon (or the same after a restart) on the same database and config.
+    pub async fn sibling(&self, instance: &str) -> App {
+        let config = Config::load_with_env(&self.app.config.path, Vec::new()).unwrap();
+        App::build(config, self.app.store.clone(), instance.into())
+            .await
+            .unwrap()
+    }
+
+    pub async fn import(&self, csv: &str) -> ImportReport {
+        let path = self
+            .dir
+            .path()
+            .join(format!("import-{}.csv", rand::random::<u32>()));
+        std::fs::write(&path, csv).unwrap();
+        let report = import_customers(
+            &self.app.store,
+            &path,
+            ImportOptions {
+                dry_run: false,
+                staff_ids: self
+                    .app
+                    .settings()
+                    .staff
+                    .iter()
+                    .map(|s| s.id.clone())
+                    .collect(),
+                default_consent_source: "test".into(),
+                progress: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        report
+    }
+
+    pub async fn tick(&self, now: DateTime<Utc>) {
+        outreach::daemon::tick(&self.app, &self.delivery, now)
+            .await
+            .unwrap();
+    }
+
+    /// Delivers batches until nothing is due at `now`; returns how many were handled.
+    pub async fn deliver_all(&self, now: DateTime<Utc>) -> usize {
+        let mut mailer = MailerSettings::from_config(&self.app.config)
+            .open()
+            .unwrap();
+        let mut total = 0;
+        loop {
+            let n = deliver_batch(&self.app, &self.delivery, &mut mailer, now)
+                .await
+                .unwrap();
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+
+    /// The `.eml` files written so far, as text.
+    pub fn outbox_mails(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.outbox()) else {
+            return Vec::new();
+        };
+        entries
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect()
+    }
+
+    /// Mails to one address (customer emails only, not staff mails).
+    pub fn mails_to(&self, address: &str) -> Vec<String> {
+        self.outbox_mails()
+            .into_iter()
+            .filter(|m| m.contains(&format!("To: {address}")))
+            .collect()
+    }
+
+    /// Message counts by state for a run, with suppression reasons.
+    pub async fn counts(&self, run: i64) -> Vec<(String, Option<String>, i64)> {
+        self.app
+            .store
+            .run_counts(&[run])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.state, c.reason, c.n))
+            .collect()
+    }
+
+    pub async fn count(&self, run: i64, state: &str) -> i64 {
+        self.counts(run)
+            .await
+            .iter()
+            .filter(|c| c.0 == state)
+            .map(|c| c.2)
+            .sum()
+    }
+
+    pub async fn runs_of(&self, rule: &str) -> Vec<outreach::store::Run> {
+        let mut runs: Vec<_> = self
+            .app
+            .store
+            .recent_runs(10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.rule_id == rule)
+            .collect();
+        runs.sort_by_key(|r| r.id);
+        runs
+    }
+}
