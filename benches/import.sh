@@ -13,11 +13,11 @@
 # Each command runs under `/usr/bin/time -v` (peak RSS), timed by the clock
 # around it (wall time). The table shows the median time over the runs,
 # rows/s, `vs baseline` = baseline_s / case_s (1.00 = as fast as the bulk
-# loader, 0.10 = ten times slower), and the highest peak RSS of the measured
-# process over the runs. For PostgreSQL the RSS is that of the client process
-# (psql or outreach), not of the server. The outreach times include process
-# start, reading the config and checking migrations (a fresh database is
-# migrated before timing).
+# loader, 0.10 = ten times slower), `x slower` = case_s / baseline_s, and the
+# highest peak RSS of the measured process over the runs. For PostgreSQL the
+# RSS is that of the client process (psql or outreach), not of the server.
+# The outreach times include process start, reading the config and checking
+# migrations (a fresh database is migrated before timing).
 #
 # Environment:
 #   BENCH_ROWS          rows to generate (default 100000)
@@ -336,7 +336,8 @@ pg_version=""
 echo
 echo "outreach import customers: $ROWS rows, $(date -u +%Y-%m-%d), commit $commit"
 echo "machine: $(nproc) cores ($cpu), $mem RAM; sqlite3 $(sqlite3 --version | cut -d' ' -f1)${pg_version:+, PostgreSQL $pg_version}"
-echo "median of $RUNS run(s); vs baseline = baseline_s / case_s (higher is better, 1.00 = bulk loader speed);"
+echo "median of $RUNS run(s); vs baseline = baseline_s / case_s (higher is better, 1.00 = bulk loader speed),"
+echo "x slower = case_s / baseline_s;"
 echo "peak RSS = highest over the runs, of the client process (psql/sqlite3/outreach)"
 [[ -z $PG_NOTE ]] || echo "$PG_NOTE"
 echo
@@ -352,7 +353,7 @@ for line in open(path):
     rss[backend, case].append(int(kb))
 label = {"baseline": None, "first": "import, first (all new)", "reimport": "import, again (unchanged)"}
 loader = {"sqlite": "sqlite3 .import (baseline)", "postgres": "psql \\copy (baseline)"}
-print(f"{'backend':<9} {'case':<27} {'seconds':>8} {'rows/s':>9} {'vs baseline':>11} {'peak RSS MB':>11}")
+print(f"{'backend':<9} {'case':<27} {'seconds':>8} {'rows/s':>9} {'vs baseline':>11} {'x slower':>8} {'peak RSS MB':>11}")
 for backend in ("sqlite", "postgres"):
     if (backend, "baseline") not in secs:
         continue
@@ -362,5 +363,5 @@ for backend in ("sqlite", "postgres"):
         ratio = base / s if s > 0 else float("inf")
         name = label[case] or loader[backend]
         print(f"{backend:<9} {name:<27} {s:>8.2f} {rows / s if s else float('inf'):>9.0f} "
-              f"{ratio:>11.3f} {max(rss[backend, case]) / 1024:>11.1f}")
+              f"{ratio:>11.3f} {s / base:>8.1f} {max(rss[backend, case]) / 1024:>11.1f}")
 EOF
