@@ -185,11 +185,7 @@ impl SmtpSession {
         match result {
             Ok(reply) => SendResult::Sent(reply),
             Err(failure) => {
-                // After any failure the session may be in any state: start afresh next time.
-                if let Some(mut conn) = self.connection.take() {
-                    conn.abort().await;
-                }
-                match failure {
+                let outcome = match failure {
                     Phase::Rejected {
                         reply,
                         permanent: true,
@@ -200,8 +196,31 @@ impl SmtpSession {
                     }
                     | Phase::Envelope(reply) => SendResult::Temporary(reply),
                     Phase::Body(reason) => SendResult::Ambiguous(reason),
-                }
+                };
+                self.after_failure().await;
+                outcome
             }
+        }
+    }
+
+    /// After a rejection the session can go on once the transaction is
+    /// reset; after a connection problem (or if RSET fails) it is dropped
+    /// without further talk, so a stalled server cannot hold us.
+    async fn after_failure(&mut self) {
+        let Some(conn) = self.connection.as_mut() else {
+            return;
+        };
+        let reset = !conn.has_broken()
+            && matches!(
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    conn.command(lettre::transport::smtp::commands::Rset)
+                )
+                .await,
+                Ok(Ok(_))
+            );
+        if !reset {
+            self.connection = None;
         }
     }
 }

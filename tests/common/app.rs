@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -17,7 +18,7 @@ use tempfile::TempDir;
 
 pub struct TestApp {
     pub app: App,
-    pub delivery: Delivery,
+    pub delivery: Arc<Delivery>,
     pub dir: TempDir,
 }
 
@@ -36,6 +37,14 @@ impl TestApp {
         Self::in_dir(dir, db_url, extra).await
     }
 
+    /// Like [`TestApp::new`], plus a `conf.d/10-test.toml` fragment (e.g. `[mail]` overrides).
+    pub async fn with_fragment(db_url: &str, extra: &str, fragment: &str) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+        std::fs::write(dir.path().join("conf.d/10-test.toml"), fragment).unwrap();
+        Self::in_dir(dir, db_url, extra).await
+    }
+
     pub async fn in_dir(dir: TempDir, db_url: &str, extra: &str) -> TestApp {
         let path = dir.path().join("outreach.toml");
         std::fs::write(
@@ -49,7 +58,7 @@ impl TestApp {
         let app = App::build(config, store, "test".into()).await.unwrap();
         TestApp {
             app,
-            delivery: Delivery::default(),
+            delivery: Arc::new(Delivery::default()),
             dir,
         }
     }
@@ -88,6 +97,12 @@ impl TestApp {
         .unwrap();
         assert!(report.rejected.is_empty(), "{:?}", report.rejected);
         report
+    }
+
+    /// The HTTP router of a daemon on this database, sharing our delivery state.
+    pub async fn router(&self) -> axum::Router {
+        let shared = outreach::app::Shared::new(self.sibling("http").await);
+        outreach::http::router(outreach::http::AppState::new(shared, self.delivery.clone()))
     }
 
     pub async fn tick(&self, now: DateTime<Utc>) {

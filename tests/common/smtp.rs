@@ -1,0 +1,164 @@
+//! A real SMTP server in the test process (mailin-embedded) whose answers
+//! depend on the recipient, recording every message it accepted.
+//!
+//! Recipients steer it: `tempfail-N@…` gets `451` for its first N attempts,
+//! `nouser@…` gets `550 5.1.1`, `block@…` gets `554` after the data. A hook
+//! runs when a message has been accepted (before the reply is sent).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use mailin_embedded::response::{OK, START_DATA};
+use mailin_embedded::{Handler, Response, Server};
+
+type Hook = Arc<dyn Fn(&[String]) + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct Received {
+    /// (recipients, raw message) per accepted message.
+    pub messages: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    attempts: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Received {
+    pub fn count_to(&self, address: &str) -> usize {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(to, _)| to.iter().any(|t| t == address))
+            .count()
+    }
+
+    pub fn total(&self) -> usize {
+        self.messages.lock().unwrap().len()
+    }
+}
+
+#[derive(Clone)]
+struct Recorder {
+    received: Received,
+    to: Vec<String>,
+    data: Vec<u8>,
+    hook: Option<Hook>,
+}
+
+impl Handler for Recorder {
+    fn rcpt(&mut self, to: &str) -> Response {
+        let mut attempts = self.received.attempts.lock().unwrap();
+        let n = attempts.entry(to.to_string()).or_insert(0);
+        *n += 1;
+        if let Some(rest) = to.strip_prefix("tempfail-")
+            && let Some(limit) = rest.split('@').next().and_then(|x| x.parse::<u32>().ok())
+            && *n <= limit
+        {
+            return Response::custom(451, "4.3.0 Try again later".into());
+        }
+        if to.starts_with("nouser@") {
+            return Response::custom(550, "5.1.1 No such user here".into());
+        }
+        OK
+    }
+
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        START_DATA
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        if self.to.iter().any(|t| t.starts_with("block@")) {
+            return Response::custom(554, "5.7.1 Message refused".into());
+        }
+        if let Some(hook) = &self.hook {
+            hook(&self.to);
+        }
+        let text = String::from_utf8_lossy(&self.data).into_owned();
+        self.received
+            .messages
+            .lock()
+            .unwrap()
+            .push((self.to.clone(), text));
+        OK
+    }
+}
+
+/// Starts the server on a free loopback port; returns the port and the record.
+pub fn start(hook: Option<Hook>) -> (u16, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Received::default();
+    let handler = Recorder {
+        received: received.clone(),
+        to: Vec::new(),
+        data: Vec::new(),
+        hook,
+    };
+    let mut server = Server::new(handler);
+    server
+        .with_name("test.smtp")
+        .with_num_threads(4)
+        .with_tcp_listener(listener);
+    std::thread::spawn(move || {
+        let _ = server.serve();
+    });
+    (port, received)
+}
+
+/// A server that takes the whole message and then hangs up without a reply:
+/// the client cannot know whether it was delivered. Counts messages taken.
+pub fn start_dropping() -> (u16, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let taken = Arc::new(Mutex::new(0));
+    let counter = taken.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let _ = stream.write_all(b"220 dropper ESMTP\r\n");
+                let mut line = String::new();
+                let mut in_data = false;
+                while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    if in_data {
+                        if line == ".\r\n" {
+                            *counter.lock().unwrap() += 1;
+                            return; // hang up instead of answering 250
+                        }
+                    } else {
+                        let reply: &[u8] =
+                            match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                                "EHLO" | "HELO" => b"250 dropper\r\n",
+                                "DATA" => {
+                                    in_data = true;
+                                    b"354 go ahead\r\n"
+                                }
+                                "QUIT" => b"221 bye\r\n",
+                                _ => b"250 OK\r\n",
+                            };
+                        let _ = stream.write_all(reply);
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, taken)
+}
+
+/// Config lines for sending to a local test server.
+pub fn smtp_config(port: u16) -> String {
+    format!(
+        "\n[mail]\ntransport = \"smtp\"\nrate_per_minute = 0\ngive_up_after = \"1h\"\n\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout_secs = 5\n"
+    )
+}

@@ -1,0 +1,428 @@
+//! Delivery over real SMTP (an in-process server): one copy per customer,
+//! retries after 4xx, 5xx fails only that message, unknown outcomes are held,
+//! unsubscribes take effect even within a running batch; and the
+//! unsubscribe endpoint itself.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::Duration;
+use common::app::{TestApp, berlin};
+use common::databases;
+use common::smtp::{self, smtp_config};
+use http_body_util::BodyExt;
+use outreach::schedule::start_now;
+use outreach::tokens::Purpose;
+use tower::ServiceExt;
+
+const CAMPAIGN: &str = r#"
+[limits]
+frequency_cap = ""
+quiet_hours = ""
+
+[[campaign]]
+id = "news"
+kind = "status_update"
+schedule = "0 9 * * Thu"
+template = "status_update"
+"#;
+
+fn customers(addresses: &[&str]) -> String {
+    let mut csv = String::from("email,consent\n");
+    for a in addresses {
+        csv.push_str(&format!("{a},yes\n"));
+    }
+    csv
+}
+
+async fn start_run(t: &TestApp, now: chrono::DateTime<chrono::Utc>) -> i64 {
+    let run = start_now(&t.app, "news", now).await.unwrap();
+    t.tick(now).await;
+    run
+}
+
+async fn message_state(t: &TestApp, email: &str) -> (String, Option<String>) {
+    let c = t.app.store.find_customer(email).await.unwrap().unwrap();
+    let m = t
+        .app
+        .store
+        .customer_messages(c.id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    (m.state, m.smtp_reply.or(m.reason))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_customer_gets_exactly_one_copy_and_the_reply_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let (port, received) = smtp::start(None);
+        let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
+        let addresses: Vec<String> = (0..120).map(|i| format!("kunde{i}@example.de")).collect();
+        t.import(&customers(
+            &addresses.iter().map(String::as_str).collect::<Vec<_>>(),
+        ))
+        .await;
+        let now = berlin(2026, 11, 23, 12, 0);
+        let run = start_run(&t, now).await;
+        t.deliver_all(now).await;
+        t.deliver_all(now + Duration::minutes(5)).await; // nothing left to send twice
+        assert_eq!(received.total(), 120, "{url}");
+        for a in &addresses {
+            assert_eq!(received.count_to(a), 1, "{a}");
+        }
+        assert_eq!(t.count(run, "sent").await, 120);
+        let (state, reply) = message_state(&t, "kunde7@example.de").await;
+        assert_eq!(state, "sent");
+        assert!(
+            reply.unwrap().starts_with("250"),
+            "the server's 250 reply is stored"
+        );
+        let mail = &received.messages.lock().unwrap()[0].1;
+        assert!(mail.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_451_is_retried_later_and_a_550_fails_only_that_message() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let (port, received) = smtp::start(None);
+        let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
+        t.import(&customers(&[
+            "tempfail-1@example.de",
+            "nouser@example.de",
+            "block@example.de",
+            "ok1@example.de",
+            "ok2@example.de",
+        ]))
+        .await;
+        let now = berlin(2026, 11, 23, 12, 0);
+        let run = start_run(&t, now).await;
+        t.deliver_all(now).await;
+        assert_eq!(received.count_to("ok1@example.de"), 1, "{url}");
+        assert_eq!(received.count_to("ok2@example.de"), 1);
+        let (state, reply) = message_state(&t, "nouser@example.de").await;
+        assert_eq!(
+            (
+                state.as_str(),
+                reply.as_deref().map(|r| r.contains("5.1.1"))
+            ),
+            ("failed", Some(true))
+        );
+        let (state, reply) = message_state(&t, "block@example.de").await;
+        assert_eq!(state, "failed");
+        assert!(reply.unwrap().contains("554"));
+        let (state, reply) = message_state(&t, "tempfail-1@example.de").await;
+        assert_eq!(state, "planned", "451 is temporary");
+        assert!(reply.unwrap().contains("451"));
+        // Not before its backoff…
+        t.deliver_all(now + Duration::seconds(10)).await;
+        assert_eq!(received.count_to("tempfail-1@example.de"), 0);
+        // …but after it.
+        t.deliver_all(now + Duration::minutes(2)).await;
+        assert_eq!(received.count_to("tempfail-1@example.de"), 1);
+        assert_eq!(message_state(&t, "tempfail-1@example.de").await.0, "sent");
+        assert_eq!(t.count(run, "sent").await, 3);
+        assert_eq!(t.count(run, "failed").await, 2);
+        // The 5.1.1 address is bad now: a later run suppresses it.
+        let later = now + Duration::days(1);
+        let run2 = start_run(&t, later).await;
+        let counts = t.counts(run2).await;
+        assert!(
+            counts.contains(&("suppressed".into(), Some("address bounced".into()), 1)),
+            "{counts:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn temporary_failures_give_up_after_the_configured_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let (port, received) = smtp::start(None);
+    let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
+    t.import(&customers(&["tempfail-99@example.de"])).await;
+    let now = berlin(2026, 11, 23, 12, 0);
+    start_run(&t, now).await;
+    let mut at = now;
+    for _ in 0..8 {
+        t.deliver_all(at).await;
+        at += Duration::minutes(20);
+    }
+    let (state, reply) = message_state(&t, "tempfail-99@example.de").await;
+    assert_eq!(state, "failed");
+    assert!(
+        reply.unwrap().starts_with("gave up after 1h"),
+        "give_up_after = 1h in the test config"
+    );
+    assert_eq!(received.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_dropped_after_the_data_leaves_the_message_unknown_and_it_is_not_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let (port, taken) = smtp::start_dropping();
+        let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
+        t.import(&customers(&["anna@example.de"])).await;
+        let now = berlin(2026, 11, 23, 12, 0);
+        let run = start_run(&t, now).await;
+        t.deliver_all(now).await;
+        assert_eq!(
+            message_state(&t, "anna@example.de").await.0,
+            "unknown",
+            "{url}"
+        );
+        t.deliver_all(now + Duration::hours(1)).await;
+        assert_eq!(*taken.lock().unwrap(), 1, "never resent on its own");
+        // The admin decides to resend.
+        assert_eq!(t.app.store.retry_unknown(run, now).await.unwrap(), 1);
+        assert_eq!(t.count(run, "planned").await, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_claimed_by_a_daemon_that_died_become_unknown_after_their_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let (port, received) = smtp::start(None);
+        let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
+        t.import(&customers(&[
+            "a@example.de",
+            "b@example.de",
+            "c@example.de",
+        ]))
+        .await;
+        let now = berlin(2026, 11, 23, 12, 0);
+        let run = start_run(&t, now).await;
+        // A daemon claims a batch and dies before recording anything.
+        let claimed = t
+            .app
+            .store
+            .claim_messages("dead-daemon", now, now + outreach::deliver::LEASE, 2)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2);
+        t.deliver_all(now).await; // the live daemon sends what is not claimed
+        assert_eq!(received.total(), 1, "{url}");
+        t.tick(now + outreach::deliver::LEASE + Duration::minutes(1))
+            .await;
+        assert_eq!(t.count(run, "unknown").await, 2);
+        t.deliver_all(now + Duration::hours(1)).await;
+        assert_eq!(received.total(), 1, "unknown messages are held, not resent");
+    }
+}
+
+async fn body_text(response: axum::response::Response) -> String {
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsubscribe_during_a_running_batch_stops_the_messages_not_yet_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    // The HTTP server runs on a real port; the SMTP server unsubscribes the
+    // last customer (one-click POST) the moment it accepts the first message.
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token: Arc<std::sync::Mutex<String>> = Arc::default();
+    let hook_token = token.clone();
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook = Arc::new(move |_to: &[String]| {
+        if fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+        let body = "List-Unsubscribe=One-Click";
+        let path = format!("/u/{}", hook_token.lock().unwrap());
+        write!(s, "POST {path} HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+            "{reply}"
+        );
+    });
+    let (port, received) = smtp::start(Some(hook));
+    let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
+    t.import(&customers(&[
+        "first@example.de",
+        "second@example.de",
+        "last@example.de",
+    ]))
+    .await;
+    let last = t
+        .app
+        .store
+        .find_customer("last@example.de")
+        .await
+        .unwrap()
+        .unwrap();
+    let now = berlin(2026, 11, 23, 12, 0);
+    *token.lock().unwrap() = t.app.signer.sign(
+        Purpose::Unsubscribe,
+        last.id,
+        chrono::Utc::now() + Duration::days(1),
+    );
+    let router = t.router().await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", http_port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let run = start_run(&t, now).await;
+    t.deliver_all(now).await;
+    assert_eq!(received.count_to("first@example.de"), 1);
+    assert_eq!(received.count_to("second@example.de"), 1);
+    assert_eq!(
+        received.count_to("last@example.de"),
+        0,
+        "unsubscribed mid-batch"
+    );
+    assert!(
+        t.counts(run)
+            .await
+            .contains(&("suppressed".into(), Some("unsubscribed".into()), 1))
+    );
+}
+
+#[tokio::test]
+async fn unsubscribe_links_confirm_on_get_act_on_post_and_refuse_bad_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let t = TestApp::new(&url, CAMPAIGN).await;
+        t.import(&customers(&["anna@example.de"])).await;
+        let anna = t
+            .app
+            .store
+            .find_customer("anna@example.de")
+            .await
+            .unwrap()
+            .unwrap();
+        let now = chrono::Utc::now();
+        let token = t
+            .app
+            .signer
+            .sign(Purpose::Unsubscribe, anna.id, now + Duration::days(30));
+        let router = t.router().await;
+        let get = router
+            .clone()
+            .oneshot(
+                Request::get(format!("/u/{token}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(get.status(), StatusCode::OK);
+        assert!(body_text(get).await.contains("<form method=\"post\">"));
+        let still = t
+            .app
+            .store
+            .find_customer("anna@example.de")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            still.unsubscribed_at.is_none(),
+            "{url}: GET must not change anything (link scanners)"
+        );
+
+        let post = Request::post(format!("/u/{token}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("List-Unsubscribe=One-Click"))
+            .unwrap();
+        let response = router.clone().oneshot(post).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "one-click answers 200, no redirect"
+        );
+        let gone = t
+            .app
+            .store
+            .find_customer("anna@example.de")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(gone.unsubscribed_at.is_some());
+
+        let forged = format!("{}x", &token[..token.len() - 1]);
+        let task_token = t
+            .app
+            .signer
+            .sign(Purpose::Task, anna.id, now + Duration::days(1));
+        let expired = t
+            .app
+            .signer
+            .sign(Purpose::Unsubscribe, anna.id, now - Duration::days(1));
+        for (bad, status) in [
+            (forged.as_str(), StatusCode::NOT_FOUND),
+            (task_token.as_str(), StatusCode::NOT_FOUND),
+            (expired.as_str(), StatusCode::GONE),
+            ("garbage", StatusCode::NOT_FOUND),
+        ] {
+            let response = router
+                .clone()
+                .oneshot(
+                    Request::get(format!("/u/{bad}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{bad}");
+            let text = body_text(response).await;
+            assert!(!text.contains("anna"), "no data on an error page");
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_show_the_queue_by_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let t = TestApp::new(&url, CAMPAIGN).await;
+    t.import(&customers(&["a@example.de", "b@example.de"]))
+        .await;
+    let now = berlin(2026, 11, 23, 12, 0);
+    start_run(&t, now).await;
+    t.deliver_all(now).await;
+    let response = t
+        .router()
+        .await
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = body_text(response).await;
+    assert!(
+        text.contains("outreach_messages{state=\"sent\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("outreach_send_attempts_total{result=\"sent\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("outreach_send_latency_seconds_count 2"),
+        "{text}"
+    );
+}
