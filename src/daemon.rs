@@ -25,8 +25,10 @@ use crate::deliver::{self, Delivery};
 use crate::store::Store;
 use crate::{http, systemd};
 
-/// The scheduler looks for new work at least this often (manual starts, approvals, digests).
+/// Everything time-driven (schedules, approvals, leases, digests) runs at least this often.
 const TICK: Duration = Duration::from_secs(5);
+/// Runs waiting to be planned are looked for this often.
+const POLL: Duration = Duration::from_secs(1);
 
 /// Terminal: plain text with time. Under systemd (`JOURNAL_STREAM` set): no
 /// timestamps (journald adds its own) and no colours. `json` if configured.
@@ -121,20 +123,7 @@ async fn recover_after_restart(app: &App) -> Result<()> {
 /// One pass of everything time-driven. Tests call this directly.
 pub async fn tick(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) -> Result<()> {
     crate::schedule::create_due_runs(app, now).await?;
-    while let Some(run) = app
-        .store
-        .claim_run_for_planning(&app.instance, now, now + deliver::LEASE)
-        .await?
-    {
-        let result = match run.rule_kind.as_str() {
-            "checkin" => crate::tasks::create_tasks(app, &run, now).await.map(|_| ()),
-            _ => crate::plan::plan_campaign(app, &run, now).await.map(|_| ()),
-        };
-        if let Err(e) = result {
-            error!(run = run.id, rule = %run.rule_id, error = %format!("{e:#}"), "planning failed; will retry");
-            return Err(e);
-        }
-    }
+    plan_pending(app, delivery, now).await?;
     crate::approval::expire_overdue(app, now).await?;
     let expired = app.store.expire_claims(now).await?;
     if expired > 0 {
@@ -151,21 +140,54 @@ pub async fn tick(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) ->
     Ok(())
 }
 
+/// Plans every run waiting in `planning` (scheduled, started by hand, triggered).
+async fn plan_pending(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) -> Result<()> {
+    while let Some(run) = app
+        .store
+        .claim_run_for_planning(&app.instance, now, now + deliver::LEASE)
+        .await?
+    {
+        let result = match run.rule_kind.as_str() {
+            "checkin" => crate::tasks::create_tasks(app, &run, now).await.map(|_| ()),
+            _ => crate::plan::plan_campaign(app, &run, now).await.map(|_| ()),
+        };
+        if let Err(e) = result {
+            error!(run = run.id, rule = %run.rule_id, error = %format!("{e:#}"), "planning failed; will retry");
+            return Err(e);
+        }
+        delivery.wake.notify_waiters();
+    }
+    Ok(())
+}
+
+/// Runs a full [`tick`] every [`TICK`] (or at the next occurrence, if
+/// sooner) and in between looks for runs to plan every [`POLL`], so that
+/// `outreach runs start` is picked up within a second.
 async fn scheduler_loop(shared: Shared, delivery: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
+    let mut next_full = tokio::time::Instant::now();
     loop {
         let app = shared.current();
         let now = Utc::now();
-        match tick(&app, &delivery, now).await {
+        let step = if tokio::time::Instant::now() >= next_full {
+            let until_next = crate::schedule::next_wake(&app, now)
+                .and_then(|t| (t - now).to_std().ok())
+                .unwrap_or(TICK)
+                .min(TICK);
+            next_full = tokio::time::Instant::now() + until_next;
+            tick(&app, &delivery, now).await
+        } else {
+            plan_pending(&app, &delivery, now).await
+        };
+        match step {
             // The watchdog is fed from the loop that does the work: a hung step starves it.
             Ok(()) => systemd::watchdog(),
             Err(e) => warn!(error = %format!("{e:#}"), "scheduler step failed; retrying"),
         }
-        let until_next = crate::schedule::next_wake(&app, now)
-            .and_then(|t| (t - Utc::now()).to_std().ok())
-            .unwrap_or(TICK)
-            .min(TICK);
+        let sleep = next_full
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(POLL);
         tokio::select! {
-            _ = tokio::time::sleep(until_next) => {}
+            _ = tokio::time::sleep(sleep) => {}
             _ = stop.changed() => break,
         }
     }

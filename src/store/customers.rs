@@ -120,13 +120,6 @@ pub struct HistoryEntry {
 /// Row of customers to write in one transaction: `id == 0` inserts.
 pub type CustomerRow = (Customer, Vec<NewEvent>);
 
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Store {
     /// Customers whose external id or email is among the given keys.
     pub async fn customers_by_keys(
@@ -139,10 +132,10 @@ impl Store {
             for chunk in keys.chunks(500) {
                 let sql = format!(
                     "SELECT * FROM customers WHERE {column} IN ({})",
-                    placeholders(1, chunk.len())
+                    self.placeholders(1, chunk.len())
                 );
                 let rows: Vec<Customer> = dispatch!(self, pool => {
-                    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                    let mut q = sqlx::query_as(sql.as_str());
                     for k in chunk {
                         q = q.bind(k);
                     }
@@ -163,10 +156,10 @@ impl Store {
         for chunk in keys.chunks(500) {
             let sql = format!(
                 "SELECT key FROM suppressions WHERE key IN ({})",
-                placeholders(1, chunk.len())
+                self.placeholders(1, chunk.len())
             );
             let rows: Vec<(String,)> = dispatch!(self, pool => {
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                let mut q = sqlx::query_as(sql.as_str());
                 for k in chunk {
                     q = q.bind(k);
                 }
@@ -185,12 +178,12 @@ impl Store {
             let mut tx = pool.begin().await?;
             for (customer, events) in rows {
                 let id = if customer.id == 0 {
-                    let (id,): (i64,) = bind_customer!(sqlx::query_as(sqlx::AssertSqlSafe(INSERT_SQL.as_str())), customer)
+                    let (id,): (i64,) = bind_customer!(sqlx::query_as(INSERT_SQL.as_str()), customer)
                         .fetch_one(&mut *tx)
                         .await?;
                     id
                 } else {
-                    bind_customer!(sqlx::query(sqlx::AssertSqlSafe(UPDATE_SQL.as_str())), customer)
+                    bind_customer!(sqlx::query(UPDATE_SQL.as_str()), customer)
                         .bind(customer.id)
                         .execute(&mut *tx)
                         .await?;
@@ -276,7 +269,7 @@ impl Store {
         };
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            bind_customer!(sqlx::query(sqlx::AssertSqlSafe(UPDATE_SQL.as_str())), erased).bind(id).execute(&mut *tx).await?;
+            bind_customer!(sqlx::query(UPDATE_SQL.as_str()), erased).bind(id).execute(&mut *tx).await?;
             sqlx::query("UPDATE customer_events SET detail = '' WHERE customer_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -321,7 +314,7 @@ impl Store {
                 .join(", ");
             let sql = format!("SELECT * FROM customers WHERE id IN ({list})");
             let rows: Vec<Customer> = dispatch!(self, pool => {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await
+                sqlx::query_as(sql.as_str()).fetch_all(pool).await
             })
             .context("reading customers")?;
             found.extend(rows);

@@ -79,14 +79,52 @@ pub struct Failure {
     pub at: DateTime<Utc>,
 }
 
-/// What an outcome writes: state, reason, SMTP reply, next attempt, sent at.
-type Columns<'a> = (
-    &'a str,
-    Option<&'a str>,
-    Option<&'a str>,
+/// What an outcome writes: id, state, reason, SMTP reply, next attempt, sent at, attempted (0/1).
+type Columns = (
+    i64,
+    &'static str,
+    Option<String>,
+    Option<String>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
+    i32,
 );
+
+fn columns(id: i64, outcome: &Outcome, now: DateTime<Utc>) -> Columns {
+    match outcome {
+        Outcome::Sent { reply } => (id, "sent", None, Some(reply.clone()), None, Some(now), 1),
+        Outcome::Failed { reply } => (
+            id,
+            "failed",
+            Some(reply.clone()),
+            Some(reply.clone()),
+            None,
+            None,
+            1,
+        ),
+        Outcome::Suppressed { reason } => {
+            (id, "suppressed", Some(reason.clone()), None, None, None, 0)
+        }
+        Outcome::Retry { at, reply } => (
+            id,
+            "planned",
+            reply.clone(),
+            reply.clone(),
+            Some(*at),
+            None,
+            i32::from(reply.is_some()),
+        ),
+        Outcome::Unknown { reason } => (
+            id,
+            "unknown",
+            Some(reason.clone()),
+            Some(reason.clone()),
+            None,
+            None,
+            1,
+        ),
+    }
+}
 
 /// Rows per multi-row INSERT: 9 binds each, under SQLite's 32766 limit.
 const INSERT_CHUNK: usize = 500;
@@ -94,7 +132,7 @@ const INSERT_CHUNK: usize = 500;
 impl Store {
     /// Inserts planned rows for a run; rows that exist already are left as
     /// they are (planning is idempotent after a crash). `domain` makes the
-    /// deterministic Message-ID `<run.customer@domain>`.
+    /// deterministic Message-ID `<outreach.run.customer@domain>`.
     pub async fn insert_messages(
         &self,
         run_id: i64,
@@ -102,21 +140,17 @@ impl Store {
         domain: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let _writer = self.write_guard().await;
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let mut sql = String::from(
-                    "INSERT INTO messages (run_id, customer_id, state, reason, message_id, not_before, voucher_code, created_at, updated_at) VALUES ",
+                let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", self.placeholders(i * 9 + 1, 9))).collect();
+                let sql = format!(
+                    "INSERT INTO messages (run_id, customer_id, state, reason, message_id, not_before, voucher_code, created_at, updated_at)
+                     VALUES {} ON CONFLICT (run_id, customer_id) DO NOTHING",
+                    values.join(", ")
                 );
-                for i in 0..chunk.len() {
-                    let b = i * 9;
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9));
-                }
-                sql.push_str(" ON CONFLICT (run_id, customer_id) DO NOTHING");
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut q = sqlx::query(&sql);
                 for m in chunk {
                     q = q
                         .bind(run_id)
@@ -158,8 +192,10 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
-    /// Claims up to `limit` due messages of runs that may send. PostgreSQL
-    /// skips rows another daemon holds; SQLite has one writer at a time.
+    /// Claims up to `limit` due messages of runs that may send, oldest run
+    /// first. Each claim reads one run's due rows through the partial index
+    /// `messages_claimable`, so its cost does not grow with the run.
+    /// PostgreSQL skips rows another daemon holds; SQLite has one writer.
     pub async fn claim_messages(
         &self,
         owner: &str,
@@ -168,70 +204,132 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Claimed>> {
         let lock = match self.backend {
-            Backend::Postgres(_) => "FOR UPDATE OF m SKIP LOCKED",
+            Backend::Postgres(_) => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite(_) => "",
         };
         let sql = format!(
             "UPDATE messages SET state = 'sending', claimed_by = $1, claimed_until = $2, updated_at = $3
              WHERE id IN (
-                 SELECT m.id FROM messages m JOIN runs r ON r.id = m.run_id
-                 WHERE m.state = 'planned' AND m.not_before <= $3 AND r.state = 'sending'
-                 ORDER BY m.not_before, m.id LIMIT $4 {lock})
+                 SELECT id FROM messages
+                 WHERE run_id = $4 AND state = 'planned' AND not_before <= $3
+                 ORDER BY not_before, id LIMIT $5 {lock})
              RETURNING id, run_id, customer_id, message_id, attempts, first_attempt_at, voucher_code"
         );
-        let mut rows: Vec<Claimed> = dispatch!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(owner)
-                .bind(lease_until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        })
-        .context("claiming messages to send")?;
-        rows.sort_by_key(|r| r.id);
-        Ok(rows)
+        let runs: Vec<(i64,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT id FROM runs WHERE state = 'sending' AND rule_kind = 'campaign' ORDER BY id").fetch_all(pool).await
+        })?;
+        let mut claimed: Vec<Claimed> = Vec::new();
+        for (run_id,) in runs {
+            let want = limit - claimed.len() as i64;
+            if want <= 0 {
+                break;
+            }
+            let _writer = self.write_guard().await;
+            let rows: Vec<Claimed> = dispatch!(self, pool => {
+                sqlx::query_as(&sql)
+                    .bind(owner)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(run_id)
+                    .bind(want)
+                    .fetch_all(pool)
+                    .await
+            })
+            .context("claiming messages to send")?;
+            claimed.extend(rows);
+        }
+        claimed.sort_by_key(|r| r.id);
+        Ok(claimed)
     }
 
-    /// Records outcomes of claimed messages in one transaction (group commit).
-    /// Only rows still `sending` under our claim change.
+    /// Records the outcomes of a batch in one statement and one commit
+    /// (group commit). Only rows still `sending` under our claim change.
     pub async fn record_outcomes(
         &self,
         owner: &str,
         outcomes: &[(i64, Outcome)],
         now: DateTime<Utc>,
     ) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Columns> = outcomes
+            .iter()
+            .map(|(id, outcome)| columns(*id, outcome, now))
+            .collect();
+        // One row of VALUES per message: id, state, reason, reply, not_before, sent_at, attempted.
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| match self.backend {
+                Backend::Postgres(_) => {
+                    let b = i * 7 + 3;
+                    format!("(${}::bigint, ${}::text, ${}::text, ${}::text, ${}::timestamptz, ${}::timestamptz, ${}::int)", b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+                }
+                Backend::Sqlite(_) => format!("({})", self.placeholders(0, 7)),
+            })
+            .collect();
+        let (owner_ph, now_ph, v) = match self.backend {
+            Backend::Postgres(_) => (
+                "$1",
+                "$2",
+                [
+                    "id",
+                    "state",
+                    "reason",
+                    "reply",
+                    "not_before",
+                    "sent_at",
+                    "attempted",
+                ],
+            ),
+            // SQLite names VALUES columns column1…column7; its `?` bind in order of appearance.
+            Backend::Sqlite(_) => (
+                "?",
+                "?",
+                [
+                    "column1", "column2", "column3", "column4", "column5", "column6", "column7",
+                ],
+            ),
+        };
+        let alias = match self.backend {
+            Backend::Postgres(_) => "v(id, state, reason, reply, not_before, sent_at, attempted)",
+            Backend::Sqlite(_) => "v",
+        };
+        let sql = match self.backend {
+            Backend::Postgres(_) => format!(
+                "UPDATE messages AS m SET state = v.{state}, reason = COALESCE(v.{reason}, m.reason), smtp_reply = COALESCE(v.{reply}, m.smtp_reply),
+                    not_before = COALESCE(v.{nb}, m.not_before), sent_at = v.{sent}, updated_at = {now_ph},
+                    attempts = m.attempts + v.{att}, first_attempt_at = COALESCE(m.first_attempt_at, CASE WHEN v.{att} = 1 THEN {now_ph} END),
+                    claimed_by = NULL, claimed_until = NULL
+                 FROM (VALUES {values}) AS {alias}
+                 WHERE m.id = v.{id} AND m.state = 'sending' AND m.claimed_by = {owner_ph}",
+                state = v[1], reason = v[2], reply = v[3], nb = v[4], sent = v[5], att = v[6], id = v[0], values = values.join(", ")
+            ),
+            Backend::Sqlite(_) => format!(
+                "UPDATE messages SET state = v.{state}, reason = COALESCE(v.{reason}, messages.reason), smtp_reply = COALESCE(v.{reply}, messages.smtp_reply),
+                    not_before = COALESCE(v.{nb}, messages.not_before), sent_at = v.{sent}, updated_at = {now_ph},
+                    attempts = messages.attempts + v.{att}, first_attempt_at = COALESCE(messages.first_attempt_at, CASE WHEN v.{att} = 1 THEN {now_ph} END),
+                    claimed_by = NULL, claimed_until = NULL
+                 FROM (VALUES {values}) AS {alias}
+                 WHERE messages.id = v.{id} AND messages.state = 'sending' AND messages.claimed_by = {owner_ph}",
+                state = v[1], reason = v[2], reply = v[3], nb = v[4], sent = v[5], att = v[6], id = v[0], values = values.join(", ")
+            ),
+        };
+        let _writer = self.write_guard().await;
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for (id, outcome) in outcomes {
-                let (state, reason, reply, not_before, sent_at): Columns = match outcome {
-                    Outcome::Sent { reply } => ("sent", None, Some(reply), None, Some(now)),
-                    Outcome::Failed { reply } => ("failed", Some(reply), Some(reply), None, None),
-                    Outcome::Suppressed { reason } => ("suppressed", Some(reason), None, None, None),
-                    Outcome::Retry { at, reply } => ("planned", reply.as_deref(), reply.as_deref(), Some(*at), None),
-                    Outcome::Unknown { reason } => ("unknown", Some(reason), Some(reason), None, None),
-                };
-                let attempted = matches!(outcome, Outcome::Sent { .. } | Outcome::Failed { .. } | Outcome::Unknown { .. } | Outcome::Retry { reply: Some(_), .. });
-                sqlx::query(
-                    "UPDATE messages SET state = $1, reason = COALESCE($2, reason), smtp_reply = COALESCE($3, smtp_reply),
-                        not_before = COALESCE($4, not_before), sent_at = $5, updated_at = $6,
-                        attempts = attempts + $7, first_attempt_at = COALESCE(first_attempt_at, CASE WHEN $7 = 1 THEN $6 END),
-                        claimed_by = NULL, claimed_until = NULL
-                     WHERE id = $8 AND state = 'sending' AND claimed_by = $9",
-                )
-                .bind(state)
-                .bind(reason)
-                .bind(reply)
-                .bind(not_before)
-                .bind(sent_at)
-                .bind(now)
-                .bind(i32::from(attempted))
-                .bind(id)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?;
+            let mut q = sqlx::query(&sql);
+            // Binds in order of appearance: PostgreSQL numbers them ($1 owner, $2 now, then the values);
+            // SQLite's `?` follow the text: now, now (SET), the values, then the owner.
+            match self.backend {
+                Backend::Postgres(_) => q = q.bind(owner).bind(now),
+                Backend::Sqlite(_) => q = q.bind(now).bind(now),
             }
-            tx.commit().await
+            for c in &rows {
+                q = q.bind(c.0).bind(c.1).bind(c.2.clone()).bind(c.3.clone()).bind(c.4).bind(c.5).bind(c.6);
+            }
+            if let Backend::Sqlite(_) = self.backend {
+                q = q.bind(owner);
+            }
+            q.execute(pool).await.map(|_| ())
         })
         .context("recording send results")
     }

@@ -24,6 +24,7 @@ pub use runs::{NewRun, Run, RunCount};
 pub use tasks::{NewTask, OutcomeChange, Task};
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -52,6 +53,10 @@ pub(crate) use dispatch;
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// SQLite allows one writer at a time; delivery workers queue here for
+    /// their short write transactions instead of sleeping in SQLite's busy
+    /// handler (which backs off in steps of several milliseconds).
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -102,7 +107,10 @@ impl Store {
                     .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(url)))?,
             )
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            sqlite_writer: Arc::default(),
+        })
     }
 
     /// Applies the migration set of this backend.
@@ -112,6 +120,26 @@ impl Store {
             Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
         }
         .context("applying database migrations")
+    }
+
+    /// Held around write transactions that run concurrently (claims,
+    /// results); `None` on PostgreSQL, which has row locks.
+    pub(crate) async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite(_) => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// `n` bind placeholders starting at number `from`, comma-separated.
+    /// SQLite gets anonymous `?`: sqlx-sqlite resolves each `$N` by name,
+    /// which makes statements with thousands of parameters slow.
+    pub(crate) fn placeholders(&self, from: usize, n: usize) -> String {
+        let each: Vec<String> = match self.backend {
+            Backend::Sqlite(_) => vec!["?".to_string(); n],
+            Backend::Postgres(_) => (from..from + n).map(|i| format!("${i}")).collect(),
+        };
+        each.join(", ")
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -105,21 +105,21 @@ impl Store {
     pub async fn run(&self, id: i64) -> Result<Option<Run>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
         Ok(dispatch!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await
+            sqlx::query_as(sql.as_str()).bind(id).fetch_optional(pool).await
         })?)
     }
 
     pub async fn runs_in_state(&self, state: &str) -> Result<Vec<Run>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE state = $1 ORDER BY id");
         Ok(dispatch!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(state).fetch_all(pool).await
+            sqlx::query_as(sql.as_str()).bind(state).fetch_all(pool).await
         })?)
     }
 
     pub async fn recent_runs(&self, limit: i64) -> Result<Vec<Run>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT $1");
         Ok(dispatch!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(pool).await
+            sqlx::query_as(sql.as_str()).bind(limit).fetch_all(pool).await
         })?)
     }
 
@@ -138,7 +138,7 @@ impl Store {
              RETURNING {RUN_COLUMNS}"
         );
         dispatch!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(owner).bind(lease_until).bind(now).fetch_optional(pool).await
+            sqlx::query_as(sql.as_str()).bind(owner).bind(lease_until).bind(now).fetch_optional(pool).await
         })
         .context("claiming a run to plan")
     }
@@ -163,7 +163,7 @@ impl Store {
              WHERE id = $4 AND state IN ({list})"
         );
         let affected = dispatch!(self, pool => {
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            sqlx::query(sql.as_str())
                 .bind(to)
                 .bind(detail)
                 .bind(now)
@@ -247,7 +247,7 @@ impl Store {
              ORDER BY run_id, state"
         );
         Ok(dispatch!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await
+            sqlx::query_as(sql.as_str()).fetch_all(pool).await
         })?)
     }
 }

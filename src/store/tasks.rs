@@ -111,7 +111,7 @@ impl Store {
     pub async fn task(&self, id: i64) -> Result<Option<Task>> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
         Ok(dispatch!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await
+            sqlx::query_as(sql.as_str()).bind(id).fetch_optional(pool).await
         })?)
     }
 
@@ -121,7 +121,7 @@ impl Store {
             "SELECT {TASK_COLUMNS} FROM tasks WHERE ($1 IS NULL OR staff_id = $1) AND ($2 = FALSE OR state = 'open') ORDER BY due_on, id"
         );
         Ok(dispatch!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(staff).bind(only_open).fetch_all(pool).await
+            sqlx::query_as(sql.as_str()).bind(staff).bind(only_open).fetch_all(pool).await
         })?)
     }
 
@@ -130,7 +130,7 @@ impl Store {
             "SELECT {TASK_COLUMNS} FROM tasks WHERE customer_id = $1 ORDER BY created_at, id"
         );
         Ok(dispatch!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(customer_id).fetch_all(pool).await
+            sqlx::query_as(sql.as_str()).bind(customer_id).fetch_all(pool).await
         })?)
     }
 

@@ -31,7 +31,7 @@ pub async fn fresh_postgres(base: &str) -> String {
     let mut conn = sqlx::PgConnection::connect(base)
         .await
         .expect("connect to TEST_POSTGRES_URL");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
         .expect("create test database");

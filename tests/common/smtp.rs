@@ -15,11 +15,12 @@ use mailin_embedded::response::{OK, START_DATA};
 use mailin_embedded::{Handler, Response, Server};
 
 type Hook = Arc<dyn Fn(&[String]) + Send + Sync>;
+/// (recipients, raw message) per accepted message.
+type Messages = Arc<Mutex<Vec<(Vec<String>, String)>>>;
 
 #[derive(Clone, Default)]
 pub struct Received {
-    /// (recipients, raw message) per accepted message.
-    pub messages: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    pub messages: Messages,
     attempts: Arc<Mutex<HashMap<String, u32>>>,
 }
 
