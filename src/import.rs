@@ -120,48 +120,57 @@ pub async fn import_customers(
         .map_err(|e| anyhow::anyhow!("{}: line 1 (header): {e}", path.display()))?;
 
     let mut report = ImportReport::default();
-    let mut rows = Vec::new();
+    // Rows are parsed, planned and written a chunk at a time; only the keys
+    // seen so far are kept for the whole file (to catch duplicate rows).
     let mut seen_keys: HashMap<String, u64> = HashMap::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                report.rejected.push((line, format!("unreadable CSV: {e}")));
-                continue;
-            }
-        };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
-        }
-        match parse_row(&header, &record, line, &opts.staff_ids) {
-            Ok(row) => {
-                let key = row_key(&row);
-                if let Some(first) = seen_keys.insert(key.clone(), line) {
-                    report.rejected.push((
-                        line,
-                        format!("same {key} as line {first}; keep one row per customer"),
-                    ));
-                } else {
-                    rows.push(row);
+    let total = text.lines().count().saturating_sub(1);
+    let now = Utc::now();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut done = 0;
+    let mut records = reader.records();
+    loop {
+        let record = records.next();
+        let at_end = record.is_none();
+        if let Some(record) = record {
+            done += 1;
+            match record {
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0);
+                    report.rejected.push((line, format!("unreadable CSV: {e}")));
+                }
+                Ok(record) if record.iter().all(|f| f.trim().is_empty()) => {}
+                Ok(record) => {
+                    let line = record.position().map(|p| p.line()).unwrap_or(0);
+                    match parse_row(&header, &record, line, &opts.staff_ids) {
+                        Ok(row) => {
+                            let key = row_key(&row);
+                            match seen_keys.insert(key.clone(), line) {
+                                Some(first) => report.rejected.push((
+                                    line,
+                                    format!(
+                                        "same {key} as line {first}; keep one row per customer"
+                                    ),
+                                )),
+                                None => chunk.push(row),
+                            }
+                        }
+                        Err(reason) => report.rejected.push((line, reason)),
+                    }
                 }
             }
-            Err(reason) => report.rejected.push((line, reason)),
         }
-    }
-
-    let total = rows.len();
-    let now = Utc::now();
-    let mut done = 0;
-    for chunk in rows.chunks(CHUNK) {
-        let writes = plan_chunk(store, chunk, &opts, now, &mut report).await?;
-        if !opts.dry_run {
-            store.write_customers(&writes, now).await?;
+        if chunk.len() >= CHUNK || (at_end && !chunk.is_empty()) {
+            let writes = plan_chunk(store, &chunk, &opts, now, &mut report).await?;
+            if !opts.dry_run {
+                store.write_customers(&writes, now).await?;
+            }
+            chunk.clear();
+            if let Some(progress) = opts.progress.as_mut() {
+                progress(done, total);
+            }
         }
-        done += chunk.len();
-        if let Some(progress) = opts.progress.as_mut() {
-            progress(done, total);
+        if at_end {
+            break;
         }
     }
     report.rejected.sort_by_key(|r| r.0);
@@ -384,6 +393,8 @@ async fn plan_chunk(
     let suppressed = store.suppressed_keys(&keys).await?;
 
     let mut writes = Vec::with_capacity(chunk.len());
+    // Emails taken by earlier rows of this chunk (not yet in the database).
+    let mut taken: HashSet<String> = HashSet::new();
     for row in chunk {
         let email = row.email.clone().flatten();
         let matched = match (&row.external_id, &email) {
@@ -441,6 +452,18 @@ async fn plan_chunk(
             ),
         };
         let (after, events) = apply(before.clone(), row, opts, now);
+        if let Some(email) = after
+            .email
+            .as_ref()
+            .filter(|e| before.email.as_ref() != Some(*e))
+            && !taken.insert(email.clone())
+        {
+            report.rejected.push((
+                row.line,
+                format!("email {email} is used by another row of this file"),
+            ));
+            continue;
+        }
         if !is_new && !opts.dry_run {
             report.changes.extend(changes(&before, &after));
         }

@@ -226,3 +226,47 @@ async fn wrong_encoding_and_missing_key_columns_are_explained() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn large_files_import_in_chunks_and_one_email_cannot_belong_to_two_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let env = Env::new(&url, "");
+        let mut csv = String::from("external_id;email;name;consent;tags\n");
+        for i in 0..2500 {
+            csv.push_str(&format!("E{i};kunde{i}@example.de;Kunde {i};ja;\"a;b\"\n"));
+        }
+        // Another id with an address already used above (in the same chunk and in a later one).
+        csv.push_str("X1;kunde3@example.de;Doppelt;ja;\n");
+        csv.push_str("X2;kunde2400@example.de;Doppelt;ja;\n");
+        let file = env.write("big.csv", &csv);
+        let out = env.run(&["import", "customers", file.to_str().unwrap()]);
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("imported 2500, updated 0, unchanged 0, rejected 2"),
+            "{url}: {text}"
+        );
+        assert!(
+            text.contains("line 2502: email kunde3@example.de already belongs"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "line 2503: email kunde2400@example.de is used by another row of this file"
+            ),
+            "{text}"
+        );
+        let again = env.run(&["import", "customers", file.to_str().unwrap()]);
+        assert!(
+            stdout(&again).starts_with("imported 0, updated 0, unchanged 2500, rejected 2"),
+            "{}",
+            stdout(&again)
+        );
+        let last = show_json(&env, "E2499");
+        assert_eq!(last["customer"]["tags"], serde_json::json!(["a", "b"]));
+        assert_eq!(
+            last["history"][0]["detail"],
+            "created from import line 2501"
+        );
+    }
+}

@@ -39,14 +39,8 @@ const COLUMNS: [&str; 25] = [
     "updated_at",
 ];
 
-static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
-    let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("${i}")).collect();
-    format!(
-        "INSERT INTO customers ({}) VALUES ({}) RETURNING id",
-        COLUMNS.join(", "),
-        placeholders.join(", ")
-    )
-});
+/// Rows per multi-row INSERT: 25 binds each stays under SQLite's 32766 limit.
+const INSERT_CHUNK: usize = 500;
 
 static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
     let sets: Vec<String> = COLUMNS
@@ -174,30 +168,53 @@ impl Store {
     /// Inserts (id 0) or updates customers with their new events, all in one
     /// transaction: an import chunk is either fully recorded or not at all.
     pub async fn write_customers(&self, rows: &[CustomerRow], at: DateTime<Utc>) -> Result<()> {
+        let (new, changed): (Vec<&CustomerRow>, Vec<&CustomerRow>) =
+            rows.iter().partition(|(c, _)| c.id == 0);
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            for (customer, events) in rows {
-                let id = if customer.id == 0 {
-                    let (id,): (i64,) = bind_customer!(sqlx::query_as(INSERT_SQL.as_str()), customer)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    id
-                } else {
-                    bind_customer!(sqlx::query(UPDATE_SQL.as_str()), customer)
-                        .bind(customer.id)
-                        .execute(&mut *tx)
-                        .await?;
-                    customer.id
-                };
-                for event in events {
-                    sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, $3, $4)")
-                        .bind(id)
-                        .bind(at)
-                        .bind(&event.kind)
-                        .bind(&event.detail)
-                        .execute(&mut *tx)
-                        .await?;
+            let mut events: Vec<(i64, &NewEvent)> = Vec::new();
+            // New customers: multi-row INSERTs; the ids come back with the keys they belong to.
+            for chunk in new.chunks(INSERT_CHUNK) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("({})", self.placeholders(i * COLUMNS.len() + 1, COLUMNS.len())))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO customers ({}) VALUES {} RETURNING id, external_id, email",
+                    COLUMNS.join(", "),
+                    values.join(", ")
+                );
+                let mut q = sqlx::query_as(&sql);
+                for (customer, _) in chunk {
+                    q = bind_customer!(q, customer);
                 }
+                let ids: Vec<(i64, Option<String>, Option<String>)> = q.fetch_all(&mut *tx).await?;
+                for (customer, new_events) in chunk {
+                    let id = ids
+                        .iter()
+                        .find(|(_, ext, email)| match &customer.external_id {
+                            Some(k) => ext.as_ref() == Some(k),
+                            None => email.is_some() && *email == customer.email,
+                        })
+                        .map(|r| r.0)
+                        .ok_or(sqlx::Error::RowNotFound)?;
+                    events.extend(new_events.iter().map(|e| (id, e)));
+                }
+            }
+            for (customer, new_events) in &changed {
+                bind_customer!(sqlx::query(UPDATE_SQL.as_str()), customer)
+                    .bind(customer.id)
+                    .execute(&mut *tx)
+                    .await?;
+                events.extend(new_events.iter().map(|e| (customer.id, e)));
+            }
+            for chunk in events.chunks(INSERT_CHUNK) {
+                let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", self.placeholders(i * 4 + 1, 4))).collect();
+                let sql = format!("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES {}", values.join(", "));
+                let mut q = sqlx::query(&sql);
+                for (id, event) in chunk {
+                    q = q.bind(*id).bind(at).bind(&event.kind).bind(&event.detail);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await
         })
