@@ -1,12 +1,12 @@
 //! Building the emails: customer messages with the unsubscribe headers of
-//! RFC 2369/8058, and internal messages to staff.
+//! RFC 2369/8058 (DKIM-signed when configured), and internal messages to staff.
 
 use anyhow::{Context, Result};
 use lettre::Message;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
-use crate::config::Settings;
+use crate::config::{Config, Settings};
 use crate::templates::Rendered;
 
 #[derive(Debug, Clone)]
@@ -47,12 +47,13 @@ fn mailbox(raw: &str, what: &str) -> Result<Mailbox> {
 /// A customer email: text and HTML alternatives, deterministic Message-ID,
 /// List-Unsubscribe (HTTPS link and optional mailto) with one-click POST.
 pub fn customer_email(
-    settings: &Settings,
+    config: &Config,
     to: &str,
     message_id: &str,
     unsubscribe_url: &str,
     rendered: &Rendered,
 ) -> Result<Message> {
+    let settings = &config.settings;
     let mut list_unsubscribe = format!("<{unsubscribe_url}>");
     if let Some(mailto) = &settings.mail.unsubscribe_mailto {
         list_unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
@@ -68,12 +69,16 @@ pub fn customer_email(
     if let Some(reply_to) = &settings.business.reply_to {
         builder = builder.reply_to(mailbox(reply_to, "business.reply_to")?);
     }
-    builder
+    let mut message = builder
         .multipart(MultiPart::alternative_plain_html(
             rendered.text.clone(),
             rendered.html.clone(),
         ))
-        .context("building the email")
+        .context("building the email")?;
+    if let Some(dkim) = &config.resolved.dkim {
+        message.sign(&dkim.0);
+    }
+    Ok(message)
 }
 
 /// An email to staff (digest, approval request, escalation), optionally with

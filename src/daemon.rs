@@ -35,7 +35,10 @@ const POLL: Duration = Duration::from_secs(1);
 /// `RUST_LOG` overrides the configured level.
 pub fn init_logging(log: &Log) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    // sqlx reports PostgreSQL notices (e.g. "relation already exists, skipping" from
+    // migrations) at info; they are noise for an admin.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", log.level)));
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -236,10 +239,12 @@ async fn reload(shared: &Shared, path: &Path) {
     systemd::ready();
 }
 
+/// This machine's name, for instance ids (`/proc` may be hidden by the unit's sandbox).
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into())
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".into())
 }
 
 /// Used by CLI commands that act like the daemon would (e.g. `tasks digest`).

@@ -206,7 +206,7 @@ async fn deliver_one(
             now,
         )?;
         crate::compose::customer_email(
-            app.settings(),
+            &app.config,
             &to,
             &message.message_id,
             &unsubscribe,

@@ -139,3 +139,47 @@ fn environment_overrides_apply_and_are_named_when_wrong() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_missing_database_password_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite(&dir);
+    let env = Env::in_dir(dir, &url, "");
+    let out = env
+        .command(&["check"])
+        .env(
+            "OUTREACH__DATABASE__PASSWORD_FILE",
+            "/nonexistent/db-password",
+        )
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("database.password_file: cannot read secret file /nonexistent/db-password"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dkim_key_that_is_not_a_pem_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dkim.pem");
+    std::fs::write(&key, "not a key\n").unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let env = Env::in_dir(
+        dir,
+        &url,
+        &format!(
+            "[mail.dkim]\nselector = \"s\"\ndomain = \"d.example\"\nprivate_key_file = \"{}\"\n",
+            key.display()
+        ),
+    );
+    let out = env.run(&["check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("mail.dkim.private_key_file: not an RSA private key"),
+        "{err}"
+    );
+}

@@ -214,7 +214,15 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
 /// Connects and migrates: every command works on an up-to-date schema.
 pub async fn open_store(config: &Config) -> Result<Store> {
     let db = &config.settings.database;
-    let store = Store::connect(&db.url, db.max_connections)
+    let password = match &config.resolved.database_password {
+        Some(secret) => Some(
+            secret
+                .expose_str()
+                .context("database.password_file is not UTF-8")?,
+        ),
+        None => None,
+    };
+    let store = Store::connect_with_password(&db.url, db.max_connections, password)
         .await
         .with_context(|| format!("{}: database.url", config.path.display()))?;
     store.migrate().await?;

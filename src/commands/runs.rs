@@ -42,7 +42,7 @@ pub async fn preview(
         println!("{}", rendered.html);
     } else {
         let email = crate::compose::customer_email(
-            app.settings(),
+            &app.config,
             &to,
             &format!("<preview@{}>", app.mail_domain()),
             &unsubscribe,

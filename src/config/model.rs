@@ -76,6 +76,9 @@ pub struct Database {
     pub url: String,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// PostgreSQL password, read from a file so that `url` holds no secret.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
 }
 
 impl Default for Database {
@@ -83,6 +86,7 @@ impl Default for Database {
         Database {
             url: default_database_url(),
             max_connections: default_max_connections(),
+            password_file: None,
         }
     }
 }

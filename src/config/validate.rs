@@ -25,7 +25,9 @@ pub struct Resolved {
     pub catch_up: Duration,
     pub give_up_after: Duration,
     pub smtp_password: Option<Secret>,
-    pub dkim_private_key: Option<Secret>,
+    pub database_password: Option<Secret>,
+    /// Signs customer emails when `[mail.dkim]` is configured.
+    pub dkim: Option<Dkim>,
     /// Signing key first, then previous keys still accepted.
     pub token_keys: Vec<Secret>,
     /// Schedules of campaigns and check-in rules by id.
@@ -34,6 +36,54 @@ pub struct Resolved {
     pub staff: HashMap<String, StaffRules>,
     pub approval_timeouts: HashMap<String, Duration>,
     pub checkin_durations: HashMap<String, CheckinDurations>,
+}
+
+/// DKIM signing for customer emails. The signed headers include both
+/// List-Unsubscribe headers, as mailbox providers expect for one-click
+/// unsubscribe. `Debug` shows no key material.
+pub struct Dkim(pub lettre::message::dkim::DkimConfig);
+
+impl Dkim {
+    fn new(settings: &crate::config::model::Dkim, key: &Secret) -> Result<Self, String> {
+        use lettre::message::dkim::{
+            DkimCanonicalization, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
+        };
+        use lettre::message::header::HeaderName;
+        let pem = key
+            .expose_str()
+            .map_err(|_| "the DKIM key file is not text".to_string())?;
+        let key = DkimSigningKey::new(pem, DkimSigningAlgorithm::Rsa).map_err(|e| {
+            format!("not an RSA private key in PKCS#1 PEM (\"BEGIN RSA PRIVATE KEY\"): {e}; convert with `openssl rsa -traditional`")
+        })?;
+        let headers = [
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "Reply-To",
+            "MIME-Version",
+            "Content-Type",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+        ]
+        .into_iter()
+        .map(HeaderName::new_from_ascii_str)
+        .collect();
+        Ok(Dkim(DkimConfig::new(
+            settings.selector.clone(),
+            settings.domain.clone(),
+            key,
+            headers,
+            DkimCanonicalization::default(),
+        )))
+    }
+}
+
+impl std::fmt::Debug for Dkim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dkim(***)")
+    }
 }
 
 /// A staff member's working pattern, parsed.
@@ -221,10 +271,15 @@ pub fn validate(
         }
         _ => None,
     };
-    let dkim_private_key = mail
-        .dkim
+    let dkim = mail.dkim.as_ref().and_then(|d| {
+        let key = c.secret("mail.dkim.private_key_file", &d.private_key_file)?;
+        c.ok("mail.dkim.private_key_file", Dkim::new(d, &key))
+    });
+    let database_password = settings
+        .database
+        .password_file
         .as_ref()
-        .and_then(|d| c.secret("mail.dkim.private_key_file", &d.private_key_file));
+        .and_then(|path| c.secret("database.password_file", path));
     let mut token_keys = Vec::new();
     if let Some(path) = &settings.security.token_key_file {
         token_keys.extend(c.secret("security.token_key_file", path));
@@ -449,7 +504,8 @@ pub fn validate(
             catch_up,
             give_up_after,
             smtp_password,
-            dkim_private_key,
+            database_password,
+            dkim,
             token_keys,
             schedules,
             audiences,

@@ -65,6 +65,15 @@ impl Store {
     /// while the sender writes, and `synchronous=FULL` makes every commit
     /// durable before we tell anyone a message was sent.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        Self::connect_with_password(url, max_connections, None).await
+    }
+
+    /// As [`Store::connect`], with a PostgreSQL password kept out of the URL.
+    pub async fn connect_with_password(
+        url: &str,
+        max_connections: u32,
+        password: Option<&str>,
+    ) -> Result<Self> {
         let backend = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("database.url \"{url}\" is not a valid SQLite URL"))?
@@ -92,12 +101,15 @@ impl Store {
                     .with_context(|| format!("cannot open SQLite database {}", path.display()))?,
             )
         } else {
-            let options = PgConnectOptions::from_str(url).with_context(|| {
+            let mut options = PgConnectOptions::from_str(url).with_context(|| {
                 format!(
                     "database.url is not a valid PostgreSQL URL: {}",
                     redact(url)
                 )
             })?;
+            if let Some(password) = password {
+                options = options.password(password);
+            }
             Backend::Postgres(
                 PgPoolOptions::new()
                     .max_connections(max_connections.max(1))
