@@ -1,0 +1,145 @@
+//! The daemon under a service manager: sd_notify messages on a real
+//! `NOTIFY_SOCKET`, SIGHUP reloads (a bad config is refused and the old one
+//! keeps running), SIGTERM stops cleanly. Drives the real binary.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Env;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Reads notify datagrams until one contains `want` (or times out).
+fn wait_for(socket: &UnixDatagram, want: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            seen.push(msg.clone());
+            if msg.lines().any(|l| l == want) {
+                return;
+            }
+        }
+    }
+    panic!("no {want} within 30 s; got {seen:?}");
+}
+
+fn signal(child: &Child, sig: &str) {
+    assert!(
+        std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn notify_reload_and_stop_behave_as_systemd_expects() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let env = Env::in_dir(dir, &url, "");
+    let socket_path = env.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = free_port();
+    let mut child = env
+        .command(&["run"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    wait_for(&socket, "READY=1", &mut seen);
+    // Ready means listening.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // The watchdog is fed by the scheduler loop.
+    wait_for(&socket, "WATCHDOG=1", &mut seen);
+
+    // A broken config on reload is refused; the daemon keeps running.
+    let good = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{good}\n[limits]\nquiet_hourz = \"\"\n"),
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    wait_for(&socket, "RELOADING=1", &mut seen);
+    wait_for(&socket, "READY=1", &mut seen);
+    assert!(
+        seen.iter().any(|m| m.contains("MONOTONIC_USEC=")),
+        "reload carries its timestamp: {seen:?}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "still serving after a refused reload"
+    );
+
+    // A good config is taken.
+    std::fs::write(&env.config, good.replace("Café Test", "Café Neu")).unwrap();
+    signal(&child, "-HUP");
+    wait_for(&socket, "RELOADING=1", &mut seen);
+    wait_for(&socket, "READY=1", &mut seen);
+
+    signal(&child, "-TERM");
+    wait_for(&socket, "STOPPING=1", &mut seen);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("reload refused; the previous configuration keeps running"),
+        "{log}"
+    );
+    assert!(
+        log.contains("limits.quiet_hourz"),
+        "the refused reload names the key: {log}"
+    );
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(!log.contains("hunter2"));
+}
+
+#[test]
+fn secrets_never_appear_in_logs_or_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("smtp-password");
+    std::fs::write(&secret, "hunter2-very-secret\n").unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let env = Env::in_dir(dir, &url, "");
+    // Wrong port so the send fails and is logged.
+    let port = free_port();
+    let out = env
+        .command(&["check"])
+        .env("OUTREACH__MAIL__TRANSPORT", "smtp")
+        .env("OUTREACH__MAIL__SMTP__USERNAME", "outreach")
+        .env(
+            "OUTREACH__MAIL__SMTP__PASSWORD_FILE",
+            secret.to_str().unwrap(),
+        )
+        .env("OUTREACH__MAIL__SMTP__PORT", port.to_string())
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let all = format!("{}{}", common::stdout(&out), common::stderr(&out));
+    assert!(!all.contains("hunter2"), "{all}");
+}
