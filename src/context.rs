@@ -12,7 +12,15 @@ use minijinja::Value;
 use crate::config::Business;
 use crate::domain::Customer;
 
+/// The customer as of today (wall clock, UTC); for audiences and `check`.
 pub fn customer_value(c: &Customer) -> Value {
+    customer_value_on(c, chrono::Utc::now().date_naive())
+}
+
+/// The customer as of `today`: values that depend on the date
+/// (`years_as_customer`) are computed for that day, so a message rendered for
+/// a run says what was true on the run's day, not on the machine's clock.
+pub fn customer_value_on(c: &Customer, today: chrono::NaiveDate) -> Value {
     let mut map: BTreeMap<String, Value> = BTreeMap::new();
     for (k, v) in &c.attributes.0 {
         map.insert(k.clone(), Value::from(v.as_str()));
@@ -25,7 +33,6 @@ pub fn customer_value(c: &Customer) -> Value {
         t.map(|t| Value::from(t.to_rfc3339()))
             .unwrap_or(Value::from(()))
     };
-    let today = chrono::Utc::now().date_naive();
     let years_as_customer = c
         .customer_since
         .and_then(|d| today.years_since(d))

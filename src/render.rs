@@ -9,7 +9,7 @@ use minijinja::{Value, context};
 
 use crate::app::App;
 use crate::config::Campaign;
-use crate::context::{business_value, customer_value};
+use crate::context::{business_value, customer_value_on};
 use crate::domain::Customer;
 use crate::templates::Rendered;
 use crate::tokens::Purpose;
@@ -67,8 +67,12 @@ pub fn render_campaign(
         None => Value::UNDEFINED,
     };
     let unsubscribe = unsubscribe_url(app, customer.id, now);
+    // Date-dependent values (years as customer) as of the business's day at `now`.
+    let today = now
+        .with_timezone(&app.config.resolved.timezone)
+        .date_naive();
     let mut ctx = context! {
-        customer => customer_value(customer),
+        customer => customer_value_on(customer, today),
         business => business_value(&app.settings().business),
         unsubscribe_url => &unsubscribe,
         run => context! { id => run_id, campaign => &campaign.id },
@@ -114,6 +118,10 @@ pub fn sample_voucher(app: &App, campaign: &Campaign, now: DateTime<Utc>) -> Opt
     Some(VoucherShown {
         code: pool.pattern.clone().unwrap_or_else(|| "MUSTER-1234".into()),
         value: pool.value.clone(),
-        expires: Some(now.date_naive() + chrono::Days::new(u64::from(pool.valid_days))),
+        expires: Some(
+            now.with_timezone(&app.config.resolved.timezone)
+                .date_naive()
+                + chrono::Days::new(u64::from(pool.valid_days)),
+        ),
     })
 }
