@@ -54,6 +54,16 @@ pub async fn import(app: &App, file: &Path, dry_run: bool) -> Result<()> {
             "line {line}: skipped: this person asked to be forgotten; remove them from the source file"
         );
     }
+    // Changes of watched values (`trigger = { attribute_changed = … }`) start
+    // their runs now, also when some other rows were rejected: the good rows
+    // were imported. A dry run reports no changes.
+    for (campaign, run, customers) in
+        crate::triggers::on_import(app, &report.changes, Utc::now()).await?
+    {
+        println!(
+            "run {run} of {campaign} started for {customers} customer(s) whose value changed; the running daemon plans and sends it"
+        );
+    }
     import::ensure_nothing_rejected(&report)
 }
 
