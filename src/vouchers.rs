@@ -41,7 +41,11 @@ pub async fn assign(
     if app.store.codes_held(pool_id, customer_id).await? >= i64::from(pool.per_customer) {
         return Ok(None);
     }
-    let expires = now.date_naive() + Days::new(u64::from(pool.valid_days));
+    // Valid from the business's day (not the UTC date, a day behind before 01:00/02:00 in Berlin).
+    let today = now
+        .with_timezone(&app.config.resolved.timezone)
+        .date_naive();
+    let expires = today + Days::new(u64::from(pool.valid_days));
     if let Some(code) = app
         .store
         .claim_code(pool_id, customer_id, expires, now)
@@ -129,6 +133,13 @@ pub async fn import(app: &App, pool_id: &str, path: &Path) -> Result<VoucherImpo
     let column = header.iter().position(|h| h == "code");
     if column.is_some() {
         lines.next();
+    } else if header.len() > 1 {
+        // A CSV without a `code` column: importing its rows whole would add
+        // the header and every "1;ABC" as codes nobody can redeem.
+        bail!(
+            "{}: line 1 has several columns but none is named \"code\"; name the column with the codes \"code\", or give one code per line",
+            path.display()
+        );
     }
     let mut report = VoucherImport::default();
     let mut seen = std::collections::HashMap::new();
