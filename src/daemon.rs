@@ -75,13 +75,17 @@ pub async fn run(config: Config) -> Result<()> {
         crate::config::Transport::Smtp => config.settings.mail.smtp.connections.max(1),
         crate::config::Transport::File => 1,
     };
+    let (results, recorder) = deliver::spawn_recorder(shared.clone());
     for _ in 0..connections {
         workers.push(tokio::spawn(deliver::worker(
             shared.clone(),
             delivery.clone(),
+            results.clone(),
             stop_rx.clone(),
         )));
     }
+    // The recorder ends once the workers, holding the other senders, are done.
+    drop(results);
     let scheduler = tokio::spawn(scheduler_loop(
         shared.clone(),
         delivery.clone(),
@@ -96,6 +100,7 @@ pub async fn run(config: Config) -> Result<()> {
     for worker in workers {
         worker.await.context("a delivery worker panicked")?;
     }
+    recorder.await.context("the results recorder panicked")?;
     scheduler.await.context("the scheduler panicked")?;
     server.await.context("the HTTP server panicked")??;
     store.close().await;

@@ -1,10 +1,12 @@
 //! Delivery: claim due messages, render, send, record — one step
-//! ([`deliver_batch`]) plus a loop per SMTP connection ([`worker`]).
+//! ([`deliver_batch`]) plus a loop per SMTP connection ([`worker`]) and one
+//! group-commit task ([`spawn_recorder`]).
 //!
 //! Each worker owns one transport session and claims a small batch at a time
-//! (with a lease), so a crash can leave at most one batch per worker in the
-//! `sending` state; those become `unknown` once their lease runs out and are
-//! never resent automatically. Results of a batch are committed together.
+//! (with a lease), so a crash can leave at most one batch per worker (plus
+//! results not yet committed) in the `sending` state; those become `unknown`
+//! once their lease runs out and are never resent automatically. Workers
+//! hand their results to the recorder and go on sending while it commits.
 //!
 //! Right before each send the customer is checked again: an unsubscribe that
 //! arrived while the run was going out takes effect for everything not yet
@@ -17,7 +19,7 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::app::{App, Shared};
@@ -28,6 +30,8 @@ use crate::store::{Claimed, Outcome};
 
 /// Messages a worker claims at once: the most that can end `unknown` per worker after a crash.
 pub const BATCH: i64 = 50;
+/// Results committed together at most (group commit).
+const GROUP: usize = 500;
 /// A claim older than this belongs to a daemon that died.
 pub const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 
@@ -89,6 +93,9 @@ impl RateWindow {
     }
 }
 
+/// A sent batch's results, waiting to be recorded: (message id, customer id, outcome).
+pub type Results = Vec<(i64, i64, Outcome)>;
+
 /// Claims, sends and records one batch. Returns how many messages it handled.
 pub async fn deliver_batch(
     app: &App,
@@ -96,12 +103,24 @@ pub async fn deliver_batch(
     mailer: &mut Mailer,
     now: DateTime<Utc>,
 ) -> Result<usize> {
+    let results = send_batch(app, delivery, mailer, now).await?;
+    record(app, &results, now).await?;
+    Ok(results.len())
+}
+
+/// Claims a batch and sends it; the results still have to be recorded.
+async fn send_batch(
+    app: &App,
+    delivery: &Delivery,
+    mailer: &mut Mailer,
+    now: DateTime<Utc>,
+) -> Result<Results> {
     let claimed = app
         .store
         .claim_messages(&app.instance, now, now + LEASE, BATCH)
         .await?;
     if claimed.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let ids: Vec<i64> = claimed.iter().map(|c| c.customer_id).collect();
     let customers: HashMap<i64, _> = app
@@ -112,7 +131,7 @@ pub async fn deliver_batch(
         .map(|c| (c.id, c))
         .collect();
     let mut runs = HashMap::new();
-    let mut outcomes = Vec::with_capacity(claimed.len());
+    let mut results = Vec::with_capacity(claimed.len());
     for message in &claimed {
         let outcome = deliver_one(
             app,
@@ -125,21 +144,56 @@ pub async fn deliver_batch(
         )
         .await;
         delivery.metrics.count(&outcome);
-        outcomes.push((message.id, outcome));
+        results.push((message.id, message.customer_id, outcome));
     }
+    Ok(results)
+}
+
+/// Commits results (one statement) and marks addresses that do not exist.
+async fn record(app: &App, results: &Results, now: DateTime<Utc>) -> Result<()> {
+    let outcomes: Vec<(i64, Outcome)> = results.iter().map(|(id, _, o)| (*id, o.clone())).collect();
     app.store
         .record_outcomes(&app.instance, &outcomes, now)
         .await?;
-    for ((_, outcome), message) in outcomes.iter().zip(&claimed) {
+    for (_, customer_id, outcome) in results {
         if let Outcome::Failed { reply } = outcome
             && is_bad_address(reply)
         {
-            app.store
-                .mark_bad_address(message.customer_id, reply, now)
-                .await?;
+            app.store.mark_bad_address(*customer_id, reply, now).await?;
         }
     }
-    Ok(claimed.len())
+    Ok(())
+}
+
+/// Group commit: workers hand their results over and go on sending while
+/// one task commits whatever has arrived, up to [`GROUP`] rows at a time. It
+/// ends when every worker has dropped its sender, after committing the rest.
+/// A failed commit (database away) is retried; the claims' leases keep the
+/// rows from being sent again meanwhile.
+pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Results>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Results>(64);
+    let handle = tokio::spawn(async move {
+        while let Some(mut pending) = rx.recv().await {
+            while pending.len() < GROUP {
+                match rx.try_recv() {
+                    Ok(more) => pending.extend(more),
+                    Err(_) => break,
+                }
+            }
+            loop {
+                let app = shared.current();
+                match record(&app, &pending, Utc::now()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        warn!(error = %format!("{e:#}"), messages = pending.len(), "recording send results failed; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+        info!("send results recorder stopped");
+    });
+    (tx, handle)
 }
 
 async fn deliver_one(
@@ -272,7 +326,12 @@ fn retry_or_give_up(app: &App, message: &Claimed, reply: String, now: DateTime<U
 }
 
 /// One worker: its own transport session, batches until shutdown.
-pub async fn worker(shared: Shared, delivery: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
+pub async fn worker(
+    shared: Shared,
+    delivery: Arc<Delivery>,
+    results: mpsc::Sender<Results>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut mailer: Option<(MailerSettings, Mailer)> = None;
     loop {
         if *stop.borrow() {
@@ -294,9 +353,17 @@ pub async fn worker(shared: Shared, delivery: Arc<Delivery>, mut stop: watch::Re
             }
         }
         let (_, m) = mailer.as_mut().expect("opened above");
-        match deliver_batch(&app, &delivery, m, Utc::now()).await {
-            Ok(0) => sleep_or_stop(&mut stop, Duration::from_secs(2), &delivery.wake).await,
-            Ok(n) => debug!(messages = n, "batch delivered"),
+        match send_batch(&app, &delivery, m, Utc::now()).await {
+            Ok(batch) if batch.is_empty() => {
+                sleep_or_stop(&mut stop, Duration::from_secs(2), &delivery.wake).await
+            }
+            Ok(batch) => {
+                debug!(messages = batch.len(), "batch sent");
+                if results.send(batch).await.is_err() {
+                    warn!("the results recorder stopped; stopping this worker");
+                    break;
+                }
+            }
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "delivery step failed; retrying in 5 s");
                 sleep_or_stop(&mut stop, Duration::from_secs(5), &delivery.wake).await;

@@ -48,7 +48,8 @@ async fn run_migrates_serves_healthz_and_stops_on_sigterm() {
             health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
             "{health}"
         );
-        assert!(health.contains("database reachable"));
+        assert!(health.contains("database: reachable"), "{health}");
+        assert!(health.contains("mail: writing files to"), "{health}");
         unsafe_sigterm(child.id());
         let status = child.wait().unwrap();
         assert!(status.success(), "exit status after SIGTERM: {status}");
