@@ -17,7 +17,7 @@ use tracing::info;
 
 use crate::app::App;
 use crate::config::Campaign;
-use crate::context::customer_value;
+use crate::context::customer_value_on;
 use crate::domain::Customer;
 use crate::store::{NewMessage, Run};
 
@@ -107,7 +107,7 @@ async fn plan_rows(
             {
                 continue;
             }
-            let matched = match audience.matches(&customer_value(customer)) {
+            let matched = match audience.matches(&customer_value_on(customer, day)) {
                 Ok(m) => m,
                 Err(e) => {
                     // A broken expression for one customer is recorded, not fatal for the run.
@@ -176,8 +176,8 @@ async fn plan_one(
 ) -> Result<NewMessage> {
     let voucher_code = match &campaign.voucher_pool {
         Some(pool) => match crate::vouchers::assign(app, pool, customer.id, now).await? {
-            Some(code) => Some(code),
-            None => return Ok(suppressed(customer.id, now, "pool exhausted".into())),
+            Ok(code) => Some(code),
+            Err(reason) => return Ok(suppressed(customer.id, now, reason)),
         },
         None => None,
     };

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::app::App;
 use crate::config::{Assign, Checkin, Staff, StaffRules};
-use crate::context::customer_value;
+use crate::context::customer_value_on;
 use crate::domain::Customer;
 use crate::store::{NewTask, OutcomeChange, Run, Task};
 
@@ -153,6 +153,18 @@ impl<'a> Roster<'a> {
     }
 }
 
+/// Whether an open task's due day has passed, by its staff member's own
+/// calendar (the business's for someone no longer in the config).
+pub fn is_overdue(app: &App, task: &Task, now: DateTime<Utc>) -> bool {
+    let today = match app.config.resolved.staff.get(&task.staff_id) {
+        Some(rules) => Roster::today(rules, now),
+        None => now
+            .with_timezone(&app.config.resolved.timezone)
+            .date_naive(),
+    };
+    task.state == "open" && task.due_on < today
+}
+
 /// Why a matched customer gets no call suggested, if any.
 fn call_blocker(customer: &Customer, rule: &Checkin, now: DateTime<Utc>) -> Option<String> {
     if customer.do_not_call {
@@ -203,13 +215,17 @@ pub async fn create_tasks(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u6
     let open = app.store.customers_with_open_call().await?;
     let mut roster = Roster::load(app).await?;
     let (mut created, mut skipped) = (0u64, 0u64);
+    let day = run
+        .occurrence
+        .with_timezone(&app.config.resolved.timezone)
+        .date_naive();
     let mut after = 0;
     loop {
         let page = app.store.customers_page(after, 2000).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for customer in &page {
-            match audience.matches(&customer_value(customer)) {
+            match audience.matches(&customer_value_on(customer, day)) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -485,7 +501,12 @@ async fn escalate_overdue(app: &App, now: DateTime<Utc>) -> Result<()> {
         by_manager.entry(manager).or_default().push(task);
     }
     for (to, tasks) in by_manager {
-        digest::send_escalation(app, &to, &tasks, now).await?;
+        // A manager's address that fails must hold up neither the other
+        // escalations nor expiry and everyone's digest; it is retried next tick.
+        if let Err(e) = digest::send_escalation(app, &to, &tasks, now).await {
+            warn!(to = %to, error = %format!("{e:#}"), "overdue calls could not be escalated; will retry");
+            continue;
+        }
         app.store
             .mark_escalated(&tasks.iter().map(|t| t.id).collect::<Vec<_>>(), now)
             .await?;

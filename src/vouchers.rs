@@ -25,21 +25,20 @@ fn pool<'a>(app: &'a App, id: &str) -> Result<&'a VoucherPool> {
         .ok_or_else(|| anyhow!("unknown voucher pool \"{id}\""))
 }
 
-/// A code for this customer, or `None` if none can be had (the reason is
-/// then "pool exhausted": either no codes left, or the customer has had
-/// their share of this pool).
+/// A code for this customer, or why none can be had: "pool exhausted" (no
+/// codes left) or "already received a code from pool …" (their share taken).
 pub async fn assign(
     app: &App,
     pool_id: &str,
     customer_id: i64,
     now: DateTime<Utc>,
-) -> Result<Option<String>> {
+) -> Result<Result<String, String>> {
     let pool = pool(app, pool_id)?;
     if let Some(code) = app.store.unused_code_of(pool_id, customer_id).await? {
-        return Ok(Some(code));
+        return Ok(Ok(code));
     }
     if app.store.codes_held(pool_id, customer_id).await? >= i64::from(pool.per_customer) {
-        return Ok(None);
+        return Ok(Err(format!("already received a code from pool {pool_id}")));
     }
     // Valid from the business's day (not the UTC date, a day behind before 01:00/02:00 in Berlin).
     let today = now
@@ -51,7 +50,7 @@ pub async fn assign(
         .claim_code(pool_id, customer_id, expires, now)
         .await?
     {
-        return Ok(Some(code));
+        return Ok(Ok(code));
     }
     if let Some(pattern) = &pool.pattern {
         for _ in 0..10 {
@@ -61,7 +60,7 @@ pub async fn assign(
                 .insert_assigned_code(pool_id, &code, customer_id, expires, now)
                 .await?
             {
-                return Ok(Some(code));
+                return Ok(Ok(code));
             }
         }
         bail!(
@@ -69,7 +68,11 @@ pub async fn assign(
         );
     }
     notify_exhausted(app, pool_id, now).await;
-    Ok(None)
+    Ok(Err("pool exhausted".into()))
+}
+
+fn exhausted_notice(pool_id: &str) -> String {
+    format!("pool_exhausted:{pool_id}")
 }
 
 fn generate(pattern: &str) -> String {
@@ -88,7 +91,7 @@ fn generate(pattern: &str) -> String {
 
 async fn notify_exhausted(app: &App, pool_id: &str, now: DateTime<Utc>) {
     let result = async {
-        if !app.store.claim_notice(&format!("pool_exhausted:{pool_id}"), now).await? {
+        if !app.store.claim_notice(&exhausted_notice(pool_id), now).await? {
             return Ok(());
         }
         let settings = app.settings();
@@ -173,6 +176,10 @@ pub async fn import(app: &App, pool_id: &str, path: &Path) -> Result<VoucherImpo
         }
     }
     let existing = app.store.add_codes(pool_id, &codes, Utc::now()).await?;
+    if codes.len() > existing.len() {
+        // Refilled: the next time the pool runs dry, the admin hears of it again.
+        app.store.clear_notice(&exhausted_notice(pool_id)).await?;
+    }
     for (code, line) in codes.iter().zip(lines_of) {
         if existing.contains(code) {
             report

@@ -125,6 +125,14 @@ impl Store {
         Ok(row.and_then(|r| r.0))
     }
 
+    /// Re-arms a one-time notice (e.g. after a pool was refilled).
+    pub async fn clear_notice(&self, key: &str) -> Result<()> {
+        dispatch!(self, p => {
+            sqlx::query("DELETE FROM notices WHERE key = $1").bind(key).execute(p).await.map(|_| ())
+        })?;
+        Ok(())
+    }
+
     /// Records that a one-time notice went out; false if it had already.
     pub async fn claim_notice(&self, key: &str, now: DateTime<Utc>) -> Result<bool> {
         let n = dispatch!(self, p => {
