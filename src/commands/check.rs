@@ -63,6 +63,32 @@ pub async fn run(config: &Config) -> Result<()> {
         );
     }
     println!("{}: configuration is valid", config.path.display());
+    // Names an audience reads that no customer has built in must come from
+    // imported columns; say so, since a typo would suppress everyone.
+    let builtin = customer_value(&sample_customer(&s.business.locale));
+    let mut ids: Vec<&String> = config.resolved.audiences.keys().collect();
+    ids.sort();
+    for id in ids {
+        let audience = &config.resolved.audiences[id];
+        let mut custom: Vec<String> = audience
+            .names()
+            .into_iter()
+            .filter(|n| {
+                builtin
+                    .get_attr(n)
+                    .map(|v| v.is_undefined())
+                    .unwrap_or(true)
+            })
+            .filter(|n| !["days_since", "today"].contains(&n.as_str()))
+            .collect();
+        custom.sort();
+        if !custom.is_empty() {
+            println!(
+                "  note: {id}: audience reads {} — not built-in fields, so they must be imported columns",
+                custom.join(", ")
+            );
+        }
+    }
     println!(
         "  {} campaign(s), {} check-in rule(s), {} staff, {} voucher pool(s); templates render in {}",
         s.campaigns.len(),
