@@ -189,14 +189,16 @@ async fn render_metrics(app: &App, delivery: &Delivery) -> Result<String> {
             .unwrap_or(0);
         out.push_str(&format!("outreach_messages{{state=\"{state}\"}} {n}\n"));
     }
-    let today = Utc::now().date_naive();
+    let now = Utc::now();
     let open = app.store.tasks(None, true).await?;
     out.push_str("# HELP outreach_open_tasks Open call tasks.\n# TYPE outreach_open_tasks gauge\n");
     out.push_str(&format!("outreach_open_tasks {}\n", open.len()));
     out.push_str("# HELP outreach_overdue_tasks Open call tasks past their due day.\n# TYPE outreach_overdue_tasks gauge\n");
     out.push_str(&format!(
         "outreach_overdue_tasks {}\n",
-        open.iter().filter(|t| t.due_on < today).count()
+        open.iter()
+            .filter(|t| crate::tasks::is_overdue(app, t, now))
+            .count()
     ));
     delivery.metrics.render(&mut out);
     Ok(out)
@@ -328,6 +330,31 @@ async fn task_outcome(
     }
 }
 
+/// The outcomes as the form offers them: (value, German, English).
+const OUTCOME_LABELS: [(&str, &str, &str); 5] = [
+    (
+        "reached",
+        "Erreicht – Gespräch geführt",
+        "Reached – we talked",
+    ),
+    (
+        "not_reached",
+        "Nicht erreicht (morgen erneut)",
+        "Not reached (try again next working day)",
+    ),
+    ("callback", "Rückruf vereinbart am …", "Call back on …"),
+    (
+        "needs_help",
+        "Braucht Unterstützung (an Leitung)",
+        "Needs help (to the manager)",
+    ),
+    (
+        "do_not_call",
+        "Möchte nicht angerufen werden",
+        "Does not want to be called",
+    ),
+];
+
 async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Result<String> {
     let task = app
         .store
@@ -354,6 +381,14 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
             "<p><b>Danke, gespeichert.</b></p>"
         } else {
             "<p><b>Thank you, saved.</b></p>"
+        }),
+        // Closed by expiry, not by anyone: what was just sent was not saved.
+        Some(_) if task.state == "expired" => body.push_str(if de {
+            "<p><b>Diese Aufgabe ist abgelaufen; das Ergebnis wurde nicht gespeichert.</b> \
+             Bitte geben Sie es an Ihre Leitung weiter.</p>"
+        } else {
+            "<p><b>This task has expired; the outcome was not saved.</b> \
+             Please pass it on to your manager.</p>"
         }),
         Some(_) => body.push_str(if de {
             "<p><b>Das Ergebnis war schon eingetragen.</b></p>"
@@ -391,31 +426,8 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
     }
     body.push_str("</ul>");
     if task.state == "open" {
-        let labels: [(&str, &str, &str); 5] = [
-            (
-                "reached",
-                "Erreicht – Gespräch geführt",
-                "Reached – we talked",
-            ),
-            (
-                "not_reached",
-                "Nicht erreicht (morgen erneut)",
-                "Not reached (try again next working day)",
-            ),
-            ("callback", "Rückruf vereinbart am …", "Call back on …"),
-            (
-                "needs_help",
-                "Braucht Unterstützung (an Leitung)",
-                "Needs help (to the manager)",
-            ),
-            (
-                "do_not_call",
-                "Möchte nicht angerufen werden",
-                "Does not want to be called",
-            ),
-        ];
         body.push_str("<form method=\"post\">");
-        for (value, label_de, label_en) in labels {
+        for (value, label_de, label_en) in OUTCOME_LABELS {
             body.push_str(&format!(
                 "<label><input type=\"radio\" name=\"outcome\" value=\"{value}\" required> {}</label>",
                 if de { label_de } else { label_en }
@@ -430,10 +442,17 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
             if de { "Speichern" } else { "Save" },
         ));
     } else {
+        // The label staff chose from, not the internal value.
+        let outcome = task.outcome.as_deref().unwrap_or(&task.state);
+        let label = OUTCOME_LABELS
+            .iter()
+            .find(|(value, _, _)| *value == outcome)
+            .map(|(_, label_de, label_en)| if de { *label_de } else { *label_en })
+            .unwrap_or(outcome);
         body.push_str(&format!(
             "<p class=\"muted\">{}: {} {}</p>",
             if de { "Ergebnis" } else { "Outcome" },
-            esc(task.outcome.as_deref().unwrap_or(&task.state)),
+            esc(label),
             esc(task.note.as_deref().unwrap_or(""))
         ));
     }

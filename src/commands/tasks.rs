@@ -4,7 +4,7 @@ use anyhow::{Result, anyhow, bail};
 use chrono::{NaiveDate, Utc};
 
 use crate::app::App;
-use crate::tasks::{OUTCOMES, Roster};
+use crate::tasks::OUTCOMES;
 
 pub async fn list(app: &App, staff: Option<&str>, only_open: bool, json: bool) -> Result<()> {
     if let Some(s) = staff
@@ -31,10 +31,10 @@ pub async fn list(app: &App, staff: Option<&str>, only_open: bool, json: bool) -
     if tasks.is_empty() {
         println!("no tasks");
     }
-    let today = Utc::now().date_naive();
+    let now = Utc::now();
     for t in &tasks {
         let c = customers.iter().find(|c| c.id == t.customer_id);
-        let overdue = if t.state == "open" && t.due_on < today {
+        let overdue = if crate::tasks::is_overdue(app, t, now) {
             " OVERDUE"
         } else {
             ""
@@ -71,11 +71,16 @@ pub async fn done(
             OUTCOMES.join(", ")
         );
     }
-    if app.store.task(task).await?.is_none() {
+    let Some(before) = app.store.task(task).await? else {
         bail!("no task {task}");
-    }
+    };
     if crate::tasks::record_outcome(app, task, outcome, note, callback_on, Utc::now()).await? {
         println!("task {task}: {outcome} recorded");
+    } else if before.state == "expired" {
+        println!(
+            "task {task} had expired ({}); nothing recorded",
+            before.note.as_deref().unwrap_or("untouched too long")
+        );
     } else {
         println!("task {task}: an outcome was already recorded; nothing changed");
     }
@@ -97,9 +102,7 @@ pub async fn digest(app: &App, staff: Option<&str>) -> Result<()> {
         ));
     }
     for s in members {
-        let rules = &app.config.resolved.staff[&s.id];
-        let today = Roster::today(rules, now);
-        if crate::tasks::digest::send_digest(app, s, today, now).await? {
+        if crate::tasks::digest::send_now(app, s, now).await? {
             println!("digest sent to {} <{}>", s.id, s.email);
         } else {
             println!("{}: no open tasks due, no digest", s.id);

@@ -194,6 +194,25 @@ fn ics(app: &App, tasks: &[(Task, Customer)], now: DateTime<Utc>) -> String {
         );
     }
     out.push_str("END:VCALENDAR\r\n");
+    fold_lines(&out)
+}
+
+/// Folds content lines longer than 75 octets (RFC 5545 §3.1): a line break
+/// followed by a space, never inside a UTF-8 character.
+fn fold_lines(ics: &str) -> String {
+    let mut out = String::with_capacity(ics.len() + ics.len() / 64);
+    for line in ics.split_terminator("\r\n") {
+        let mut width = 0;
+        for ch in line.chars() {
+            if width + ch.len_utf8() > 75 {
+                out.push_str("\r\n ");
+                width = 1;
+            }
+            out.push(ch);
+            width += ch.len_utf8();
+        }
+        out.push_str("\r\n");
+    }
     out
 }
 
@@ -264,6 +283,29 @@ pub async fn send_digest(
     send(app, &message).await?;
     info!(staff = %staff.id, tasks = tasks.len(), "digest sent");
     Ok(true)
+}
+
+/// `outreach tasks digest`: sends a staff member's digest now, whatever the
+/// hour, and takes the place of today's scheduled one, so the daemon does not
+/// send a second at `digest_at`. False if nothing is due.
+pub async fn send_now(app: &App, staff: &Staff, now: DateTime<Utc>) -> Result<bool> {
+    let today = match app.config.resolved.staff.get(&staff.id) {
+        Some(rules) => Roster::today(rules, now),
+        None => now
+            .with_timezone(&app.config.resolved.timezone)
+            .date_naive(),
+    };
+    let due = due_tasks(app, staff, today).await?.len() as i64;
+    if due == 0 {
+        return Ok(false);
+    }
+    // Already claimed (sent earlier today): sent again all the same, as asked.
+    let claimed = app.store.claim_digest(&staff.id, today, due, now).await?;
+    let result = send_digest(app, staff, today, now).await;
+    if claimed && !matches!(result, Ok(true)) {
+        app.store.release_digest(&staff.id, today).await?;
+    }
+    result
 }
 
 async fn send(app: &App, message: &lettre::Message) -> Result<()> {
