@@ -92,14 +92,20 @@ impl Mailer {
         if let Mailer::Smtp(session) = self
             && let Some(mut conn) = session.connection.take()
         {
-            let _ = tokio::time::timeout(Duration::from_secs(5), conn.quit()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.smtp.quit()).await;
         }
     }
 }
 
 pub struct SmtpSession {
     settings: MailerSettings,
-    connection: Option<AsyncSmtpConnection>,
+    connection: Option<Connection>,
+}
+
+/// An open SMTP session and whether the server pipelines (RFC 2920).
+struct Connection {
+    smtp: AsyncSmtpConnection,
+    pipelining: bool,
 }
 
 impl SmtpSession {
@@ -107,7 +113,7 @@ impl SmtpSession {
         Duration::from_secs(self.settings.smtp.timeout_secs.max(1))
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+    async fn connect(&self) -> Result<Connection, String> {
         let smtp = &self.settings.smtp;
         let hello = ClientId::default();
         let mut conn = match smtp.tls {
@@ -148,6 +154,15 @@ impl SmtpSession {
                 conn
             }
         };
+        // lettre keeps only the EHLO keywords it knows; ask again to learn
+        // whether MAIL, RCPT and DATA may be sent in one go.
+        let ehlo = conn
+            .command(lettre::transport::smtp::commands::Ehlo::new(hello.clone()))
+            .await
+            .map_err(|e| format!("EHLO to {}: {e}", smtp.host))?;
+        let pipelining = ehlo
+            .message()
+            .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
         if let (Some(user), Some(password)) = (&smtp.username, &self.settings.password) {
             let password = password
                 .expose_str()
@@ -157,12 +172,15 @@ impl SmtpSession {
                 .await
                 .map_err(|e| format!("SMTP login as {user} failed: {e}"))?;
         }
-        Ok(conn)
+        Ok(Connection {
+            smtp: conn,
+            pipelining,
+        })
     }
 
     async fn send(&mut self, message: &Message) -> SendResult {
         let timeout = self.timeout();
-        if self.connection.as_ref().is_none_or(|c| c.has_broken()) {
+        if self.connection.as_ref().is_none_or(|c| c.smtp.has_broken()) {
             match tokio::time::timeout(timeout, self.connect()).await {
                 Ok(Ok(conn)) => self.connection = Some(conn),
                 Ok(Err(e)) => return SendResult::Temporary(e),
@@ -175,39 +193,50 @@ impl SmtpSession {
             }
         }
         let conn = self.connection.as_mut().expect("connected just above");
-        let result = tokio::time::timeout(timeout, transfer(conn, message)).await;
+        let mut body_sent = false;
+        let result = tokio::time::timeout(timeout, transfer(conn, message, &mut body_sent)).await;
         let result = result.unwrap_or_else(|_| {
-            Err(Phase::Body(format!(
+            let stalled = format!(
                 "the SMTP server did not answer within {}s",
                 timeout.as_secs()
-            )))
+            );
+            // Stalled after the body went out: it may have arrived.
+            Err(if body_sent {
+                Phase::Body(stalled)
+            } else {
+                Phase::Envelope(stalled)
+            })
         });
         match result {
             Ok(reply) => SendResult::Sent(reply),
             Err(failure) => {
-                let outcome = match failure {
+                let (outcome, session_usable) = match failure {
                     Phase::Rejected {
                         reply,
                         permanent: true,
-                    } => SendResult::Permanent(reply),
+                    } => (SendResult::Permanent(reply), true),
                     Phase::Rejected {
                         reply,
                         permanent: false,
-                    }
-                    | Phase::Envelope(reply) => SendResult::Temporary(reply),
-                    Phase::Body(reason) => SendResult::Ambiguous(reason),
+                    } => (SendResult::Temporary(reply), true),
+                    Phase::Envelope(reply) => (SendResult::Temporary(reply), false),
+                    Phase::Body(reason) => (SendResult::Ambiguous(reason), false),
                 };
-                self.after_failure().await;
+                if session_usable {
+                    self.reset_or_drop().await;
+                } else {
+                    self.connection = None;
+                }
                 outcome
             }
         }
     }
 
     /// After a rejection the session can go on once the transaction is
-    /// reset; after a connection problem (or if RSET fails) it is dropped
-    /// without further talk, so a stalled server cannot hold us.
-    async fn after_failure(&mut self) {
-        let Some(conn) = self.connection.as_mut() else {
+    /// reset; if RSET fails it is dropped without further talk, so a stalled
+    /// server cannot hold us. (After a connection problem it is dropped at once.)
+    async fn reset_or_drop(&mut self) {
+        let Some(Connection { smtp: conn, .. }) = self.connection.as_mut() else {
             return;
         };
         let reset = !conn.has_broken()
@@ -235,8 +264,23 @@ enum Phase {
     Body(String),
 }
 
-/// MAIL, RCPT, DATA, body — as lettre's `send`, but keeping track of the phase.
-async fn transfer(conn: &mut AsyncSmtpConnection, message: &Message) -> Result<String, Phase> {
+/// A pre-formatted sequence of SMTP commands, written in one go.
+struct Pipelined(String);
+
+impl std::fmt::Display for Pipelined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// MAIL, RCPT, DATA, body — as lettre's `send`, but keeping track of the
+/// phase, and with MAIL, RCPT and DATA in one write when the server
+/// pipelines (two round trips per message instead of four).
+async fn transfer(
+    conn: &mut Connection,
+    message: &Message,
+    body_sent: &mut bool,
+) -> Result<String, Phase> {
     use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
     use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
     let classify = |e: lettre::transport::smtp::Error, body_sent: bool| {
@@ -251,6 +295,7 @@ async fn transfer(conn: &mut AsyncSmtpConnection, message: &Message) -> Result<S
             Phase::Envelope(e.to_string())
         }
     };
+    let smtp = &mut conn.smtp;
     let envelope = message.envelope();
     let body = message.formatted();
     let mut options = Vec::new();
@@ -259,22 +304,44 @@ async fn transfer(conn: &mut AsyncSmtpConnection, message: &Message) -> Result<S
         .iter()
         .chain(envelope.from())
         .any(|a| !a.to_string().is_ascii());
-    if non_ascii && conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+    if non_ascii && smtp.server_info().supports_feature(Extension::SmtpUtfEight) {
         options.push(MailParameter::SmtpUtfEight);
     }
-    if !body.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
+    if !body.is_ascii() && smtp.server_info().supports_feature(Extension::EightBitMime) {
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    conn.command(Mail::new(envelope.from().cloned(), options))
-        .await
-        .map_err(|e| classify(e, false))?;
-    for to in envelope.to() {
-        conn.command(Rcpt::new(to.clone(), vec![]))
-            .await
-            .map_err(|e| classify(e, false))?;
+    let mail = Mail::new(envelope.from().cloned(), options);
+    if conn.pipelining {
+        let mut commands = mail.to_string();
+        for to in envelope.to() {
+            commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        }
+        commands.push_str(&Data.to_string());
+        // Read every reply, even after a rejection, to stay in step with the server.
+        let mut replies = vec![smtp.command(Pipelined(commands)).await];
+        for _ in 0..=envelope.to().len() {
+            replies.push(smtp.read_response().await);
+        }
+        let data_accepted = replies.last().is_some_and(Result::is_ok);
+        if let Some(failure) = replies.into_iter().find_map(Result::err) {
+            if data_accepted {
+                // The server wants a body although the envelope failed: end the
+                // empty message by dropping the session, never by sending one.
+                return Err(Phase::Envelope(failure.to_string()));
+            }
+            return Err(classify(failure, false));
+        }
+    } else {
+        smtp.command(mail).await.map_err(|e| classify(e, false))?;
+        for to in envelope.to() {
+            smtp.command(Rcpt::new(to.clone(), vec![]))
+                .await
+                .map_err(|e| classify(e, false))?;
+        }
+        smtp.command(Data).await.map_err(|e| classify(e, false))?;
     }
-    conn.command(Data).await.map_err(|e| classify(e, false))?;
-    let response = conn.message(&body).await.map_err(|e| classify(e, true))?;
+    *body_sent = true;
+    let response = smtp.message(&body).await.map_err(|e| classify(e, true))?;
     Ok(reply_text(response.code().to_string(), response.message()))
 }
 

@@ -478,3 +478,34 @@ async fn dkim_signs_customer_mail_including_both_unsubscribe_headers() {
         "{signed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipelining_server_gets_one_copy_each_and_a_rejected_recipient_does_not_derail_the_session()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let (port, received) = smtp::start_pipelining();
+    let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
+    let mut addresses: Vec<String> = (0..30).map(|i| format!("kunde{i}@example.de")).collect();
+    addresses.insert(7, "nouser@example.de".into());
+    t.import(&customers(
+        &addresses.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
+    .await;
+    let now = berlin(2026, 11, 23, 12, 0);
+    let run = start_run(&t, now).await;
+    t.deliver_all(now).await;
+    assert_eq!(received.total(), 30);
+    for a in addresses.iter().filter(|a| !a.starts_with("nouser")) {
+        assert_eq!(received.count_to(a), 1, "{a}");
+    }
+    assert_eq!(t.count(run, "sent").await, 30);
+    let (state, reply) = message_state(&t, "nouser@example.de").await;
+    assert_eq!(state, "failed");
+    assert!(reply.unwrap().contains("5.1.1"));
+    let (_, reply) = message_state(&t, "kunde8@example.de").await;
+    assert!(
+        reply.unwrap().starts_with("250 2.0.0 queued"),
+        "the final reply is stored"
+    );
+}

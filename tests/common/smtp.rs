@@ -117,44 +117,103 @@ pub fn start(hook: Option<Hook>) -> (u16, Received) {
 /// A server that takes the whole message and then hangs up without a reply:
 /// the client cannot know whether it was delivered. Counts messages taken.
 pub fn start_dropping() -> (u16, Arc<Mutex<usize>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (port, received) = start_scripted(false, true);
     let taken = Arc::new(Mutex::new(0));
     let counter = taken.clone();
     std::thread::spawn(move || {
+        loop {
+            *counter.lock().unwrap() = received.total();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    (port, taken)
+}
+
+/// A small hand-written server that announces PIPELINING (RFC 2920) and
+/// answers each command line in turn, so pipelined clients are exercised:
+/// `nouser@…` gets `550 5.1.1`; DATA without a valid recipient gets `554`.
+/// With `drop_after_data` it hangs up instead of answering the final dot.
+pub fn start_pipelining() -> (u16, Received) {
+    start_scripted(true, false)
+}
+
+fn start_scripted(pipelining: bool, drop_after_data: bool) -> (u16, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Received::default();
+    let record = received.clone();
+    std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let counter = counter.clone();
+            let record = record.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let _ = stream.write_all(b"220 dropper ESMTP\r\n");
+                let _ = stream.write_all(b"220 scripted ESMTP\r\n");
                 let mut line = String::new();
-                let mut in_data = false;
+                let mut to: Vec<String> = Vec::new();
+                let mut data: Option<String> = None;
                 while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                    if in_data {
+                    if let Some(body) = data.as_mut() {
                         if line == ".\r\n" {
-                            *counter.lock().unwrap() += 1;
-                            return; // hang up instead of answering 250
+                            if drop_after_data {
+                                record
+                                    .messages
+                                    .lock()
+                                    .unwrap()
+                                    .push((to.clone(), body.clone()));
+                                return; // hang up instead of answering 250
+                            }
+                            record
+                                .messages
+                                .lock()
+                                .unwrap()
+                                .push((std::mem::take(&mut to), std::mem::take(body)));
+                            data = None;
+                            let _ = stream.write_all(b"250 2.0.0 queued\r\n");
+                        } else {
+                            body.push_str(&line);
                         }
-                    } else {
-                        let reply: &[u8] =
-                            match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
-                                "EHLO" | "HELO" => b"250 dropper\r\n",
-                                "DATA" => {
-                                    in_data = true;
-                                    b"354 go ahead\r\n"
-                                }
-                                "QUIT" => b"221 bye\r\n",
-                                _ => b"250 OK\r\n",
-                            };
-                        let _ = stream.write_all(reply);
+                        line.clear();
+                        continue;
                     }
+                    let upper = line.to_ascii_uppercase();
+                    let reply: String = if upper.starts_with("EHLO") {
+                        if pipelining {
+                            "250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n".into()
+                        } else {
+                            "250 scripted\r\n".into()
+                        }
+                    } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
+                        to.clear();
+                        "250 OK\r\n".into()
+                    } else if upper.starts_with("RCPT") {
+                        let address = line.split(['<', '>']).nth(1).unwrap_or("").to_string();
+                        if address.starts_with("nouser@") {
+                            "550 5.1.1 No such user here\r\n".into()
+                        } else {
+                            to.push(address);
+                            "250 OK\r\n".into()
+                        }
+                    } else if upper.starts_with("DATA") {
+                        if to.is_empty() {
+                            "554 5.5.1 No valid recipients\r\n".into()
+                        } else {
+                            data = Some(String::new());
+                            "354 go ahead\r\n".into()
+                        }
+                    } else if upper.starts_with("QUIT") {
+                        let _ = stream.write_all(b"221 bye\r\n");
+                        return;
+                    } else {
+                        "250 OK\r\n".into()
+                    };
+                    let _ = stream.write_all(reply.as_bytes());
                     line.clear();
                 }
             });
         }
     });
-    (port, taken)
+    (port, received)
 }
 
 /// Config lines for sending to a local test server.
