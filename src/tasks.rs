@@ -156,13 +156,36 @@ impl<'a> Roster<'a> {
 /// Whether an open task's due day has passed, by its staff member's own
 /// calendar (the business's for someone no longer in the config).
 pub fn is_overdue(app: &App, task: &Task, now: DateTime<Utc>) -> bool {
-    let today = match app.config.resolved.staff.get(&task.staff_id) {
-        Some(rules) => Roster::today(rules, now),
-        None => now
-            .with_timezone(&app.config.resolved.timezone)
-            .date_naive(),
-    };
-    task.state == "open" && task.due_on < today
+    let tz = app
+        .config
+        .resolved
+        .staff
+        .get(&task.staff_id)
+        .map(|r| r.timezone)
+        .unwrap_or(app.config.resolved.timezone);
+    task.state == "open" && now.with_timezone(&tz).date_naive() > deadline(app, task)
+}
+
+/// The last day a call is on time: its planned day, or `due_in` after the
+/// task was made if that is later — staff may call any day in between.
+pub fn deadline(app: &App, task: &Task) -> NaiveDate {
+    let tz = app
+        .config
+        .resolved
+        .staff
+        .get(&task.staff_id)
+        .map(|r| r.timezone)
+        .unwrap_or(app.config.resolved.timezone);
+    let due_in_days = app
+        .config
+        .resolved
+        .checkin_durations
+        .get(&task.rule_id)
+        .map(|d| d.due_in.as_secs() / 86_400)
+        .unwrap_or(0);
+    let by_due_in =
+        task.created_at.with_timezone(&tz).date_naive() + chrono::Days::new(due_in_days);
+    task.due_on.max(by_due_in)
 }
 
 /// Why a matched customer gets no call suggested, if any.
@@ -478,8 +501,8 @@ async fn escalate_overdue(app: &App, now: DateTime<Utc>) -> Result<()> {
         let Some(rules) = app.config.resolved.staff.get(&task.staff_id) else {
             continue;
         };
-        // Overdue from the end of the due day, in the staff member's zone.
-        let due_end = (task.due_on + chrono::Days::new(1))
+        // Overdue from the end of its last day on time, in the staff member's zone.
+        let due_end = (deadline(app, &task) + chrono::Days::new(1))
             .and_hms_opt(0, 0, 0)
             .expect("midnight exists");
         let Some(due_end) = due_end.and_local_timezone(rules.timezone).earliest() else {

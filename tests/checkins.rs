@@ -35,7 +35,7 @@ audience = "true"
 schedule = "0 3 1 1 *"
 assign = "owner"
 min_days_between_personal_contacts = 30
-due_in = "2d"
+due_in = "0d"
 escalate_after = "30d"
 expire_after = "60d"
 max_attempts = 3
@@ -672,7 +672,7 @@ async fn each_staff_member_gets_one_digest_per_working_day_at_digest_at_in_their
             "{text}"
         );
         assert!(
-            text.contains("„Wie geht es Ihnen gerade?\""),
+            text.contains("„Wie geht es Ihnen gerade?“"),
             "German talking points: {text}"
         );
         assert!(
@@ -1579,5 +1579,36 @@ async fn a_call_counts_as_overdue_by_the_staff_members_own_calendar() {
         &t.app,
         &call,
         berlin(2026, 11, TUE, 6, 0)
+    ));
+}
+
+#[tokio::test]
+async fn due_in_gives_staff_days_to_make_the_call_before_it_is_overdue() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let config = format!(
+        "{}{LENA_IN_NEW_YORK}",
+        CHECKIN.replace("due_in = \"0d\"", "due_in = \"2d\"")
+    );
+    let t = TestApp::new(&url, &config).await;
+    t.import(&format!("{CSV_HEADER}{}", callable("A", "Kunde A", "lena")))
+        .await;
+    run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+    let call = task_of(&t, "A").await;
+    assert_eq!(call.due_on, day(2026, 11, MON));
+    assert_eq!(
+        outreach::tasks::deadline(&t.app, &call),
+        day(2026, 11, MON + 2)
+    );
+    // Wednesday evening in New York: still on time; Thursday morning: overdue.
+    assert!(!outreach::tasks::is_overdue(
+        &t.app,
+        &call,
+        berlin(2026, 11, MON + 3, 2, 0)
+    ));
+    assert!(outreach::tasks::is_overdue(
+        &t.app,
+        &call,
+        berlin(2026, 11, MON + 3, 12, 0)
     ));
 }

@@ -20,7 +20,6 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
             );
         }
     }
-    let today = now.date_naive();
     let mut per_staff: BTreeMap<String, (i64, i64)> = app
         .settings()
         .staff
@@ -30,7 +29,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     for t in app.store.tasks(None, true).await? {
         let e = per_staff.entry(t.staff_id.clone()).or_default();
         e.0 += 1;
-        if t.due_on < today {
+        if crate::tasks::is_overdue(app, &t, now) {
             e.1 += 1;
         }
     }

@@ -116,8 +116,11 @@ async fn task_block(
 ) -> Result<(String, String)> {
     let w = words(locale);
     let phone = customer.phone.clone().unwrap_or_default();
-    let when = if task.due_on < today {
-        format!("{} {}", w.overdue, task.due_on)
+    let deadline = super::deadline(app, task);
+    let when = if deadline < today {
+        format!("{} {}", w.overdue, deadline)
+    } else if deadline > task.due_on {
+        format!("{} {}–{}", w.due, task.due_on, deadline)
     } else {
         format!("{} {}", w.due, task.due_on)
     };
@@ -275,7 +278,11 @@ pub async fn send_digest(
         &text,
         &html,
         Some((
-            "anrufe.ics",
+            if locale == "de" {
+                "anrufe.ics"
+            } else {
+                "calls.ics"
+            },
             "text/calendar; charset=utf-8",
             ics(app, &tasks, now),
         )),
