@@ -317,10 +317,8 @@ async fn a_template_with_an_undefined_variable_fails_check_with_file_and_line() 
     )
     .unwrap();
     let url = format!("sqlite://{}/db.sqlite", dir.path().display());
-    let extra = format!(
-        "[[campaign]]\nid = \"typo\"\nkind = \"status_update\"\nschedule = \"0 9 * * *\"\ntemplate = \"typo\"\n"
-    );
-    let env = common::Env::in_dir(dir, &url, &extra);
+    let extra = "[[campaign]]\nid = \"typo\"\nkind = \"status_update\"\nschedule = \"0 9 * * *\"\ntemplate = \"typo\"\n";
+    let env = common::Env::in_dir(dir, &url, extra);
     let text = std::fs::read_to_string(&env.config).unwrap().replace(
         &common::repo_path("templates").display().to_string(),
         &templates.display().to_string(),
