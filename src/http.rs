@@ -70,7 +70,7 @@ fn page(lang: &str, title: &str, body: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:0 auto;padding:1rem;line-height:1.5;color:#222}}\
          h1{{font-size:1.4rem}}a.tel{{font-size:1.3rem}}label{{display:block;padding:.6rem;margin:.3rem 0;border:1px solid #ccc;border-radius:.5rem}}\
-         textarea,input[type=date]{{width:100%;box-sizing:border-box;font-size:1rem;padding:.5rem}}\
+         textarea,input[type=date]{{width:100%;box-sizing:border-box;font-size:1rem;font-family:inherit;padding:.5rem}}\
          button{{font-size:1.1rem;padding:.7rem 1.2rem;margin:.5rem .5rem .5rem 0;border-radius:.5rem;border:1px solid #555;background:#2d5a3d;color:#fff}}\
          button.secondary{{background:#fff;color:#222}}.muted{{color:#666;font-size:.9rem}}</style></head>\
          <body><h1>{title}</h1>{body}</body></html>"
@@ -404,7 +404,7 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
         w.why,
         esc(&task.reason),
         w.due,
-        task.due_on
+        crate::render::local_date(task.due_on, &lang)
     ));
     body.push_str(&crate::templates::markdown_to_html(&talking_points(
         app, &task, &customer, &lang,

@@ -665,8 +665,8 @@ async fn each_staff_member_gets_one_digest_per_working_day_at_digest_at_in_their
             text.find("Yvonne").unwrap(),
         );
         assert!(x < y, "overdue first: {text}");
-        assert!(text.contains("überfällig seit 2026-11-19"), "{text}");
-        assert!(text.contains("fällig am 2026-11-23"), "{text}");
+        assert!(text.contains("überfällig seit 19.11.2026"), "{text}");
+        assert!(text.contains("fällig am 23.11.2026"), "{text}");
         assert!(
             text.contains("Warum: Lange nichts gehört – einfach nachfragen, wie es geht."),
             "{text}"
@@ -1313,7 +1313,7 @@ async fn a_call_overdue_longer_than_escalate_after_goes_to_the_manager_once() {
         assert_eq!(to_maria.subject, "Überfällige Anrufe (1)");
         let text = to_maria.text();
         assert!(text.contains("Jakob") && text.contains("jonas"), "{text}");
-        assert!(text.contains("fällig am 2026-11-23"), "{text}");
+        assert!(text.contains("fällig am 23.11.2026"), "{text}");
         assert!(text.contains("http://127.0.0.1:8080/t/"), "{text}");
         assert!(!text.contains("Margot"), "{text}");
         // Maria has no manager: her overdue call goes to the business's address.

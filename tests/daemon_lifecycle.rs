@@ -31,11 +31,13 @@ async fn run_migrates_serves_healthz_and_stops_on_sigterm() {
     for url in databases(dir.path()).await {
         let env = Env::new(&url, "");
         let port = free_port();
-        let mut child = env
-            .command(&["run"])
-            .env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
-            .spawn()
-            .unwrap();
+        let mut daemon = common::Daemon(
+            env.command(&["run"])
+                .env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
+                .spawn()
+                .unwrap(),
+        );
+        let child = &mut daemon.0;
         let deadline = Instant::now() + Duration::from_secs(30);
         let health = loop {
             if let Some(body) = get(port, "/healthz") {

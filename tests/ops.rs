@@ -56,13 +56,15 @@ fn notify_reload_and_stop_behave_as_systemd_expects() {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let port = free_port();
-    let mut child = env
-        .command(&["run"])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = common::Daemon(
+        env.command(&["run"])
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut daemon.0;
     let mut seen = Vec::new();
     wait_for(&socket, "READY=1", &mut seen);
     // Ready means listening.
@@ -77,7 +79,7 @@ fn notify_reload_and_stop_behave_as_systemd_expects() {
         format!("{good}\n[limits]\nquiet_hourz = \"\"\n"),
     )
     .unwrap();
-    signal(&child, "-HUP");
+    signal(child, "-HUP");
     wait_for(&socket, "RELOADING=1", &mut seen);
     wait_for(&socket, "READY=1", &mut seen);
     assert!(
@@ -91,11 +93,11 @@ fn notify_reload_and_stop_behave_as_systemd_expects() {
 
     // A good config is taken.
     std::fs::write(&env.config, good.replace("Café Test", "Café Neu")).unwrap();
-    signal(&child, "-HUP");
+    signal(child, "-HUP");
     wait_for(&socket, "RELOADING=1", &mut seen);
     wait_for(&socket, "READY=1", &mut seen);
 
-    signal(&child, "-TERM");
+    signal(child, "-TERM");
     wait_for(&socket, "STOPPING=1", &mut seen);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");

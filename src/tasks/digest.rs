@@ -117,12 +117,13 @@ async fn task_block(
     let w = words(locale);
     let phone = customer.phone.clone().unwrap_or_default();
     let deadline = super::deadline(app, task);
+    let date = |d: NaiveDate| crate::render::local_date(d, locale);
     let when = if deadline < today {
-        format!("{} {}", w.overdue, deadline)
+        format!("{} {}", w.overdue, date(deadline))
     } else if deadline > task.due_on {
-        format!("{} {}–{}", w.due, task.due_on, deadline)
+        format!("{} {}–{}", w.due, date(task.due_on), date(deadline))
     } else {
-        format!("{} {}", w.due, task.due_on)
+        format!("{} {}", w.due, date(task.due_on))
     };
     let points = talking_points(app, task, customer, locale)?;
     let contacts = crate::history::last_contacts(&app.store, customer.id, 3).await?;
@@ -379,7 +380,7 @@ pub async fn send_escalation(
             "* {name} — {} ({} {}) — {}",
             task.staff_id,
             w.due,
-            task.due_on,
+            crate::render::local_date(task.due_on, locale),
             task_link(app, task, now)
         );
     }
