@@ -1612,3 +1612,54 @@ async fn due_in_gives_staff_days_to_make_the_call_before_it_is_overdue() {
         berlin(2026, 11, MON + 3, 12, 0)
     ));
 }
+
+#[tokio::test]
+async fn the_gdpr_export_holds_call_notes_and_forgetting_erases_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let t = with_calls(&url, "", "maria", &["A"]).await;
+        let call = task_of(&t, "A").await;
+        let now = berlin(2026, 11, MON, 10, 0);
+        assert!(
+            outreach::tasks::record_outcome(
+                &t.app,
+                call.id,
+                "reached",
+                Some("Sorgen um den Job"),
+                None,
+                now
+            )
+            .await
+            .unwrap()
+        );
+        let cli = |args: &[&str]| {
+            std::process::Command::new(common::BIN)
+                .arg("--config")
+                .arg(&t.app.config.path)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let export = cli(&["customers", "export", "A"]);
+        assert!(export.status.success(), "{}", common::stderr(&export));
+        let doc: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+        assert_eq!(doc["call_tasks"][0]["note"], "Sorgen um den Job", "{url}");
+        assert_eq!(doc["customer"]["name"], "Kunde A");
+        assert!(cli(&["customers", "forget", "A"]).status.success());
+        let erased = t.app.store.task(call.id).await.unwrap().unwrap();
+        assert_eq!(erased.note, None, "{url}: call notes are personal data");
+        let customer = t
+            .app
+            .store
+            .customers_by_ids(&[call.customer_id])
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(
+            (customer.name, customer.email, customer.phone),
+            (None, None, None)
+        );
+        assert!(customer.forgotten_at.is_some());
+    }
+}

@@ -178,6 +178,8 @@ pub async fn export(store: &Store, key: &str) -> Result<()> {
         "exported_at": Utc::now(),
         "customer": customer,
         "history": history,
+        "messages": store.customer_messages(customer.id).await?,
+        "call_tasks": store.customer_tasks(customer.id).await?,
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())

@@ -268,29 +268,31 @@ impl Store {
         Ok(())
     }
 
-    /// Erases a customer's personal data: the row keeps only its id (so
-    /// counts and "never twice" records stay intact), history details are
-    /// blanked, and the suppression keys go on the anonymous list.
+    /// Erases a customer's personal data: the row keeps only its id and
+    /// creation time (so counts and "never twice" records stay intact);
+    /// history details, call notes and SMTP replies (which may quote the
+    /// address) are blanked; the suppression keys go on the anonymous list.
     pub async fn forget_customer(
         &self,
         id: i64,
         suppression_keys: &[String],
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let erased = Customer {
-            id,
-            forgotten_at: Some(at),
-            created_at: at,
-            updated_at: at,
-            ..Customer::default()
-        };
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            bind_customer!(sqlx::query(UPDATE_SQL.as_str()), erased).bind(id).execute(&mut *tx).await?;
-            sqlx::query("UPDATE customer_events SET detail = '' WHERE customer_id = $1")
+            let (created_at,): (DateTime<Utc>,) = sqlx::query_as("SELECT created_at FROM customers WHERE id = $1")
                 .bind(id)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
+            let erased = Customer { id, forgotten_at: Some(at), created_at, updated_at: at, ..Customer::default() };
+            bind_customer!(sqlx::query(UPDATE_SQL.as_str()), erased).bind(id).execute(&mut *tx).await?;
+            for erase in [
+                "UPDATE customer_events SET detail = '' WHERE customer_id = $1",
+                "UPDATE tasks SET note = NULL WHERE customer_id = $1",
+                "UPDATE messages SET smtp_reply = NULL, reason = CASE WHEN state IN ('failed', 'unknown') THEN 'erased' ELSE reason END WHERE customer_id = $1",
+            ] {
+                sqlx::query(erase).bind(id).execute(&mut *tx).await?;
+            }
             sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, 'forgotten', '')")
                 .bind(id)
                 .bind(at)
