@@ -346,7 +346,7 @@ pub async fn worker(
             match settings.open() {
                 Ok(m) => mailer = Some((settings, m)),
                 Err(e) => {
-                    warn!(error = %e, "cannot open the mail transport; retrying in 10 s");
+                    warn!(error = %format!("{e:#}"), "cannot open the mail transport; retrying in 10 s");
                     sleep_or_stop(&mut stop, Duration::from_secs(10), &delivery.wake).await;
                     continue;
                 }

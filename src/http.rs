@@ -121,10 +121,16 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
     let mail = &app.settings().mail;
     match mail.transport {
-        crate::config::Transport::File => lines.push(format!(
-            "mail: writing files to {}",
-            mail.file_dir.display()
-        )),
+        crate::config::Transport::File => match crate::mailer::outbox_writable(&mail.file_dir) {
+            Ok(()) => lines.push(format!(
+                "mail: writing files to {}",
+                mail.file_dir.display()
+            )),
+            Err(e) => {
+                healthy = false;
+                lines.push(format!("mail: {e:#}; messages wait in the queue"));
+            }
+        },
         crate::config::Transport::Smtp => {
             let addr = (mail.smtp.host.as_str(), mail.smtp.port);
             match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))

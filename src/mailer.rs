@@ -56,10 +56,10 @@ impl MailerSettings {
         }
     }
 
-    pub fn open(&self) -> std::io::Result<Mailer> {
+    pub fn open(&self) -> anyhow::Result<Mailer> {
         Ok(match self.transport {
             Transport::File => {
-                std::fs::create_dir_all(&self.file_dir)?;
+                outbox_writable(&self.file_dir)?;
                 Mailer::File(AsyncFileTransport::new(&self.file_dir))
             }
             Transport::Smtp => Mailer::Smtp(Box::new(SmtpSession {
@@ -68,6 +68,27 @@ impl MailerSettings {
             })),
         })
     }
+}
+
+/// Creates the outbox folder if needed and proves a file can be written
+/// there; the error names the folder (`mail.file_dir`) to fix.
+pub fn outbox_writable(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "mail.file_dir: cannot create the outbox folder {}",
+            dir.display()
+        )
+    })?;
+    let probe = dir.join(".outreach-probe");
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "mail.file_dir: cannot write to the outbox folder {}",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
 }
 
 pub enum Mailer {

@@ -636,7 +636,6 @@ fn daemon_with_blocked_outbox(n: usize) -> (Env, Daemon, PathBuf, i64) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: the transport error does not name the outbox folder (src/mailer.rs MailerSettings::open: create_dir_all without context; src/deliver.rs worker logs only the io::Error)"]
 async fn unwritable_outbox_error_names_the_folder() {
     let (_env, mut daemon, outbox, _) = daemon_with_blocked_outbox(3);
     wait_for(
@@ -658,7 +657,6 @@ async fn unwritable_outbox_error_names_the_folder() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: /healthz answers 200 \"mail: writing files to …\" while the outbox folder cannot be created (src/http.rs healthz, Transport::File arm checks nothing)"]
 async fn unwritable_outbox_makes_healthz_unhealthy() {
     let (_env, mut daemon, outbox, _) = daemon_with_blocked_outbox(3);
     let (code, health) = daemon.healthz();
