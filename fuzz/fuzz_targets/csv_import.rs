@@ -43,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(&*FILE, data).unwrap();
     let mut slot = STORE.lock().unwrap();
     RUNTIME.block_on(async {
-        if slot.as_ref().is_none_or(|(_, used)| *used >= INPUTS_PER_STORE) {
+        if slot
+            .as_ref()
+            .is_none_or(|(_, used)| *used >= INPUTS_PER_STORE)
+        {
             if let Some((old, _)) = slot.take() {
                 old.close().await;
             }
