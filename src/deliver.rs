@@ -30,6 +30,9 @@ use crate::store::{Claimed, Outcome};
 
 /// Messages a worker claims at once: the most that can end `unknown` per worker after a crash.
 pub const BATCH: i64 = 50;
+/// How long messages wait when the SMTP server cannot be reached at all.
+/// Not counted as an attempt: an outage does not push them into backoff.
+const SERVER_WAIT: chrono::Duration = chrono::Duration::seconds(30);
 /// Results committed together at most (group commit).
 const GROUP: usize = 500;
 /// A claim older than this belongs to a daemon that died.
@@ -132,17 +135,29 @@ async fn send_batch(
         .collect();
     let mut runs = HashMap::new();
     let mut results = Vec::with_capacity(claimed.len());
+    let mut unavailable = false;
     for message in &claimed {
-        let outcome = deliver_one(
-            app,
-            delivery,
-            mailer,
-            message,
-            customers.get(&message.customer_id),
-            &mut runs,
-            now,
-        )
-        .await;
+        // Once the server cannot be reached, the rest of the batch waits
+        // without trying (and without using up attempts).
+        let outcome = if unavailable {
+            Outcome::Retry {
+                at: now + SERVER_WAIT,
+                reply: None,
+            }
+        } else {
+            deliver_one(
+                app,
+                delivery,
+                mailer,
+                message,
+                customers.get(&message.customer_id),
+                &mut runs,
+                now,
+            )
+            .await
+        };
+        unavailable |=
+            matches!(&outcome, Outcome::Retry { reply: None, at } if *at == now + SERVER_WAIT);
         delivery.metrics.count(&outcome);
         results.push((message.id, message.customer_id, outcome));
     }
@@ -300,6 +315,13 @@ async fn deliver_one(
             Outcome::Unknown { reason }
         }
         SendResult::Temporary(reply) => retry_or_give_up(app, message, reply, now),
+        SendResult::Unavailable(reason) => {
+            warn!(%reason, "the SMTP server cannot be reached; messages wait");
+            Outcome::Retry {
+                at: now + SERVER_WAIT,
+                reply: None,
+            }
+        }
     }
 }
 

@@ -30,6 +30,8 @@ pub enum SendResult {
     Temporary(String),
     /// 5xx: this message will never go through as it is.
     Permanent(String),
+    /// No session could be opened: nothing was tried for this message.
+    Unavailable(String),
     /// The connection broke after the message body was handed over and
     /// before the server answered: it may have been delivered. Never resent
     /// automatically.
@@ -204,9 +206,9 @@ impl SmtpSession {
         if self.connection.as_ref().is_none_or(|c| c.smtp.has_broken()) {
             match tokio::time::timeout(timeout, self.connect()).await {
                 Ok(Ok(conn)) => self.connection = Some(conn),
-                Ok(Err(e)) => return SendResult::Temporary(e),
+                Ok(Err(e)) => return SendResult::Unavailable(e),
                 Err(_) => {
-                    return SendResult::Temporary(format!(
+                    return SendResult::Unavailable(format!(
                         "connecting timed out after {}s",
                         timeout.as_secs()
                     ));

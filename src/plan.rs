@@ -21,7 +21,7 @@ use crate::context::customer_value_on;
 use crate::domain::Customer;
 use crate::store::{NewMessage, Run};
 
-const PAGE: i64 = 2000;
+const PAGE: i64 = 5000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PlanSummary {
@@ -91,15 +91,11 @@ async fn plan_rows(
         .occurrence
         .with_timezone(&resolved.timezone)
         .date_naive();
-    let mut after = 0;
+    let domain = app.mail_domain();
+    let mut page = next_page(app, targets.as_deref(), 0).await?;
     loop {
-        let page = match &targets {
-            Some(ids) if after == 0 => app.store.customers_by_ids(ids).await?,
-            Some(_) => Vec::new(),
-            None => app.store.customers_page(after, PAGE).await?,
-        };
         let Some(last) = page.last() else { break };
-        after = last.id.max(1);
+        let after = last.id;
         let mut rows = Vec::new();
         for customer in &page {
             if anniversary_of
@@ -150,11 +146,25 @@ async fn plan_rows(
         }
         summary.planned += rows.iter().filter(|r| r.state == "planned").count() as u64;
         summary.suppressed += rows.iter().filter(|r| r.state == "suppressed").count() as u64;
-        app.store
-            .insert_messages(run.id, &rows, &app.mail_domain(), now)
-            .await?;
+        // Write this page while the next one is read (WAL lets SQLite do both).
+        let (written, next) = tokio::join!(
+            app.store.insert_messages(run.id, &rows, &domain, now),
+            next_page(app, targets.as_deref(), after)
+        );
+        written?;
+        page = next?;
     }
     Ok(summary)
+}
+
+/// Customers after `after`: a page of the whole table, or, for a run made
+/// for particular customers, all of them at once.
+async fn next_page(app: &App, targets: Option<&[i64]>, after: i64) -> Result<Vec<Customer>> {
+    match targets {
+        Some(ids) if after == 0 => app.store.customers_by_ids(ids).await,
+        Some(_) => Ok(Vec::new()),
+        None => app.store.customers_page(after, PAGE).await,
+    }
 }
 
 fn suppressed(customer_id: i64, now: DateTime<Utc>, reason: String) -> NewMessage {
