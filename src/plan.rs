@@ -93,8 +93,7 @@ async fn plan_rows(
         .date_naive();
     let domain = app.mail_domain();
     let mut page = next_page(app, targets.as_deref(), 0).await?;
-    loop {
-        let Some(last) = page.last() else { break };
+    while let Some(last) = page.last() {
         let after = last.id;
         let mut rows = Vec::new();
         for customer in &page {
