@@ -28,7 +28,7 @@ use crate::{http, systemd};
 /// Everything time-driven (schedules, approvals, leases, digests) runs at least this often.
 const TICK: Duration = Duration::from_secs(5);
 /// Runs waiting to be planned are looked for this often.
-const POLL: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(250);
 
 /// Terminal: plain text with time. Under systemd (`JOURNAL_STREAM` set): no
 /// timestamps (journald adds its own) and no colours. `json` if configured.
