@@ -5,9 +5,10 @@
 //! reachable as `attributes.stadtteil` and, where no built-in field has the
 //! same name, directly (`stadtteil == "Ehrenfeld"`).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use minijinja::Value;
+use minijinja::value::{Enumerator, Object};
 
 use crate::config::Business;
 use crate::domain::Customer;
@@ -20,63 +21,108 @@ pub fn customer_value(c: &Customer) -> Value {
 /// The customer as of `today`: values that depend on the date
 /// (`years_as_customer`) are computed for that day, so a message rendered for
 /// a run says what was true on the run's day, not on the machine's clock.
+///
+/// A lazy object: a field is turned into a template value only when an
+/// audience or template reads it. Planning evaluates an audience for every
+/// customer, usually reading two or three fields of twenty.
 pub fn customer_value_on(c: &Customer, today: chrono::NaiveDate) -> Value {
-    let mut map: BTreeMap<String, Value> = BTreeMap::new();
-    for (k, v) in &c.attributes.0 {
-        map.insert(k.clone(), Value::from(v.as_str()));
-    }
-    let date = |d: Option<chrono::NaiveDate>| {
-        d.map(|d| Value::from(d.to_string()))
-            .unwrap_or(Value::from(()))
-    };
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map(|t| Value::from(t.to_rfc3339()))
-            .unwrap_or(Value::from(()))
-    };
-    let years_as_customer = c
-        .customer_since
-        .and_then(|d| today.years_since(d))
-        .map(Value::from)
-        .unwrap_or(Value::from(()));
-    let builtins: [(&str, Value); 22] = [
-        ("years_as_customer", years_as_customer),
-        ("id", Value::from(c.id)),
-        ("external_id", Value::from(c.external_id.clone())),
-        ("email", Value::from(c.email.clone())),
-        ("name", Value::from(c.name.clone())),
-        ("phone", Value::from(c.phone.clone())),
-        ("locale", Value::from(c.locale.clone())),
-        ("timezone", Value::from(c.timezone.clone())),
-        (
-            "consent",
-            Value::from(c.consent && c.unsubscribed_at.is_none()),
-        ),
-        ("consent_source", Value::from(c.consent_source.clone())),
-        ("phone_consent", Value::from(c.phone_consent)),
-        ("do_not_call", Value::from(c.do_not_call)),
-        ("is_business", Value::from(c.is_business)),
-        ("owner", Value::from(c.owner.clone())),
-        ("tags", Value::from(c.tags.0.clone())),
-        ("customer_since", date(c.customer_since)),
-        ("birthday", date(c.birthday)),
-        ("points", Value::from(c.points)),
-        ("tier", Value::from(c.tier.clone())),
-        ("last_personal_contact", time(c.last_personal_contact_at)),
-        ("unsubscribed", Value::from(c.unsubscribed_at.is_some())),
-        (
-            "attributes",
-            Value::from_iter(
+    Value::from_object(CustomerView {
+        customer: c.clone(),
+        today,
+    })
+}
+
+/// Built-in names, in the order `enumerate` lists them (before attributes).
+const FIELDS: [&str; 22] = [
+    "id",
+    "external_id",
+    "email",
+    "name",
+    "phone",
+    "locale",
+    "timezone",
+    "consent",
+    "consent_source",
+    "phone_consent",
+    "do_not_call",
+    "is_business",
+    "owner",
+    "tags",
+    "customer_since",
+    "birthday",
+    "points",
+    "tier",
+    "last_personal_contact",
+    "unsubscribed",
+    "years_as_customer",
+    "attributes",
+];
+
+#[derive(Debug)]
+struct CustomerView {
+    customer: Customer,
+    today: chrono::NaiveDate,
+}
+
+impl Object for CustomerView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let c = &self.customer;
+        let text = |v: &Option<String>| Value::from(v.clone());
+        let date = |d: Option<chrono::NaiveDate>| {
+            d.map(|d| Value::from(d.to_string()))
+                .unwrap_or(Value::from(()))
+        };
+        Some(match key.as_str()? {
+            "id" => Value::from(c.id),
+            "external_id" => text(&c.external_id),
+            "email" => text(&c.email),
+            "name" => text(&c.name),
+            "phone" => text(&c.phone),
+            "locale" => text(&c.locale),
+            "timezone" => text(&c.timezone),
+            "consent" => Value::from(c.consent && c.unsubscribed_at.is_none()),
+            "consent_source" => text(&c.consent_source),
+            "phone_consent" => Value::from(c.phone_consent),
+            "do_not_call" => Value::from(c.do_not_call),
+            "is_business" => Value::from(c.is_business),
+            "owner" => text(&c.owner),
+            "tags" => Value::from(c.tags.0.clone()),
+            "customer_since" => date(c.customer_since),
+            "birthday" => date(c.birthday),
+            "points" => Value::from(c.points),
+            "tier" => text(&c.tier),
+            "last_personal_contact" => c
+                .last_personal_contact_at
+                .map(|t| Value::from(t.to_rfc3339()))
+                .unwrap_or(Value::from(())),
+            "unsubscribed" => Value::from(c.unsubscribed_at.is_some()),
+            "years_as_customer" => c
+                .customer_since
+                .and_then(|d| self.today.years_since(d))
+                .map(Value::from)
+                .unwrap_or(Value::from(())),
+            "attributes" => Value::from_iter(
                 c.attributes
                     .0
                     .iter()
                     .map(|(k, v)| (k.clone(), Value::from(v.as_str()))),
             ),
-        ),
-    ];
-    for (k, v) in builtins {
-        map.insert(k.to_string(), v);
+            other => Value::from(c.attributes.0.get(other)?.as_str()),
+        })
     }
-    Value::from(map)
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = FIELDS.iter().map(|f| Value::from(*f)).collect();
+        keys.extend(
+            self.customer
+                .attributes
+                .0
+                .keys()
+                .filter(|k| !FIELDS.contains(&k.as_str()))
+                .map(|k| Value::from(k.as_str())),
+        );
+        Enumerator::Values(keys)
+    }
 }
 
 pub fn business_value(b: &Business) -> Value {
