@@ -3,10 +3,11 @@
 //! group-commit task ([`spawn_recorder`]).
 //!
 //! Each worker owns one transport session and claims a small batch at a time
-//! (with a lease), so a crash can leave at most one batch per worker (plus
-//! results not yet committed) in the `sending` state; those become `unknown`
-//! once their lease runs out and are never resent automatically. Workers
-//! hand their results to the recorder and go on sending while it commits.
+//! (with a lease). It hands a sent batch's results to the recorder and goes on
+//! sending while they are committed, but waits for that commit before handing
+//! over the next: a crash leaves at most two batches per worker in the
+//! `sending` state. Those become `unknown` once their lease runs out and are
+//! never resent automatically.
 //!
 //! Right before each send the customer is checked again: an unsubscribe that
 //! arrived while the run was going out takes effect for everything not yet
@@ -19,7 +20,7 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::app::{App, Shared};
@@ -28,7 +29,7 @@ use crate::plan::quiet_release;
 use crate::render::{render_campaign, voucher_for};
 use crate::store::{Claimed, Outcome};
 
-/// Messages a worker claims at once: the most that can end `unknown` per worker after a crash.
+/// Messages a worker claims at once; at most two batches per worker can end `unknown` after a crash.
 pub const BATCH: i64 = 50;
 /// How long messages wait when the SMTP server cannot be reached at all.
 /// Not counted as an attempt: an outage does not push them into backoff.
@@ -98,6 +99,9 @@ impl RateWindow {
 
 /// A sent batch's results, waiting to be recorded: (message id, customer id, outcome).
 pub type Results = Vec<(i64, i64, Outcome)>;
+
+/// A batch handed to the recorder, and how it tells the worker it is committed.
+pub type Handed = (Results, oneshot::Sender<()>);
 
 /// Claims, sends and records one batch. Returns how many messages it handled.
 pub async fn deliver_batch(
@@ -181,17 +185,21 @@ async fn record(app: &App, results: &Results, now: DateTime<Utc>) -> Result<()> 
 }
 
 /// Group commit: workers hand their results over and go on sending while
-/// one task commits whatever has arrived, up to [`GROUP`] rows at a time. It
-/// ends when every worker has dropped its sender, after committing the rest.
-/// A failed commit (database away) is retried; the claims' leases keep the
-/// rows from being sent again meanwhile.
-pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Results>, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Results>(64);
+/// one task commits whatever has arrived, up to [`GROUP`] rows at a time,
+/// and acknowledges each batch. It ends when every worker has dropped its
+/// sender, after committing the rest. A failed commit (database away) is
+/// retried; the claims' leases keep the rows from being sent again meanwhile.
+pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Handed>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Handed>(64);
     let handle = tokio::spawn(async move {
-        while let Some(mut pending) = rx.recv().await {
+        while let Some((mut pending, ack)) = rx.recv().await {
+            let mut acks = vec![ack];
             while pending.len() < GROUP {
                 match rx.try_recv() {
-                    Ok(more) => pending.extend(more),
+                    Ok((more, ack)) => {
+                        pending.extend(more);
+                        acks.push(ack);
+                    }
                     Err(_) => break,
                 }
             }
@@ -204,6 +212,9 @@ pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Results>, tokio::task::Jo
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
+            }
+            for ack in acks {
+                let _ = ack.send(());
             }
         }
         info!("send results recorder stopped");
@@ -351,10 +362,14 @@ fn retry_or_give_up(app: &App, message: &Claimed, reply: String, now: DateTime<U
 pub async fn worker(
     shared: Shared,
     delivery: Arc<Delivery>,
-    results: mpsc::Sender<Results>,
+    results: mpsc::Sender<Handed>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut mailer: Option<(MailerSettings, Mailer)> = None;
+    // The previous batch's commit: awaited before the next batch is handed
+    // over, so at most two batches per worker (one being sent, one being
+    // committed) can end `unknown` if the process dies.
+    let mut committing: Option<oneshot::Receiver<()>> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -381,10 +396,15 @@ pub async fn worker(
             }
             Ok(batch) => {
                 debug!(messages = batch.len(), "batch sent");
-                if results.send(batch).await.is_err() {
+                if let Some(previous) = committing.take() {
+                    let _ = previous.await;
+                }
+                let (ack, committed) = oneshot::channel();
+                if results.send((batch, ack)).await.is_err() {
                     warn!("the results recorder stopped; stopping this worker");
                     break;
                 }
+                committing = Some(committed);
             }
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "delivery step failed; retrying in 5 s");
