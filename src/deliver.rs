@@ -4,10 +4,10 @@
 //!
 //! Each worker owns one transport session and claims a small batch at a time
 //! (with a lease). It hands a sent batch's results to the recorder and goes on
-//! sending while they are committed, but waits for that commit before handing
-//! over the next: a crash leaves at most two batches per worker in the
-//! `sending` state. Those become `unknown` once their lease runs out and are
-//! never resent automatically.
+//! sending while they are committed, with at most [`COMMITTING`] batches
+//! awaiting their commit: a crash leaves at most `COMMITTING + 1` batches per
+//! worker in the `sending` state. Those become `unknown` once their lease runs
+//! out and are never resent automatically.
 //!
 //! Right before each send the customer is checked again: an unsubscribe that
 //! arrived while the run was going out takes effect for everything not yet
@@ -29,11 +29,13 @@ use crate::plan::quiet_release;
 use crate::render::{render_campaign, voucher_for};
 use crate::store::{Claimed, Outcome};
 
-/// Messages a worker claims at once; at most two batches per worker can end `unknown` after a crash.
+/// Messages a worker claims at once; at most `COMMITTING + 1` batches per worker can end `unknown` after a crash.
 pub const BATCH: i64 = 50;
 /// How long messages wait when the SMTP server cannot be reached at all.
 /// Not counted as an attempt: an outage does not push them into backoff.
 const SERVER_WAIT: chrono::Duration = chrono::Duration::seconds(30);
+/// Batches per worker handed to the recorder and not yet committed.
+pub const COMMITTING: usize = 2;
 /// Results committed together at most (group commit).
 const GROUP: usize = 500;
 /// A claim older than this belongs to a daemon that died.
@@ -366,10 +368,10 @@ pub async fn worker(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut mailer: Option<(MailerSettings, Mailer)> = None;
-    // The previous batch's commit: awaited before the next batch is handed
-    // over, so at most two batches per worker (one being sent, one being
-    // committed) can end `unknown` if the process dies.
-    let mut committing: Option<oneshot::Receiver<()>> = None;
+    // Commits of batches handed over: at most [`COMMITTING`] are waited for
+    // at a time, so at most that many batches plus the one being sent can
+    // end `unknown` per worker if the process dies.
+    let mut committing: std::collections::VecDeque<oneshot::Receiver<()>> = Default::default();
     loop {
         if *stop.borrow() {
             break;
@@ -396,15 +398,17 @@ pub async fn worker(
             }
             Ok(batch) => {
                 debug!(messages = batch.len(), "batch sent");
-                if let Some(previous) = committing.take() {
-                    let _ = previous.await;
+                while committing.len() >= COMMITTING {
+                    if let Some(oldest) = committing.pop_front() {
+                        let _ = oldest.await;
+                    }
                 }
                 let (ack, committed) = oneshot::channel();
                 if results.send((batch, ack)).await.is_err() {
                     warn!("the results recorder stopped; stopping this worker");
                     break;
                 }
-                committing = Some(committed);
+                committing.push_back(committed);
             }
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "delivery step failed; retrying in 5 s");
