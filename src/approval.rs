@@ -16,6 +16,7 @@ use crate::config::{ApprovalMode, Campaign};
 use crate::mailer::{MailerSettings, SendResult};
 use crate::render::{render_campaign, sample_voucher, voucher_for};
 use crate::store::Run;
+use crate::templates::escape_html;
 use crate::tokens::Purpose;
 
 /// Whether the campaign's text is the same as in its last run that was sent.
@@ -132,7 +133,7 @@ pub async fn preview_text(
         Some(customer_id) => app.store.customers_by_ids(&[customer_id]).await?.pop(),
         None => None,
     };
-    let mut html = format!("<pre>{}</pre>", html_escape(&text));
+    let mut html = format!("<pre>{}</pre>", escape_html(&text));
     if let Some(customer) = sample {
         let code = app.store.message_voucher(run.id, customer.id).await?;
         let voucher = match voucher_for(app, campaign, code.as_deref()).await? {
@@ -149,17 +150,11 @@ pub async fn preview_text(
         ));
         html.push_str(&format!(
             "<h3>{}</h3>{}",
-            html_escape(&rendered.subject),
+            escape_html(&rendered.subject),
             rendered.html
         ));
     }
     Ok((text, html))
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// Approves or cancels a waiting run; `by` is recorded.

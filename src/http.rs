@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use crate::app::{App, Shared};
 use crate::deliver::Delivery;
 use crate::tasks::digest::{staff_locale, talking_points, words};
+use crate::templates::escape_html as esc;
 use crate::tokens::{Purpose, TokenError};
 
 #[derive(Clone)]
@@ -75,13 +76,6 @@ fn page(lang: &str, title: &str, body: &str) -> String {
          button.secondary{{background:#fff;color:#222}}.muted{{color:#666;font-size:.9rem}}</style></head>\
          <body><h1>{title}</h1>{body}</body></html>"
     )
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// A plain page for a link that does not work; it says nothing about what the link was for.
@@ -177,6 +171,7 @@ async fn render_metrics(app: &App, delivery: &Delivery) -> Result<String> {
     let mut out = String::from(
         "# HELP outreach_messages Outbox messages by state.\n# TYPE outreach_messages gauge\n",
     );
+    let queue = app.store.queue_counts().await?;
     for state in [
         "planned",
         "sending",
@@ -185,13 +180,10 @@ async fn render_metrics(app: &App, delivery: &Delivery) -> Result<String> {
         "suppressed",
         "unknown",
     ] {
-        let n = app
-            .store
-            .queue_counts()
-            .await?
-            .into_iter()
+        let n = queue
+            .iter()
             .find(|(s, _)| s == state)
-            .map(|(_, n)| n)
+            .map(|(_, n)| *n)
             .unwrap_or(0);
         out.push_str(&format!("outreach_messages{{state=\"{state}\"}} {n}\n"));
     }

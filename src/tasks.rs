@@ -153,29 +153,27 @@ impl<'a> Roster<'a> {
     }
 }
 
+/// A staff member's time zone (the business's for someone no longer in the config).
+fn staff_zone(app: &App, staff_id: &str) -> chrono_tz::Tz {
+    app.config
+        .resolved
+        .staff
+        .get(staff_id)
+        .map(|r| r.timezone)
+        .unwrap_or(app.config.resolved.timezone)
+}
+
 /// Whether an open task's due day has passed, by its staff member's own
 /// calendar (the business's for someone no longer in the config).
 pub fn is_overdue(app: &App, task: &Task, now: DateTime<Utc>) -> bool {
-    let tz = app
-        .config
-        .resolved
-        .staff
-        .get(&task.staff_id)
-        .map(|r| r.timezone)
-        .unwrap_or(app.config.resolved.timezone);
+    let tz = staff_zone(app, &task.staff_id);
     task.state == "open" && now.with_timezone(&tz).date_naive() > deadline(app, task)
 }
 
 /// The last day a call is on time: its planned day, or `due_in` after the
 /// task was made if that is later — staff may call any day in between.
 pub fn deadline(app: &App, task: &Task) -> NaiveDate {
-    let tz = app
-        .config
-        .resolved
-        .staff
-        .get(&task.staff_id)
-        .map(|r| r.timezone)
-        .unwrap_or(app.config.resolved.timezone);
+    let tz = staff_zone(app, &task.staff_id);
     let due_in_days = app
         .config
         .resolved

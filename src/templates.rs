@@ -210,6 +210,14 @@ fn describe(e: &minijinja::Error) -> String {
     text
 }
 
+/// Text made safe to put into HTML, in element content and in quoted attributes.
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// Markdown to HTML with any raw HTML shown as text, never interpreted.
 pub fn markdown_to_html(markdown: &str) -> String {
     let parser =

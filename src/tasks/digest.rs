@@ -145,11 +145,7 @@ async fn task_block(
     }
     let _ = writeln!(text, "  {}: {contacts_text}", w.last_contacts);
     let _ = writeln!(text, "  {}: {link}\n", w.open_task);
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+    let esc = crate::templates::escape_html;
     let html = format!(
         "<div style=\"margin:0 0 24px\"><h3 style=\"margin:0\">{name}</h3>\
          <p style=\"margin:4px 0\"><a href=\"tel:{tel}\">{phone}</a> · {when}</p>\
@@ -384,10 +380,7 @@ pub async fn send_escalation(
             task_link(app, task, now)
         );
     }
-    let html = format!(
-        "<pre>{}</pre>",
-        text.replace('&', "&amp;").replace('<', "&lt;")
-    );
+    let html = format!("<pre>{}</pre>", crate::templates::escape_html(&text));
     let message = crate::compose::staff_email(
         app.settings(),
         to,
