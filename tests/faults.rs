@@ -6,6 +6,8 @@
 //! - a daemon is killed with SIGKILL mid-send and started again (SQLite and
 //!   PostgreSQL): every customer ends `sent` once or `unknown`, never twice;
 //! - the SMTP server is down when the daemon starts and comes back later;
+//! - PostgreSQL goes away mid-send (every connection cut, new ones refused)
+//!   and comes back: the daemon rides it out;
 //! - the outbox folder of the file transport cannot be created.
 
 mod common;
@@ -669,4 +671,296 @@ async fn unwritable_outbox_makes_healthz_unhealthy() {
     assert_eq!(code, 503, "{health}");
     assert!(health.contains(&outbox.display().to_string()), "{health}");
     daemon.stop();
+}
+
+// ------------------------------------------------- PostgreSQL goes away
+
+/// A TCP proxy in front of PostgreSQL that the test can take down like a
+/// server restart: [`PgProxy::down`] cuts every proxied connection and closes
+/// the port (new connections are refused), [`PgProxy::up`] opens it again.
+/// The shared PostgreSQL server itself is never touched.
+struct PgProxy {
+    port: u16,
+    state: std::sync::Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    up: std::sync::atomic::AtomicBool,
+    stopped: std::sync::atomic::AtomicBool,
+    /// Both ends of every proxied connection, to cut them.
+    open: std::sync::Mutex<Vec<TcpStream>>,
+    /// Connections accepted while up, over the proxy's life.
+    accepted: std::sync::atomic::AtomicUsize,
+}
+
+impl PgProxy {
+    fn start(target: u16) -> PgProxy {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(ProxyState::default());
+        state.up.store(true, SeqCst);
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            while !shared.stopped.load(SeqCst) {
+                if !shared.up.load(SeqCst) {
+                    // Closed port: connecting is refused, as while PostgreSQL restarts.
+                    listener = None;
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                let l = listener.get_or_insert_with(|| {
+                    // std sets SO_REUSEADDR, so the port can be bound again at once.
+                    TcpListener::bind(("127.0.0.1", port)).expect("rebind the proxy port")
+                });
+                l.set_nonblocking(true).unwrap();
+                let client = match l.accept() {
+                    Ok((client, _)) => client,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                shared.accepted.fetch_add(1, SeqCst);
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                {
+                    let mut open = shared.open.lock().unwrap();
+                    open.push(client.try_clone().unwrap());
+                    open.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        PgProxy { port, state }
+    }
+
+    /// `url` (a database on the PostgreSQL server) reached through this proxy.
+    fn url(&self, url: &str) -> String {
+        let mut url = url::Url::parse(url).unwrap();
+        url.set_port(Some(self.port)).unwrap();
+        url.to_string()
+    }
+
+    /// Like a PostgreSQL restart: every connection is cut, new ones are refused.
+    fn down(&self) -> usize {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.state.up.store(false, SeqCst);
+        let open: Vec<TcpStream> = std::mem::take(&mut *self.state.open.lock().unwrap());
+        for s in &open {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        // Wait until the acceptor has closed the port.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "the proxy port stays open");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        open.len() / 2
+    }
+
+    fn up(&self) {
+        self.state
+            .up
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn accepted(&self) -> usize {
+        self.state
+            .accepted
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for PgProxy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.state.stopped.store(true, SeqCst);
+        for s in std::mem::take(&mut *self.state.open.lock().unwrap()) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// One GET over HTTP/1.0 with a read timeout of `within`: (status code, whole response).
+fn http_get_within(port: u16, path: &str, within: Duration) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(within)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text))
+}
+
+/// Customers for the database outage test: enough that the outage lands mid-send.
+const OUTAGE_CUSTOMERS: usize = 2_000;
+/// SMTP sessions of the daemon in the outage test.
+const OUTAGE_CONNECTIONS: u32 = 4;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_restart_mid_send_daemon_rides_it_out_loses_nothing_and_sends_nobody_twice() {
+    let Some(base) = postgres_base("PostgreSQL outage test") else {
+        return;
+    };
+    let url = fresh_postgres(&base).await;
+    let target = url::Url::parse(&url).unwrap().port().unwrap_or(5432);
+    let proxy = PgProxy::start(target);
+    // The CLI (imports, counts) talks to PostgreSQL directly; only the daemon goes through the proxy.
+    let env = Env::new(&url, CAMPAIGN);
+    let n = OUTAGE_CUSTOMERS;
+    import_customers(&env, n);
+    // A server that takes a few milliseconds per message, so that the cut
+    // finds workers mid-send, not only waiting for the database.
+    let (smtp_port, received) = smtp::start(Some(std::sync::Arc::new(|_: &[String]| {
+        std::thread::sleep(Duration::from_millis(3))
+    })));
+    let mut vars = smtp_env(smtp_port, OUTAGE_CONNECTIONS);
+    vars.push((
+        "OUTREACH__DATABASE__URL",
+        format!("\"{}\"", proxy.url(&url)),
+    ));
+    let mut daemon = Daemon::start(&env, "daemon", &vars);
+    assert_eq!(daemon.healthz().0, 200, "healthy before the outage");
+    let run = start_run(&env);
+    wait_for("a quarter sent", Duration::from_secs(60), || {
+        received.total() >= n / 4
+    });
+
+    // PostgreSQL "restarts": every connection is cut, the port refuses for a while.
+    let cut = proxy.down();
+    let at_cut = received.total();
+    let down_at = Instant::now();
+    assert!(cut > 0, "the daemon had no database connection to cut");
+    assert!(
+        at_cut < n,
+        "everything was sent before the outage; the test needs more customers"
+    );
+    // /healthz says so (the pool gives up connecting after its acquire timeout).
+    let (code, health) = http_get_within(daemon.port, "/healthz", Duration::from_secs(30))
+        .unwrap_or_else(|| {
+            panic!(
+                "/healthz did not answer during the outage\n{}",
+                daemon.log()
+            )
+        });
+    assert_eq!(code, 503, "unhealthy while the database is away: {health}");
+    assert!(health.contains("database:"), "{health}");
+    assert!(!health.contains("database: reachable"), "{health}");
+    // Whatever was sent during the outage could not be recorded: nothing more
+    // may be claimed, so the server receives at most the batches in flight.
+    let in_flight = (OUTAGE_CONNECTIONS as usize) * outreach::deliver::BATCH as usize;
+    assert!(
+        received.total() <= at_cut + in_flight,
+        "{} sent while the database was away (at most {in_flight} were claimed)",
+        received.total() - at_cut
+    );
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon exited when the database went away:\n{}",
+        daemon.log()
+    );
+    let down_for = down_at.elapsed();
+
+    // PostgreSQL is back.
+    let before_up = proxy.accepted();
+    proxy.up();
+    wait_for("the daemon reconnects", Duration::from_secs(20), || {
+        proxy.accepted() > before_up
+    });
+    wait_for("/healthz is healthy again", Duration::from_secs(20), || {
+        http_get(daemon.port, "/healthz").is_some_and(|(code, _)| code == 200)
+    });
+    // Everything not in flight at the cut goes out now.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = (BTreeMap::new(), Instant::now());
+    loop {
+        let q = queue(&env);
+        if count(&q, "planned") == 0 {
+            if count(&q, "sending") == 0 {
+                break;
+            }
+            // Claims whose answer was lost in the cut: the daemon cannot know
+            // it holds them; they wait for their lease (deliver::LEASE, 10
+            // minutes) and then become `unknown`. Once nothing has moved for
+            // 3 s, let those ten minutes pass (as in the kill test).
+            if q == last.0 && last.1.elapsed() > Duration::from_secs(3) {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                sqlx::query("UPDATE messages SET claimed_until = claimed_until - interval '1 hour' WHERE state = 'sending'")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+        }
+        if q != last.0 {
+            last = (q.clone(), Instant::now());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not drained after the outage: {q:?}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon exited:\n{}",
+        daemon.log()
+    );
+
+    // Nothing lost: every customer's message ended sent, or unknown (bounded).
+    let (_, messages) = run_counts(&env, run);
+    let (sent, unknown) = (count(&messages, "sent"), count(&messages, "unknown"));
+    eprintln!(
+        "postgres outage: {cut} connections cut with {at_cut} received, down for {down_for:.1?}; \
+         after: {messages:?}, server received {}",
+        received.total()
+    );
+    assert_eq!(
+        sent + unknown,
+        n as i64,
+        "every message ends sent or unknown: {messages:?}\n{}",
+        daemon.log()
+    );
+    assert!(
+        unknown
+            <= (outreach::deliver::COMMITTING as i64 + 1)
+                * outreach::deliver::BATCH
+                * i64::from(OUTAGE_CONNECTIONS),
+        "{unknown} unknown, more than the batches in flight per connection"
+    );
+    let per = received_per_address(&received);
+    assert_nobody_twice(&per, "postgres outage");
+    for (email, state) in message_states(&url).await {
+        match state.as_str() {
+            "sent" => assert_eq!(per.get(&email), Some(&1), "{email} is sent"),
+            "unknown" => assert!(per.get(&email).copied().unwrap_or(0) <= 1),
+            other => panic!("{email} ended {other}"),
+        }
+    }
+    assert!(received.total() as i64 >= sent);
+    assert!(received.total() as i64 <= sent + unknown);
+    wait_for("the run is done", Duration::from_secs(15), || {
+        run_counts(&env, run).0 == "done"
+    });
+    daemon.stop();
+    drop(proxy);
+    drop_postgres(&base, &url).await;
 }
