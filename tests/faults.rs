@@ -8,6 +8,9 @@
 //! - the SMTP server is down when the daemon starts and comes back later;
 //! - PostgreSQL goes away mid-send (every connection cut, new ones refused)
 //!   and comes back: the daemon rides it out;
+//! - the clock jumps (NTP steps back an hour, a wrong clock days ahead and
+//!   corrected, a step back inside the repeated DST hour): no occurrence runs
+//!   twice and catch-up follows README (in process, tests/common/app.rs);
 //! - the outbox folder of the file transport cannot be created.
 
 mod common;
@@ -963,4 +966,289 @@ async fn postgres_restart_mid_send_daemon_rides_it_out_loses_nothing_and_sends_n
     daemon.stop();
     drop(proxy);
     drop_postgres(&base, &url).await;
+}
+
+// ------------------------------------------------------- the clock jumps
+//
+// In process (tests/common/app.rs): the daemon's tick driven with the wall
+// clock an NTP step or a wrong clock would show it, on every backend.
+
+/// A daily 09:00 and an hourly campaign; no cap, no quiet hours.
+const CLOCK: &str = r#"
+[limits]
+frequency_cap = ""
+quiet_hours = ""
+
+[[campaign]]
+id = "daily"
+kind = "status_update"
+schedule = "0 9 * * *"
+template = "status_update"
+
+[[campaign]]
+id = "hourly"
+kind = "status_update"
+schedule = "0 * * * *"
+template = "status_update"
+"#;
+
+const CLOCK_CUSTOMER: &str = "uhr@example.de";
+
+/// Ticks (and delivers) every `step` from `from` to `to`, both included,
+/// as the daemon's loop would with a clock showing those times.
+async fn tick_through(
+    t: &common::app::TestApp,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    step: chrono::Duration,
+) {
+    let mut now = from;
+    while now <= to {
+        t.tick(now).await;
+        t.deliver_all(now).await;
+        now += step;
+    }
+}
+
+/// A rule's runs as (local occurrence, trigger, state), oldest first.
+async fn runs_local(t: &common::app::TestApp, rule: &str) -> Vec<(String, String, String)> {
+    let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    let mut runs: Vec<_> = t
+        .runs_of(rule)
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r.occurrence,
+                r.occurrence
+                    .with_timezone(&tz)
+                    .format("%d.%m. %H:%M %Z")
+                    .to_string(),
+                r.trigger,
+                r.state,
+            )
+        })
+        .collect();
+    runs.sort();
+    let occurrences: std::collections::HashSet<_> = runs.iter().map(|r| r.0).collect();
+    assert_eq!(occurrences.len(), runs.len(), "{rule}: an occurrence twice");
+    runs.into_iter().map(|r| (r.1, r.2, r.3)).collect()
+}
+
+fn expect(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+/// Runs of `rule` that went out (not skipped).
+async fn runs_sent(t: &common::app::TestApp, rule: &str) -> usize {
+    let mut n = 0;
+    for run in t.runs_of(rule).await {
+        if run.state != "skipped" {
+            assert_eq!(t.count(run.id, "sent").await, 1, "run {run:?}");
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn the_clock_stepping_back_an_hour_across_an_occurrence_runs_it_once() {
+    use common::app::{TestApp, berlin};
+    let minutes = chrono::Duration::minutes;
+    let dir = tempfile::tempdir().unwrap();
+    for url in common::databases(dir.path()).await {
+        let t = TestApp::new(&url, CLOCK).await;
+        t.import(&format!("email,consent\n{CLOCK_CUSTOMER},yes\n"))
+            .await;
+        // Monday 2 November 2026: 08:30 to 09:20, 09:00 runs.
+        tick_through(
+            &t,
+            berlin(2026, 11, 2, 8, 30),
+            berlin(2026, 11, 2, 9, 20),
+            minutes(5),
+        )
+        .await;
+        // NTP steps the clock back an hour: 08:20 to 09:20 again.
+        tick_through(
+            &t,
+            berlin(2026, 11, 2, 8, 20),
+            berlin(2026, 11, 2, 9, 20),
+            minutes(5),
+        )
+        .await;
+        // Twice more, a few minutes each: the steps of a clock being slewed by hand.
+        for back_to in [berlin(2026, 11, 2, 8, 59), berlin(2026, 11, 2, 9, 0)] {
+            tick_through(&t, back_to, back_to + minutes(2), minutes(1)).await;
+        }
+        // On to 10:20, then the clock jumps forward 75 minutes over 11:00.
+        tick_through(
+            &t,
+            berlin(2026, 11, 2, 9, 25),
+            berlin(2026, 11, 2, 10, 20),
+            minutes(5),
+        )
+        .await;
+        tick_through(
+            &t,
+            berlin(2026, 11, 2, 11, 35),
+            berlin(2026, 11, 2, 12, 10),
+            minutes(5),
+        )
+        .await;
+
+        assert_eq!(
+            runs_local(&t, "daily").await,
+            expect(&[("02.11. 09:00 CET", "schedule", "done")]),
+            "{url}"
+        );
+        // 11:00 was passed over by the jump: 35 minutes late, within
+        // limits.catch_up (6 h), so it runs once as a catch-up (README).
+        assert_eq!(
+            runs_local(&t, "hourly").await,
+            expect(&[
+                ("02.11. 09:00 CET", "schedule", "done"),
+                ("02.11. 10:00 CET", "schedule", "done"),
+                ("02.11. 11:00 CET", "catch_up", "done"),
+                ("02.11. 12:00 CET", "schedule", "done"),
+            ]),
+            "{url}"
+        );
+        // One mail per run that went out, to the one customer.
+        let runs = runs_sent(&t, "daily").await + runs_sent(&t, "hourly").await;
+        assert_eq!(runs, 5);
+        assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
+    }
+}
+
+#[tokio::test]
+async fn the_clock_jumping_days_ahead_and_back_runs_no_occurrence_twice() {
+    use common::app::{TestApp, berlin};
+    let dir = tempfile::tempdir().unwrap();
+    for url in common::databases(dir.path()).await {
+        let t = TestApp::new(
+            &url,
+            &CLOCK
+                .replace("0 * * * *", "0 9 * * 6")
+                .replace("\"hourly\"", "\"weekly\""),
+        )
+        .await;
+        t.import(&format!("email,consent\n{CLOCK_CUSTOMER},yes\n"))
+            .await;
+        // Monday 2 November 2026, 08:00: the rules are seen for the first time.
+        let hours = chrono::Duration::hours;
+        tick_through(
+            &t,
+            berlin(2026, 11, 2, 8, 0),
+            berlin(2026, 11, 2, 8, 30),
+            hours(1),
+        )
+        .await;
+        // The clock jumps to Thursday noon: Thursday 09:00 is 3 h late, within
+        // limits.catch_up (6 h), and runs once; Monday to Wednesday are skipped.
+        t.tick(berlin(2026, 11, 5, 12, 0)).await;
+        t.deliver_all(berlin(2026, 11, 5, 12, 0)).await;
+        // Then to Sunday 18:00: Sunday 09:00 is 9 h late, older than catch_up.
+        // Saturday 09:00 (the weekly rule) too: skipped.
+        tick_through(
+            &t,
+            berlin(2026, 11, 8, 18, 0),
+            berlin(2026, 11, 8, 19, 0),
+            hours(1),
+        )
+        .await;
+        let first_pass = (
+            runs_local(&t, "daily").await,
+            runs_local(&t, "weekly").await,
+        );
+        assert_eq!(
+            first_pass.0,
+            expect(&[
+                ("02.11. 09:00 CET", "schedule", "skipped"),
+                ("03.11. 09:00 CET", "schedule", "skipped"),
+                ("04.11. 09:00 CET", "schedule", "skipped"),
+                ("05.11. 09:00 CET", "catch_up", "done"),
+                ("06.11. 09:00 CET", "schedule", "skipped"),
+                ("07.11. 09:00 CET", "schedule", "skipped"),
+                ("08.11. 09:00 CET", "schedule", "skipped"),
+            ]),
+            "{url}"
+        );
+        assert_eq!(
+            first_pass.1,
+            expect(&[("07.11. 09:00 CET", "schedule", "skipped")]),
+            "{url}"
+        );
+        // The wrong clock is corrected: back to Monday 08:00, and the real week
+        // passes hour by hour. Every occurrence of that week already has its
+        // record, so nothing runs again; the Monday after runs on time.
+        tick_through(
+            &t,
+            berlin(2026, 11, 2, 8, 0),
+            berlin(2026, 11, 9, 10, 0),
+            hours(1),
+        )
+        .await;
+        let mut daily = first_pass.0.clone();
+        daily.push(("09.11. 09:00 CET".into(), "schedule".into(), "done".into()));
+        assert_eq!(runs_local(&t, "daily").await, daily, "{url}");
+        assert_eq!(runs_local(&t, "weekly").await, first_pass.1, "{url}");
+        let runs = runs_sent(&t, "daily").await + runs_sent(&t, "weekly").await;
+        assert_eq!(runs, 2);
+        assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
+    }
+}
+
+#[tokio::test]
+async fn the_clock_stepping_back_in_the_repeated_dst_hour_runs_that_night_once() {
+    use common::app::{TestApp, berlin};
+    let minutes = chrono::Duration::minutes;
+    let dir = tempfile::tempdir().unwrap();
+    for url in common::databases(dir.path()).await {
+        // 02:30 exists twice on Sunday 25 October 2026 in Berlin (CEST, then CET).
+        let t = TestApp::new(&url, &CLOCK.replace("0 9 * * *", "30 2 * * *")).await;
+        t.import(&format!("email,consent\n{CLOCK_CUSTOMER},yes\n"))
+            .await;
+        let start = berlin(2026, 10, 25, 0, 0); // 00:00 CEST = 22:00 UTC
+        // Through the night in UTC steps: 02:00–03:00 CEST, then 02:00–03:00 CET.
+        tick_through(&t, start, start + minutes(5 * 60), minutes(5)).await;
+        // NTP steps the clock back an hour inside the repeated hour
+        // (02:45 CET → 02:45 CEST), and again half an hour later.
+        let cet_0245 = start + minutes(3 * 60 + 45);
+        tick_through(&t, cet_0245 - minutes(60), cet_0245, minutes(5)).await;
+        tick_through(
+            &t,
+            cet_0245 - minutes(30),
+            cet_0245 + minutes(60),
+            minutes(5),
+        )
+        .await;
+        // The next night: once, at 02:30 CET.
+        let next = berlin(2026, 10, 26, 2, 0);
+        tick_through(&t, next, next + minutes(60), minutes(5)).await;
+        assert_eq!(
+            runs_local(&t, "daily").await,
+            expect(&[
+                ("25.10. 02:30 CEST", "schedule", "done"),
+                ("26.10. 02:30 CET", "schedule", "done"),
+            ]),
+            "{url}"
+        );
+        // The hourly rule: 02:00 is a wall-clock time that exists twice that
+        // night, and like any such time it runs once (README: DST).
+        let hourly = runs_local(&t, "hourly").await;
+        assert_eq!(
+            &hourly[..4],
+            expect(&[
+                ("25.10. 01:00 CEST", "schedule", "done"),
+                ("25.10. 02:00 CEST", "schedule", "done"),
+                ("25.10. 03:00 CET", "schedule", "done"),
+                ("25.10. 04:00 CET", "schedule", "done"),
+            ]),
+            "{url}: {hourly:?}"
+        );
+        let runs = runs_sent(&t, "daily").await + runs_sent(&t, "hourly").await;
+        assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
+    }
 }
