@@ -58,6 +58,26 @@ const FIELDS: [&str; 22] = [
     "attributes",
 ];
 
+/// The `customers` columns needed to evaluate an expression reading `names`
+/// (built-in fields or custom attributes) on a customer value.
+pub fn columns_read_by<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'static str> {
+    let mut columns = Vec::new();
+    for name in names {
+        columns.extend_from_slice(match name {
+            "consent" => &["consent", "unsubscribed_at"][..],
+            "last_personal_contact" => &["last_personal_contact_at"],
+            "unsubscribed" => &["unsubscribed_at"],
+            "years_as_customer" => &["customer_since"],
+            // Every other built-in field is the column of the same name.
+            field => match FIELDS.iter().find(|f| **f == field) {
+                Some(column) => std::slice::from_ref(column),
+                None => &["attributes"],
+            },
+        });
+    }
+    columns
+}
+
 #[derive(Debug)]
 struct CustomerView {
     customer: Customer,

@@ -16,10 +16,11 @@ use chrono_tz::Tz;
 use tracing::info;
 
 use crate::app::App;
+use crate::audience::Audience;
 use crate::config::Campaign;
-use crate::context::customer_value_on;
+use crate::context::{columns_read_by, customer_value_on};
 use crate::domain::Customer;
-use crate::store::{NewMessage, Run};
+use crate::store::{CustomerColumns, NewMessage, Run};
 
 const PAGE: i64 = 5000;
 
@@ -92,7 +93,8 @@ async fn plan_rows(
         .with_timezone(&resolved.timezone)
         .date_naive();
     let domain = app.mail_domain();
-    let mut page = next_page(app, targets.as_deref(), 0).await?;
+    let columns = planning_columns(audience, anniversary_of);
+    let mut page = next_page(app, targets.as_deref(), 0, &columns).await?;
     while let Some(last) = page.last() {
         let after = last.id;
         let mut rows = Vec::new();
@@ -148,7 +150,7 @@ async fn plan_rows(
         // Write this page while the next one is read (WAL lets SQLite do both).
         let (written, next) = tokio::join!(
             app.store.insert_messages(run.id, &rows, &domain, now),
-            next_page(app, targets.as_deref(), after)
+            next_page(app, targets.as_deref(), after, &columns)
         );
         written?;
         page = next?;
@@ -156,13 +158,34 @@ async fn plan_rows(
     Ok(summary)
 }
 
+/// What planning reads of each customer: what consent, quiet hours and the
+/// anniversary check need, and what the audience reads.
+fn planning_columns(audience: &Audience, anniversary_of: Option<&str>) -> CustomerColumns {
+    const OWN: [&str; 6] = [
+        "id",
+        "email",
+        "consent",
+        "unsubscribed_at",
+        "bad_address_at",
+        "timezone",
+    ];
+    let names = audience.names();
+    let read = columns_read_by(names.iter().map(String::as_str).chain(anniversary_of));
+    CustomerColumns::only(OWN.into_iter().chain(read))
+}
+
 /// Customers after `after`: a page of the whole table, or, for a run made
 /// for particular customers, all of them at once.
-async fn next_page(app: &App, targets: Option<&[i64]>, after: i64) -> Result<Vec<Customer>> {
+async fn next_page(
+    app: &App,
+    targets: Option<&[i64]>,
+    after: i64,
+    columns: &CustomerColumns,
+) -> Result<Vec<Customer>> {
     match targets {
         Some(ids) if after == 0 => app.store.customers_by_ids(ids).await,
         Some(_) => Ok(Vec::new()),
-        None => app.store.customers_page(after, PAGE).await,
+        None => app.store.customers_page(after, PAGE, columns).await,
     }
 }
 

@@ -242,7 +242,10 @@ pub async fn create_tasks(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u6
         .date_naive();
     let mut after = 0;
     loop {
-        let page = app.store.customers_page(after, 2000).await?;
+        let page = app
+            .store
+            .customers_page(after, 2000, &crate::store::CustomerColumns::all())
+            .await?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for customer in &page {

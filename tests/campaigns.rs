@@ -329,3 +329,53 @@ async fn a_template_with_an_undefined_variable_fails_check_with_file_and_line() 
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("typo.de.md: line 3: undefined value"), "{err}");
 }
+
+/// Planning reads only the columns its audience needs (`columns_read_by`):
+/// every name an audience can read must give the same value from those
+/// columns as from the whole row, or an audience would silently match wrong.
+#[tokio::test]
+async fn every_audience_name_reads_the_same_value_from_its_columns_as_from_the_whole_row() {
+    use outreach::context::{columns_read_by, customer_value_on};
+    use outreach::store::CustomerColumns;
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let t = TestApp::new(&url, NEWS).await;
+        t.import(
+            "external_id;email;name;phone;locale;timezone;consent;phone_consent;do_not_call;is_business;owner;tags;points;tier;customer_since;birthday;stadtteil\n\
+             A;anna@example.de;Anna;+49 221 1;de;Europe/Berlin;ja;ja;nein;nein;;newsletter;120;Gold;2019-03-04;1980-02-29;Ehrenfeld\n\
+             B;ben@example.com;Ben;;en;Europe/London;nein;nein;ja;ja;;stammgast;0;;;;Nippes\n",
+        )
+        .await;
+        let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
+        t.app
+            .store
+            .unsubscribe(anna.id, "test", berlin(2026, 5, 1, 10, 0))
+            .await
+            .unwrap();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let full = t
+            .app
+            .store
+            .customers_page(0, 10, &CustomerColumns::all())
+            .await
+            .unwrap();
+        assert_eq!(full.len(), 2, "{url}");
+        let names: Vec<String> = customer_value_on(&full[0], day)
+            .try_iter()
+            .unwrap()
+            .map(|k| k.to_string())
+            .collect();
+        assert!(names.iter().any(|n| n == "stadtteil"), "{names:?}");
+        for name in &names {
+            let columns = CustomerColumns::only(
+                std::iter::once("id").chain(columns_read_by([name.as_str()])),
+            );
+            let partial = t.app.store.customers_page(0, 10, &columns).await.unwrap();
+            for (whole, part) in full.iter().zip(&partial) {
+                let expected = customer_value_on(whole, day).get_attr(name).unwrap();
+                let got = customer_value_on(part, day).get_attr(name).unwrap();
+                assert_eq!(got, expected, "{url}: `{name}` of customer {}", whole.id);
+            }
+        }
+    }
+}

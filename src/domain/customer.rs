@@ -52,7 +52,10 @@ impl Attributes {
     }
 }
 
+/// A row of `customers`. A query may select only some columns (see
+/// `store::CustomerColumns`); the fields it leaves out keep their defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
+#[sqlx(default)]
 pub struct Customer {
     pub id: i64,
     pub external_id: Option<String>,

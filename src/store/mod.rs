@@ -18,7 +18,7 @@ mod runs;
 mod tasks;
 mod vouchers;
 
-pub use customers::{CustomerRow, HistoryEntry, NewEvent};
+pub use customers::{CustomerColumns, CustomerRow, HistoryEntry, NewEvent};
 pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
 pub use runs::{NewRun, Run, RunCount};
 pub use tasks::{NewTask, OutcomeChange, Task};
