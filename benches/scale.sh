@@ -380,8 +380,8 @@ run_backend() { # backend
                     '<outreach.0.' || id || '@cafe-bench.example>', $ts, $ts, $ts
              FROM customers")" ""
     else
+        # The messages table's own definition (keys, indexes; it has no foreign keys, see migration 0005).
         sql postgres "$target" "CREATE TABLE bench_messages (LIKE messages INCLUDING ALL)" \
-            "ALTER TABLE bench_messages ADD FOREIGN KEY (run_id) REFERENCES runs(id), ADD FOREIGN KEY (customer_id) REFERENCES customers(id)" \
             "INSERT INTO runs (rule_id, rule_kind, occurrence, trigger, state, detail, created_at, updated_at)
              VALUES ('baseline', 'campaign', now(), 'manual', 'done', '', now(), now())"
         record "$backend" "baseline: INSERT…SELECT outbox rows (the ratio's base)" "$ROWS" "$(timed postgres "$target" \

@@ -126,7 +126,7 @@ fn columns(id: i64, outcome: &Outcome, now: DateTime<Utc>) -> Columns {
     }
 }
 
-/// Rows per multi-row INSERT: 9 binds each, under SQLite's 32766 limit.
+/// Rows per multi-row INSERT on SQLite: 9 binds each, under its 32766 limit.
 const INSERT_CHUNK: usize = 500;
 
 impl Store {
@@ -140,33 +140,57 @@ impl Store {
         domain: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let _writer = self.write_guard().await;
-        dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", self.placeholders(i * 9 + 1, 9))).collect();
-                let sql = format!(
-                    "INSERT INTO messages (run_id, customer_id, state, reason, message_id, not_before, voucher_code, created_at, updated_at)
-                     VALUES {} ON CONFLICT (run_id, customer_id) DO NOTHING",
-                    values.join(", ")
-                );
-                let mut q = sqlx::query(&sql);
-                for m in chunk {
-                    q = q
-                        .bind(run_id)
-                        .bind(m.customer_id)
-                        .bind(m.state)
-                        .bind(&m.reason)
-                        .bind(format!("<outreach.{run_id}.{}@{domain}>", m.customer_id))
-                        .bind(m.not_before)
-                        .bind(&m.voucher_code)
-                        .bind(now)
-                        .bind(now);
+        let message_id = |m: &NewMessage| format!("<outreach.{run_id}.{}@{domain}>", m.customer_id);
+        match &self.backend {
+            // One statement of arrays instead of thousands of parameters.
+            Backend::Postgres(pool) => sqlx::query(
+                "INSERT INTO messages (run_id, customer_id, state, reason, message_id, not_before, voucher_code, created_at, updated_at)
+                 SELECT $1, u.customer_id, u.state, u.reason, u.message_id, u.not_before, u.voucher_code, $8, $8
+                 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
+                      AS u(customer_id, state, reason, message_id, not_before, voucher_code)
+                 ON CONFLICT (run_id, customer_id) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(rows.iter().map(|m| m.customer_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|m| m.state).collect::<Vec<_>>())
+            .bind(rows.iter().map(|m| m.reason.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(message_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|m| m.not_before).collect::<Vec<_>>())
+            .bind(rows.iter().map(|m| m.voucher_code.as_deref()).collect::<Vec<_>>())
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+            Backend::Sqlite(pool) => {
+                let _writer = self.write_guard().await;
+                let mut tx = pool.begin().await?;
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|i| format!("({})", self.placeholders(i * 9 + 1, 9)))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO messages (run_id, customer_id, state, reason, message_id, not_before, voucher_code, created_at, updated_at)
+                         VALUES {} ON CONFLICT (run_id, customer_id) DO NOTHING",
+                        values.join(", ")
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for m in chunk {
+                        q = q
+                            .bind(run_id)
+                            .bind(m.customer_id)
+                            .bind(m.state)
+                            .bind(&m.reason)
+                            .bind(message_id(m))
+                            .bind(m.not_before)
+                            .bind(&m.voucher_code)
+                            .bind(now)
+                            .bind(now);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
-                q.execute(&mut *tx).await?;
+                tx.commit().await
             }
-            tx.commit().await
-        })
+        }
         .context("writing planned messages")
     }
 
@@ -389,7 +413,8 @@ impl Store {
             sqlx::query_as(
                 "UPDATE runs SET state = 'done', updated_at = $1
                  WHERE state = 'sending' AND rule_kind = 'campaign'
-                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.run_id = runs.id AND m.state IN ('planned', 'sending'))
+                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.run_id = runs.id AND m.state = 'planned')
+                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.run_id = runs.id AND m.state = 'sending')
                  RETURNING id",
             )
             .bind(now)
