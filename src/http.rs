@@ -46,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
         .route("/t/{token}", get(task_page).post(task_outcome))
         .route("/a/{token}", get(approval_page).post(approval_decision))
+        // A link cut or mangled on its way (e.g. a `/` in the token): the same plain page as a bad token.
+        .fallback(|| async { token_error(TokenError::Malformed) })
         // Forms here are a few hundred bytes; refuse anything large early.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
@@ -241,7 +243,12 @@ async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<Strin
 }
 
 /// POST from our page or RFC 8058 one-click (`List-Unsubscribe=One-Click`): 200, no redirect.
-async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+/// The body is not needed, but taking it applies the body limit: an oversized POST gets 413.
+async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    _body: axum::body::Bytes,
+) -> Response {
     let app = state.shared.current();
     let id = match app.signer.verify(&token, Purpose::Unsubscribe, Utc::now()) {
         Ok(id) => id,
