@@ -53,7 +53,14 @@ pub fn init_logging(log: &Log) {
 
 pub async fn run(config: Config) -> Result<()> {
     let store = crate::commands::open_store(&config).await?;
-    let instance = format!("{}-{}", hostname(), std::process::id());
+    // Unique per start, also when a restarted daemon gets the same pid: its
+    // predecessor's claims must never look like its own.
+    let instance = format!(
+        "{}-{}-{:04x}",
+        hostname(),
+        std::process::id(),
+        rand::random::<u16>()
+    );
     let app = App::build(config.clone(), store.clone(), instance).await?;
     recover_after_restart(&app).await?;
     let listen = &config.settings.http.listen;
@@ -115,7 +122,7 @@ async fn recover_after_restart(app: &App) -> Result<()> {
     if app.store.backend_name() == "sqlite" {
         let n = app
             .store
-            .expire_claims(Utc::now() + deliver::LEASE * 2)
+            .expire_claims(Utc::now() + deliver::LEASE * 2, None)
             .await?;
         if n > 0 {
             warn!(
@@ -133,7 +140,7 @@ pub async fn tick(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) ->
     crate::schedule::create_due_runs(app, now).await?;
     plan_pending(app, delivery, now).await?;
     crate::approval::expire_overdue(app, now).await?;
-    let expired = app.store.expire_claims(now).await?;
+    let expired = app.store.expire_claims(now, Some(&app.instance)).await?;
     if expired > 0 {
         warn!(
             messages = expired,

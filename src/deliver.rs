@@ -24,6 +24,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::app::{App, Shared};
+use crate::domain::Customer;
 use crate::mailer::{Mailer, MailerSettings, SendResult, is_bad_address};
 use crate::plan::quiet_release;
 use crate::render::{render_campaign, voucher_for};
@@ -131,15 +132,19 @@ async fn send_batch(
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<i64> = claimed.iter().map(|c| c.customer_id).collect();
-    let customers: HashMap<i64, _> = app
-        .store
-        .customers_by_ids(&ids)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
-    let mut runs = HashMap::new();
+    let (customers, runs) = match prepare(app, &claimed).await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            // Nothing of this batch was sent: give it back rather than let
+            // the lease turn it into `unknown`. If that fails too, the
+            // database is away and the lease is the fallback.
+            let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+            if let Err(release) = app.store.release_claims(&app.instance, &ids).await {
+                warn!(error = %format!("{release:#}"), messages = ids.len(), "could not give back an unsent batch; it becomes unknown when its lease ends");
+            }
+            return Err(e);
+        }
+    };
     let mut results = Vec::with_capacity(claimed.len());
     let mut unavailable = false;
     for message in &claimed {
@@ -157,7 +162,7 @@ async fn send_batch(
                 mailer,
                 message,
                 customers.get(&message.customer_id),
-                &mut runs,
+                runs.get(&message.run_id).and_then(|r| r.as_deref()),
                 now,
             )
             .await
@@ -170,12 +175,45 @@ async fn send_batch(
     Ok(results)
 }
 
+/// What sending a batch needs from the database: its customers, and the
+/// campaign (rule id) of each run in it (`None`: the run is gone).
+async fn prepare(
+    app: &App,
+    claimed: &[Claimed],
+) -> Result<(HashMap<i64, Customer>, HashMap<i64, Option<String>>)> {
+    let ids: Vec<i64> = claimed.iter().map(|c| c.customer_id).collect();
+    let customers = app
+        .store
+        .customers_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let mut runs = HashMap::new();
+    for message in claimed {
+        if !runs.contains_key(&message.run_id) {
+            let rule = app.store.run(message.run_id).await?.map(|r| r.rule_id);
+            runs.insert(message.run_id, rule);
+        }
+    }
+    Ok((customers, runs))
+}
+
 /// Commits results (one statement) and marks addresses that do not exist.
 async fn record(app: &App, results: &Results, now: DateTime<Utc>) -> Result<()> {
     let outcomes: Vec<(i64, Outcome)> = results.iter().map(|(id, _, o)| (*id, o.clone())).collect();
-    app.store
+    let recorded = app
+        .store
         .record_outcomes(&app.instance, &outcomes, now)
         .await?;
+    if recorded < outcomes.len() as u64 {
+        // Another daemon expired these claims (its clock ahead of ours?):
+        // they stay `unknown`, never resent, so this is not silent.
+        warn!(
+            messages = outcomes.len() as u64 - recorded,
+            "send results not recorded: their claims had expired and are marked unknown"
+        );
+    }
     for (_, customer_id, outcome) in results {
         if let Outcome::Failed { reply } = outcome
             && is_bad_address(reply)
@@ -229,8 +267,8 @@ async fn deliver_one(
     delivery: &Delivery,
     mailer: &mut Mailer,
     message: &Claimed,
-    customer: Option<&crate::domain::Customer>,
-    runs: &mut HashMap<i64, Option<String>>,
+    customer: Option<&Customer>,
+    rule_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Outcome {
     let Some(customer) = customer else {
@@ -258,27 +296,23 @@ async fn deliver_one(
             reply: None,
         };
     }
-    let rule_id = match runs.get(&message.run_id) {
-        Some(r) => r.clone(),
-        None => {
-            let r = app
-                .store
-                .run(message.run_id)
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.rule_id);
-            runs.insert(message.run_id, r.clone());
-            r
-        }
-    };
-    let Some(campaign) = rule_id.as_deref().and_then(|id| app.campaign(id)) else {
+    let Some(campaign) = rule_id.and_then(|id| app.campaign(id)) else {
         return Outcome::Suppressed {
             reason: "the campaign is no longer in the config".into(),
         };
     };
-    let built = async {
-        let voucher = voucher_for(app, campaign, message.voucher_code.as_deref()).await?;
+    let voucher = match voucher_for(app, campaign, message.voucher_code.as_deref()).await {
+        Ok(voucher) => voucher,
+        // The database, not the message, is at fault: wait, don't fail it.
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), message = message.id, "cannot read the voucher; the message waits");
+            return Outcome::Retry {
+                at: now + SERVER_WAIT,
+                reply: None,
+            };
+        }
+    };
+    let built = (|| {
         let (rendered, unsubscribe) = render_campaign(
             app,
             campaign,
@@ -294,8 +328,7 @@ async fn deliver_one(
             &unsubscribe,
             &rendered,
         )
-    }
-    .await;
+    })();
     let email = match built {
         Ok(email) => email,
         Err(e) => {

@@ -219,6 +219,76 @@ async fn messages_claimed_by_a_daemon_that_died_become_unknown_after_their_lease
     }
 }
 
+/// Runs one statement on the test database behind the daemon's back.
+async fn execute(url: &str, sql: &str) {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_daemon_does_not_expire_its_own_claims_when_its_clock_jumps_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let (port, _received) = smtp::start(None);
+        let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
+        t.import(&customers(&["a@example.de", "b@example.de"]))
+            .await;
+        let now = berlin(2026, 11, 23, 12, 0);
+        let run = start_run(&t, now).await;
+        let claimed = t
+            .app
+            .store
+            .claim_messages(&t.app.instance, now, now + outreach::deliver::LEASE, 2)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2, "{url}");
+        // The clock steps past the lease while this daemon is still sending.
+        let later = now + outreach::deliver::LEASE + Duration::minutes(5);
+        t.tick(later).await;
+        assert_eq!(t.count(run, "sending").await, 2, "{url}: own claims kept");
+        // Another daemon at that time takes them for a dead daemon's.
+        let other = t.sibling("other").await;
+        outreach::daemon::tick(&other, &t.delivery, later)
+            .await
+            .unwrap();
+        assert_eq!(t.count(run, "unknown").await, 2, "{url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_that_cannot_be_prepared_is_given_back_unsent_not_left_to_become_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let (port, received) = smtp::start(None);
+        let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
+        t.import(&customers(&["a@example.de", "b@example.de"]))
+            .await;
+        let now = berlin(2026, 11, 23, 12, 0);
+        let run = start_run(&t, now).await;
+        // Reading the batch's customers fails after the claim.
+        execute(&url, "ALTER TABLE customers RENAME TO customers_away").await;
+        let mut mailer = outreach::mailer::MailerSettings::from_config(&t.app.config)
+            .open()
+            .unwrap();
+        let failed = outreach::deliver::deliver_batch(&t.app, &t.delivery, &mut mailer, now).await;
+        assert!(failed.is_err(), "{url}");
+        execute(&url, "ALTER TABLE customers_away RENAME TO customers").await;
+        assert_eq!(t.count(run, "planned").await, 2, "{url}: given back");
+        assert_eq!(t.count(run, "sending").await, 0, "{url}");
+        assert_eq!(received.total(), 0, "{url}");
+        // The next attempt sends them, once each.
+        t.deliver_all(now).await;
+        assert_eq!(t.count(run, "sent").await, 2, "{url}");
+        assert_eq!(received.total(), 2, "{url}");
+    }
+}
+
 async fn body_text(response: axum::response::Response) -> String {
     String::from_utf8(
         response

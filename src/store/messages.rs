@@ -267,15 +267,16 @@ impl Store {
     }
 
     /// Records the outcomes of a batch in one statement and one commit
-    /// (group commit). Only rows still `sending` under our claim change.
+    /// (group commit). Only rows still `sending` under our claim change;
+    /// returns how many did.
     pub async fn record_outcomes(
         &self,
         owner: &str,
         outcomes: &[(i64, Outcome)],
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         if outcomes.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let rows: Vec<Columns> = outcomes
             .iter()
@@ -353,21 +354,44 @@ impl Store {
             if let Backend::Sqlite(_) = self.backend {
                 q = q.bind(owner);
             }
-            q.execute(pool).await.map(|_| ())
+            q.execute(pool).await.map(|r| r.rows_affected())
         })
         .context("recording send results")
     }
 
+    /// Gives claimed messages back unsent (the batch could not be prepared),
+    /// so they are not left to expire into `unknown`.
+    pub async fn release_claims(&self, owner: &str, ids: &[i64]) -> Result<()> {
+        let list = ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE messages SET state = 'planned', claimed_by = NULL, claimed_until = NULL
+             WHERE id IN ({list}) AND state = 'sending' AND claimed_by = $1"
+        );
+        let _writer = self.write_guard().await;
+        dispatch!(self, pool => {
+            sqlx::query(&sql).bind(owner).execute(pool).await.map(|_| ())
+        })
+        .context("giving back claimed messages")
+    }
+
     /// Claims whose lease ran out belong to a daemon that died mid-send:
-    /// they may or may not have gone out, so they become `unknown`.
-    pub async fn expire_claims(&self, now: DateTime<Utc>) -> Result<u64> {
+    /// they may or may not have gone out, so they become `unknown`. A live
+    /// daemon passes its own id as `alive`: its claims are its workers' to
+    /// settle, whatever the clock says (a clock stepped forward would
+    /// otherwise expire them under a running send).
+    pub async fn expire_claims(&self, now: DateTime<Utc>, alive: Option<&str>) -> Result<u64> {
         let n = dispatch!(self, pool => {
             sqlx::query(
                 "UPDATE messages SET state = 'unknown', reason = 'the daemon stopped while sending; not resent automatically', updated_at = $1,
                     claimed_by = NULL, claimed_until = NULL
-                 WHERE state = 'sending' AND claimed_until < $1",
+                 WHERE state = 'sending' AND claimed_until < $1 AND claimed_by <> $2",
             )
             .bind(now)
+            .bind(alive.unwrap_or(""))
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
