@@ -190,11 +190,9 @@ async fn prepare(
         .map(|c| (c.id, c))
         .collect();
     let mut runs = HashMap::new();
-    for message in claimed {
-        if !runs.contains_key(&message.run_id) {
-            let rule = app.store.run(message.run_id).await?.map(|r| r.rule_id);
-            runs.insert(message.run_id, rule);
-        }
+    let run_ids: HashSet<i64> = claimed.iter().map(|c| c.run_id).collect();
+    for run_id in run_ids {
+        runs.insert(run_id, app.store.run(run_id).await?.map(|r| r.rule_id));
     }
     Ok((customers, runs))
 }
