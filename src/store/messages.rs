@@ -282,80 +282,51 @@ impl Store {
             .iter()
             .map(|(id, outcome)| columns(*id, outcome, now))
             .collect();
-        // One row of VALUES per message: id, state, reason, reply, not_before, sent_at, attempted.
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| match self.backend {
-                Backend::Postgres(_) => {
-                    let b = i * 7 + 3;
-                    format!("(${}::bigint, ${}::text, ${}::text, ${}::text, ${}::timestamptz, ${}::timestamptz, ${}::int)", b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+        const SET: &str = "state = v.state, reason = COALESCE(v.reason, m.reason), smtp_reply = COALESCE(v.reply, m.smtp_reply),
+            not_before = COALESCE(v.not_before, m.not_before), sent_at = v.sent_at, updated_at = $2,
+            attempts = m.attempts + v.attempted, first_attempt_at = COALESCE(m.first_attempt_at, CASE WHEN v.attempted = 1 THEN $2 END),
+            claimed_by = NULL, claimed_until = NULL";
+        match &self.backend {
+            // Arrays: one statement text (prepared once) whatever the batch size.
+            Backend::Postgres(pool) => sqlx::query(&format!(
+                "UPDATE messages AS m SET {SET}
+                 FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int[])
+                      AS v(id, state, reason, reply, not_before, sent_at, attempted)
+                 WHERE m.id = v.id AND m.state = 'sending' AND m.claimed_by = $1"
+            ))
+            .bind(owner)
+            .bind(now)
+            .bind(rows.iter().map(|c| c.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|c| c.1).collect::<Vec<_>>())
+            .bind(rows.iter().map(|c| c.2.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|c| c.3.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|c| c.4).collect::<Vec<_>>())
+            .bind(rows.iter().map(|c| c.5).collect::<Vec<_>>())
+            .bind(rows.iter().map(|c| c.6).collect::<Vec<_>>())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()),
+            // SQLite has no arrays: a VALUES list. Its parameters are plain
+            // `?` bound in order of appearance (numbered ones are looked up by
+            // a linear scan each: quadratic in a batch of thousands).
+            Backend::Sqlite(pool) => {
+                let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+                let sql = format!(
+                    "WITH v(id, state, reason, reply, not_before, sent_at, attempted) AS (VALUES {values})
+                     UPDATE messages AS m SET {}
+                     FROM v WHERE m.id = v.id AND m.state = 'sending' AND m.claimed_by = ?",
+                    SET.replace("$2", "?")
+                );
+                let mut q = sqlx::query(&sql);
+                for c in &rows {
+                    q = q.bind(c.0).bind(c.1).bind(c.2.clone()).bind(c.3.clone()).bind(c.4).bind(c.5).bind(c.6);
                 }
-                Backend::Sqlite(_) => format!("({})", self.placeholders(0, 7)),
-            })
-            .collect();
-        let (owner_ph, now_ph, v) = match self.backend {
-            Backend::Postgres(_) => (
-                "$1",
-                "$2",
-                [
-                    "id",
-                    "state",
-                    "reason",
-                    "reply",
-                    "not_before",
-                    "sent_at",
-                    "attempted",
-                ],
-            ),
-            // SQLite names VALUES columns column1…column7; its `?` bind in order of appearance.
-            Backend::Sqlite(_) => (
-                "?",
-                "?",
-                [
-                    "column1", "column2", "column3", "column4", "column5", "column6", "column7",
-                ],
-            ),
-        };
-        let alias = match self.backend {
-            Backend::Postgres(_) => "v(id, state, reason, reply, not_before, sent_at, attempted)",
-            Backend::Sqlite(_) => "v",
-        };
-        let sql = match self.backend {
-            Backend::Postgres(_) => format!(
-                "UPDATE messages AS m SET state = v.{state}, reason = COALESCE(v.{reason}, m.reason), smtp_reply = COALESCE(v.{reply}, m.smtp_reply),
-                    not_before = COALESCE(v.{nb}, m.not_before), sent_at = v.{sent}, updated_at = {now_ph},
-                    attempts = m.attempts + v.{att}, first_attempt_at = COALESCE(m.first_attempt_at, CASE WHEN v.{att} = 1 THEN {now_ph} END),
-                    claimed_by = NULL, claimed_until = NULL
-                 FROM (VALUES {values}) AS {alias}
-                 WHERE m.id = v.{id} AND m.state = 'sending' AND m.claimed_by = {owner_ph}",
-                state = v[1], reason = v[2], reply = v[3], nb = v[4], sent = v[5], att = v[6], id = v[0], values = values.join(", ")
-            ),
-            Backend::Sqlite(_) => format!(
-                "UPDATE messages SET state = v.{state}, reason = COALESCE(v.{reason}, messages.reason), smtp_reply = COALESCE(v.{reply}, messages.smtp_reply),
-                    not_before = COALESCE(v.{nb}, messages.not_before), sent_at = v.{sent}, updated_at = {now_ph},
-                    attempts = messages.attempts + v.{att}, first_attempt_at = COALESCE(messages.first_attempt_at, CASE WHEN v.{att} = 1 THEN {now_ph} END),
-                    claimed_by = NULL, claimed_until = NULL
-                 FROM (VALUES {values}) AS {alias}
-                 WHERE messages.id = v.{id} AND messages.state = 'sending' AND messages.claimed_by = {owner_ph}",
-                state = v[1], reason = v[2], reply = v[3], nb = v[4], sent = v[5], att = v[6], id = v[0], values = values.join(", ")
-            ),
-        };
-        let _writer = self.write_guard().await;
-        dispatch!(self, pool => {
-            let mut q = sqlx::query(&sql);
-            // Binds in order of appearance: PostgreSQL numbers them ($1 owner, $2 now, then the values);
-            // SQLite's `?` follow the text: now, now (SET), the values, then the owner.
-            match self.backend {
-                Backend::Postgres(_) => q = q.bind(owner).bind(now),
-                Backend::Sqlite(_) => q = q.bind(now).bind(now),
+                // In order of appearance: the values, `now` twice (SET), the owner.
+                q = q.bind(now).bind(now).bind(owner);
+                let _writer = self.write_guard().await;
+                q.execute(pool).await.map(|r| r.rows_affected())
             }
-            for c in &rows {
-                q = q.bind(c.0).bind(c.1).bind(c.2.clone()).bind(c.3.clone()).bind(c.4).bind(c.5).bind(c.6);
-            }
-            if let Backend::Sqlite(_) = self.backend {
-                q = q.bind(owner);
-            }
-            q.execute(pool).await.map(|r| r.rows_affected())
-        })
+        }
         .context("recording send results")
     }
 
