@@ -411,9 +411,7 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
         w.due,
         crate::render::local_date(task.due_on, &lang)
     ));
-    body.push_str(&crate::templates::markdown_to_html(&talking_points(
-        app, &task, &customer, &lang,
-    )?));
+    body.push_str(&talking_points(app, &task, &customer, &lang)?.html);
     let contacts = crate::history::last_contacts(&app.store, customer.id, 5).await?;
     body.push_str(&format!(
         "<h2 style=\"font-size:1.1rem\">{}</h2><ul>",

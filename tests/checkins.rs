@@ -1184,6 +1184,74 @@ async fn the_task_page_from_the_digest_shows_the_call_on_get_and_records_the_out
     }
 }
 
+/// Staff see a customer's name as it was imported, on the task page and in
+/// the digest: a name full of Markdown is text there, never a link, an image,
+/// a heading or formatting (the talking points template shows the name).
+#[tokio::test]
+async fn a_name_full_of_markdown_is_text_on_the_task_page_and_in_the_digest() {
+    const NAME: &str = "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` <b>x</b> &amp;\n# Titel\n- Punkt";
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let t = TestApp::new(&url, &format!("{CHECKIN}{LENA_IN_NEW_YORK}")).await;
+        t.import(&format!(
+            "{CSV_HEADER}A,anna@example.de,\"{NAME}\",+49 221 123 45,yes,yes,no,no,maria\n\
+             B,ben@example.com,\"{NAME}\",+49 221 123 46,yes,yes,no,no,lena\n"
+        ))
+        .await;
+        let now = Utc::now();
+        run_checkin(&t, now).await;
+        let router = t.router().await;
+        for (key, staff, address) in [("A", 0, MARIA), ("B", 2, LENA)] {
+            let call = task_of(&t, key).await;
+            let member = t.app.settings().staff[staff].clone();
+            assert_eq!(member.email, address);
+            assert!(
+                outreach::tasks::digest::send_digest(&t.app, &member, call.due_on, now)
+                    .await
+                    .unwrap(),
+                "{url}: {address}"
+            );
+            let digest = digests_to(&t, address).pop().unwrap();
+            let page = router
+                .clone()
+                .oneshot(get(&digest.task_link()))
+                .await
+                .unwrap();
+            assert_eq!(page.status(), StatusCode::OK, "{url}");
+            let page = body_text(page).await;
+            for (what, html) in [("digest", digest.html()), ("task page", page.as_str())] {
+                for made in [
+                    "href=\"http://evil.example",
+                    "<img",
+                    "<strong>fett",
+                    "<code>",
+                    "<h1>Titel",
+                    "<li>Punkt",
+                    "<b>x",
+                    "\\",
+                ] {
+                    assert!(!html.contains(made), "{url}: {what}: `{made}` in {html}");
+                }
+                assert!(
+                    html.contains(
+                        "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` &lt;b&gt;x&lt;/b&gt; &amp;amp;<br />\n# Titel<br />\n- Punkt"
+                    ),
+                    "{url}: {what}: the talking points show the name as text: {html}"
+                );
+                // The template's own list is still a list.
+                assert!(html.contains("<li>"), "{url}: {what}: {html}");
+            }
+            assert!(
+                digest
+                    .text()
+                    .contains("[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` <b>x</b> &amp;"),
+                "{url}: the digest's text part has the name verbatim: {}",
+                digest.text()
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_task_form_refuses_an_unknown_outcome_and_a_callback_without_a_date() {
     let dir = tempfile::tempdir().unwrap();

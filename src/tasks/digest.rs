@@ -21,6 +21,7 @@ use crate::context::{business_value, customer_value};
 use crate::domain::Customer;
 use crate::mailer::{MailerSettings, SendResult};
 use crate::store::Task;
+use crate::templates::Rendered;
 use crate::tokens::Purpose;
 
 /// Words of the staff emails and the task page, per locale.
@@ -92,17 +93,24 @@ pub fn task_link(app: &App, task: &Task, now: DateTime<Utc>) -> String {
     ))
 }
 
-/// Talking points for a task: the rule's template rendered for the customer.
-pub fn talking_points(app: &App, task: &Task, customer: &Customer, locale: &str) -> Result<String> {
+/// Talking points for a task: the rule's template rendered for the customer,
+/// as text and as HTML (values shown as text, never as Markdown).
+pub fn talking_points(
+    app: &App,
+    task: &Task,
+    customer: &Customer,
+    locale: &str,
+) -> Result<Rendered> {
     let template = app.checkin(&task.rule_id).map(|r| r.template.clone());
     let Some(template) = template else {
-        return Ok(String::new());
+        return Ok(Rendered {
+            subject: String::new(),
+            text: String::new(),
+            html: String::new(),
+        });
     };
     let ctx = context! { customer => customer_value(customer), business => business_value(&app.settings().business) };
-    Ok(app
-        .templates
-        .render_plain(&template, Some(locale), &ctx)?
-        .text)
+    app.templates.render_plain(&template, Some(locale), &ctx)
 }
 
 /// One task as text and HTML blocks for an email.
@@ -140,7 +148,7 @@ async fn task_block(
     let mut text = String::new();
     let _ = writeln!(text, "* {} — {phone} ({when})", customer.label());
     let _ = writeln!(text, "  {}: {}", w.why, task.reason);
-    for line in points.lines().filter(|l| !l.trim().is_empty()) {
+    for line in points.text.lines().filter(|l| !l.trim().is_empty()) {
         let _ = writeln!(text, "  {line}");
     }
     let _ = writeln!(text, "  {}: {contacts_text}", w.last_contacts);
@@ -158,7 +166,7 @@ async fn task_block(
         when = esc(&when),
         why = w.why,
         reason = esc(&task.reason),
-        points = crate::templates::markdown_to_html(&points),
+        points = points.html,
         last = w.last_contacts,
         contacts = esc(&contacts_text),
         open = w.open_task,

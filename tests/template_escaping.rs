@@ -1,0 +1,517 @@
+//! Values in Markdown templates are text: an imported name or attribute full
+//! of Markdown reaches the customer as those characters, in the HTML part as
+//! text and in the text part verbatim, never as links, images or formatting;
+//! the shipped templates render exactly as before for ordinary customers. On
+//! SQLite and PostgreSQL, through delivery and `preview --html`.
+
+mod common;
+
+use base64::Engine;
+use common::app::{TestApp, berlin};
+use common::databases;
+use minijinja::{Value, context};
+use outreach::schedule::start_now;
+use outreach::templates::{Rendered, Templates};
+
+const POINTS: &str = r#"
+[limits]
+frequency_cap = ""
+quiet_hours = ""
+
+[[campaign]]
+id = "points"
+kind = "loyalty"
+schedule = "0 3 1 1 *"
+template = "points"
+"#;
+
+/// A name an attacker could put into an import: links, an image, emphasis,
+/// code, raw HTML, an entity, and a new line that starts a heading, a list
+/// and a quote.
+const EVIL_NAME: &str = "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** _kursiv_ `code` <b>x</b> &amp;\n# Titel\n- Punkt\n> Zitat";
+/// A custom attribute: a link, an image, a code span, emphasis.
+const EVIL_ATTRIBUTE: &str =
+    "[Platin](http://evil.example/p) `30` ![x](http://track.example/q.gif) *x*";
+
+fn csv_field(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+// ---- reading an email ----
+
+fn split_headers(s: &str) -> (Vec<(String, String)>, &str) {
+    let (head, body) = s.split_once("\n\n").unwrap_or((s, ""));
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = headers.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    (headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|h| h.0 == name)
+        .map(|h| h.1.as_str())
+        .unwrap_or("")
+}
+
+fn quoted_printable(s: &str) -> String {
+    let s = s.replace("=\n", "");
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(hex) = std::str::from_utf8(&bytes[i + 1..i + 3])
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The decoded body of the first leaf part of `content_type` in a raw email.
+fn part(raw: &str, content_type: &str) -> String {
+    fn leaves(headers: &[(String, String)], body: &str, out: &mut Vec<(String, String)>) {
+        let ct = header(headers, "content-type");
+        if ct.starts_with("multipart/") {
+            let boundary = ct
+                .split("boundary=")
+                .nth(1)
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim_matches('"');
+            for chunk in body.split(&format!("--{boundary}")).skip(1) {
+                if chunk.starts_with("--") {
+                    break;
+                }
+                let (h, b) = split_headers(chunk.strip_prefix('\n').unwrap_or(chunk));
+                leaves(&h, b, out);
+            }
+            return;
+        }
+        let decoded = match header(headers, "content-transfer-encoding")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "quoted-printable" => quoted_printable(body),
+            "base64" => {
+                let clean: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+                String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(clean)
+                        .unwrap(),
+                )
+                .unwrap()
+            }
+            _ => body.to_string(),
+        };
+        out.push((ct.to_string(), decoded));
+    }
+    let raw = raw.replace("\r\n", "\n");
+    let (headers, body) = split_headers(&raw);
+    let mut out = Vec::new();
+    leaves(&headers, body, &mut out);
+    out.into_iter()
+        .find(|p| p.0.starts_with(content_type))
+        .map(|p| p.1)
+        .unwrap_or_else(|| panic!("no {content_type} part in {raw}"))
+}
+
+/// HTML shown as text: tags removed, line breaks and entities undone.
+fn as_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.replace("<br />\n", "\n").chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// What a value full of Markdown must never become in an HTML part.
+fn assert_no_markup_from_values(html: &str, context: &str) {
+    for made in [
+        "href=\"http://evil.example",
+        "<img",
+        "<strong>fett",
+        "<em>kursiv",
+        "<code>code</code>",
+        "<code>30</code>",
+        "<h1>",
+        "<li>Punkt",
+        "<blockquote>",
+        "<b>x",
+        "\\",
+    ] {
+        assert!(!html.contains(made), "{context}: `{made}` in {html}");
+    }
+}
+
+/// The shipped templates plus `profil`, which shows a custom attribute in
+/// every Markdown context a template author might put a value in.
+fn templates_with_profil(dir: &std::path::Path) -> std::path::PathBuf {
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    for entry in std::fs::read_dir(common::repo_path("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, templates.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        templates.join("profil.de.md"),
+        "subject: Ihr Profil, {{ customer.name }}\n\
+         Hallo {{ customer.name }},\n\n\
+         Ihr Stadtteil: **{{ customer.stadtteil }}**, als Code `{{ customer.stadtteil }}`, \
+         als Link [{{ customer.stadtteil }}](https://cafe.example/karte).\n\n\
+         - Ihre Website: [ansehen]({{ customer.website }}) oder <{{ customer.website }}>\n",
+    )
+    .unwrap();
+    templates
+}
+
+#[tokio::test]
+async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_both_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let templates = templates_with_profil(dir.path());
+        let t = TestApp::with_fragment(
+            &url,
+            &format!(
+                "{POINTS}\n[[campaign]]\nid = \"profil\"\nkind = \"status_update\"\n\
+                 schedule = \"0 3 1 1 *\"\ntemplate = \"profil\"\n"
+            ),
+            &format!("[templates]\ndir = \"{}\"\n", templates.display()),
+        )
+        .await;
+        t.import(&format!(
+            "external_id,email,name,locale,consent,points,tier,stadtteil,website\n\
+             A,anna@example.de,{},de,yes,120,{},{},{}\n\
+             B,ben@example.com,{},en,yes,80,Silber,Nippes,https://ben.example/?a=1&b=2\n",
+            csv_field(EVIL_NAME),
+            csv_field("**Gold**"),
+            csv_field(EVIL_ATTRIBUTE),
+            csv_field("javascript:alert(1)"),
+            csv_field(EVIL_NAME),
+        ))
+        .await;
+        let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
+        assert_eq!(
+            anna.name.as_deref(),
+            Some(EVIL_NAME),
+            "{url}: imported as is"
+        );
+        let now = berlin(2026, 11, 23, 12, 0);
+        start_now(&t.app, "points", now).await.unwrap();
+        start_now(&t.app, "profil", now).await.unwrap();
+        t.tick(now).await;
+        t.deliver_all(now).await;
+
+        for (address, tier) in [
+            ("anna@example.de", "**Gold**"),
+            ("ben@example.com", "Silber"),
+        ] {
+            let mails = t.mails_to(address);
+            assert_eq!(mails.len(), 2, "{url}: {address}");
+            for mail in &mails {
+                let (text, html) = (part(mail, "text/plain"), part(mail, "text/html"));
+                let context = format!("{url}: {address}");
+                assert_no_markup_from_values(&html, &context);
+                let shown = as_text(&html);
+                assert!(
+                    shown.contains(EVIL_NAME),
+                    "{context}: shown as text: {shown}"
+                );
+                assert!(
+                    text.contains(EVIL_NAME),
+                    "{context}: the text part has the name verbatim: {text}"
+                );
+                assert!(
+                    html.contains("<a href=\"http://127.0.0.1:8080/u/"),
+                    "{context}: the unsubscribe link is a link: {html}"
+                );
+                if text.contains("Treuekonto") || text.contains("loyalty account") {
+                    // The template's own Markdown still works.
+                    assert!(
+                        html.contains("<strong>120 Punkte</strong>")
+                            || html.contains("<strong>80 points</strong>"),
+                        "{context}: {html}"
+                    );
+                    assert!(!html.contains("<strong>Gold</strong>"), "{context}: {html}");
+                    assert!(shown.contains(tier), "{context}: {shown}");
+                    assert!(text.contains(&format!("**{tier}**")), "{context}: {text}");
+                }
+            }
+        }
+        // The attribute in bold, a code span, link text and a list item.
+        let profil = t
+            .mails_to("anna@example.de")
+            .into_iter()
+            .find(|m| part(m, "text/plain").contains("Stadtteil"))
+            .unwrap();
+        let (text, html) = (part(&profil, "text/plain"), part(&profil, "text/html"));
+        assert!(
+            text.contains(&format!(
+                "**{EVIL_ATTRIBUTE}**, als Code `{EVIL_ATTRIBUTE}`"
+            )),
+            "{url}: {text}"
+        );
+        assert_eq!(
+            as_text(&html).matches(EVIL_ATTRIBUTE).count(),
+            3,
+            "{url}: {html}"
+        );
+        assert!(html.contains("<strong>[Platin]("), "{url}: {html}");
+        assert!(
+            html.contains("<a href=\"https://cafe.example/karte\">[Platin]("),
+            "{url}: {html}"
+        );
+        // A javascript: link from an attribute is not a link.
+        assert!(!html.contains("javascript:alert(1)\""), "{url}: {html}");
+        assert!(
+            html.contains("&lt;javascript:alert(1)&gt;"),
+            "{url}: {html}"
+        );
+        let ben = t
+            .mails_to("ben@example.com")
+            .into_iter()
+            .find(|m| part(m, "text/plain").contains("Stadtteil"))
+            .unwrap();
+        let html = part(&ben, "text/html");
+        assert!(
+            html.contains("<a href=\"https://ben.example/?a=1&amp;b=2\">ansehen</a>"),
+            "{url}: a web address from an attribute is a link: {html}"
+        );
+        assert!(
+            html.contains(
+                "<a href=\"https://ben.example/?a=1&amp;b=2\">https://ben.example/?a=1&amp;b=2</a>"
+            ),
+            "{url}: {html}"
+        );
+
+        // `preview --html`, where the injection was first seen.
+        let out = std::process::Command::new(common::BIN)
+            .arg("--config")
+            .arg(&t.app.config.path)
+            .args(["preview", "points", "--customer", "A", "--html"])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let preview = common::stdout(&out);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        assert_no_markup_from_values(&preview, &format!("{url}: preview --html"));
+        assert!(as_text(&preview).contains(EVIL_NAME), "{url}: {preview}");
+        assert!(
+            preview.contains("<a href=\"http://127.0.0.1:8080/u/"),
+            "{url}: {preview}"
+        );
+    }
+}
+
+// ---- the shipped templates, as the code before values were marked rendered them ----
+
+/// Markdown to HTML as before (raw HTML as text, line breaks kept).
+fn old_markdown_to_html(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, html};
+    let parser =
+        Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH).map(|event| match event {
+            Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+            Event::SoftBreak => Event::HardBreak,
+            other => other,
+        });
+    let mut out = String::new();
+    html::push_html(&mut out, parser);
+    out
+}
+
+/// The rendering before: values inserted into the Markdown as they are.
+struct OldTemplates {
+    env: minijinja::Environment<'static>,
+}
+
+impl OldTemplates {
+    fn load(dir: &std::path::Path) -> OldTemplates {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let file = path.file_name().unwrap().to_str().unwrap().to_string();
+            let source = std::fs::read_to_string(&path).unwrap();
+            if file.ends_with(".md") && !file.starts_with('_') {
+                let (first, rest) = source.split_once('\n').unwrap();
+                let subject = first.strip_prefix("subject:").unwrap().trim().to_string();
+                env.add_template_owned(format!("{file}#subject"), subject)
+                    .unwrap();
+                env.add_template_owned(
+                    format!("{file}#body"),
+                    rest.trim_start_matches(['\r', '\n']).to_string(),
+                )
+                .unwrap();
+            } else {
+                env.add_template_owned(file, source).unwrap();
+            }
+        }
+        OldTemplates { env }
+    }
+
+    fn one(&self, name: &str, ctx: &Value) -> String {
+        self.env.get_template(name).unwrap().render(ctx).unwrap()
+    }
+
+    fn render_plain(&self, name: &str, locale: &str, ctx: &Value) -> Rendered {
+        let file = format!("{name}.{locale}.md");
+        let text = self.one(&format!("{file}#body"), ctx);
+        Rendered {
+            subject: self.one(&format!("{file}#subject"), ctx).trim().to_string(),
+            html: old_markdown_to_html(&text),
+            text,
+        }
+    }
+
+    fn render_email(&self, name: &str, locale: &str, ctx: &Value) -> Rendered {
+        let body = self.render_plain(name, locale, ctx);
+        let footer = self.one(&format!("_footer.{locale}.md"), ctx);
+        let text = format!("{}\n\n-- \n{}", body.text.trim_end(), footer.trim_end());
+        let html = self
+            .env
+            .get_template("_layout.html")
+            .unwrap()
+            .render(context! {
+                subject => &body.subject,
+                body => Value::from_safe_string(body.html),
+                footer => Value::from_safe_string(old_markdown_to_html(&footer)),
+                lang => locale,
+                ..ctx.clone()
+            })
+            .unwrap();
+        Rendered {
+            subject: body.subject,
+            text: format!("{text}\n"),
+            html,
+        }
+    }
+}
+
+#[test]
+fn the_shipped_templates_render_as_before_for_ordinary_customers() {
+    let dir = common::repo_path("templates");
+    let new = Templates::load(&dir, "de").unwrap();
+    let old = OldTemplates::load(&dir);
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    let mut customers = Vec::new();
+    for (name, tier, attributes) in [
+        (Some("Erika Musterfrau"), None, None),
+        (
+            Some("Dr. Anna-Lena Müller-Lüdenscheidt"),
+            Some("Gold"),
+            Some(("Platin", "30")),
+        ),
+        (Some("Jane O'Neill (Büro 2.0)"), Some("Silber"), None),
+        (None, Some("Gold"), Some(("Platin", "1.250"))),
+    ] {
+        let mut c = outreach::context::sample_customer("de");
+        c.name = name.map(String::from);
+        c.tier = tier.map(String::from);
+        c.points = 1250;
+        c.customer_since = chrono::NaiveDate::from_ymd_opt(2019, 11, 23);
+        if let Some((next, missing)) = attributes {
+            c.attributes.0.insert("naechste_stufe".into(), next.into());
+            c.attributes
+                .0
+                .insert("punkte_bis_naechste_stufe".into(), missing.into());
+        }
+        customers.push(c);
+    }
+    let mut checked = 0;
+    for customer in &customers {
+        for business in ["Café Linde", "Müller & Söhne – Bäckerei"] {
+            let ctx = context! {
+                customer => outreach::context::customer_value_on(customer, today),
+                business => context! { name => business, postal_address => "Lindenstraße 3, 50667 Köln" },
+                unsubscribe_url => "http://127.0.0.1:8080/u/AAAAAAAAAAE.Zm9vYmFy-_x1Ab",
+                run => context! { id => 7, campaign => "news" },
+                voucher => context! { code => "DANKE-7K2P", value => "5 € Guthaben", expires => "31.12.2026" },
+            };
+            for name in [
+                "status_update",
+                "points",
+                "tier_reached",
+                "anniversary",
+                "birthday",
+                "voucher",
+                "checkin",
+            ] {
+                for locale in ["de", "en"] {
+                    let (before, after) = if name == "checkin" {
+                        (
+                            old.render_plain(name, locale, &ctx),
+                            new.render_plain(name, Some(locale), &ctx).unwrap(),
+                        )
+                    } else {
+                        (
+                            old.render_email(name, locale, &ctx),
+                            new.render_email(name, Some(locale), &ctx).unwrap(),
+                        )
+                    };
+                    assert_eq!(
+                        after, before,
+                        "{name}.{locale} for {:?} at {business}",
+                        customer.name
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4 * 2 * 7 * 2);
+    // The comparison is about something: the unsubscribe link is a link.
+    let ctx = context! {
+        customer => outreach::context::customer_value_on(&customers[0], today),
+        business => context! { name => "Café Linde", postal_address => "Lindenstraße 3" },
+        unsubscribe_url => "http://127.0.0.1:8080/u/AAAAAAAAAAE.Zm9vYmFy-_x1Ab",
+        run => context! { id => 7, campaign => "news" },
+    };
+    let r = new.render_email("status_update", Some("de"), &ctx).unwrap();
+    assert!(
+        r.html.contains(
+            "<a href=\"http://127.0.0.1:8080/u/AAAAAAAAAAE.Zm9vYmFy-_x1Ab\">Keine E-Mails mehr erhalten</a>"
+        ),
+        "{}",
+        r.html
+    );
+    assert!(
+        r.html
+            .contains("<strong>Was geöffnet ist:</strong> Dienstag bis Samstag"),
+        "{}",
+        r.html
+    );
+}
