@@ -104,48 +104,17 @@ fn server_error(e: anyhow::Error) -> Response {
         .into_response()
 }
 
+/// How long `/healthz` waits for any one check. The checks run side by side,
+/// so a health checker gets its answer (503 and the reason when something is
+/// away) within about this long, not after the database pool's acquire
+/// timeout (10 s) or a hung file system.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let app = state.shared.current();
-    let mut lines = Vec::new();
-    let mut healthy = true;
-    match app.store.ping().await {
-        Ok(()) => lines.push("database: reachable".to_string()),
-        Err(e) => {
-            healthy = false;
-            lines.push(format!("database: {e:#}"));
-        }
-    }
-    let mail = &app.settings().mail;
-    match mail.transport {
-        crate::config::Transport::File => match crate::mailer::outbox_writable(&mail.file_dir) {
-            Ok(()) => lines.push(format!(
-                "mail: writing files to {}",
-                mail.file_dir.display()
-            )),
-            Err(e) => {
-                healthy = false;
-                lines.push(format!("mail: {e:#}; messages wait in the queue"));
-            }
-        },
-        crate::config::Transport::Smtp => {
-            let addr = (mail.smtp.host.as_str(), mail.smtp.port);
-            match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
-                .await
-            {
-                Ok(Ok(_)) => lines.push(format!(
-                    "smtp: {}:{} reachable",
-                    mail.smtp.host, mail.smtp.port
-                )),
-                _ => {
-                    healthy = false;
-                    lines.push(format!(
-                        "smtp: {}:{} not reachable; messages wait in the queue",
-                        mail.smtp.host, mail.smtp.port
-                    ));
-                }
-            }
-        }
-    }
+    let (database, mail) = tokio::join!(database_health(&app), mail_health(&app));
+    let healthy = database.is_ok() && mail.is_ok();
+    let lines = [database, mail].map(|line| line.unwrap_or_else(|line| line));
     let status = if healthy {
         StatusCode::OK
     } else {
@@ -159,6 +128,78 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
             lines.join("\n")
         ),
     )
+}
+
+/// The database's line of `/healthz`: `Ok` when healthy, `Err` with the reason.
+async fn database_health(app: &App) -> Result<String, String> {
+    match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, app.store.ping()).await {
+        Ok(Ok(())) => Ok("database: reachable".to_string()),
+        Ok(Err(e)) => Err(format!("database: {e:#}")),
+        Err(_) => Err(format!(
+            "database: no answer within {} s",
+            HEALTH_CHECK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// The mail transport's line of `/healthz`.
+async fn mail_health(app: &App) -> Result<String, String> {
+    let mail = &app.settings().mail;
+    match mail.transport {
+        crate::config::Transport::File => {
+            // File system calls cannot be cancelled: the probe runs on a
+            // blocking thread, and while one hangs (a dead network mount)
+            // no second one is started.
+            static PROBING: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            use std::sync::atomic::Ordering;
+            let dir = mail.file_dir.clone();
+            if PROBING.swap(true, Ordering::AcqRel) {
+                return Err(format!(
+                    "mail: the outbox folder {} did not answer (an earlier check still waits); messages wait in the queue",
+                    dir.display()
+                ));
+            }
+            struct Done;
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    PROBING.store(false, Ordering::Release);
+                }
+            }
+            let probe = tokio::task::spawn_blocking({
+                let dir = dir.clone();
+                move || {
+                    let _done = Done;
+                    crate::mailer::outbox_writable(&dir)
+                }
+            });
+            match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, probe).await {
+                Ok(Ok(Ok(()))) => Ok(format!("mail: writing files to {}", dir.display())),
+                Ok(Ok(Err(e))) => Err(format!("mail: {e:#}; messages wait in the queue")),
+                Ok(Err(e)) => Err(format!("mail: checking the outbox folder failed: {e}")),
+                Err(_) => Err(format!(
+                    "mail: the outbox folder {} did not answer within {} s; messages wait in the queue",
+                    dir.display(),
+                    HEALTH_CHECK_TIMEOUT.as_secs()
+                )),
+            }
+        }
+        crate::config::Transport::Smtp => {
+            let addr = (mail.smtp.host.as_str(), mail.smtp.port);
+            match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, tokio::net::TcpStream::connect(addr))
+                .await
+            {
+                Ok(Ok(_)) => Ok(format!(
+                    "smtp: {}:{} reachable",
+                    mail.smtp.host, mail.smtp.port
+                )),
+                _ => Err(format!(
+                    "smtp: {}:{} not reachable; messages wait in the queue",
+                    mail.smtp.host, mail.smtp.port
+                )),
+            }
+        }
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -855,7 +855,10 @@ async fn postgres_restart_mid_send_daemon_rides_it_out_loses_nothing_and_sends_n
         at_cut < n,
         "everything was sent before the outage; the test needs more customers"
     );
-    // /healthz says so (the pool gives up connecting after its acquire timeout).
+    // /healthz says so, promptly: its database check gives up after 2 s
+    // rather than wait for the pool's acquire timeout (10 s), so a health
+    // checker with a short timeout sees 503 and the reason, not a timeout.
+    let asked = Instant::now();
     let (code, health) = http_get_within(daemon.port, "/healthz", Duration::from_secs(30))
         .unwrap_or_else(|| {
             panic!(
@@ -863,9 +866,24 @@ async fn postgres_restart_mid_send_daemon_rides_it_out_loses_nothing_and_sends_n
                 daemon.log()
             )
         });
+    let answered_in = asked.elapsed();
     assert_eq!(code, 503, "unhealthy while the database is away: {health}");
     assert!(health.contains("database:"), "{health}");
     assert!(!health.contains("database: reachable"), "{health}");
+    assert!(
+        answered_in < Duration::from_secs(4),
+        "/healthz took {answered_in:.1?} to answer during the outage: {health}"
+    );
+    // And again, while the outage goes on (no check left hanging).
+    let asked = Instant::now();
+    let (code, health) = http_get_within(daemon.port, "/healthz", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("/healthz did not answer the second time\n{}", daemon.log()));
+    assert_eq!(code, 503, "{health}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "/healthz took {:.1?} the second time: {health}",
+        asked.elapsed()
+    );
     // Whatever was sent during the outage could not be recorded: nothing more
     // may be claimed, so the server receives at most the batches in flight.
     let in_flight = (OUTAGE_CONNECTIONS as usize) * outreach::deliver::BATCH as usize;
