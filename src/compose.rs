@@ -3,8 +3,10 @@
 
 use anyhow::{Context, Result};
 use lettre::Message;
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::{Config, Settings};
 use crate::templates::Rendered;
@@ -46,12 +48,16 @@ fn mailbox(raw: &str, what: &str) -> Result<Mailbox> {
 
 /// A customer email: text and HTML alternatives, deterministic Message-ID,
 /// List-Unsubscribe (HTTPS link and optional mailto) with one-click POST.
+/// `eight_bit`: the transport takes 8-bit bodies (SMTP 8BITMIME), so parts
+/// with short enough lines go as they are instead of quoted-printable —
+/// encoding them was the largest single cost of sending a message.
 pub fn customer_email(
     config: &Config,
     to: &str,
     message_id: &str,
     unsubscribe_url: &str,
     rendered: &Rendered,
+    eight_bit: bool,
 ) -> Result<Message> {
     let settings = &config.settings;
     let mut list_unsubscribe = format!("<{unsubscribe_url}>");
@@ -59,26 +65,48 @@ pub fn customer_email(
         list_unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
     }
     let mut builder = Message::builder()
-        .from(mailbox(&settings.business.from, "business.from")?)
+        .from(config.resolved.from.clone())
         .to(mailbox(to, "recipient")?)
         .subject(&rendered.subject)
         .message_id(Some(message_id.to_string()))
         .date_now()
         .header(ListUnsubscribe(list_unsubscribe))
         .header(ListUnsubscribePost);
-    if let Some(reply_to) = &settings.business.reply_to {
-        builder = builder.reply_to(mailbox(reply_to, "business.reply_to")?);
+    if let Some(reply_to) = &config.resolved.reply_to {
+        builder = builder.reply_to(reply_to.clone());
     }
     let mut message = builder
-        .multipart(MultiPart::alternative_plain_html(
-            rendered.text.clone(),
-            rendered.html.clone(),
-        ))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(part(ContentType::TEXT_PLAIN, &rendered.text, eight_bit))
+                .singlepart(part(ContentType::TEXT_HTML, &rendered.html, eight_bit)),
+        )
         .context("building the email")?;
     if let Some(dkim) = &config.resolved.dkim {
         message.sign(&dkim.0);
     }
     Ok(message)
+}
+
+/// One body part: 8-bit when allowed and valid, else whatever lettre
+/// finds best (quoted-printable or base64; lettre itself picks 8-bit only
+/// for lines under 76 characters, which prose never has).
+fn part(content_type: ContentType, content: &str, eight_bit: bool) -> SinglePart {
+    let body = if eight_bit && fits_8bit(content) {
+        Body::dangerous_pre_encoded(
+            content.replace('\n', "\r\n").into_bytes(),
+            ContentTransferEncoding::EightBit,
+        )
+    } else {
+        Body::new(content.to_string())
+    };
+    SinglePart::builder().header(content_type).body(body)
+}
+
+/// RFC 5322 / RFC 6152 8-bit content: lines of at most 998 octets, no NUL,
+/// no CR of its own (we write the CRLFs).
+fn fits_8bit(text: &str) -> bool {
+    !text.contains(['\0', '\r']) && text.split('\n').all(|line| line.len() <= 998)
 }
 
 /// An email to staff (digest, approval request, escalation), optionally with
@@ -120,4 +148,37 @@ pub fn notice_email(settings: &Settings, to: &str, subject: &str, text: &str) ->
         .date_now()
         .singlepart(SinglePart::plain(text.to_string()))
         .context("building the notice")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_text_within_the_8bit_limits_goes_unencoded() {
+        assert!(fits_8bit("Grüße\naus Köln\n"));
+        assert!(fits_8bit(&"ä".repeat(499)));
+        assert!(!fits_8bit(&"ä".repeat(500)), "1000 octets in one line");
+        assert!(!fits_8bit("a\r\nb"));
+        assert!(!fits_8bit("a\0b"));
+    }
+
+    #[test]
+    fn parts_are_8bit_with_crlf_when_allowed_and_encoded_otherwise() {
+        let text = "Grüße\naus Köln";
+        let eight =
+            String::from_utf8(part(ContentType::TEXT_PLAIN, text, true).formatted()).unwrap();
+        assert!(eight.contains("Content-Transfer-Encoding: 8bit"), "{eight}");
+        assert!(eight.contains("Grüße\r\naus Köln"), "{eight}");
+        let seven =
+            String::from_utf8(part(ContentType::TEXT_PLAIN, text, false).formatted()).unwrap();
+        assert!(
+            !seven.contains("8bit") && !seven.contains("Grüße"),
+            "{seven}"
+        );
+        let long = "x".repeat(2000);
+        let fallback =
+            String::from_utf8(part(ContentType::TEXT_PLAIN, &long, true).formatted()).unwrap();
+        assert!(!fallback.contains("8bit"), "{fallback}");
+    }
 }

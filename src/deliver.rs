@@ -325,6 +325,7 @@ async fn deliver_one(
             &message.message_id,
             &unsubscribe,
             &rendered,
+            mailer.takes_8bit(),
         )
     })();
     let email = match built {

@@ -111,6 +111,20 @@ impl Mailer {
     }
 
     /// Says goodbye politely (QUIT) at shutdown.
+    /// Whether messages may carry 8-bit bodies: always into files; over
+    /// SMTP when the current session's server announced 8BITMIME (before
+    /// the first connection we don't know, so: no).
+    pub fn takes_8bit(&self) -> bool {
+        match self {
+            Mailer::File(_) => true,
+            Mailer::Smtp(session) => session.connection.as_ref().is_some_and(|c| {
+                c.smtp
+                    .server_info()
+                    .supports_feature(lettre::transport::smtp::extension::Extension::EightBitMime)
+            }),
+        }
+    }
+
     pub async fn close(&mut self) {
         if let Mailer::Smtp(session) = self
             && let Some(mut conn) = session.connection.take()
@@ -364,8 +378,26 @@ async fn transfer(
         smtp.command(Data).await.map_err(|e| classify(e, false))?;
     }
     *body_sent = true;
-    let response = smtp.message(&body).await.map_err(|e| classify(e, true))?;
+    let response = match String::from_utf8(body) {
+        // Our own dot-stuffing and one write: lettre's codec copies byte by
+        // byte and writes the terminating dot separately.
+        Ok(text) => smtp.command(Pipelined(with_transparency(&text))).await,
+        Err(raw) => smtp.message(raw.as_bytes()).await,
+    }
+    .map_err(|e| classify(e, true))?;
     Ok(reply_text(response.code().to_string(), response.message()))
+}
+
+/// The message as DATA content (RFC 5321 4.5.2): a `.` that starts a line
+/// is doubled, and the content ends with `CRLF.CRLF`.
+fn with_transparency(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    if text.starts_with('.') {
+        out.push('.');
+    }
+    out.push_str(&text.replace("\r\n.", "\r\n.."));
+    out.push_str("\r\n.\r\n");
+    out
 }
 
 fn reply_text<'a>(code: String, lines: impl Iterator<Item = &'a str>) -> String {
@@ -379,4 +411,20 @@ pub fn is_bad_address(reply: &str) -> bool {
         || reply.contains("5.1.10")
         || reply.starts_with("550 5.1")
         || reply.contains(" 5.1.1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dot_starting_a_line_is_doubled_and_the_data_ends_with_a_lone_dot() {
+        assert_eq!(with_transparency(".a\r\nb"), "..a\r\nb\r\n.\r\n");
+        assert_eq!(
+            with_transparency("a\r\n.\r\n..b\r\nc.d"),
+            "a\r\n..\r\n...b\r\nc.d\r\n.\r\n"
+        );
+        // Only CRLF starts a line (as lettre's codec has it).
+        assert_eq!(with_transparency("a\n.b"), "a\n.b\r\n.\r\n");
+    }
 }

@@ -298,7 +298,7 @@ async fn each_customer_gets_their_locale_with_fallback_and_the_required_headers(
     assert!(
         anna.contains("Teststra=C3=9Fe 1, 50667 K=C3=B6ln")
             || anna.contains("Teststraße 1, 50667 Köln"),
-        "postal address in the footer"
+        "postal address in the footer: {anna}"
     );
 }
 

@@ -47,6 +47,7 @@ pub async fn preview(
             &format!("<preview@{}>", app.mail_domain()),
             &unsubscribe,
             &rendered,
+            false,
         )?;
         // The text part as a person reads it, after the headers that matter.
         for header in [

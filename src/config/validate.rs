@@ -20,6 +20,9 @@ use crate::secret::Secret;
 #[derive(Debug)]
 pub struct Resolved {
     pub timezone: Tz,
+    /// `business.from` and `business.reply_to`, parsed once (not per email).
+    pub from: lettre::message::Mailbox,
+    pub reply_to: Option<lettre::message::Mailbox>,
     pub frequency_cap: Option<FrequencyCap>,
     pub quiet_hours: Option<QuietHours>,
     pub catch_up: Duration,
@@ -188,10 +191,11 @@ pub fn validate(
             ),
         );
     }
-    c.ok("business.from", parse_mailbox(&b.from));
-    if let Some(reply_to) = &b.reply_to {
-        c.ok("business.reply_to", parse_mailbox(reply_to));
-    }
+    let from = c.ok("business.from", parse_mailbox(&b.from));
+    let reply_to = b
+        .reply_to
+        .as_ref()
+        .and_then(|r| c.ok("business.reply_to", parse_mailbox(r)));
     if b.postal_address.trim().is_empty() {
         c.problem(
             "business.postal_address",
@@ -496,9 +500,11 @@ pub fn validate(
         }
     }
 
-    if c.problems.is_empty() {
-        Ok(Resolved {
+    match from {
+        Some(from) if c.problems.is_empty() => Ok(Resolved {
             timezone,
+            from,
+            reply_to,
             frequency_cap,
             quiet_hours,
             catch_up,
@@ -512,9 +518,8 @@ pub fn validate(
             staff,
             approval_timeouts,
             checkin_durations,
-        })
-    } else {
-        Err(ConfigError(c.problems))
+        }),
+        _ => Err(ConfigError(c.problems)),
     }
 }
 
