@@ -3,11 +3,12 @@
 //! group-commit task ([`spawn_recorder`]).
 //!
 //! Each worker owns one transport session and claims a small batch at a time
-//! (with a lease). It hands a sent batch's results to the recorder and goes on
-//! sending while they are committed, with at most [`COMMITTING`] batches
-//! awaiting their commit: a crash leaves at most `COMMITTING + 1` batches per
-//! worker in the `sending` state. Those become `unknown` once their lease runs
-//! out and are never resent automatically.
+//! (with a lease), the next one while the current one is being sent. It hands
+//! a sent batch's results to the recorder and goes on sending while they are
+//! committed, with at most [`COMMITTING`] batches awaiting their commit: a
+//! crash leaves at most [`IN_FLIGHT_BATCHES`] per worker in the `sending`
+//! state (awaiting commit, being sent, claimed ahead). Those become `unknown`
+//! once their lease runs out and are never resent automatically.
 //!
 //! Right before each send the customer is checked again: an unsubscribe that
 //! arrived while the run was going out takes effect for everything not yet
@@ -30,13 +31,16 @@ use crate::plan::quiet_release;
 use crate::render::{render_campaign, voucher_for};
 use crate::store::{Claimed, Outcome};
 
-/// Messages a worker claims at once; at most `COMMITTING + 1` batches per worker can end `unknown` after a crash.
+/// Messages a worker claims at once; at most [`IN_FLIGHT_BATCHES`] per worker can end `unknown` after a crash.
 pub const BATCH: i64 = 50;
 /// How long messages wait when the SMTP server cannot be reached at all.
 /// Not counted as an attempt: an outage does not push them into backoff.
 const SERVER_WAIT: chrono::Duration = chrono::Duration::seconds(30);
 /// Batches per worker handed to the recorder and not yet committed.
-pub const COMMITTING: usize = 2;
+pub const COMMITTING: usize = 1;
+/// Batches per worker that a crash can leave `unknown`: those awaiting
+/// their commit, the one being sent and the one claimed ahead.
+pub const IN_FLIGHT_BATCHES: usize = COMMITTING + 2;
 /// Results committed together at most (group commit).
 const GROUP: usize = 500;
 /// A claim older than this belongs to a daemon that died.
@@ -48,6 +52,9 @@ pub struct Delivery {
     limiter: Mutex<RateWindow>,
     /// Customers who unsubscribed through this daemon since their batch was claimed.
     unsubscribed: Mutex<HashSet<i64>>,
+    /// The rule (campaign id) of each run seen: it never changes, and
+    /// reading it for every batch would cost a query each.
+    rules: Mutex<HashMap<i64, String>>,
     /// Woken when new work may be due (a run approved, planned or started).
     pub wake: Notify,
     pub metrics: crate::metrics::DeliveryMetrics,
@@ -113,26 +120,31 @@ pub async fn deliver_batch(
     mailer: &mut Mailer,
     now: DateTime<Utc>,
 ) -> Result<usize> {
-    let results = send_batch(app, delivery, mailer, now).await?;
+    let claimed = claim(app, now).await?;
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    let results = send_claimed(app, delivery, mailer, claimed, now).await?;
     record(app, &results, now).await?;
     Ok(results.len())
 }
 
-/// Claims a batch and sends it; the results still have to be recorded.
-async fn send_batch(
+/// Claims up to [`BATCH`] messages due at `now` for this daemon.
+async fn claim(app: &App, now: DateTime<Utc>) -> Result<Vec<Claimed>> {
+    app.store
+        .claim_messages(&app.instance, now, now + LEASE, BATCH)
+        .await
+}
+
+/// Sends a claimed batch; the results still have to be recorded.
+async fn send_claimed(
     app: &App,
     delivery: &Delivery,
     mailer: &mut Mailer,
+    claimed: Vec<Claimed>,
     now: DateTime<Utc>,
 ) -> Result<Results> {
-    let claimed = app
-        .store
-        .claim_messages(&app.instance, now, now + LEASE, BATCH)
-        .await?;
-    if claimed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (customers, runs) = match prepare(app, &claimed).await {
+    let (customers, runs) = match prepare(app, delivery, &claimed).await {
         Ok(prepared) => prepared,
         Err(e) => {
             // Nothing of this batch was sent: give it back rather than let
@@ -179,6 +191,7 @@ async fn send_batch(
 /// campaign (rule id) of each run in it (`None`: the run is gone).
 async fn prepare(
     app: &App,
+    delivery: &Delivery,
     claimed: &[Claimed],
 ) -> Result<(HashMap<i64, Customer>, HashMap<i64, Option<String>>)> {
     let ids: Vec<i64> = claimed.iter().map(|c| c.customer_id).collect();
@@ -192,7 +205,24 @@ async fn prepare(
     let mut runs = HashMap::new();
     let run_ids: HashSet<i64> = claimed.iter().map(|c| c.run_id).collect();
     for run_id in run_ids {
-        runs.insert(run_id, app.store.run(run_id).await?.map(|r| r.rule_id));
+        let known = delivery
+            .rules
+            .lock()
+            .expect("rules lock")
+            .get(&run_id)
+            .cloned();
+        let rule = match known {
+            Some(rule) => Some(rule),
+            None => app.store.run(run_id).await?.map(|r| r.rule_id),
+        };
+        if let Some(rule) = &rule {
+            delivery
+                .rules
+                .lock()
+                .expect("rules lock")
+                .insert(run_id, rule.clone());
+        }
+        runs.insert(run_id, rule);
     }
     Ok((customers, runs))
 }
@@ -401,9 +431,12 @@ pub async fn worker(
 ) {
     let mut mailer: Option<(MailerSettings, Mailer)> = None;
     // Commits of batches handed over: at most [`COMMITTING`] are waited for
-    // at a time, so at most that many batches plus the one being sent can
-    // end `unknown` per worker if the process dies.
+    // at a time, so at most that many batches plus the one being sent and
+    // the one claimed ahead can end `unknown` per worker if the process dies.
     let mut committing: std::collections::VecDeque<oneshot::Receiver<()>> = Default::default();
+    // The next batch, claimed while the previous one was being sent: a claim
+    // waits for its commit (an fsync on SQLite), sending need not wait too.
+    let mut ahead: Option<Vec<Claimed>> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -424,10 +457,37 @@ pub async fn worker(
             }
         }
         let (_, m) = mailer.as_mut().expect("opened above");
-        match send_batch(&app, &delivery, m, Utc::now()).await {
-            Ok(batch) if batch.is_empty() => {
-                sleep_or_stop(&mut stop, Duration::from_secs(2), &delivery.wake).await
+        let claimed = match ahead.take() {
+            Some(claimed) => Ok(claimed),
+            None => claim(&app, Utc::now()).await,
+        };
+        let claimed = match claimed {
+            Ok(claimed) if claimed.is_empty() => {
+                sleep_or_stop(&mut stop, Duration::from_secs(2), &delivery.wake).await;
+                continue;
             }
+            Ok(claimed) => claimed,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "claiming messages failed; retrying in 5 s");
+                sleep_or_stop(&mut stop, Duration::from_secs(5), &delivery.wake).await;
+                continue;
+            }
+        };
+        let stopping = stop.clone();
+        let (sent, next) = tokio::join!(
+            send_claimed(&app, &delivery, m, claimed, Utc::now()),
+            async {
+                if *stopping.borrow() {
+                    return Ok(Vec::new());
+                }
+                claim(&app, Utc::now()).await
+            }
+        );
+        match next {
+            Ok(next) => ahead = Some(next).filter(|n| !n.is_empty()),
+            Err(e) => warn!(error = %format!("{e:#}"), "claiming the next batch failed"),
+        }
+        match sent {
             Ok(batch) => {
                 debug!(messages = batch.len(), "batch sent");
                 while committing.len() >= COMMITTING {
@@ -446,6 +506,14 @@ pub async fn worker(
                 warn!(error = %format!("{e:#}"), "delivery step failed; retrying in 5 s");
                 sleep_or_stop(&mut stop, Duration::from_secs(5), &delivery.wake).await;
             }
+        }
+    }
+    // A batch claimed ahead and never sent goes back to the queue.
+    if let Some(unsent) = ahead {
+        let app = shared.current();
+        let ids: Vec<i64> = unsent.iter().map(|c| c.id).collect();
+        if let Err(e) = app.store.release_claims(&app.instance, &ids).await {
+            warn!(error = %format!("{e:#}"), messages = ids.len(), "could not give back a batch claimed ahead; it becomes unknown when its lease ends");
         }
     }
     if let Some((_, mut m)) = mailer {

@@ -488,7 +488,7 @@ async fn sigkill_mid_send_loses_nothing_and_sends_nobody_twice() {
         assert_eq!(sent + unknown, n as i64, "{url}: nothing lost: {q:?}");
         assert!(
             unknown
-                <= (outreach::deliver::COMMITTING as i64 + 1)
+                <= outreach::deliver::IN_FLIGHT_BATCHES as i64
                     * outreach::deliver::BATCH
                     * i64::from(KILL_CONNECTIONS),
             "{url}: {unknown} unknown, more than the batches in flight per connection"
@@ -962,7 +962,7 @@ async fn postgres_restart_mid_send_daemon_rides_it_out_loses_nothing_and_sends_n
     );
     assert!(
         unknown
-            <= (outreach::deliver::COMMITTING as i64 + 1)
+            <= outreach::deliver::IN_FLIGHT_BATCHES as i64
                 * outreach::deliver::BATCH
                 * i64::from(OUTAGE_CONNECTIONS),
         "{unknown} unknown, more than the batches in flight per connection"

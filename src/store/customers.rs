@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Store, dispatch};
+use super::{Backend, Store, dispatch};
 use crate::domain::Customer;
 
 /// The columns of `customers` a page reads: copying every column of every
@@ -352,21 +352,36 @@ impl Store {
     }
 
     pub async fn customers_by_ids(&self, ids: &[i64]) -> Result<Vec<Customer>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let list = chunk
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("SELECT * FROM customers WHERE id IN ({list})");
-            let rows: Vec<Customer> = dispatch!(self, pool => {
-                sqlx::query_as(sql.as_str()).fetch_all(pool).await
-            })
-            .context("reading customers")?;
-            found.extend(rows);
+        match &self.backend {
+            // One prepared statement for any list.
+            Backend::Postgres(pool) => {
+                sqlx::query_as("SELECT * FROM customers WHERE id = ANY($1)")
+                    .bind(ids)
+                    .fetch_all(pool)
+                    .await
+            }
+            // A literal list (SQLite has no arrays), not kept in the statement
+            // cache: every list is a new statement.
+            Backend::Sqlite(pool) => {
+                let mut found = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let list = chunk
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!("SELECT * FROM customers WHERE id IN ({list})");
+                    found.extend(
+                        sqlx::query_as::<_, Customer>(&sql)
+                            .persistent(false)
+                            .fetch_all(pool)
+                            .await?,
+                    );
+                }
+                Ok(found)
+            }
         }
-        Ok(found)
+        .context("reading customers")
     }
 
     /// Records an unsubscribe (idempotent); true if it changed anything.
