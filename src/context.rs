@@ -121,12 +121,7 @@ impl Object for CustomerView {
                 .and_then(|d| self.today.years_since(d))
                 .map(Value::from)
                 .unwrap_or(Value::from(())),
-            "attributes" => Value::from_iter(
-                c.attributes
-                    .0
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::from(v.as_str()))),
-            ),
+            "attributes" => Value::from_object(c.attributes.0.clone()),
             other => Value::from(c.attributes.0.get(other)?.as_str()),
         })
     }
@@ -184,5 +179,28 @@ pub fn sample_customer(locale: &str) -> Customer {
         created_at: now,
         updated_at: now,
         ..Customer::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_read_as_a_map_by_dot_and_by_bare_name() {
+        let mut c = Customer::default();
+        c.attributes.0.insert("naechste_stufe".into(), "Gold".into());
+        c.attributes.0.insert("stadtteil".into(), "Ehrenfeld".into());
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let value = customer_value_on(&c, day);
+        for source in [
+            "attributes.stadtteil == \"Ehrenfeld\"",
+            "stadtteil == \"Ehrenfeld\"",
+            "attributes.naechste_stufe is defined and attributes.fehlt is not defined",
+            "\"stadtteil\" in attributes",
+        ] {
+            let audience = crate::audience::Audience::parse(source).unwrap();
+            assert_eq!(audience.matches(&value), Ok(true), "{source}");
+        }
     }
 }
