@@ -189,8 +189,12 @@ mod tests {
     #[test]
     fn attributes_read_as_a_map_by_dot_and_by_bare_name() {
         let mut c = Customer::default();
-        c.attributes.0.insert("naechste_stufe".into(), "Gold".into());
-        c.attributes.0.insert("stadtteil".into(), "Ehrenfeld".into());
+        c.attributes
+            .0
+            .insert("naechste_stufe".into(), "Gold".into());
+        c.attributes
+            .0
+            .insert("stadtteil".into(), "Ehrenfeld".into());
         let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
         let value = customer_value_on(&c, day);
         for source in [
