@@ -30,6 +30,7 @@ use crate::mailer::{Mailer, MailerSettings, SendResult, is_bad_address};
 use crate::plan::quiet_release;
 use crate::render::{render_campaign, voucher_for};
 use crate::store::{Claimed, Outcome};
+use lettre::Message;
 
 /// Messages a worker claims at once; at most [`IN_FLIGHT_BATCHES`] per worker can end `unknown` after a crash.
 pub const BATCH: i64 = 50;
@@ -157,9 +158,23 @@ async fn send_claimed(
             return Err(e);
         }
     };
+    let (claimed, customers, runs) = (&claimed, &customers, &runs);
+    let build = move |i: usize, eight_bit: bool| {
+        let message = &claimed[i];
+        build_one(
+            app,
+            delivery,
+            message,
+            customers.get(&message.customer_id),
+            runs.get(&message.run_id).and_then(|r| r.as_deref()),
+            eight_bit,
+            now,
+        )
+    };
     let mut results = Vec::with_capacity(claimed.len());
     let mut unavailable = false;
-    for message in &claimed {
+    let mut prebuilt = None;
+    for (i, message) in claimed.iter().enumerate() {
         // Once the server cannot be reached, the rest of the batch waits
         // without trying (and without using up attempts).
         let outcome = if unavailable {
@@ -168,16 +183,29 @@ async fn send_claimed(
                 reply: None,
             }
         } else {
-            deliver_one(
-                app,
-                delivery,
-                mailer,
-                message,
-                customers.get(&message.customer_id),
-                runs.get(&message.run_id).and_then(|r| r.as_deref()),
-                now,
-            )
-            .await
+            let built = match prebuilt.take() {
+                Some(built) => built,
+                None => build(i, mailer.takes_8bit()).await,
+            };
+            match built {
+                Err(outcome) => outcome,
+                Ok(email) => {
+                    // The next message is rendered while this one is on the
+                    // wire: the worker would otherwise wait for the replies idle.
+                    let eight_bit = mailer.takes_8bit();
+                    let (outcome, next) = tokio::join!(
+                        send_one(app, delivery, mailer, message, &email, now),
+                        async {
+                            match i + 1 < claimed.len() {
+                                true => Some(build(i + 1, eight_bit).await),
+                                false => None,
+                            }
+                        }
+                    );
+                    prebuilt = next;
+                    outcome
+                }
+            }
         };
         unavailable |=
             matches!(&outcome, Outcome::Retry { reply: None, at } if *at == now + SERVER_WAIT);
@@ -290,82 +318,94 @@ pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Handed>, tokio::task::Joi
     (tx, handle)
 }
 
-async fn deliver_one(
+/// Everything before the wire: the checks, the voucher, the rendered email
+/// — or the outcome that stops this message here.
+async fn build_one(
     app: &App,
     delivery: &Delivery,
-    mailer: &mut Mailer,
     message: &Claimed,
     customer: Option<&Customer>,
     rule_id: Option<&str>,
+    eight_bit: bool,
     now: DateTime<Utc>,
-) -> Outcome {
+) -> Result<Message, Outcome> {
     let Some(customer) = customer else {
-        return Outcome::Suppressed {
+        return Err(Outcome::Suppressed {
             reason: "customer no longer exists".into(),
-        };
+        });
     };
     if delivery.is_unsubscribed(customer.id) {
-        return Outcome::Suppressed {
+        return Err(Outcome::Suppressed {
             reason: "unsubscribed".into(),
-        };
+        });
     }
-    let to = match customer.mailable() {
-        Ok(to) => to.to_string(),
-        Err(reason) => {
-            return Outcome::Suppressed {
-                reason: reason.into(),
-            };
-        }
-    };
+    let to = customer.mailable().map_err(|reason| Outcome::Suppressed {
+        reason: reason.into(),
+    })?;
     let release = quiet_release(app, customer, now);
     if release > now {
-        return Outcome::Retry {
+        return Err(Outcome::Retry {
             at: release,
             reply: None,
-        };
+        });
     }
     let Some(campaign) = rule_id.and_then(|id| app.campaign(id)) else {
-        return Outcome::Suppressed {
+        return Err(Outcome::Suppressed {
             reason: "the campaign is no longer in the config".into(),
-        };
+        });
     };
     let voucher = match voucher_for(app, campaign, message.voucher_code.as_deref()).await {
         Ok(voucher) => voucher,
         // The database, not the message, is at fault: wait, don't fail it.
         Err(e) => {
             warn!(error = %format!("{e:#}"), message = message.id, "cannot read the voucher; the message waits");
-            return Outcome::Retry {
+            return Err(Outcome::Retry {
                 at: now + SERVER_WAIT,
                 reply: None,
-            };
+            });
         }
     };
-    let built = (|| {
-        let (rendered, unsubscribe) = render_campaign(
-            app,
-            campaign,
-            customer,
-            message.run_id,
-            voucher.as_ref(),
-            now,
-        )?;
-        crate::compose::customer_email(
-            &app.config,
-            &to,
-            &message.message_id,
-            &unsubscribe,
-            &rendered,
-            mailer.takes_8bit(),
-        )
-    })();
-    let email = match built {
-        Ok(email) => email,
-        Err(e) => {
-            return Outcome::Failed {
-                reply: format!("could not build the message: {e:#}"),
-            };
-        }
-    };
+    let (rendered, unsubscribe) = render_campaign(
+        app,
+        campaign,
+        customer,
+        message.run_id,
+        voucher.as_ref(),
+        now,
+    )
+    .map_err(|e| could_not_build(&e))?;
+    crate::compose::customer_email(
+        &app.config,
+        to,
+        &message.message_id,
+        &unsubscribe,
+        &rendered,
+        eight_bit,
+    )
+    .map_err(|e| could_not_build(&e))
+}
+
+fn could_not_build(e: &anyhow::Error) -> Outcome {
+    Outcome::Failed {
+        reply: format!("could not build the message: {e:#}"),
+    }
+}
+
+/// The wire: rate limit, send, and what the server's answer means.
+async fn send_one(
+    app: &App,
+    delivery: &Delivery,
+    mailer: &mut Mailer,
+    message: &Claimed,
+    email: &Message,
+    now: DateTime<Utc>,
+) -> Outcome {
+    // Checked again right before sending: the email was built a moment ago.
+    if delivery.is_unsubscribed(message.customer_id) {
+        return Outcome::Suppressed {
+            reason: "unsubscribed".into(),
+        };
+    }
     let wait = delivery.limiter.lock().expect("rate limiter lock").reserve(
         app.settings().mail.rate_per_minute,
         std::time::Instant::now(),
@@ -374,19 +414,20 @@ async fn deliver_one(
         tokio::time::sleep(wait).await;
     }
     let started = std::time::Instant::now();
-    let result = mailer.send(&email).await;
+    let result = mailer.send(email).await;
     delivery.metrics.observe_latency(started.elapsed());
+    let customer = message.customer_id;
     match result {
         SendResult::Sent(reply) => {
-            debug!(message = message.id, customer = customer.id, %reply, "sent");
+            debug!(message = message.id, customer, %reply, "sent");
             Outcome::Sent { reply }
         }
         SendResult::Permanent(reply) => {
-            warn!(message = message.id, customer = customer.id, %reply, "rejected permanently");
+            warn!(message = message.id, customer, %reply, "rejected permanently");
             Outcome::Failed { reply }
         }
         SendResult::Ambiguous(reason) => {
-            warn!(message = message.id, customer = customer.id, %reason, "outcome unknown; held for a person");
+            warn!(message = message.id, customer, %reason, "outcome unknown; held for a person");
             Outcome::Unknown { reason }
         }
         SendResult::Temporary(reply) => retry_or_give_up(app, message, reply, now),
