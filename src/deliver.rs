@@ -171,9 +171,14 @@ async fn send_claimed(
             now,
         )
     };
+    // With a rate limit a message may wait before its data goes out; its
+    // envelope must not be sent ahead and leave the server waiting.
+    let announce = app.settings().mail.rate_per_minute == 0;
     let mut results = Vec::with_capacity(claimed.len());
     let mut unavailable = false;
-    let mut prebuilt = None;
+    // Built messages from index i on: the current one and the next, whose
+    // envelope goes out with the current one's data.
+    let mut built: VecDeque<Result<Message, Outcome>> = VecDeque::new();
     for (i, message) in claimed.iter().enumerate() {
         // Once the server cannot be reached, the rest of the batch waits
         // without trying (and without using up attempts).
@@ -183,26 +188,30 @@ async fn send_claimed(
                 reply: None,
             }
         } else {
-            let built = match prebuilt.take() {
-                Some(built) => built,
-                None => build(i, mailer.takes_8bit()).await,
-            };
-            match built {
+            while built.len() < 2 && i + built.len() < claimed.len() {
+                built.push_back(build(i + built.len(), mailer.takes_8bit()).await);
+            }
+            match built.pop_front().expect("built just above") {
                 Err(outcome) => outcome,
                 Ok(email) => {
-                    // The next message is rendered while this one is on the
-                    // wire: the worker would otherwise wait for the replies idle.
+                    let next = match built.front() {
+                        Some(Ok(next)) if announce => Some(next),
+                        _ => None,
+                    };
+                    // The message after that is rendered while this one is
+                    // on the wire: the worker would otherwise wait idle.
+                    let later = i + 1 + built.len();
                     let eight_bit = mailer.takes_8bit();
-                    let (outcome, next) = tokio::join!(
-                        send_one(app, delivery, mailer, message, &email, now),
+                    let (outcome, more) = tokio::join!(
+                        send_one(app, delivery, mailer, message, &email, next, now),
                         async {
-                            match i + 1 < claimed.len() {
-                                true => Some(build(i + 1, eight_bit).await),
+                            match later < claimed.len() {
+                                true => Some(build(later, eight_bit).await),
                                 false => None,
                             }
                         }
                     );
-                    prebuilt = next;
+                    built.extend(more);
                     outcome
                 }
             }
@@ -398,6 +407,7 @@ async fn send_one(
     mailer: &mut Mailer,
     message: &Claimed,
     email: &Message,
+    next: Option<&Message>,
     now: DateTime<Utc>,
 ) -> Outcome {
     // Checked again right before sending: the email was built a moment ago.
@@ -414,7 +424,7 @@ async fn send_one(
         tokio::time::sleep(wait).await;
     }
     let started = std::time::Instant::now();
-    let result = mailer.send(email).await;
+    let result = mailer.send_with_next(email, next).await;
     delivery.metrics.observe_latency(started.elapsed());
     let customer = message.customer_id;
     match result {

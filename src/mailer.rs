@@ -100,13 +100,25 @@ pub enum Mailer {
 
 impl Mailer {
     pub async fn send(&mut self, message: &Message) -> SendResult {
+        self.send_with_next(message, None).await
+    }
+
+    /// Sends `message`; over a pipelining SMTP session, the envelope of
+    /// `next` goes out in the same write as this message's data (RFC 2920),
+    /// so the next message costs one round trip instead of two. The caller
+    /// should send `next` next: any other message first ends the session.
+    pub async fn send_with_next(
+        &mut self,
+        message: &Message,
+        next: Option<&Message>,
+    ) -> SendResult {
         match self {
             Mailer::File(transport) => match transport.send(message.clone()).await {
                 Ok(id) => SendResult::Sent(format!("written {id}.eml")),
                 // A full disk or an unwritable folder: keep the message queued.
                 Err(e) => SendResult::Temporary(format!("cannot write to the outbox folder: {e}")),
             },
-            Mailer::Smtp(session) => session.send(message).await,
+            Mailer::Smtp(session) => session.send(message, next).await,
         }
     }
 
@@ -143,6 +155,9 @@ pub struct SmtpSession {
 struct Connection {
     smtp: AsyncSmtpConnection,
     pipelining: bool,
+    /// Message-ID of the message whose envelope (MAIL, RCPT, DATA) went out
+    /// with the previous message's data; its replies are still to be read.
+    ahead: Option<String>,
 }
 
 impl SmtpSession {
@@ -212,11 +227,21 @@ impl SmtpSession {
         Ok(Connection {
             smtp: conn,
             pipelining,
+            ahead: None,
         })
     }
 
-    async fn send(&mut self, message: &Message) -> SendResult {
+    async fn send(&mut self, message: &Message, next: Option<&Message>) -> SendResult {
         let timeout = self.timeout();
+        // The server waits for the data of the message announced ahead; if
+        // that is not this one, only a new session ends the wait.
+        if self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.ahead.is_some() && c.ahead != message_id(message))
+        {
+            self.connection = None;
+        }
         if self.connection.as_ref().is_none_or(|c| c.smtp.has_broken()) {
             match tokio::time::timeout(timeout, self.connect()).await {
                 Ok(Ok(conn)) => self.connection = Some(conn),
@@ -231,7 +256,8 @@ impl SmtpSession {
         }
         let conn = self.connection.as_mut().expect("connected just above");
         let mut body_sent = false;
-        let result = tokio::time::timeout(timeout, transfer(conn, message, &mut body_sent)).await;
+        let result =
+            tokio::time::timeout(timeout, transfer(conn, message, next, &mut body_sent)).await;
         let result = result.unwrap_or_else(|_| {
             let stalled = format!(
                 "the SMTP server did not answer within {}s",
@@ -259,9 +285,10 @@ impl SmtpSession {
                     Phase::Envelope(reply) => (SendResult::Temporary(reply), false),
                     Phase::Body(reason) => (SendResult::Ambiguous(reason), false),
                 };
-                if session_usable {
+                let next_under_way = self.connection.as_ref().is_some_and(|c| c.ahead.is_some());
+                if session_usable && !next_under_way {
                     self.reset_or_drop().await;
-                } else {
+                } else if !session_usable {
                     self.connection = None;
                 }
                 outcome
@@ -311,65 +338,43 @@ impl std::fmt::Display for Pipelined {
 }
 
 /// MAIL, RCPT, DATA, body — as lettre's `send`, but keeping track of the
-/// phase, and with MAIL, RCPT and DATA in one write when the server
-/// pipelines (two round trips per message instead of four).
+/// phase, and, when the server pipelines, with MAIL, RCPT and DATA in one
+/// write (two round trips per message instead of four) and the next
+/// message's MAIL, RCPT and DATA in the same write as this one's data (one
+/// round trip per message).
 async fn transfer(
     conn: &mut Connection,
     message: &Message,
+    next: Option<&Message>,
     body_sent: &mut bool,
 ) -> Result<String, Phase> {
-    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
-    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
-    let classify = |e: lettre::transport::smtp::Error, body_sent: bool| {
-        if e.is_permanent() || e.is_transient() {
-            Phase::Rejected {
-                reply: e.to_string(),
-                permanent: e.is_permanent(),
-            }
-        } else if body_sent {
-            Phase::Body(e.to_string())
-        } else {
-            Phase::Envelope(e.to_string())
-        }
-    };
-    let smtp = &mut conn.smtp;
     let envelope = message.envelope();
+    let rcpts = envelope.to().len();
     let body = message.formatted();
-    let mut options = Vec::new();
-    let non_ascii = envelope
-        .to()
-        .iter()
-        .chain(envelope.from())
-        .any(|a| !a.to_string().is_ascii());
-    if non_ascii && smtp.server_info().supports_feature(Extension::SmtpUtfEight) {
-        options.push(MailParameter::SmtpUtfEight);
-    }
-    if !body.is_ascii() && smtp.server_info().supports_feature(Extension::EightBitMime) {
-        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-    }
-    let mail = Mail::new(envelope.from().cloned(), options);
-    if conn.pipelining {
-        let mut commands = mail.to_string();
-        for to in envelope.to() {
-            commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
-        }
-        commands.push_str(&Data.to_string());
-        // Read every reply, even after a rejection, to stay in step with the server.
-        let mut replies = vec![smtp.command(Pipelined(commands)).await];
-        for _ in 0..=envelope.to().len() {
+    let smtp = &mut conn.smtp;
+    if conn.ahead.take().is_some() {
+        // Our envelope went out with the previous message's data (`send`
+        // made sure it is ours): its replies are waiting.
+        let mut replies = Vec::with_capacity(rcpts + 2);
+        for _ in 0..rcpts + 2 {
             replies.push(smtp.read_response().await);
         }
-        let data_accepted = replies.last().is_some_and(Result::is_ok);
-        if let Some(failure) = replies.into_iter().find_map(Result::err) {
-            if data_accepted {
-                // The server wants a body although the envelope failed: end the
-                // empty message by dropping the session, never by sending one.
-                return Err(Phase::Envelope(failure.to_string()));
-            }
-            return Err(classify(failure, false));
+        envelope_outcome(replies)?;
+    } else if conn.pipelining {
+        // Read every reply, even after a rejection, to stay in step with the server.
+        let mut replies = vec![
+            smtp.command(Pipelined(envelope_commands(smtp, envelope)))
+                .await,
+        ];
+        for _ in 0..=rcpts {
+            replies.push(smtp.read_response().await);
         }
+        envelope_outcome(replies)?;
     } else {
-        smtp.command(mail).await.map_err(|e| classify(e, false))?;
+        use lettre::transport::smtp::commands::{Data, Rcpt};
+        smtp.command(mail_command(smtp, envelope))
+            .await
+            .map_err(|e| classify(e, false))?;
         for to in envelope.to() {
             smtp.command(Rcpt::new(to.clone(), vec![]))
                 .await
@@ -381,11 +386,85 @@ async fn transfer(
     let response = match String::from_utf8(body) {
         // Our own dot-stuffing and one write: lettre's codec copies byte by
         // byte and writes the terminating dot separately.
-        Ok(text) => smtp.command(Pipelined(with_transparency(&text))).await,
+        Ok(text) => {
+            let mut data = with_transparency(&text);
+            if let Some(next) = next.filter(|_| conn.pipelining) {
+                data.push_str(&envelope_commands(smtp, next.envelope()));
+                conn.ahead = message_id(next);
+            }
+            smtp.command(Pipelined(data)).await
+        }
         Err(raw) => smtp.message(raw.as_bytes()).await,
     }
     .map_err(|e| classify(e, true))?;
     Ok(reply_text(response.code().to_string(), response.message()))
+}
+
+fn classify(e: lettre::transport::smtp::Error, body_sent: bool) -> Phase {
+    if e.is_permanent() || e.is_transient() {
+        Phase::Rejected {
+            reply: e.to_string(),
+            permanent: e.is_permanent(),
+        }
+    } else if body_sent {
+        Phase::Body(e.to_string())
+    } else {
+        Phase::Envelope(e.to_string())
+    }
+}
+
+/// The replies to MAIL, each RCPT and DATA, read in one go.
+fn envelope_outcome(
+    replies: Vec<
+        Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
+    >,
+) -> Result<(), Phase> {
+    let data_accepted = replies.last().is_some_and(Result::is_ok);
+    match replies.into_iter().find_map(Result::err) {
+        // The server wants a body although the envelope failed: end the
+        // empty message by dropping the session, never by sending one.
+        Some(failure) if data_accepted => Err(Phase::Envelope(failure.to_string())),
+        Some(failure) => Err(classify(failure, false)),
+        None => Ok(()),
+    }
+}
+
+/// MAIL FROM with the parameters the server supports: SMTPUTF8 for
+/// non-ASCII addresses, BODY=8BITMIME whenever it is offered (it allows,
+/// not requires, 8-bit content, and is known before the body is).
+fn mail_command(
+    smtp: &AsyncSmtpConnection,
+    envelope: &lettre::address::Envelope,
+) -> lettre::transport::smtp::commands::Mail {
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let mut options = Vec::new();
+    let non_ascii = envelope
+        .to()
+        .iter()
+        .chain(envelope.from())
+        .any(|a| !a.to_string().is_ascii());
+    if non_ascii && smtp.server_info().supports_feature(Extension::SmtpUtfEight) {
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if smtp.server_info().supports_feature(Extension::EightBitMime) {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    lettre::transport::smtp::commands::Mail::new(envelope.from().cloned(), options)
+}
+
+/// MAIL, RCPT and DATA as one pipelined group.
+fn envelope_commands(smtp: &AsyncSmtpConnection, envelope: &lettre::address::Envelope) -> String {
+    use lettre::transport::smtp::commands::{Data, Rcpt};
+    let mut commands = mail_command(smtp, envelope).to_string();
+    for to in envelope.to() {
+        commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+    }
+    commands.push_str(&Data.to_string());
+    commands
+}
+
+fn message_id(message: &Message) -> Option<String> {
+    message.headers().get_raw("Message-ID").map(str::to_string)
 }
 
 /// The message as DATA content (RFC 5321 4.5.2): a `.` that starts a line

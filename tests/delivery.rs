@@ -558,6 +558,7 @@ async fn a_pipelining_server_gets_one_copy_each_and_a_rejected_recipient_does_no
     let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
     let mut addresses: Vec<String> = (0..30).map(|i| format!("kunde{i}@example.de")).collect();
     addresses.insert(7, "nouser@example.de".into());
+    addresses.insert(12, "rejectdata@example.de".into());
     t.import(&customers(
         &addresses.iter().map(String::as_str).collect::<Vec<_>>(),
     ))
@@ -566,13 +567,21 @@ async fn a_pipelining_server_gets_one_copy_each_and_a_rejected_recipient_does_no
     let run = start_run(&t, now).await;
     t.deliver_all(now).await;
     assert_eq!(received.total(), 30);
-    for a in addresses.iter().filter(|a| !a.starts_with("nouser")) {
+    for a in addresses
+        .iter()
+        .filter(|a| !a.starts_with("nouser") && !a.starts_with("rejectdata"))
+    {
         assert_eq!(received.count_to(a), 1, "{a}");
     }
     assert_eq!(t.count(run, "sent").await, 30);
     let (state, reply) = message_state(&t, "nouser@example.de").await;
     assert_eq!(state, "failed");
     assert!(reply.unwrap().contains("5.1.1"));
+    // Refused after its data, with the next envelope already under way:
+    // only this message fails, the next one goes out once.
+    let (state, reply) = message_state(&t, "rejectdata@example.de").await;
+    assert_eq!(state, "failed");
+    assert!(reply.unwrap().contains("5.7.1"));
     let (_, reply) = message_state(&t, "kunde8@example.de").await;
     assert!(
         reply.unwrap().starts_with("250 2.0.0 queued"),

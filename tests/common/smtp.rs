@@ -122,7 +122,8 @@ pub fn start_dropping() -> (u16, Received) {
 
 /// A small hand-written server that announces PIPELINING (RFC 2920) and
 /// answers each command line in turn, so pipelined clients are exercised:
-/// `nouser@…` gets `550 5.1.1`; DATA without a valid recipient gets `554`.
+/// `nouser@…` gets `550 5.1.1`; DATA without a valid recipient gets `554`;
+/// a message to `rejectdata@…` is refused after its data (`554 5.7.1`).
 /// With `drop_after_data` it hangs up instead of answering the final dot.
 pub fn start_pipelining() -> (u16, Received) {
     start_scripted(true, false)
@@ -154,13 +155,19 @@ fn start_scripted(pipelining: bool, drop_after_data: bool) -> (u16, Received) {
                                     .push((to.clone(), body.clone()));
                                 return; // hang up instead of answering 250
                             }
-                            record
-                                .messages
-                                .lock()
-                                .unwrap()
-                                .push((std::mem::take(&mut to), std::mem::take(body)));
+                            let body = std::mem::take(body);
                             data = None;
-                            let _ = stream.write_all(b"250 2.0.0 queued\r\n");
+                            if to.iter().any(|a| a.starts_with("rejectdata@")) {
+                                to.clear();
+                                let _ = stream.write_all(b"554 5.7.1 content rejected\r\n");
+                            } else {
+                                record
+                                    .messages
+                                    .lock()
+                                    .unwrap()
+                                    .push((std::mem::take(&mut to), body));
+                                let _ = stream.write_all(b"250 2.0.0 queued\r\n");
+                            }
                         } else {
                             body.push_str(&line);
                         }
