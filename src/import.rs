@@ -11,6 +11,8 @@
 //! (see `benches/import.sh`) and memory flat.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -102,14 +104,21 @@ pub async fn import_customers(
     path: &Path,
     mut opts: ImportOptions<'_>,
 ) -> Result<ImportReport> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-    let text = decode_utf8(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let delimiter = detect_delimiter(text);
+    let cannot_read = || format!("{}: cannot read file", path.display());
+    // A first pass checks the encoding, so that a Latin-1 export fails as a
+    // whole before anything is written; the second parses. Neither holds
+    // the file in memory (a million rows are over 100 MB).
+    let (header_line, lines) = check_utf8(path)
+        .with_context(cannot_read)?
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut file = BufReader::new(File::open(path).with_context(cannot_read)?);
+    if file.fill_buf().with_context(cannot_read)?.starts_with(BOM) {
+        file.consume(BOM.len());
+    }
     let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
+        .delimiter(detect_delimiter(&header_line))
         .flexible(true)
-        .from_reader(text.as_bytes());
+        .from_reader(file);
     let header: Vec<String> = reader
         .headers()
         .with_context(|| format!("{}: cannot read the header row", path.display()))?
@@ -123,7 +132,7 @@ pub async fn import_customers(
     // Rows are parsed, planned and written a chunk at a time; only the keys
     // seen so far are kept for the whole file (to catch duplicate rows).
     let mut seen_keys: HashMap<String, u64> = HashMap::new();
-    let total = text.lines().count().saturating_sub(1);
+    let total = lines.saturating_sub(1);
     let now = Utc::now();
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut done = 0;
@@ -177,24 +186,38 @@ pub async fn import_customers(
     Ok(report)
 }
 
-fn decode_utf8(bytes: &[u8]) -> Result<&str, String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1;
-        format!(
-            "line {line}: the file is not UTF-8 (it may be Windows-1252 or Latin-1); \
-             save it as \"CSV UTF-8\" in your spreadsheet program and import again"
-        )
-    })
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads the file a line at a time: its first line (without a BOM) and its
+/// number of lines, or which line is not UTF-8.
+fn check_utf8(path: &Path) -> std::io::Result<Result<(String, usize), String>> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
+    let mut first = String::new();
+    let mut lines = 0;
+    while reader.read_until(b'\n', &mut line)? > 0 {
+        lines += 1;
+        let bytes = match lines {
+            1 => line.strip_prefix(BOM).unwrap_or(&line),
+            _ => &line,
+        };
+        match std::str::from_utf8(bytes) {
+            Ok(text) if lines == 1 => first = text.to_string(),
+            Ok(_) => {}
+            Err(_) => {
+                return Ok(Err(format!(
+                    "line {lines}: the file is not UTF-8 (it may be Windows-1252 or Latin-1); \
+                     save it as \"CSV UTF-8\" in your spreadsheet program and import again"
+                )));
+            }
+        }
+        line.clear();
+    }
+    Ok(Ok((first, lines)))
 }
 
 /// `;` if the header has more semicolons than commas, else `,`.
-fn detect_delimiter(text: &str) -> u8 {
-    let header = text.lines().next().unwrap_or("");
+fn detect_delimiter(header: &str) -> u8 {
     if header.matches(';').count() > header.matches(',').count() {
         b';'
     } else {
@@ -689,10 +712,17 @@ mod tests {
 
     #[test]
     fn latin1_files_are_refused_with_the_line_and_the_fix() {
-        let err = decode_utf8(b"email;name\na@b.de;J\xfcrgen\n").unwrap_err();
-        assert!(err.starts_with("line 2:"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kunden.csv");
+        std::fs::write(&path, b"email;name\na@b.de;Anna\na@c.de;J\xfcrgen\n").unwrap();
+        let err = check_utf8(&path).unwrap().unwrap_err();
+        assert!(err.starts_with("line 3:"), "{err}");
         assert!(err.contains("CSV UTF-8"), "{err}");
-        assert_eq!(decode_utf8(b"\xEF\xBB\xBFemail\n").unwrap(), "email\n");
+        std::fs::write(&path, b"\xEF\xBB\xBFemail\na@b.de\n").unwrap();
+        assert_eq!(
+            check_utf8(&path).unwrap().unwrap(),
+            ("email\n".to_string(), 2)
+        );
     }
 
     #[test]
