@@ -272,9 +272,20 @@ fn parse_row(
                 "`{name}` is longer than {MAX_FIELD_CHARS} characters; is a quote missing?"
             ));
         }
+        let field = KNOWN.iter().find(|k| *k == name).copied();
+        // Control characters other than tabs and line breaks (ESC, BEL …)
+        // would act on the terminal that shows the customer, never on purpose.
+        if let Some(c) = raw
+            .chars()
+            .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            return Err(format!(
+                "`{name}` contains the control character U+{:04X}; remove it",
+                u32::from(c)
+            ));
+        }
         let value = raw.trim();
         let opt = (!value.is_empty()).then(|| value.to_string());
-        let field = KNOWN.iter().find(|k| *k == name).copied();
         match field {
             Some("external_id") => row.external_id = opt,
             Some("email") => {

@@ -68,13 +68,18 @@ async fn bad_rows_are_reported_by_line_and_good_rows_are_kept() {
              ok2@example.de,Ok Zwei,ghost,,\n\
              ok3@example.de,Ok Drei,,31.02.1980,\n\
              ok4@example.de,Ok Vier,jonas,24.12.1980,2020-05-01\n\
-             ok1@example.de,Doppelt,,,\n",
+             ok1@example.de,Doppelt,,,\n\
+             esc@example.de,\u{1b}[2JAnsi,,,\n",
         );
         let out = env.run(&["import", "customers", csv.to_str().unwrap()]);
         let text = stdout(&out);
         assert_eq!(out.status.code(), Some(1), "{text}");
         assert!(
-            text.starts_with("imported 2, updated 0, unchanged 0, rejected 4"),
+            text.starts_with("imported 2, updated 0, unchanged 0, rejected 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 8: `name` contains the control character U+001B; remove it"),
             "{text}"
         );
         assert!(text.contains("line 3: invalid email"), "{text}");
@@ -87,7 +92,7 @@ async fn bad_rows_are_reported_by_line_and_good_rows_are_kept() {
             text.contains("line 7: same email ok1@example.de as line 2"),
             "{text}"
         );
-        assert!(stderr(&out).contains("4 row(s) rejected"));
+        assert!(stderr(&out).contains("5 row(s) rejected"));
         let vier = show_json(&env, "ok4@example.de");
         assert_eq!(vier["customer"]["birthday"], "1980-12-24");
         assert_eq!(vier["customer"]["consent_source"], "import");
@@ -267,6 +272,35 @@ async fn large_files_import_in_chunks_and_one_email_cannot_belong_to_two_rows() 
         assert_eq!(
             last["history"][0]["detail"],
             "created from import line 2501"
+        );
+    }
+}
+
+#[tokio::test]
+async fn line_breaks_are_kept_but_other_control_characters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let env = Env::new(&url, "");
+        let csv = env.write(
+            "notes.csv",
+            "email,notiz\n\
+             a@example.de,\"Ruft lieber abends an.\r\nHund heißt Bello.\"\n\
+             b@example.de,\"klingelt\u{7}\"\n",
+        );
+        let out = env.run(&["import", "customers", csv.to_str().unwrap()]);
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("imported 1, updated 0, unchanged 0, rejected 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 4: `notiz` contains the control character U+0007"),
+            "{text}"
+        );
+        let a = show_json(&env, "a@example.de");
+        assert_eq!(
+            a["customer"]["attributes"]["notiz"],
+            "Ruft lieber abends an.\r\nHund heißt Bello."
         );
     }
 }
