@@ -11,9 +11,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use common::app::{TestApp, berlin};
+use common::app::{TestApp, berlin, body_text};
 use common::databases;
-use http_body_util::BodyExt;
+use common::mail::Mail;
 use outreach::domain::Customer;
 use outreach::schedule::start_now;
 use outreach::store::Task;
@@ -132,32 +132,7 @@ async fn call_outcomes(t: &TestApp, key: &str) -> Vec<String> {
 
 // ---- reading the outbox ----
 
-/// A mail from the outbox, decoded far enough to read it.
-#[derive(Debug)]
-struct Mail {
-    to: String,
-    subject: String,
-    /// Every leaf part: (content type, content disposition, decoded body).
-    parts: Vec<(String, String, String)>,
-}
-
 impl Mail {
-    fn part(&self, content_type: &str) -> &str {
-        self.parts
-            .iter()
-            .find(|p| p.0.starts_with(content_type))
-            .map(|p| p.2.as_str())
-            .unwrap_or_else(|| panic!("no {content_type} part in {self:#?}"))
-    }
-
-    fn text(&self) -> &str {
-        self.part("text/plain")
-    }
-
-    fn html(&self) -> &str {
-        self.part("text/html")
-    }
-
     /// The first task link in the plain text.
     fn task_link(&self) -> String {
         let text = self.text();
@@ -166,146 +141,8 @@ impl Mail {
     }
 }
 
-fn split_headers(s: &str) -> (Vec<(String, String)>, &str) {
-    let (head, body) = s.split_once("\n\n").unwrap_or((s, ""));
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for line in head.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = headers.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(line.trim());
-            }
-        } else if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    (headers, body)
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
-    headers
-        .iter()
-        .find(|h| h.0 == name)
-        .map(|h| h.1.as_str())
-        .unwrap_or("")
-}
-
-fn quoted_printable(s: &str) -> String {
-    let s = s.replace("=\n", "");
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(hex) = std::str::from_utf8(&bytes[i + 1..i + 3])
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn base64_text(s: &str) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(clean)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-/// RFC 2047 encoded words (`=?utf-8?b?…?=`), as lettre writes them.
-fn decode_words(s: &str) -> String {
-    let mut out = String::new();
-    let mut last_encoded = false;
-    for (i, word) in s.split(' ').enumerate() {
-        let inner = word
-            .strip_prefix("=?")
-            .and_then(|w| w.strip_suffix("?="))
-            .and_then(|w| {
-                let mut it = w.splitn(3, '?');
-                Some((it.next()?, it.next()?, it.next()?))
-            });
-        match inner {
-            Some((_, enc, text)) => {
-                if i > 0 && !last_encoded {
-                    out.push(' ');
-                }
-                if enc.eq_ignore_ascii_case("b") {
-                    out.push_str(&base64_text(text));
-                } else {
-                    out.push_str(&quoted_printable(&text.replace('_', " ")));
-                }
-                last_encoded = true;
-            }
-            None => {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(word);
-                last_encoded = false;
-            }
-        }
-    }
-    out
-}
-
-fn leaf_parts(headers: &[(String, String)], body: &str, out: &mut Vec<(String, String, String)>) {
-    let content_type = header(headers, "content-type");
-    if content_type.starts_with("multipart/") {
-        let boundary = content_type
-            .split("boundary=")
-            .nth(1)
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .trim_matches('"');
-        for chunk in body.split(&format!("--{boundary}")).skip(1) {
-            if chunk.starts_with("--") {
-                break;
-            }
-            let (h, b) = split_headers(chunk.strip_prefix('\n').unwrap_or(chunk));
-            leaf_parts(&h, b, out);
-        }
-        return;
-    }
-    let decoded = match header(headers, "content-transfer-encoding")
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "quoted-printable" => quoted_printable(body),
-        "base64" => base64_text(body),
-        _ => body.to_string(),
-    };
-    out.push((
-        content_type.to_string(),
-        header(headers, "content-disposition").to_string(),
-        decoded,
-    ));
-}
-
-fn parse_mail(raw: &str) -> Mail {
-    let raw = raw.replace("\r\n", "\n");
-    let (headers, body) = split_headers(&raw);
-    let mut parts = Vec::new();
-    leaf_parts(&headers, body, &mut parts);
-    Mail {
-        to: header(&headers, "to").to_string(),
-        subject: decode_words(header(&headers, "subject")),
-        parts,
-    }
-}
-
 fn mails(t: &TestApp) -> Vec<Mail> {
-    t.outbox_mails().iter().map(|m| parse_mail(m)).collect()
+    t.outbox_mails().iter().map(|m| Mail::parse(m)).collect()
 }
 
 fn mails_to(t: &TestApp, address: &str) -> Vec<Mail> {
@@ -1059,19 +896,6 @@ async fn do_not_call_is_remembered_and_a_later_run_leaves_the_customer_out() {
 }
 
 // ---- the task page ----
-
-async fn body_text(response: axum::response::Response) -> String {
-    String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap()
-}
 
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()

@@ -10,10 +10,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Duration;
-use common::app::{TestApp, berlin};
+use common::app::{TestApp, berlin, body_text};
 use common::databases;
 use common::smtp::{self, smtp_config};
-use http_body_util::BodyExt;
 use outreach::schedule::start_now;
 use outreach::tokens::Purpose;
 use tower::ServiceExt;
@@ -287,19 +286,6 @@ async fn a_batch_that_cannot_be_prepared_is_given_back_unsent_not_left_to_become
         assert_eq!(t.count(run, "sent").await, 2, "{url}");
         assert_eq!(received.total(), 2, "{url}");
     }
-}
-
-async fn body_text(response: axum::response::Response) -> String {
-    String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

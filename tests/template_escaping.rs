@@ -6,9 +6,9 @@
 
 mod common;
 
-use base64::Engine;
 use common::app::{TestApp, berlin};
 use common::databases;
+use common::mail::Mail;
 use minijinja::{Value, context};
 use outreach::schedule::start_now;
 use outreach::templates::{Rendered, Templates};
@@ -39,99 +39,9 @@ fn csv_field(s: &str) -> String {
 
 // ---- reading an email ----
 
-fn split_headers(s: &str) -> (Vec<(String, String)>, &str) {
-    let (head, body) = s.split_once("\n\n").unwrap_or((s, ""));
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for line in head.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = headers.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(line.trim());
-            }
-        } else if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    (headers, body)
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
-    headers
-        .iter()
-        .find(|h| h.0 == name)
-        .map(|h| h.1.as_str())
-        .unwrap_or("")
-}
-
-fn quoted_printable(s: &str) -> String {
-    let s = s.replace("=\n", "");
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(hex) = std::str::from_utf8(&bytes[i + 1..i + 3])
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
 /// The decoded body of the first leaf part of `content_type` in a raw email.
 fn part(raw: &str, content_type: &str) -> String {
-    fn leaves(headers: &[(String, String)], body: &str, out: &mut Vec<(String, String)>) {
-        let ct = header(headers, "content-type");
-        if ct.starts_with("multipart/") {
-            let boundary = ct
-                .split("boundary=")
-                .nth(1)
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .trim_matches('"');
-            for chunk in body.split(&format!("--{boundary}")).skip(1) {
-                if chunk.starts_with("--") {
-                    break;
-                }
-                let (h, b) = split_headers(chunk.strip_prefix('\n').unwrap_or(chunk));
-                leaves(&h, b, out);
-            }
-            return;
-        }
-        let decoded = match header(headers, "content-transfer-encoding")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "quoted-printable" => quoted_printable(body),
-            "base64" => {
-                let clean: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-                String::from_utf8(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(clean)
-                        .unwrap(),
-                )
-                .unwrap()
-            }
-            _ => body.to_string(),
-        };
-        out.push((ct.to_string(), decoded));
-    }
-    let raw = raw.replace("\r\n", "\n");
-    let (headers, body) = split_headers(&raw);
-    let mut out = Vec::new();
-    leaves(&headers, body, &mut out);
-    out.into_iter()
-        .find(|p| p.0.starts_with(content_type))
-        .map(|p| p.1)
-        .unwrap_or_else(|| panic!("no {content_type} part in {raw}"))
+    Mail::parse(raw).part(content_type).to_string()
 }
 
 /// HTML shown as text: tags removed, line breaks and entities undone.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use http_body_util::BodyExt;
 use outreach::app::App;
 use outreach::config::Config;
 use outreach::deliver::{Delivery, deliver_batch};
@@ -15,6 +16,20 @@ use outreach::import::{ImportOptions, ImportReport, import_customers};
 use outreach::mailer::MailerSettings;
 use outreach::store::Store;
 use tempfile::TempDir;
+
+/// An HTTP response's body as text.
+pub async fn body_text(response: axum::response::Response) -> String {
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
 
 pub struct TestApp {
     pub app: App,

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 pub mod app;
+pub mod mail;
 pub mod smtp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_outreach");
