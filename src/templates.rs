@@ -555,37 +555,23 @@ impl<'a> WithValues<'a, '_> {
                 dest_url,
                 title,
                 id,
-            }) => {
-                let (dest_url, keep) = destination(dest_url, values);
-                self.links.push(keep);
-                if !keep {
-                    return None;
-                }
-                Event::Start(Tag::Link {
-                    link_type,
-                    dest_url,
-                    title: fill(title, values),
-                    id,
-                })
-            }
+            }) => self.link(dest_url, title, |dest_url, title| Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            })?,
             Event::Start(Tag::Image {
                 link_type,
                 dest_url,
                 title,
                 id,
-            }) => {
-                let (dest_url, keep) = destination(dest_url, values);
-                self.links.push(keep);
-                if !keep {
-                    return None;
-                }
-                Event::Start(Tag::Image {
-                    link_type,
-                    dest_url,
-                    title: fill(title, values),
-                    id,
-                })
-            }
+            }) => self.link(dest_url, title, |dest_url, title| Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            })?,
             Event::End(end @ (TagEnd::Link | TagEnd::Image)) => {
                 if !self.links.pop().unwrap_or(true) {
                     return None;
@@ -594,6 +580,20 @@ impl<'a> WithValues<'a, '_> {
             }
             other => other,
         })
+    }
+
+    /// The start of a link or an image (`tag` rebuilds it) with its values
+    /// filled in; `None` when its destination is not kept, and then its end
+    /// is dropped too.
+    fn link(
+        &mut self,
+        dest_url: CowStr<'a>,
+        title: CowStr<'a>,
+        tag: impl FnOnce(CowStr<'a>, CowStr<'a>) -> Tag<'a>,
+    ) -> Option<Event<'a>> {
+        let (dest_url, keep) = destination(dest_url, self.values);
+        self.links.push(keep);
+        keep.then(|| Event::Start(tag(dest_url, fill(title, self.values))))
     }
 
     /// The text pieces taken so far: as they are, or as one piece with its
