@@ -137,6 +137,16 @@ async fn claim(app: &App, now: DateTime<Utc>) -> Result<Vec<Claimed>> {
         .await
 }
 
+/// Gives a claimed batch that was not sent back to the queue, rather than
+/// let its lease turn it into `unknown`. If that fails too, the database is
+/// away and the lease is the fallback.
+async fn give_back(app: &App, claimed: &[Claimed]) {
+    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+    if let Err(e) = app.store.release_claims(&app.instance, &ids).await {
+        warn!(error = %format!("{e:#}"), messages = ids.len(), "could not give back an unsent batch; it becomes unknown when its lease ends");
+    }
+}
+
 /// Sends a claimed batch; the results still have to be recorded.
 async fn send_claimed(
     app: &App,
@@ -148,13 +158,7 @@ async fn send_claimed(
     let (customers, runs) = match prepare(app, delivery, &claimed).await {
         Ok(prepared) => prepared,
         Err(e) => {
-            // Nothing of this batch was sent: give it back rather than let
-            // the lease turn it into `unknown`. If that fails too, the
-            // database is away and the lease is the fallback.
-            let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
-            if let Err(release) = app.store.release_claims(&app.instance, &ids).await {
-                warn!(error = %format!("{release:#}"), messages = ids.len(), "could not give back an unsent batch; it becomes unknown when its lease ends");
-            }
+            give_back(app, &claimed).await;
             return Err(e);
         }
     };
@@ -205,9 +209,10 @@ async fn send_claimed(
                     let (outcome, more) = tokio::join!(
                         send_one(app, delivery, mailer, message, &email, next, now),
                         async {
-                            match later < claimed.len() {
-                                true => Some(build(later, eight_bit).await),
-                                false => None,
+                            if later < claimed.len() {
+                                Some(build(later, eight_bit).await)
+                            } else {
+                                None
                             }
                         }
                     );
@@ -250,15 +255,18 @@ async fn prepare(
             .cloned();
         let rule = match known {
             Some(rule) => Some(rule),
-            None => app.store.run(run_id).await?.map(|r| r.rule_id),
+            None => {
+                let rule = app.store.run(run_id).await?.map(|r| r.rule_id);
+                if let Some(rule) = &rule {
+                    delivery
+                        .rules
+                        .lock()
+                        .expect("rules lock")
+                        .insert(run_id, rule.clone());
+                }
+                rule
+            }
         };
-        if let Some(rule) = &rule {
-            delivery
-                .rules
-                .lock()
-                .expect("rules lock")
-                .insert(run_id, rule.clone());
-        }
         runs.insert(run_id, rule);
     }
     Ok((customers, runs))
@@ -559,13 +567,8 @@ pub async fn worker(
             }
         }
     }
-    // A batch claimed ahead and never sent goes back to the queue.
     if let Some(unsent) = ahead {
-        let app = shared.current();
-        let ids: Vec<i64> = unsent.iter().map(|c| c.id).collect();
-        if let Err(e) = app.store.release_claims(&app.instance, &ids).await {
-            warn!(error = %format!("{e:#}"), messages = ids.len(), "could not give back a batch claimed ahead; it becomes unknown when its lease ends");
-        }
+        give_back(&shared.current(), &unsent).await;
     }
     if let Some((_, mut m)) = mailer {
         m.close().await;
