@@ -285,11 +285,13 @@ impl SmtpSession {
                     Phase::Envelope(reply) => (SendResult::Temporary(reply), false),
                     Phase::Body(reason) => (SendResult::Ambiguous(reason), false),
                 };
+                // A rejected message ends its transaction; with the next
+                // one's envelope already under way there is nothing to reset.
                 let next_under_way = self.connection.as_ref().is_some_and(|c| c.ahead.is_some());
-                if session_usable && !next_under_way {
-                    self.reset_or_drop().await;
-                } else if !session_usable {
+                if !session_usable {
                     self.connection = None;
+                } else if !next_under_way {
+                    self.reset_or_drop().await;
                 }
                 outcome
             }
@@ -388,9 +390,12 @@ async fn transfer(
         // byte and writes the terminating dot separately.
         Ok(text) => {
             let mut data = with_transparency(&text);
-            if let Some(next) = next.filter(|_| conn.pipelining) {
+            // Only a message we can recognise when it comes is announced.
+            if let Some(next) = next.filter(|_| conn.pipelining)
+                && let Some(id) = message_id(next)
+            {
                 data.push_str(&envelope_commands(smtp, next.envelope()));
-                conn.ahead = message_id(next);
+                conn.ahead = Some(id);
             }
             smtp.command(Pipelined(data)).await
         }
