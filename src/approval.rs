@@ -91,7 +91,7 @@ pub async fn request(
             "{html}<p><a href=\"{link}\">Freigeben oder abbrechen / approve or cancel</a></p>"
         );
         let message = crate::compose::staff_email(
-            app.settings(),
+            &app.config,
             &staff.email,
             &subject,
             &body,

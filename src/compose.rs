@@ -8,7 +8,7 @@ use lettre::message::header::{
 };
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 
-use crate::config::{Config, Settings};
+use crate::config::Config;
 use crate::templates::Rendered;
 
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ fn fits_8bit(text: &str) -> bool {
 /// An email to staff (digest, approval request, escalation), optionally with
 /// an attachment such as an `.ics` calendar file.
 pub fn staff_email(
-    settings: &Settings,
+    config: &Config,
     to: &str,
     subject: &str,
     text: &str,
@@ -120,7 +120,7 @@ pub fn staff_email(
     attachment: Option<(&str, &str, String)>,
 ) -> Result<Message> {
     let builder = Message::builder()
-        .from(mailbox(&settings.business.from, "business.from")?)
+        .from(config.resolved.from.clone())
         .to(mailbox(to, "staff email")?)
         .subject(subject)
         .date_now();
@@ -140,9 +140,9 @@ pub fn staff_email(
 }
 
 /// A plain single-part text email (notices to admins).
-pub fn notice_email(settings: &Settings, to: &str, subject: &str, text: &str) -> Result<Message> {
+pub fn notice_email(config: &Config, to: &str, subject: &str, text: &str) -> Result<Message> {
     Message::builder()
-        .from(mailbox(&settings.business.from, "business.from")?)
+        .from(config.resolved.from.clone())
         .to(mailbox(to, "notice recipient")?)
         .subject(subject)
         .date_now()

@@ -101,7 +101,7 @@ async fn notify_exhausted(app: &App, pool_id: &str, now: DateTime<Utc>) {
              are recorded as suppressed (\"pool exhausted\") and get no message.\n\n\
              Add codes with:\n  outreach import vouchers {pool_id} codes.csv\n\nThis notice is sent once."
         );
-        let message = crate::compose::notice_email(settings, &to, &format!("outreach: voucher pool {pool_id} is empty"), &text)?;
+        let message = crate::compose::notice_email(&app.config, &to, &format!("outreach: voucher pool {pool_id} is empty"), &text)?;
         let mut mailer = crate::mailer::MailerSettings::from_config(&app.config).open()?;
         match mailer.send(&message).await {
             crate::mailer::SendResult::Sent(_) => Ok(()),

@@ -277,7 +277,7 @@ pub async fn send_digest(
     html.push_str("</div>");
     let subject = format!("{} ({})", w.digest_subject, tasks.len());
     let message = crate::compose::staff_email(
-        app.settings(),
+        &app.config,
         &staff.email,
         &subject,
         &text,
@@ -390,7 +390,7 @@ pub async fn send_escalation(
     }
     let html = format!("<pre>{}</pre>", crate::templates::escape_html(&text));
     let message = crate::compose::staff_email(
-        app.settings(),
+        &app.config,
         to,
         &format!("{} ({})", w.escalation_subject, tasks.len()),
         &text,
