@@ -365,11 +365,7 @@ impl Store {
             Backend::Sqlite(pool) => {
                 let mut found = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(500) {
-                    let list = chunk
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let list = super::id_list(chunk);
                     let sql = format!("SELECT * FROM customers WHERE id IN ({list})");
                     found.extend(
                         sqlx::query_as::<_, Customer>(&sql)

@@ -333,11 +333,7 @@ impl Store {
     /// Gives claimed messages back unsent (the batch could not be prepared),
     /// so they are not left to expire into `unknown`.
     pub async fn release_claims(&self, owner: &str, ids: &[i64]) -> Result<()> {
-        let list = ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = super::id_list(ids);
         let sql = format!(
             "UPDATE messages SET state = 'planned', claimed_by = NULL, claimed_until = NULL
              WHERE id IN ({list}) AND state = 'sending' AND claimed_by = $1"

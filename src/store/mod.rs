@@ -50,6 +50,15 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// Ids as a literal SQL list (`1, 2, 3`) for `IN (…)`: integers only, so
+/// nothing to escape.
+fn id_list(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,

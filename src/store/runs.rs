@@ -236,11 +236,7 @@ impl Store {
         if run_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = run_ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = super::id_list(run_ids);
         let sql = format!(
             "SELECT run_id, state, CASE WHEN state = 'suppressed' THEN reason ELSE NULL END AS reason, COUNT(*) AS n
              FROM messages WHERE run_id IN ({list}) GROUP BY run_id, state, CASE WHEN state = 'suppressed' THEN reason ELSE NULL END
