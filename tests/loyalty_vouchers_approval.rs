@@ -18,124 +18,32 @@ quiet_hours = ""
 "#;
 
 /// One email from the outbox, decoded for assertions: the subject (RFC 2047
-/// words decoded) and every body part (quoted-printable/base64 decoded).
+/// words decoded) and every body part decoded, one after the other.
 struct Mail {
-    raw: String,
+    to: String,
     subject: String,
     body: String,
 }
 
 impl Mail {
     fn parse(raw: &str) -> Mail {
-        let raw = raw.replace("\r\n", "\n");
-        let (head, _) = raw.split_once("\n\n").unwrap_or((&raw, ""));
-        let unfolded = head.replace("\n ", " ").replace("\n\t", " ");
-        let subject = unfolded
-            .lines()
-            .find_map(|l| l.strip_prefix("Subject: "))
-            .map(decode_words)
-            .unwrap_or_default();
-        let mut body = String::new();
-        // Every MIME part (or the single body): headers, a blank line, content.
-        let mut parts = raw.clone();
-        for piece in raw.split("boundary=\"").skip(1) {
-            let boundary = piece.split('"').next().unwrap();
-            parts = parts.replace(&format!("\n--{boundary}"), "\u{0}");
+        let mail = common::mail::Mail::parse(raw);
+        let body = mail
+            .parts
+            .iter()
+            .map(|p| p.2.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        Mail {
+            to: mail.to,
+            subject: mail.subject,
+            body,
         }
-        for chunk in parts.split('\u{0}') {
-            let Some((headers, content)) = chunk.split_once("\n\n") else {
-                continue;
-            };
-            let headers = headers.to_ascii_lowercase();
-            let decoded = if headers.contains("content-transfer-encoding: base64") {
-                let compact: String = content
-                    .lines()
-                    .take_while(|l| !l.is_empty())
-                    .collect::<Vec<_>>()
-                    .concat();
-                String::from_utf8(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(compact.trim())
-                        .unwrap(),
-                )
-                .unwrap()
-            } else if headers.contains("content-transfer-encoding: quoted-printable") {
-                decode_qp(content)
-            } else {
-                content.to_string()
-            };
-            body.push_str(&decoded);
-            body.push('\n');
-        }
-        Mail { raw, subject, body }
     }
 
     fn to(&self) -> &str {
-        self.raw
-            .lines()
-            .find_map(|l| l.strip_prefix("To: "))
-            .unwrap_or("")
+        &self.to
     }
-}
-
-fn decode_qp(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'=' {
-            if bytes.get(i + 1) == Some(&b'\n') {
-                i += 2;
-                continue;
-            }
-            if let Some(hex) = s.get(i + 1..i + 3)
-                && let Ok(b) = u8::from_str_radix(hex, 16)
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// Decodes `=?utf-8?b?…?=` and `=?utf-8?q?…?=` words in a header value.
-fn decode_words(value: &str) -> String {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("=?") {
-        let before = &rest[..start];
-        // Whitespace between two encoded words is not part of the text.
-        if !(out.ends_with('\u{1}') && before.trim().is_empty()) {
-            out.push_str(before);
-        }
-        out = out.trim_end_matches('\u{1}').to_string();
-        let word = &rest[start + 2..];
-        let parts: Vec<&str> = word.splitn(3, '?').collect();
-        let Some(end) = parts.get(2).and_then(|p| p.find("?=")) else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let text = &parts[2][..end];
-        let decoded = match parts[1].to_ascii_lowercase().as_str() {
-            "b" => String::from_utf8(
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .unwrap(),
-            )
-            .unwrap(),
-            _ => decode_qp(&text.replace('_', " ")),
-        };
-        out.push_str(&decoded);
-        out.push('\u{1}');
-        rest = &parts[2][end + 2..];
-    }
-    out = out.trim_end_matches('\u{1}').to_string();
-    out.push_str(rest);
-    out
 }
 
 fn mails(t: &TestApp) -> Vec<Mail> {
