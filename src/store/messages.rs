@@ -269,6 +269,13 @@ impl Store {
     /// Records the outcomes of a batch in one statement and one commit
     /// (group commit). Only rows still `sending` under our claim change;
     /// returns how many did.
+    ///
+    /// A claim is held only while a row is `sending` (every way out of
+    /// `sending` clears `claimed_by`), so the rows are matched by id and
+    /// claim alone. A `state = 'sending'` condition would let PostgreSQL
+    /// plan through `messages_unsettled`, whose entries for rows sent
+    /// earlier in the run are dead but still scanned: every batch would
+    /// read the whole run's claims again.
     pub async fn record_outcomes(
         &self,
         owner: &str,
@@ -292,7 +299,7 @@ impl Store {
                 "UPDATE messages AS m SET {SET}
                  FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int[])
                       AS v(id, state, reason, reply, not_before, sent_at, attempted)
-                 WHERE m.id = v.id AND m.state = 'sending' AND m.claimed_by = $1"
+                 WHERE m.id = v.id AND m.claimed_by = $1"
             ))
             .bind(owner)
             .bind(now)
@@ -314,7 +321,7 @@ impl Store {
                 let sql = format!(
                     "WITH v(id, state, reason, reply, not_before, sent_at, attempted) AS (VALUES {values})
                      UPDATE messages AS m SET {}
-                     FROM v WHERE m.id = v.id AND m.state = 'sending' AND m.claimed_by = ?",
+                     FROM v WHERE m.id = v.id AND m.claimed_by = ?",
                     SET.replace("$2", "?")
                 );
                 let mut q = sqlx::query(&sql);
