@@ -32,8 +32,11 @@ use crate::render::{render_campaign, voucher_for};
 use crate::store::{Claimed, Outcome};
 use lettre::Message;
 
-/// Messages a worker claims at once; at most [`IN_FLIGHT_BATCHES`] per worker can end `unknown` after a crash.
-pub const BATCH: i64 = 50;
+/// Messages a worker claims at once; at most [`IN_FLIGHT_BATCHES`] per worker
+/// can end `unknown` after a crash. Each batch costs a claim, a customer read
+/// and part of a commit: 100 sent about 10 % faster than 50 on PostgreSQL
+/// (benches/smtp.sh), 200 little more.
+pub const BATCH: i64 = 100;
 /// How long messages wait when the SMTP server cannot be reached at all.
 /// Not counted as an attempt: an outage does not push them into backoff.
 const SERVER_WAIT: chrono::Duration = chrono::Duration::seconds(30);
