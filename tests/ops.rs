@@ -145,3 +145,57 @@ fn secrets_never_appear_in_logs_or_errors() {
     let all = format!("{}{}", common::stdout(&out), common::stderr(&out));
     assert!(!all.contains("hunter2"), "{all}");
 }
+
+/// A command that exits without ending its PostgreSQL sessions makes the
+/// server log "could not receive data from client" for each: noise in the
+/// admin's log for every `outreach status` run from cron. PostgreSQL counts
+/// such sessions as abandoned.
+#[tokio::test]
+async fn commands_end_their_postgresql_sessions_properly() {
+    use sqlx::Connection;
+    let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
+        eprintln!("note: TEST_POSTGRES_URL not set, test skipped");
+        return;
+    };
+    let url = common::fresh_postgres(&base).await;
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let env = Env::new(&url, "");
+    // Watched from another database, so this connection is not counted.
+    let mut observer = sqlx::PgConnection::connect(&base).await.unwrap();
+    let mut stats = async || -> (i64, i64, i64) {
+        sqlx::query_as(
+            "SELECT s.sessions, s.sessions_abandoned,
+                    (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = $1)
+             FROM pg_stat_database s WHERE s.datname = $1",
+        )
+        .bind(&name)
+        .fetch_one(&mut observer)
+        .await
+        .unwrap()
+    };
+    let (sessions_before, abandoned_before, _) = stats().await;
+    let commands: [&[&str]; 3] = [&["migrate"], &["status"], &["runs", "list"]];
+    for args in commands {
+        let out = env.run(args);
+        assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+    }
+    // Sessions are counted when their server process ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (sessions, abandoned) = loop {
+        let (sessions, abandoned, open) = stats().await;
+        if open == 0 && sessions >= sessions_before + commands.len() as i64 {
+            break (sessions, abandoned);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions of the commands still open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        abandoned - abandoned_before,
+        0,
+        "of {} sessions, these were dropped without ending them",
+        sessions - sessions_before
+    );
+}

@@ -155,11 +155,17 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database migrated ({})", store.backend_name());
+            store.close().await;
             Ok(())
         }
         command => {
             let app = crate::daemon::cli_app(config.clone(), open_store(&config).await?).await?;
-            with_app(&app, command).await
+            let result = with_app(&app, command).await;
+            // Ends the sessions properly: PostgreSQL logs a connection that
+            // just vanishes ("could not receive data from client"), and a
+            // command run from cron would fill its log.
+            app.store.close().await;
+            result
         }
     }
 }
