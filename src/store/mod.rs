@@ -187,8 +187,21 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every session properly (PostgreSQL logs a session that just
+    /// vanishes). sqlx 0.8 gives a connection back to the pool in a spawned
+    /// task that first pings the server; `close` can return while one is
+    /// still on its way and lands idle, or still closing. So: close again
+    /// until no connection is left, for at most a second.
     pub async fn close(&self) {
-        dispatch!(self, pool => pool.close().await)
+        dispatch!(self, pool => {
+            for _ in 0..100 {
+                pool.close().await;
+                if pool.size() == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
     }
 
     pub async fn kv_get(&self, key: &str) -> Result<Option<String>> {
