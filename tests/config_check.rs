@@ -54,6 +54,21 @@ fn unknown_keys_are_refused_with_file_and_key() {
 }
 
 #[test]
+fn each_problem_is_one_line_with_its_fix() {
+    let (out, _env) = check_with("[limits]\nquiet_hourz = \"\"\n");
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.contains("limits.quiet_hourz: unknown field"))
+        .unwrap_or_else(|| panic!("no problem line in: {err}"));
+    assert!(
+        line.ends_with("; remove the key or fix its spelling"),
+        "the fix is not on the problem's line: {err}"
+    );
+    assert_eq!(err.lines().count(), 2, "header and one problem: {err}");
+}
+
+#[test]
 fn bad_crontab_is_refused_with_the_campaign_key() {
     assert_refused(
         "[[campaign]]\nid = \"news\"\nkind = \"status_update\"\nschedule = \"0 25 * * *\"\ntemplate = \"status_update\"\n",

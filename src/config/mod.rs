@@ -41,13 +41,13 @@ pub struct ConfigError(pub Vec<Problem>);
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(
+        write!(
             f,
             "the configuration has {n} problem{}:",
             if n == 1 { "" } else { "s" }
         )?;
         for p in &self.0 {
-            writeln!(f, "  {p}")?;
+            write!(f, "\n  {p}")?;
         }
         Ok(())
     }
@@ -117,7 +117,9 @@ impl Config {
 }
 
 /// serde's messages are precise but terse; add the fix for the common ones.
+/// toml appends "\nin `key`" to each, which the problem names already.
 fn explain_serde(message: &str) -> String {
+    let message = message.split("\nin `").next().unwrap_or(message).trim_end();
     if message.starts_with("unknown field") {
         format!("{message}; remove the key or fix its spelling")
     } else if message.starts_with("missing field") {
