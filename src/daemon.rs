@@ -78,12 +78,8 @@ pub async fn run(config: Config) -> Result<()> {
     let state = http::AppState::new(shared.clone(), delivery.clone());
     let server = tokio::spawn(http::serve(listener, state, stop_rx.clone()));
     let mut workers = Vec::new();
-    let connections = match config.settings.mail.transport {
-        crate::config::Transport::Smtp => config.settings.mail.smtp.connections.max(1),
-        crate::config::Transport::File => 1,
-    };
     let (results, recorder) = deliver::spawn_recorder(shared.clone());
-    for _ in 0..connections {
+    for _ in 0..config.settings.mail.workers() {
         workers.push(tokio::spawn(deliver::worker(
             shared.clone(),
             delivery.clone(),

@@ -53,7 +53,6 @@ pub const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 /// State shared by all workers of one daemon.
 #[derive(Default)]
 pub struct Delivery {
-    limiter: Mutex<RateWindow>,
     /// Customers who unsubscribed through this daemon since their batch was claimed.
     unsubscribed: Mutex<HashSet<i64>>,
     /// The rule (campaign id) of each run seen: it never changes, and
@@ -80,37 +79,6 @@ impl Delivery {
     }
 }
 
-/// Sliding 60-second window: never more than `limit` sends in any minute.
-#[derive(Default)]
-struct RateWindow {
-    sent: VecDeque<std::time::Instant>,
-}
-
-impl RateWindow {
-    /// Reserves a send slot; returns how long to wait first.
-    fn reserve(&mut self, limit: u32, now: std::time::Instant) -> Duration {
-        if limit == 0 {
-            return Duration::ZERO;
-        }
-        let minute = Duration::from_secs(60);
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= minute)
-        {
-            self.sent.pop_front();
-        }
-        let at = if self.sent.len() < limit as usize {
-            now
-        } else {
-            // The slot frees when the send `limit` places back leaves the window.
-            self.sent[self.sent.len() - limit as usize] + minute
-        };
-        self.sent.push_back(at);
-        at.saturating_duration_since(now)
-    }
-}
-
 /// A sent batch's results, waiting to be recorded: (message id, customer id, outcome).
 pub type Results = Vec<(i64, i64, Outcome)>;
 
@@ -128,16 +96,28 @@ pub async fn deliver_batch(
     if claimed.is_empty() {
         return Ok(0);
     }
-    let results = send_claimed(app, delivery, mailer, claimed, now).await?;
+    let (_keep, never_stops) = watch::channel(false);
+    let results = send_claimed(app, delivery, mailer, claimed, &never_stops, now).await?;
     record(app, &results, now).await?;
     Ok(results.len())
 }
 
-/// Claims up to [`BATCH`] messages due at `now` for this daemon.
+/// Claims up to [`batch_size`] messages due at `now` for this daemon.
 async fn claim(app: &App, now: DateTime<Utc>) -> Result<Vec<Claimed>> {
     app.store
-        .claim_messages(&app.instance, now, now + LEASE, BATCH)
+        .claim_messages(&app.instance, now, now + LEASE, batch_size(app))
         .await
+}
+
+/// [`BATCH`], or under a rate limit what one connection sends in about a
+/// minute: a batch must go out well within its [`LEASE`], also when several
+/// daemons share the limit, and a worker stopping mid-batch gives back less.
+fn batch_size(app: &App) -> i64 {
+    let mail = &app.settings().mail;
+    match mail.rate_per_minute {
+        0 => BATCH,
+        rate => (i64::from(rate) / i64::from(mail.workers())).clamp(1, BATCH),
+    }
 }
 
 /// Gives a claimed batch that was not sent back to the queue, rather than
@@ -150,12 +130,15 @@ async fn give_back(app: &App, claimed: &[Claimed]) {
     }
 }
 
-/// Sends a claimed batch; the results still have to be recorded.
+/// Sends a claimed batch; the results still have to be recorded. Under a
+/// rate limit a stop (SIGTERM) ends the batch at the next wait for a send
+/// slot and gives the rest back: the wait can be minutes.
 async fn send_claimed(
     app: &App,
     delivery: &Delivery,
     mailer: &mut Mailer,
     claimed: Vec<Claimed>,
+    stop: &watch::Receiver<bool>,
     now: DateTime<Utc>,
 ) -> Result<Results> {
     let (customers, runs) = match prepare(app, delivery, &claimed).await {
@@ -180,7 +163,8 @@ async fn send_claimed(
     };
     // With a rate limit a message may wait before its data goes out; its
     // envelope must not be sent ahead and leave the server waiting.
-    let announce = app.settings().mail.rate_per_minute == 0;
+    let rate = app.settings().mail.rate_per_minute;
+    let announce = rate == 0;
     let mut results = Vec::with_capacity(claimed.len());
     let mut unavailable = false;
     // Built messages from index i on: the current one and the next, whose
@@ -198,9 +182,21 @@ async fn send_claimed(
             while built.len() < 2 && i + built.len() < claimed.len() {
                 built.push_back(build(i + built.len(), mailer.takes_8bit()).await);
             }
-            match built.pop_front().expect("built just above") {
-                Err(outcome) => outcome,
-                Ok(email) => {
+            let slot = match built.front() {
+                Some(Ok(_)) if rate > 0 => send_slot(app, rate, stop.clone()).await,
+                _ => Slot::Go,
+            };
+            match (built.pop_front().expect("built just above"), slot) {
+                (Err(outcome), _) => outcome,
+                (Ok(_), Slot::Stopping) => {
+                    give_back(app, &claimed[i..]).await;
+                    break;
+                }
+                (Ok(_), Slot::DatabaseAway) => Outcome::Retry {
+                    at: now + SERVER_WAIT,
+                    reply: None,
+                },
+                (Ok(email), Slot::Go) => {
                     let next = match built.front() {
                         Some(Ok(next)) if announce => Some(next),
                         _ => None,
@@ -338,6 +334,39 @@ pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Handed>, tokio::task::Joi
     (tx, handle)
 }
 
+/// Whether a message may go out under the rate limit.
+enum Slot {
+    Go,
+    /// The daemon is stopping: the rest of the batch is given back.
+    Stopping,
+    /// No slot could be reserved: the rest of the batch waits, as when the
+    /// SMTP server is away.
+    DatabaseAway,
+}
+
+/// Waits for a send slot under a limit of `rate` per minute. A slot
+/// reserved and then not used stays counted: the limit errs on the safe side.
+async fn send_slot(app: &App, rate: u32, mut stop: watch::Receiver<bool>) -> Slot {
+    let wait = match app.store.reserve_send_slot(rate, Utc::now()).await {
+        Ok(wait) => wait,
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "cannot reserve a send slot; the batch waits");
+            return Slot::DatabaseAway;
+        }
+    };
+    if !wait.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Ok(_) = stop.wait_for(|stopping| *stopping) => {}
+        }
+    }
+    if *stop.borrow() {
+        Slot::Stopping
+    } else {
+        Slot::Go
+    }
+}
+
 /// Everything before the wire: the checks, the voucher, the rendered email
 /// — or the outcome that stops this message here.
 async fn build_one(
@@ -426,13 +455,6 @@ async fn send_one(
         return Outcome::Suppressed {
             reason: "unsubscribed".into(),
         };
-    }
-    let wait = delivery.limiter.lock().expect("rate limiter lock").reserve(
-        app.settings().mail.rate_per_minute,
-        std::time::Instant::now(),
-    );
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
     }
     let started = std::time::Instant::now();
     let result = mailer.send_with_next(email, next).await;
@@ -537,7 +559,7 @@ pub async fn worker(
         };
         let stopping = stop.clone();
         let (sent, next) = tokio::join!(
-            send_claimed(&app, &delivery, m, claimed, Utc::now()),
+            send_claimed(&app, &delivery, m, claimed, &stopping, Utc::now()),
             async {
                 if *stopping.borrow() {
                     return Ok(Vec::new());
@@ -593,30 +615,5 @@ async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, duration: Duration, wak
         _ = tokio::time::sleep(duration) => {}
         _ = wake.notified() => {}
         _ = stop.changed() => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Instant;
-
-    #[test]
-    fn the_rate_window_never_allows_more_than_the_limit_in_any_minute() {
-        let mut w = RateWindow::default();
-        let t0 = Instant::now();
-        let waits: Vec<Duration> = (0..7).map(|_| w.reserve(3, t0)).collect();
-        assert_eq!(&waits[..3], &[Duration::ZERO; 3]);
-        assert_eq!(waits[3], Duration::from_secs(60));
-        assert_eq!(waits[6], Duration::from_secs(120));
-        // Any 60-second window holds at most 3 of the reserved instants.
-        let at: Vec<Instant> = waits.iter().map(|d| t0 + *d).collect();
-        for start in &at {
-            let n = at
-                .iter()
-                .filter(|t| **t >= *start && t.duration_since(*start) < Duration::from_secs(60))
-                .count();
-            assert!(n <= 3);
-        }
     }
 }

@@ -574,3 +574,49 @@ async fn a_pipelining_server_gets_one_copy_each_and_a_rejected_recipient_does_no
         "the final reply is stored"
     );
 }
+
+/// The rate window in the database: `limit` slots in any 60 seconds, the
+/// same window for a second connection (another daemon on the database).
+#[tokio::test]
+async fn send_slots_never_put_more_than_the_limit_in_any_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let store = outreach::store::Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let other = outreach::store::Store::connect(&url, 2).await.unwrap();
+        let t0 = berlin(2026, 11, 23, 10, 0);
+        let mut waits = Vec::new();
+        for i in 0..7 {
+            let daemon = if i % 2 == 0 { &store } else { &other };
+            waits.push(daemon.reserve_send_slot(3, t0).await.unwrap());
+        }
+        let secs: Vec<u64> = waits.iter().map(|w| w.as_secs()).collect();
+        assert_eq!(secs, [0, 0, 0, 60, 60, 60, 120], "{url}");
+        // Half a minute later: the next slot is the third-latest (at 60 s)
+        // plus a minute, 90 s from then.
+        let later = store
+            .reserve_send_slot(3, t0 + Duration::seconds(30))
+            .await
+            .unwrap();
+        assert_eq!(later.as_secs(), 90, "{url}");
+        // Once all of them are over a minute old, a slot is free at once.
+        let free = store
+            .reserve_send_slot(3, t0 + Duration::seconds(181))
+            .await
+            .unwrap();
+        assert_eq!(free.as_secs(), 0, "{url}");
+        let slots: Vec<chrono::DateTime<chrono::Utc>> = [0, 0, 0, 60, 60, 60, 120, 120]
+            .into_iter()
+            .map(|s| t0 + Duration::seconds(s))
+            .collect();
+        for start in &slots {
+            let n = slots
+                .iter()
+                .filter(|t| *t >= start && **t - *start < Duration::seconds(60))
+                .count();
+            assert!(n <= 3, "{url}: {n} slots in the minute from {start}");
+        }
+        store.close().await;
+        other.close().await;
+    }
+}

@@ -11,7 +11,10 @@
 //! - the clock jumps (NTP steps back an hour, a wrong clock days ahead and
 //!   corrected, a step back inside the repeated DST hour): no occurrence runs
 //!   twice and catch-up follows README (in process, tests/common/app.rs);
-//! - the outbox folder of the file transport cannot be created.
+//! - the outbox folder of the file transport cannot be created;
+//! - a daemon with a rate limit is stopped and started again, or shares the
+//!   limit with a second daemon on one PostgreSQL database: never more than
+//!   the limit in a minute.
 
 mod common;
 
@@ -983,6 +986,103 @@ async fn postgres_restart_mid_send_daemon_rides_it_out_loses_nothing_and_sends_n
     });
     daemon.stop();
     drop(proxy);
+    drop_postgres(&base, &url).await;
+}
+
+// ------------------------------------------------------- the rate limit
+
+/// `mail.rate_per_minute` of the rate tests: small, so a minute's worth goes
+/// out at once and the test can watch the limit hold for the rest of it.
+const RATE: usize = 12;
+
+fn rate_env(port: u16, connections: u32) -> Vec<(&'static str, String)> {
+    let mut vars = smtp_env(port, connections);
+    vars.retain(|(k, _)| *k != "OUTREACH__MAIL__RATE_PER_MINUTE");
+    vars.push(("OUTREACH__MAIL__RATE_PER_MINUTE", RATE.to_string()));
+    vars
+}
+
+/// Waits for a minute's worth to arrive, then a little longer: the server
+/// must hold exactly [`RATE`] messages.
+fn assert_one_minutes_worth(received: &Received, what: &str) {
+    wait_for("a minute's worth sent", Duration::from_secs(30), || {
+        received.total() >= RATE
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(received.total(), RATE, "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rate_limit_holds_across_a_restart_and_sigterm_ends_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}/outreach.db", dir.path().display())];
+    let base = postgres_base("PostgreSQL part of the rate limit test");
+    if let Some(base) = &base {
+        urls.push(fresh_postgres(base).await);
+    }
+    for url in urls {
+        let env = Env::new(&url, CAMPAIGN);
+        let n = 3 * RATE;
+        import_customers(&env, n);
+        let (smtp_port, received) = smtp::start(None);
+        let vars = rate_env(smtp_port, 2);
+        let mut first = Daemon::start(&env, "first", &vars);
+        let run = start_run(&env);
+        assert_one_minutes_worth(
+            &received,
+            &format!("{url}: more than the limit in a minute"),
+        );
+        // Its workers now wait up to a minute for a slot: SIGTERM ends the
+        // wait, and what they held goes back to the queue.
+        let asked = Instant::now();
+        first.stop();
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "{url}: stopping took {:?} while waiting for the rate limit",
+            asked.elapsed()
+        );
+        let (_, messages) = run_counts(&env, run);
+        assert_eq!(count(&messages, "sent"), RATE as i64, "{url}: {messages:?}");
+        assert_eq!(
+            count(&messages, "planned"),
+            (n - RATE) as i64,
+            "{url}: the rest is not back in the queue: {messages:?}"
+        );
+        // A restart within the same minute does not open a fresh one.
+        let mut second = Daemon::start(&env, "second", &vars);
+        std::thread::sleep(Duration::from_secs(4));
+        assert_eq!(
+            received.total(),
+            RATE,
+            "{url}: the restarted daemon sent more within the same minute"
+        );
+        second.stop();
+        assert_nobody_twice(&received_per_address(&received), &url);
+        if let Some(base) = base.as_deref().filter(|_| url.starts_with("postgres")) {
+            drop_postgres(base, &url).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_daemons_on_one_postgres_database_share_one_rate_limit() {
+    let Some(base) = postgres_base("shared rate limit test") else {
+        return;
+    };
+    let url = fresh_postgres(&base).await;
+    let env = Env::new(&url, CAMPAIGN);
+    // Enough that both daemons hold work whatever the batch size: two
+    // daemons, two workers each, a batch being sent and one claimed ahead.
+    import_customers(&env, 2 * 2 * 2 * outreach::deliver::BATCH as usize);
+    let (smtp_port, received) = smtp::start(None);
+    let vars = rate_env(smtp_port, 2);
+    let mut a = Daemon::start(&env, "daemon-a", &vars);
+    let mut b = Daemon::start(&env, "daemon-b", &vars);
+    start_run(&env);
+    assert_one_minutes_worth(&received, "two daemons together sent more than the limit");
+    a.stop();
+    b.stop();
+    assert_nobody_twice(&received_per_address(&received), "two daemons");
     drop_postgres(&base, &url).await;
 }
 

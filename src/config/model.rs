@@ -121,6 +121,16 @@ pub struct Mail {
     pub dkim: Option<Dkim>,
 }
 
+impl Mail {
+    /// Delivery workers: one per SMTP connection; the file transport needs one.
+    pub fn workers(&self) -> u32 {
+        match self.transport {
+            Transport::Smtp => self.smtp.connections.max(1),
+            Transport::File => 1,
+        }
+    }
+}
+
 impl Default for Mail {
     fn default() -> Self {
         Mail {

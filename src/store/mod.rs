@@ -15,6 +15,7 @@
 mod customers;
 mod messages;
 mod runs;
+mod send_slots;
 mod tasks;
 mod vouchers;
 
