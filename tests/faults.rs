@@ -321,6 +321,17 @@ fn postgres_base(test: &str) -> Option<String> {
     }
 }
 
+/// A SQLite file in `dir` and, when `TEST_POSTGRES_URL` is set, a fresh
+/// PostgreSQL database; with the server's URL, to drop it again.
+async fn both_backends(dir: &Path, test: &str) -> (Vec<String>, Option<String>) {
+    let mut urls = vec![format!("sqlite://{}/outreach.db", dir.display())];
+    let base = postgres_base(test);
+    if let Some(base) = &base {
+        urls.push(fresh_postgres(base).await);
+    }
+    (urls, base)
+}
+
 async fn drop_postgres(base: &str, url: &str) {
     use sqlx::Connection;
     let name = url::Url::parse(url)
@@ -443,11 +454,7 @@ const KILL_CONNECTIONS: u32 = 4;
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_send_loses_nothing_and_sends_nobody_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let mut urls = vec![format!("sqlite://{}/outreach.db", dir.path().display())];
-    let base = postgres_base("PostgreSQL part of the kill test");
-    if let Some(base) = &base {
-        urls.push(fresh_postgres(base).await);
-    }
+    let (urls, base) = both_backends(dir.path(), "PostgreSQL part of the kill test").await;
     for url in urls {
         let env = Env::new(&url, CAMPAIGN);
         let n = KILL_CUSTOMERS;
@@ -1015,11 +1022,7 @@ fn assert_one_minutes_worth(received: &Received, what: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rate_limit_holds_across_a_restart_and_sigterm_ends_the_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let mut urls = vec![format!("sqlite://{}/outreach.db", dir.path().display())];
-    let base = postgres_base("PostgreSQL part of the rate limit test");
-    if let Some(base) = &base {
-        urls.push(fresh_postgres(base).await);
-    }
+    let (urls, base) = both_backends(dir.path(), "PostgreSQL part of the rate limit test").await;
     for url in urls {
         let env = Env::new(&url, CAMPAIGN);
         let n = 3 * RATE;
