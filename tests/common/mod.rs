@@ -26,12 +26,35 @@ pub async fn databases(dir: &Path) -> Vec<String> {
 }
 
 /// Creates an empty database on the server of `base` and returns its URL.
+/// Its name carries this test process's pid: the first call in a process
+/// drops the databases of test processes that have ended, so the shared
+/// server does not fill up with them (tests do not drop their own).
 pub async fn fresh_postgres(base: &str) -> String {
     use sqlx::Connection;
-    let name = format!("outreach_test_{}", rand::random::<u64>());
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let pid = std::process::id();
+    let name = format!("outreach_test_{pid}_{}", rand::random::<u32>());
     let mut conn = sqlx::PgConnection::connect(base)
         .await
         .expect("connect to TEST_POSTGRES_URL");
+    if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        let names: Vec<(String,)> = sqlx::query_as(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'outreach\\_test\\_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("list test databases");
+        for (old,) in names {
+            let owner = old.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+            let ended = owner.is_none_or(|p| !Path::new(&format!("/proc/{p}")).exists());
+            if ended {
+                // Another sweeping process may have dropped it first.
+                let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
     sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
