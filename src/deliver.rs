@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -29,7 +29,7 @@ use crate::domain::Customer;
 use crate::mailer::{Mailer, MailerSettings, SendResult, is_bad_address};
 use crate::plan::quiet_release;
 use crate::render::{render_campaign, voucher_for};
-use crate::store::{Claimed, Outcome};
+use crate::store::{Claimed, Outcome, SendSlot};
 use lettre::Message;
 
 /// Messages a worker claims at once; at most [`IN_FLIGHT_BATCHES`] per worker
@@ -110,8 +110,8 @@ async fn claim(app: &App, now: DateTime<Utc>) -> Result<Vec<Claimed>> {
 }
 
 /// [`BATCH`], or under a rate limit what one connection sends in about a
-/// minute: a batch must go out well within its [`LEASE`], also when several
-/// daemons share the limit, and a worker stopping mid-batch gives back less.
+/// minute: a batch must go out well within its [`LEASE`] (see [`send_slot`]),
+/// and a worker stopping mid-batch gives back less.
 fn batch_size(app: &App) -> i64 {
     let mail = &app.settings().mail;
     match mail.rate_per_minute {
@@ -130,9 +130,9 @@ async fn give_back(app: &App, claimed: &[Claimed]) {
     }
 }
 
-/// Sends a claimed batch; the results still have to be recorded. Under a
-/// rate limit a stop (SIGTERM) ends the batch at the next wait for a send
-/// slot and gives the rest back: the wait can be minutes.
+/// Sends a claimed batch; the results still have to be recorded.
+/// Under a rate limit a stop (SIGTERM) ends the batch at the next wait for
+/// a send slot and gives the rest back: the wait can be minutes.
 async fn send_claimed(
     app: &App,
     delivery: &Delivery,
@@ -165,6 +165,9 @@ async fn send_claimed(
     // envelope must not be sent ahead and leave the server waiting.
     let rate = app.settings().mail.rate_per_minute;
     let announce = rate == 0;
+    // The batch was claimed a moment ago (nothing is claimed ahead under a
+    // rate limit); `now` may be a test's clock, so this one is the wall's.
+    let give_back_at = Instant::now() + (LEASE / 2).to_std().expect("a positive lease");
     let mut results = Vec::with_capacity(claimed.len());
     let mut unavailable = false;
     // Built messages from index i on: the current one and the next, whose
@@ -182,13 +185,15 @@ async fn send_claimed(
             while built.len() < 2 && i + built.len() < claimed.len() {
                 built.push_back(build(i + built.len(), mailer.takes_8bit()).await);
             }
+            // (Only under a limit, where no envelope goes ahead: ending the
+            // batch here leaves no transaction open on the SMTP session.)
             let slot = match built.front() {
-                Some(Ok(_)) if rate > 0 => send_slot(app, rate, stop.clone()).await,
+                Some(Ok(_)) if rate > 0 => send_slot(app, rate, give_back_at, stop.clone()).await,
                 _ => Slot::Go,
             };
             match (built.pop_front().expect("built just above"), slot) {
                 (Err(outcome), _) => outcome,
-                (Ok(_), Slot::Stopping) => {
+                (Ok(_), Slot::GiveBack) => {
                     give_back(app, &claimed[i..]).await;
                     break;
                 }
@@ -337,33 +342,50 @@ pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Handed>, tokio::task::Joi
 /// Whether a message may go out under the rate limit.
 enum Slot {
     Go,
-    /// The daemon is stopping: the rest of the batch is given back.
-    Stopping,
+    /// The daemon is stopping, or the batch has taken half its lease:
+    /// the rest of the batch is given back.
+    GiveBack,
     /// No slot could be reserved: the rest of the batch waits, as when the
     /// SMTP server is away.
     DatabaseAway,
 }
 
-/// Waits for a send slot under a limit of `rate` per minute. A slot
-/// reserved and then not used stays counted: the limit errs on the safe side.
-async fn send_slot(app: &App, rate: u32, mut stop: watch::Receiver<bool>) -> Slot {
-    let wait = match app.store.reserve_send_slot(rate, Utc::now()).await {
-        Ok(wait) => wait,
-        Err(e) => {
-            warn!(error = %format!("{e:#}"), "cannot reserve a send slot; the batch waits");
-            return Slot::DatabaseAway;
+/// Waits for a send slot under a limit of `rate` per minute, for a batch
+/// whose lease is half over at `give_back_at`. Several daemons sharing a
+/// small limit can make a batch take minutes: from then on the rest goes
+/// back to the queue, before another daemon could take the claims for those
+/// of a dead one. A slot reserved and then not used stays counted: the
+/// limit errs on the safe side.
+async fn send_slot(
+    app: &App,
+    rate: u32,
+    give_back_at: Instant,
+    mut stop: watch::Receiver<bool>,
+) -> Slot {
+    loop {
+        let left = give_back_at.saturating_duration_since(Instant::now());
+        if *stop.borrow() || left.is_zero() {
+            return Slot::GiveBack;
         }
-    };
-    if !wait.is_zero() {
+        let reply = tokio::select! {
+            reply = app.store.reserve_send_slot(rate, &Utc::now) => reply,
+            Ok(_) = stop.wait_for(|stopping| *stopping) => return Slot::GiveBack,
+        };
+        let (wait, reserved) = match reply {
+            Ok(SendSlot::Reserved(wait)) => (wait, true),
+            Ok(SendSlot::Full(retry)) => (retry.min(left), false),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "cannot reserve a send slot; the batch waits");
+                return Slot::DatabaseAway;
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            Ok(_) = stop.wait_for(|stopping| *stopping) => {}
+            Ok(_) = stop.wait_for(|stopping| *stopping) => return Slot::GiveBack,
         }
-    }
-    if *stop.borrow() {
-        Slot::Stopping
-    } else {
-        Slot::Go
+        if reserved {
+            return Slot::Go;
+        }
     }
 }
 
@@ -440,7 +462,7 @@ fn could_not_build(e: &anyhow::Error) -> Outcome {
     }
 }
 
-/// The wire: rate limit, send, and what the server's answer means.
+/// The wire: send, and what the server's answer means.
 async fn send_one(
     app: &App,
     delivery: &Delivery,
@@ -456,7 +478,7 @@ async fn send_one(
             reason: "unsubscribed".into(),
         };
     }
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let result = mailer.send_with_next(email, next).await;
     delivery.metrics.observe_latency(started.elapsed());
     let customer = message.customer_id;
@@ -561,7 +583,9 @@ pub async fn worker(
         let (sent, next) = tokio::join!(
             send_claimed(&app, &delivery, m, claimed, &stopping, Utc::now()),
             async {
-                if *stopping.borrow() {
+                // Under a rate limit sending is the slow part, and a batch
+                // claimed ahead would sit out part of its lease waiting.
+                if *stopping.borrow() || app.settings().mail.rate_per_minute > 0 {
                     return Ok(Vec::new());
                 }
                 claim(&app, Utc::now()).await

@@ -576,46 +576,73 @@ async fn a_pipelining_server_gets_one_copy_each_and_a_rejected_recipient_does_no
 }
 
 /// The rate window in the database: `limit` slots in any 60 seconds, the
-/// same window for a second connection (another daemon on the database).
-#[tokio::test]
+/// same window for a second connection (another daemon on the database),
+/// reserved at most a minute ahead, and reset by a clock stepped back.
+#[tokio::test(flavor = "multi_thread")]
 async fn send_slots_never_put_more_than_the_limit_in_any_minute() {
+    use outreach::store::{SendSlot, Store};
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
-        let store = outreach::store::Store::connect(&url, 2).await.unwrap();
+        let store = Store::connect(&url, 4).await.unwrap();
         store.migrate().await.unwrap();
-        let other = outreach::store::Store::connect(&url, 2).await.unwrap();
+        let other = Store::connect(&url, 4).await.unwrap();
         let t0 = berlin(2026, 11, 23, 10, 0);
-        let mut waits = Vec::new();
-        for i in 0..7 {
-            let daemon = if i % 2 == 0 { &store } else { &other };
-            waits.push(daemon.reserve_send_slot(3, t0).await.unwrap());
+        let at = move |s: i64| move || t0 + Duration::seconds(s);
+        // Twelve at once from two "daemons": three now, three a minute
+        // later, and the rest told to ask again in a minute.
+        let tries = (0..12).map(|i| {
+            let daemon = if i % 2 == 0 { &store } else { &other }.clone();
+            tokio::spawn(async move { daemon.reserve_send_slot(3, &at(0)).await })
+        });
+        let (mut waits, mut full) = (Vec::new(), 0);
+        for reply in futures::future::join_all(tries).await {
+            match reply.unwrap().unwrap() {
+                SendSlot::Reserved(wait) => waits.push(wait.as_secs()),
+                SendSlot::Full(retry) => {
+                    assert_eq!(retry.as_secs(), 60, "{url}");
+                    full += 1;
+                }
+            }
         }
-        let secs: Vec<u64> = waits.iter().map(|w| w.as_secs()).collect();
-        assert_eq!(secs, [0, 0, 0, 60, 60, 60, 120], "{url}");
-        // Half a minute later: the next slot is the third-latest (at 60 s)
-        // plus a minute, 90 s from then.
-        let later = store
-            .reserve_send_slot(3, t0 + Duration::seconds(30))
-            .await
-            .unwrap();
-        assert_eq!(later.as_secs(), 90, "{url}");
-        // Once all of them are over a minute old, a slot is free at once.
-        let free = store
-            .reserve_send_slot(3, t0 + Duration::seconds(181))
-            .await
-            .unwrap();
-        assert_eq!(free.as_secs(), 0, "{url}");
-        let slots: Vec<chrono::DateTime<chrono::Utc>> = [0, 0, 0, 60, 60, 60, 120, 120]
-            .into_iter()
-            .map(|s| t0 + Duration::seconds(s))
-            .collect();
+        waits.sort();
+        assert_eq!(
+            (waits.as_slice(), full),
+            (&[0, 0, 0, 60, 60, 60][..], 6),
+            "{url}"
+        );
+        let full = store.reserve_send_slot(3, &at(30)).await.unwrap();
+        assert_eq!(
+            full,
+            SendSlot::Full(std::time::Duration::from_secs(30)),
+            "{url}"
+        );
+        // Once the first three are a minute old, the next slot is at 120 s.
+        let next = other.reserve_send_slot(3, &at(61)).await.unwrap();
+        assert_eq!(
+            next,
+            SendSlot::Reserved(std::time::Duration::from_secs(59)),
+            "{url}"
+        );
+        let mut slots: Vec<i64> = waits.iter().map(|w| *w as i64).collect();
+        slots.push(120);
         for start in &slots {
             let n = slots
                 .iter()
-                .filter(|t| *t >= start && **t - *start < Duration::seconds(60))
+                .filter(|t| (*start..start + 60).contains(t))
                 .count();
-            assert!(n <= 3, "{url}: {n} slots in the minute from {start}");
+            assert!(
+                n <= 3,
+                "{url}: {n} slots in the minute from {start} s: {slots:?}"
+            );
         }
+        // The clock stepped back an hour: slots ahead of it are dropped
+        // rather than holding every send back for an hour.
+        let after_step = store.reserve_send_slot(3, &at(-3600)).await.unwrap();
+        assert_eq!(
+            after_step,
+            SendSlot::Reserved(std::time::Duration::ZERO),
+            "{url}"
+        );
         store.close().await;
         other.close().await;
     }

@@ -1015,7 +1015,7 @@ fn assert_one_minutes_worth(received: &Received, what: &str) {
     wait_for("a minute's worth sent", Duration::from_secs(30), || {
         received.total() >= RATE
     });
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(5));
     assert_eq!(received.total(), RATE, "{what}");
 }
 
@@ -1082,6 +1082,28 @@ async fn two_daemons_on_one_postgres_database_share_one_rate_limit() {
     let mut a = Daemon::start(&env, "daemon-a", &vars);
     let mut b = Daemon::start(&env, "daemon-b", &vars);
     start_run(&env);
+    // Both take part: each holds claims while it waits for slots.
+    let mut db = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&url).await.unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (holders,): (i64,) = sqlx::query_as(
+            "SELECT count(DISTINCT claimed_by) FROM messages WHERE claimed_by IS NOT NULL",
+        )
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        if holders == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both daemons never held claims at once"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_one_minutes_worth(&received, "two daemons together sent more than the limit");
     a.stop();
     b.stop();
