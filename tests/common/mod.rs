@@ -26,28 +26,33 @@ pub async fn databases(dir: &Path) -> Vec<String> {
 }
 
 /// Creates an empty database on the server of `base` and returns its URL.
-/// Its name carries this test process's pid: the first call in a process
-/// drops the databases of test processes that have ended, so the shared
-/// server does not fill up with them (tests do not drop their own).
+/// Its name carries this machine and this test process: the first call in a
+/// process drops the databases of this machine's test processes that have
+/// ended, so the shared server does not fill up with them (tests do not
+/// drop their own). Other machines' databases are left alone.
 pub async fn fresh_postgres(base: &str) -> String {
     use sqlx::Connection;
     static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let pid = std::process::id();
-    let name = format!("outreach_test_{pid}_{}", rand::random::<u32>());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    // FNV-1a: a short, stable tag for the host name.
+    let tag = host.trim().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) as u32;
+    let prefix = format!("outreach_test_{tag:08x}_");
+    let name = format!("{prefix}{}_{}", std::process::id(), rand::random::<u32>());
     let mut conn = sqlx::PgConnection::connect(base)
         .await
         .expect("connect to TEST_POSTGRES_URL");
     if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        let names: Vec<(String,)> = sqlx::query_as(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'outreach\\_test\\_%'",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .expect("list test databases");
+        let names: Vec<(String,)> =
+            sqlx::query_as("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+                .bind(&prefix)
+                .fetch_all(&mut conn)
+                .await
+                .expect("list test databases");
         for (old,) in names {
-            let owner = old.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
-            let ended = owner.is_none_or(|p| !Path::new(&format!("/proc/{p}")).exists());
-            if ended {
+            let pid = old[prefix.len()..].split('_').next().unwrap_or_default();
+            if !Path::new(&format!("/proc/{pid}")).exists() {
                 // Another sweeping process may have dropped it first.
                 let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
                     .execute(&mut conn)
