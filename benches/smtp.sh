@@ -10,7 +10,7 @@
 #              `smtp-sink` on loopback (median of BENCH_BASELINE_RUNS runs);
 #   outreach   MESSAGES distinct customers imported into a fresh database, the
 #              daemon (`outreach run`, SMTP transport, CONNECTIONS connections,
-#              no rate limit, no frequency cap, no quiet hours) started, then
+#              no rate limit unless BENCH_RATE, no frequency cap, no quiet hours) started, then
 #              `outreach runs start bench`; the clock runs from that command
 #              until `outreach status --json` (polled every 0.1 s once the sink
 #              has received MESSAGES, every 2 s before) shows all
@@ -42,6 +42,8 @@
 #                         a database outreach_bench_<random> is created there and
 #                         dropped again. `none` skips PostgreSQL.
 #   BENCH_BACKENDS        which to run (default "sqlite postgres")
+#   BENCH_RATE            mail.rate_per_minute of outreach (default 0: no limit); with
+#                         a limit the send phase shows what the limiter lets through
 #   BENCH_KEEP=1          keep the temp folder (CSV, configs, databases, daemon logs)
 #
 # Needs cargo, python3, curl, psql (for PostgreSQL); installs the Debian
@@ -58,6 +60,7 @@ SMTP_PORT=${BENCH_SMTP_PORT:-2525}
 TIMEOUT=${BENCH_TIMEOUT:-900}
 PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 WANT_BACKENDS=${BENCH_BACKENDS:-sqlite postgres}
+RATE=${BENCH_RATE:-0}
 CAMPAIGN=bench
 
 log() { printf '%s\n' "$*" >&2; }
@@ -285,7 +288,7 @@ url = "$2"
 [mail]
 transport = "smtp"
 file_dir = "$WORK/outbox"
-rate_per_minute = 0
+rate_per_minute = $RATE
 
 [mail.smtp]
 host = "127.0.0.1"

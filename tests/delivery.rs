@@ -577,10 +577,11 @@ async fn a_pipelining_server_gets_one_copy_each_and_a_rejected_recipient_does_no
 
 /// The rate window in the database: `limit` slots in any 60 seconds, the
 /// same window for a second connection (another daemon on the database),
-/// reserved at most a minute ahead, and reset by a clock stepped back.
+/// reserved at most a minute ahead, one or several at a time, and reset by
+/// a clock stepped back.
 #[tokio::test(flavor = "multi_thread")]
 async fn send_slots_never_put_more_than_the_limit_in_any_minute() {
-    use outreach::store::{SendSlot, Store};
+    use outreach::store::{SendSlots, Store};
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         let store = Store::connect(&url, 4).await.unwrap();
@@ -588,59 +589,60 @@ async fn send_slots_never_put_more_than_the_limit_in_any_minute() {
         let other = Store::connect(&url, 4).await.unwrap();
         let t0 = berlin(2026, 11, 23, 10, 0);
         let at = move |s: i64| move || t0 + Duration::seconds(s);
+        let secs = |slots: &[chrono::DateTime<chrono::Utc>]| -> Vec<i64> {
+            slots.iter().map(|s| (*s - t0).num_seconds()).collect()
+        };
         // Twelve at once from two "daemons": three now, three a minute
         // later, and the rest told to ask again in a minute.
         let tries = (0..12).map(|i| {
             let daemon = if i % 2 == 0 { &store } else { &other }.clone();
-            tokio::spawn(async move { daemon.reserve_send_slot(3, &at(0)).await })
+            tokio::spawn(async move { daemon.reserve_send_slots(3, 1, &at(0)).await })
         });
-        let (mut waits, mut full) = (Vec::new(), 0);
+        let (mut all, mut full) = (Vec::new(), 0);
         for reply in futures::future::join_all(tries).await {
             match reply.unwrap().unwrap() {
-                SendSlot::Reserved(wait) => waits.push(wait.as_secs()),
-                SendSlot::Full(retry) => {
+                SendSlots::Reserved(slots) => all.extend(secs(&slots)),
+                SendSlots::Full(retry) => {
                     assert_eq!(retry.as_secs(), 60, "{url}");
                     full += 1;
                 }
             }
         }
-        waits.sort();
+        all.sort();
         assert_eq!(
-            (waits.as_slice(), full),
+            (all.as_slice(), full),
             (&[0, 0, 0, 60, 60, 60][..], 6),
             "{url}"
         );
-        let full = store.reserve_send_slot(3, &at(30)).await.unwrap();
+        let full = store.reserve_send_slots(3, 1, &at(30)).await.unwrap();
         assert_eq!(
             full,
-            SendSlot::Full(std::time::Duration::from_secs(30)),
+            SendSlots::Full(std::time::Duration::from_secs(30)),
             "{url}"
         );
-        // Once the first three are a minute old, the next slot is at 120 s.
-        let next = other.reserve_send_slot(3, &at(61)).await.unwrap();
-        assert_eq!(
-            next,
-            SendSlot::Reserved(std::time::Duration::from_secs(59)),
-            "{url}"
-        );
-        let mut slots: Vec<i64> = waits.iter().map(|w| *w as i64).collect();
-        slots.push(120);
-        for start in &slots {
-            let n = slots
+        // Once the first three are a minute old: several at once, as far
+        // as a minute ahead reaches.
+        let Ok(SendSlots::Reserved(block)) = other.reserve_send_slots(3, 5, &at(61)).await else {
+            panic!("{url}: nothing reserved at 61 s");
+        };
+        assert_eq!(secs(&block), [120, 120, 120], "{url}");
+        all.extend(secs(&block));
+        for start in &all {
+            let n = all
                 .iter()
                 .filter(|t| (*start..start + 60).contains(t))
                 .count();
             assert!(
                 n <= 3,
-                "{url}: {n} slots in the minute from {start} s: {slots:?}"
+                "{url}: {n} slots in the minute from {start} s: {all:?}"
             );
         }
         // The clock stepped back an hour: slots ahead of it are dropped
         // rather than holding every send back for an hour.
-        let after_step = store.reserve_send_slot(3, &at(-3600)).await.unwrap();
+        let after_step = store.reserve_send_slots(3, 1, &at(-3600)).await.unwrap();
         assert_eq!(
             after_step,
-            SendSlot::Reserved(std::time::Duration::ZERO),
+            SendSlots::Reserved(vec![t0 - Duration::seconds(3600)]),
             "{url}"
         );
         store.close().await;

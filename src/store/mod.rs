@@ -22,7 +22,7 @@ mod vouchers;
 pub use customers::{CustomerColumns, CustomerRow, HistoryEntry, NewEvent};
 pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
 pub use runs::{NewRun, Run, RunCount};
-pub use send_slots::SendSlot;
+pub use send_slots::SendSlots;
 pub use tasks::{NewTask, OutcomeChange, Task};
 
 use std::str::FromStr;
