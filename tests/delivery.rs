@@ -289,6 +289,30 @@ async fn a_batch_that_cannot_be_prepared_is_given_back_unsent_not_left_to_become
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_send_slot_that_cannot_be_reserved_makes_the_batch_wait_not_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let (port, received) = smtp::start(None);
+        let mail = smtp_config(port).replace("rate_per_minute = 0", "rate_per_minute = 600");
+        let t = TestApp::with_fragment(&url, CAMPAIGN, &mail).await;
+        t.import(&customers(&["a@example.de", "b@example.de"]))
+            .await;
+        let now = berlin(2026, 11, 23, 12, 0);
+        let run = start_run(&t, now).await;
+        // The rate window cannot be read: nothing goes out, nothing fails.
+        execute(&url, "ALTER TABLE send_slots RENAME TO send_slots_away").await;
+        t.deliver_all(now).await;
+        execute(&url, "ALTER TABLE send_slots_away RENAME TO send_slots").await;
+        assert_eq!(received.total(), 0, "{url}");
+        assert_eq!(t.count(run, "planned").await, 2, "{url}: waiting");
+        // Half a minute later they go out, once each.
+        t.deliver_all(now + Duration::seconds(31)).await;
+        assert_eq!(t.count(run, "sent").await, 2, "{url}");
+        assert_eq!(received.total(), 2, "{url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unsubscribe_during_a_running_batch_stops_the_messages_not_yet_sent() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/db.sqlite", dir.path().display());
