@@ -181,11 +181,22 @@ async fn commands_end_their_postgresql_sessions_properly() {
         let out = env.run(args);
         assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
     }
+    // Also when the command fails after connecting: a customer not found,
+    // templates that cannot be read once the database is open.
+    let failing = [env.command(&["customers", "show", "niemand@example.de"]), {
+        let mut cmd = env.command(&["status"]);
+        cmd.env("OUTREACH__TEMPLATES__DIR", "\"/nonexistent/templates\"");
+        cmd
+    }];
+    for mut cmd in failing {
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{cmd:?} succeeded");
+    }
     // Sessions are counted when their server process ends.
     let deadline = Instant::now() + Duration::from_secs(10);
     let (sessions, abandoned) = loop {
         let (sessions, abandoned, open) = stats().await;
-        if open == 0 && sessions >= sessions_before + 3 * commands.len() as i64 {
+        if open == 0 && sessions >= sessions_before + 3 * commands.len() as i64 + 2 {
             break (sessions, abandoned);
         }
         assert!(

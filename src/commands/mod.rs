@@ -159,12 +159,16 @@ pub async fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
         command => {
-            let app = crate::daemon::cli_app(config.clone(), open_store(&config).await?).await?;
-            let result = with_app(&app, command).await;
-            // Ends the sessions properly: PostgreSQL logs a connection that
-            // just vanishes ("could not receive data from client"), and a
-            // command run from cron would fill its log.
-            app.store.close().await;
+            let store = open_store(&config).await?;
+            let result = async {
+                let app = crate::daemon::cli_app(config.clone(), store.clone()).await?;
+                with_app(&app, command).await
+            }
+            .await;
+            // Ends the sessions properly, also after an error: PostgreSQL
+            // logs a connection that just vanishes ("could not receive data
+            // from client"), and a command run from cron would fill its log.
+            store.close().await;
             result
         }
     }
@@ -231,6 +235,9 @@ pub async fn open_store(config: &Config) -> Result<Store> {
     let store = Store::connect_with_password(&db.url, db.max_connections, password)
         .await
         .with_context(|| format!("{}: database.url", config.path.display()))?;
-    store.migrate().await?;
+    if let Err(e) = store.migrate().await {
+        store.close().await;
+        return Err(e);
+    }
     Ok(store)
 }
