@@ -381,8 +381,24 @@ async fn send_slot(
         if *stop.borrow() || left.is_zero() {
             return Slot::GiveBack;
         }
+        // Slots long past (the SMTP server held us up) are dropped, not used
+        // in a burst; ones over a minute ahead were reserved before the
+        // clock stepped back. Dropped slots stay counted: safe, if wasteful.
+        let now = Utc::now();
+        while slots
+            .front()
+            .is_some_and(|at| *at < now - chrono::Duration::seconds(1))
+        {
+            slots.pop_front();
+        }
+        if slots
+            .front()
+            .is_some_and(|at| *at > now + chrono::Duration::seconds(61))
+        {
+            slots.clear();
+        }
         if let Some(at) = slots.pop_front() {
-            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+            let wait = (at - now).to_std().unwrap_or_default();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => return Slot::Go,
                 Ok(_) = stop.wait_for(|stopping| *stopping) => return Slot::GiveBack,

@@ -305,7 +305,10 @@ async fn a_send_slot_that_cannot_be_reserved_makes_the_batch_wait_not_fail() {
         execute(&url, "ALTER TABLE send_slots_away RENAME TO send_slots").await;
         assert_eq!(received.total(), 0, "{url}");
         assert_eq!(t.count(run, "planned").await, 2, "{url}: waiting");
-        // Half a minute later they go out, once each.
+        // They wait half a minute, as when the SMTP server is away (not
+        // given back to be claimed again at once), and then go out, once each.
+        t.deliver_all(now + Duration::seconds(10)).await;
+        assert_eq!(received.total(), 0, "{url}: not due yet");
         t.deliver_all(now + Duration::seconds(31)).await;
         assert_eq!(t.count(run, "sent").await, 2, "{url}");
         assert_eq!(received.total(), 2, "{url}");
@@ -661,6 +664,19 @@ async fn send_slots_never_put_more_than_the_limit_in_any_minute() {
                 "{url}: {n} slots in the minute from {start} s: {all:?}"
             );
         }
+        // A daemon whose clock is 1.5 s behind sees the newest slots (120 s)
+        // a little over a minute ahead: they stay, and the minute is full.
+        let behind = move || t0 + Duration::seconds(61) - Duration::milliseconds(1500);
+        let full = store.reserve_send_slots(3, 1, &behind).await.unwrap();
+        assert_eq!(
+            full,
+            SendSlots::Full(std::time::Duration::from_millis(60_500)),
+            "{url}"
+        );
+        let Ok(SendSlots::Reserved(next)) = other.reserve_send_slots(3, 1, &at(121)).await else {
+            panic!("{url}: nothing reserved at 121 s");
+        };
+        assert_eq!(secs(&next), [180], "{url}: the slots at 120 s were kept");
         // The clock stepped back an hour: slots ahead of it are dropped
         // rather than holding every send back for an hour.
         let after_step = store.reserve_send_slots(3, 1, &at(-3600)).await.unwrap();

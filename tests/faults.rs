@@ -1075,7 +1075,8 @@ async fn two_daemons_on_one_postgres_database_share_one_rate_limit() {
     let url = fresh_postgres(&base).await;
     let env = Env::new(&url, CAMPAIGN);
     // Enough that both daemons hold work whatever the batch size: two
-    // daemons, two workers each, a batch being sent and one claimed ahead.
+    // daemons, two workers each, a full batch being sent (and, without a
+    // limit, one claimed ahead).
     import_customers(&env, 2 * 2 * 2 * outreach::deliver::BATCH as usize);
     let (smtp_port, received) = smtp::start(None);
     let vars = rate_env(smtp_port, 2);

@@ -10,6 +10,12 @@ use super::{Backend, Store, dispatch};
 /// Key of the PostgreSQL advisory lock that serializes reservations.
 const SEND_SLOTS_LOCK: i64 = 0x6f75_7472_6561_6368; // "outreach"
 
+/// Slots lie at most a minute ahead of the clock that reserved them. One
+/// more than this further ahead was reserved before the clock stepped back.
+/// Less is left alone: daemons' clocks differ a little, and one a second
+/// behind must not take another's slots for a step.
+const CLOCK_STEP: chrono::Duration = chrono::Duration::minutes(5);
+
 /// What [`Store::reserve_send_slots`] got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendSlots {
@@ -25,15 +31,16 @@ impl Store {
     /// a minute after the one `limit` places back (or now, if that one is
     /// over a minute old) — but never more than a minute ahead: reservation
     /// stops there, and with none reserved the answer is
-    /// [`SendSlots::Full`]. So no stored slot lies further ahead than a
-    /// minute; one that does was written before the clock stepped back, and
-    /// is dropped rather than holding every send back by the step.
+    /// [`SendSlots::Full`]. So a slot much further ahead ([`CLOCK_STEP`])
+    /// was written before the clock stepped back, and is dropped rather than
+    /// holding every send back by the step.
     ///
     /// The slots live in the database, so every daemon on one database
     /// shares the limit and a restart does not open a fresh minute.
     /// Reservations are serialized (PostgreSQL: an advisory lock per
-    /// transaction; SQLite: its single writer); `clock` is read once they
-    /// hold it, so waiting for the lock cannot age a slot early. Daemons
+    /// transaction; SQLite: this daemon's writer lock, and one daemon per
+    /// file); `clock` is read once they hold it, so waiting for the lock
+    /// cannot age a slot early. Daemons
     /// sharing a database keep their clocks in step (NTP), as their
     /// schedules need anyway.
     pub async fn reserve_send_slots(
@@ -55,7 +62,7 @@ impl Store {
             }
             let now = clock();
             let ahead = sqlx::query("DELETE FROM send_slots WHERE at > $1")
-                .bind(now + minute)
+                .bind(now + minute + CLOCK_STEP)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -117,7 +124,7 @@ impl Store {
         if ahead > 0 {
             tracing::warn!(
                 slots = ahead,
-                "send slots lay over a minute ahead: the clock stepped back; the rate window starts afresh"
+                "send slots lay minutes ahead: the clock stepped back; the rate window starts afresh"
             );
         }
         Ok(match slots {
