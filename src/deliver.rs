@@ -13,6 +13,10 @@
 //! Right before each send the customer is checked again: an unsubscribe that
 //! arrived while the run was going out takes effect for everything not yet
 //! sent.
+//!
+//! Under a rate limit each send waits for a slot of the window kept in the
+//! database ([`send_slot`]); batches are then smaller and none is claimed
+//! ahead.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
