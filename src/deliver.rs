@@ -15,7 +15,7 @@
 //! sent.
 //!
 //! Under a rate limit each send waits for a slot of the window kept in the
-//! database ([`send_slot`]); batches are then smaller and none is claimed
+//! database (`send_slot`); batches are then smaller and none is claimed
 //! ahead.
 
 use std::collections::{HashMap, HashSet, VecDeque};
