@@ -237,14 +237,40 @@ async fn reload(shared: &Shared, path: &Path) {
     .await;
     match result {
         Ok(app) => {
+            let later = needs_restart(current.settings(), app.settings());
             shared.replace(app);
             info!(config = %path.display(), "configuration reloaded");
+            if !later.is_empty() {
+                warn!(keys = %later.join(", "), "these changes take effect only after a restart");
+            }
         }
         Err(e) => {
             error!(error = %format!("{e:#}"), "reload refused; the previous configuration keeps running")
         }
     }
     systemd::ready();
+}
+
+/// Settings a reload takes but a running daemon cannot apply: the socket,
+/// the number of delivery workers and the database pool are made at start.
+fn needs_restart(
+    old: &crate::config::Settings,
+    new: &crate::config::Settings,
+) -> Vec<&'static str> {
+    [
+        ("http.listen", old.http.listen != new.http.listen),
+        (
+            "mail.smtp.connections",
+            old.mail.workers() != new.mail.workers(),
+        ),
+        (
+            "database.max_connections",
+            old.database.max_connections != new.database.max_connections,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
 }
 
 /// This machine's name, for instance ids (`/proc` may be hidden by the unit's sandbox).

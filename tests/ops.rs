@@ -91,8 +91,12 @@ fn notify_reload_and_stop_behave_as_systemd_expects() {
         "still serving after a refused reload"
     );
 
-    // A good config is taken.
-    std::fs::write(&env.config, good.replace("Café Test", "Café Neu")).unwrap();
+    // A good config is taken; what only a restart can apply is named.
+    let changed = good
+        .replace("Café Test", "Café Neu")
+        .replace("[database]\n", "[database]\nmax_connections = 3\n");
+    assert_ne!(changed, good.replace("Café Test", "Café Neu"));
+    std::fs::write(&env.config, changed).unwrap();
     signal(child, "-HUP");
     wait_for(&socket, "RELOADING=1", &mut seen);
     wait_for(&socket, "READY=1", &mut seen);
@@ -117,6 +121,11 @@ fn notify_reload_and_stop_behave_as_systemd_expects() {
         "the refused reload names the key: {log}"
     );
     assert!(log.contains("configuration reloaded"), "{log}");
+    let later = log
+        .lines()
+        .find(|l| l.contains("take effect only after a restart"))
+        .unwrap_or_else(|| panic!("no restart notice: {log}"));
+    assert!(later.contains("database.max_connections"), "{later}");
     assert!(!log.contains("hunter2"));
 }
 
