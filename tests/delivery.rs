@@ -43,6 +43,34 @@ async fn start_run(t: &TestApp, now: chrono::DateTime<chrono::Utc>) -> i64 {
     run
 }
 
+/// Two customers queued in a run started at `now`, to be sent to a test
+/// SMTP server with `rate_per_minute`.
+struct Queued {
+    t: TestApp,
+    received: smtp::Received,
+    run: i64,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+async fn two_queued(url: &str, rate_per_minute: u32) -> Queued {
+    let (port, received) = smtp::start(None);
+    let mail = smtp_config(port).replace(
+        "rate_per_minute = 0",
+        &format!("rate_per_minute = {rate_per_minute}"),
+    );
+    let t = TestApp::with_fragment(url, CAMPAIGN, &mail).await;
+    t.import(&customers(&["a@example.de", "b@example.de"]))
+        .await;
+    let now = berlin(2026, 11, 23, 12, 0);
+    let run = start_run(&t, now).await;
+    Queued {
+        t,
+        received,
+        run,
+        now,
+    }
+}
+
 async fn message_state(t: &TestApp, email: &str) -> (String, Option<String>) {
     let c = t.app.store.find_customer(email).await.unwrap().unwrap();
     let m = t
@@ -234,12 +262,7 @@ async fn execute(url: &str, sql: &str) {
 async fn a_live_daemon_does_not_expire_its_own_claims_when_its_clock_jumps_ahead() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
-        let (port, _received) = smtp::start(None);
-        let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
-        t.import(&customers(&["a@example.de", "b@example.de"]))
-            .await;
-        let now = berlin(2026, 11, 23, 12, 0);
-        let run = start_run(&t, now).await;
+        let Queued { t, run, now, .. } = two_queued(&url, 0).await;
         let claimed = t
             .app
             .store
@@ -264,12 +287,12 @@ async fn a_live_daemon_does_not_expire_its_own_claims_when_its_clock_jumps_ahead
 async fn a_batch_that_cannot_be_prepared_is_given_back_unsent_not_left_to_become_unknown() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
-        let (port, received) = smtp::start(None);
-        let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(port)).await;
-        t.import(&customers(&["a@example.de", "b@example.de"]))
-            .await;
-        let now = berlin(2026, 11, 23, 12, 0);
-        let run = start_run(&t, now).await;
+        let Queued {
+            t,
+            received,
+            run,
+            now,
+        } = two_queued(&url, 0).await;
         // Reading the batch's customers fails after the claim.
         execute(&url, "ALTER TABLE customers RENAME TO customers_away").await;
         let mut mailer = outreach::mailer::MailerSettings::from_config(&t.app.config)
@@ -292,13 +315,12 @@ async fn a_batch_that_cannot_be_prepared_is_given_back_unsent_not_left_to_become
 async fn a_send_slot_that_cannot_be_reserved_makes_the_batch_wait_not_fail() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
-        let (port, received) = smtp::start(None);
-        let mail = smtp_config(port).replace("rate_per_minute = 0", "rate_per_minute = 600");
-        let t = TestApp::with_fragment(&url, CAMPAIGN, &mail).await;
-        t.import(&customers(&["a@example.de", "b@example.de"]))
-            .await;
-        let now = berlin(2026, 11, 23, 12, 0);
-        let run = start_run(&t, now).await;
+        let Queued {
+            t,
+            received,
+            run,
+            now,
+        } = two_queued(&url, 600).await;
         // The rate window cannot be read: nothing goes out, nothing fails.
         execute(&url, "ALTER TABLE send_slots RENAME TO send_slots_away").await;
         t.deliver_all(now).await;
