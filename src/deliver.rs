@@ -403,10 +403,11 @@ async fn send_slot(
         }
         if let Some(at) = slots.pop_front() {
             let wait = (at - now).to_std().unwrap_or_default();
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => return Slot::Go,
-                Ok(_) = stop.wait_for(|stopping| *stopping) => return Slot::GiveBack,
-            }
+            return if waited_unstopped(&mut stop, wait).await {
+                Slot::Go
+            } else {
+                Slot::GiveBack
+            };
         }
         let reply = tokio::select! {
             reply = app.store.reserve_send_slots(rate, want, &Utc::now) => reply,
@@ -414,15 +415,24 @@ async fn send_slot(
         };
         match reply {
             Ok(SendSlots::Reserved(reserved)) => slots.extend(reserved),
-            Ok(SendSlots::Full(retry)) => tokio::select! {
-                _ = tokio::time::sleep(retry.min(left)) => {}
-                Ok(_) = stop.wait_for(|stopping| *stopping) => return Slot::GiveBack,
-            },
+            Ok(SendSlots::Full(retry)) => {
+                if !waited_unstopped(&mut stop, retry.min(left)).await {
+                    return Slot::GiveBack;
+                }
+            }
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "cannot reserve a send slot; the batch waits");
                 return Slot::DatabaseAway;
             }
         }
+    }
+}
+
+/// Sleeps for `wait`; false if the daemon began stopping meanwhile.
+async fn waited_unstopped(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        Ok(_) = stop.wait_for(|stopping| *stopping) => false,
     }
 }
 
