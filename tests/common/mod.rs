@@ -33,11 +33,15 @@ pub async fn databases(dir: &Path) -> Vec<String> {
 pub async fn fresh_postgres(base: &str) -> String {
     use sqlx::Connection;
     static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = hostname::get().unwrap_or_default();
     // FNV-1a: a short, stable tag for the host name.
-    let tag = host.trim().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    }) as u32;
+    let tag = host
+        .as_encoded_bytes()
+        .iter()
+        .copied()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        }) as u32;
     let prefix = format!("outreach_test_{tag:08x}_");
     let name = format!("{prefix}{}_{}", std::process::id(), rand::random::<u32>());
     let mut conn = sqlx::PgConnection::connect(base)
