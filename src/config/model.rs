@@ -25,6 +25,8 @@ pub struct Settings {
     #[serde(default)]
     pub import: Import,
     #[serde(default)]
+    pub bounces: Bounces,
+    #[serde(default)]
     pub templates: Templates,
     #[serde(default)]
     pub log: Log,
@@ -242,6 +244,16 @@ pub struct Security {
     /// Old keys still accepted for verification after a rotation.
     #[serde(default)]
     pub previous_token_key_files: Vec<PathBuf>,
+}
+
+/// Where bounces and complaints come back, and how they are read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounces {
+    /// The envelope sender of customer emails, tagged per message as
+    /// `local+TAG@domain`. Default: the address in `business.from`.
+    #[serde(default)]
+    pub return_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -23,6 +23,9 @@ pub struct Resolved {
     /// `business.from` and `business.reply_to`, parsed once (not per email).
     pub from: lettre::message::Mailbox,
     pub reply_to: Option<lettre::message::Mailbox>,
+    /// `bounces.return_path`, else the sender's address: tagged per
+    /// message so that a bounce names the message it is about.
+    pub return_path: lettre::Address,
     pub frequency_cap: Option<FrequencyCap>,
     pub quiet_hours: Option<QuietHours>,
     pub catch_up: Duration,
@@ -196,6 +199,10 @@ pub fn validate(
         .reply_to
         .as_ref()
         .and_then(|r| c.ok("business.reply_to", parse_mailbox(r)));
+    let return_path = match &settings.bounces.return_path {
+        Some(raw) => c.ok("bounces.return_path", parse_return_path(raw)),
+        None => from.as_ref().map(|f| f.email.clone()),
+    };
     if b.postal_address.trim().is_empty() {
         c.problem(
             "business.postal_address",
@@ -500,11 +507,12 @@ pub fn validate(
         }
     }
 
-    match from {
-        Some(from) if c.problems.is_empty() => Ok(Resolved {
+    match (from, return_path) {
+        (Some(from), Some(return_path)) if c.problems.is_empty() => Ok(Resolved {
             timezone,
             from,
             reply_to,
+            return_path,
             frequency_cap,
             quiet_hours,
             catch_up,
@@ -521,6 +529,20 @@ pub fn validate(
         }),
         _ => Err(ConfigError(c.problems)),
     }
+}
+
+fn parse_return_path(raw: &str) -> Result<lettre::Address, String> {
+    let address: lettre::Address = raw.parse().map_err(|_| {
+        format!("\"{raw}\" is not a plain address; write e.g. \"bounces@cafe-linde.de\"")
+    })?;
+    if address.user().contains('+') {
+        return Err(format!(
+            "\"{raw}\" already has a \"+\" tag; each email adds its own (\"{}+…@{}\"), so give the address without it",
+            address.user().split('+').next().unwrap_or_default(),
+            address.domain()
+        ));
+    }
+    Ok(address)
 }
 
 fn parse_mailbox(raw: &str) -> Result<lettre::message::Mailbox, String> {
