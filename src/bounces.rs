@@ -478,6 +478,18 @@ async fn act(app: &App, incoming: Incoming, now: DateTime<Utc>) -> Result<Effect
                     .await?;
                 Effect::AddressBounced { customer_id }
             } else {
+                app.store
+                    .add_customer_event(
+                        customer_id,
+                        now,
+                        &crate::store::NewEvent::new(
+                            "bounced_for_now",
+                            format!("{} {detail}", status.unwrap_or_default())
+                                .trim()
+                                .to_string(),
+                        ),
+                    )
+                    .await?;
                 Effect::SoftBounce {
                     customer_id,
                     in_window,
