@@ -7,7 +7,9 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::app::{TestApp, berlin};
+use common::dovecot::Dovecot;
 use common::{Env, databases, stderr, stdout};
+use outreach::bounces::imap::poll_once;
 use outreach::bounces::{Effect, ingest};
 use outreach::schedule::start_now;
 
@@ -178,17 +180,27 @@ async fn three_temporary_bounces_within_thirty_days_count_as_permanent() {
         let t = TestApp::new(&url, NEWS).await;
         let day0 = berlin(2026, 12, 10, 9, 0);
         let sent = news_sent(&t, day0).await;
-        let expired = report(&sent, "gmail-expired.eml");
+        // Each report is its own email (the relay's retries end on
+        // different days); an identical one would be "read before".
+        let mut n = 0;
+        let mut expired = || {
+            n += 1;
+            [
+                format!("X-Report: {n}\r\n").into_bytes(),
+                report(&sent, "gmail-expired.eml"),
+            ]
+            .concat()
+        };
         let soft = |n| Effect::SoftBounce {
             customer_id: sent.customer_id,
             in_window: n,
         };
         // One long ago, outside the window, then two within it: still soft.
-        assert_eq!(ingest(&t.app, &expired, day0).await.unwrap(), soft(1));
+        assert_eq!(ingest(&t.app, &expired(), day0).await.unwrap(), soft(1));
         let later = day0 + Duration::days(40);
-        assert_eq!(ingest(&t.app, &expired, later).await.unwrap(), soft(1));
+        assert_eq!(ingest(&t.app, &expired(), later).await.unwrap(), soft(1));
         assert_eq!(
-            ingest(&t.app, &expired, later + Duration::days(10))
+            ingest(&t.app, &expired(), later + Duration::days(10))
                 .await
                 .unwrap(),
             soft(2)
@@ -199,7 +211,7 @@ async fn three_temporary_bounces_within_thirty_days_count_as_permanent() {
         );
         // The third within 30 days bounces the address.
         assert_eq!(
-            ingest(&t.app, &expired, later + Duration::days(20))
+            ingest(&t.app, &expired(), later + Duration::days(20))
                 .await
                 .unwrap(),
             Effect::AddressBounced {
@@ -440,4 +452,136 @@ fn the_ingest_command_exits_0_for_what_it_used_or_ignored_and_1_for_what_it_cann
     let out = env.run(&["bounces", "ingest", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
+}
+
+/// `[bounces]` reading the test Dovecot's mailbox.
+fn mailbox_config(dovecot: &Dovecot, dir: &std::path::Path, url: &str, processed: &str) -> String {
+    let password = dir.join("imap-password");
+    std::fs::write(&password, common::dovecot::PASSWORD).unwrap();
+    format!(
+        "[bounces]\nimap_url = \"{url}\"\nusername = \"{}\"\npassword_file = \"{}\"\nprocessed_folder = \"{processed}\"\npoll = \"1m\"\nca_file = \"{}\"\n",
+        common::dovecot::USER,
+        password.display(),
+        dovecot.ca_file().display()
+    )
+}
+
+#[tokio::test]
+async fn the_bounce_mailbox_is_read_over_tls_and_each_email_acted_on_once() {
+    let Some(dovecot) = Dovecot::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        for (imap_url, processed) in [
+            (
+                format!("imaps://127.0.0.1:{}", dovecot.imaps_port),
+                "Processed",
+            ),
+            (format!("imap://127.0.0.1:{}", dovecot.imap_port), ""),
+        ] {
+            let db = if url.starts_with("sqlite") {
+                format!(
+                    "sqlite://{}",
+                    dir.path()
+                        .join(format!("{}.db", rand::random::<u32>()))
+                        .display()
+                )
+            } else {
+                common::fresh_postgres(&std::env::var("TEST_POSTGRES_URL").unwrap()).await
+            };
+            let t = TestApp::with_fragment(
+                &db,
+                NEWS,
+                &mailbox_config(&dovecot, dir.path(), &imap_url, processed),
+            )
+            .await;
+            let sent_at = berlin(2026, 12, 10, 9, 0);
+            let sent = news_sent(&t, sent_at).await;
+            let moved_before = dovecot.count("Processed");
+            dovecot.deliver(&report(&sent, "postfix-dsn.eml"));
+            dovecot.deliver(&report(&sent, "auto-reply.eml"));
+            dovecot.deliver(b"\x00\x01 not an email at all");
+            let mailbox = t.app.config.resolved.bounce_mailbox.clone().unwrap();
+            let polled = poll_once(&t.app, &mailbox).await.unwrap();
+            assert_eq!((polled.read, polled.unreadable), (2, 1), "{imap_url}");
+            assert_eq!(dovecot.count("INBOX"), 0, "{imap_url}");
+            let moved = dovecot.count("Processed") - moved_before;
+            assert_eq!(
+                moved,
+                if processed.is_empty() { 0 } else { 3 },
+                "{imap_url}"
+            );
+            assert_eq!(
+                next_run_for_anna(&t, sent_at + Duration::days(1))
+                    .await
+                    .as_deref(),
+                Some("address bounced"),
+                "{imap_url} on {url}"
+            );
+            // Nothing is read twice, also when the same email arrives again.
+            assert_eq!(poll_once(&t.app, &mailbox).await.unwrap().read, 0);
+            dovecot.deliver(&report(&sent, "postfix-dsn.eml"));
+            assert_eq!(poll_once(&t.app, &mailbox).await.unwrap().read, 1);
+            let reports = t.app.store.mail_report_counts().await.unwrap();
+            assert!(
+                reports.contains(&(outreach::store::ReportKind::Permanent, 1)),
+                "{reports:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_or_a_wrong_password_reads_nothing() {
+    let Some(dovecot) = Dovecot::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("outreach.db").display());
+    let imap_url = format!("imaps://127.0.0.1:{}", dovecot.imaps_port);
+    let config = mailbox_config(&dovecot, dir.path(), &imap_url, "Processed");
+    let t = TestApp::with_fragment(&url, NEWS, &config).await;
+    dovecot.deliver(b"From: a@b.example\r\nSubject: x\r\n\r\nhello\r\n");
+
+    let mut untrusted = t.app.config.resolved.bounce_mailbox.clone().unwrap();
+    untrusted.extra_roots.clear();
+    let e = format!("{:#}", poll_once(&t.app, &untrusted).await.unwrap_err());
+    assert!(e.contains("TLS") && e.contains("certificate"), "{e}");
+
+    let mut wrong = t.app.config.resolved.bounce_mailbox.clone().unwrap();
+    wrong.password = outreach::secret::Secret::from_bytes(b"wrong".to_vec());
+    let e = format!("{:#}", poll_once(&t.app, &wrong).await.unwrap_err());
+    assert!(
+        e.contains("logging in as bounces@cafe-test.example failed"),
+        "{e}"
+    );
+    assert!(!e.contains("wrong"), "the password must not be shown: {e}");
+
+    assert_eq!(dovecot.count("INBOX"), 1);
+}
+
+#[test]
+fn check_names_the_bounce_settings_that_are_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("outreach.db").display());
+    let env = Env::in_dir(
+        dir,
+        &url,
+        &format!(
+            "{NEWS}\n[bounces]\nreturn_path = \"bounces+x@cafe-test.example\"\nimap_url = \"pop3://mail.example\"\npoll = \"often\"\n"
+        ),
+    );
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for expected in [
+        "bounces.return_path: \"bounces+x@cafe-test.example\" already has a \"+\" tag",
+        "bounces.imap_url: \"pop3://mail.example\": the scheme \"pop3\" is not imaps or imap",
+        "bounces.username: the mailbox needs a username",
+        "bounces.password_file: the mailbox needs a password",
+        "bounces.poll: `often` is not a duration",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
 }

@@ -8,6 +8,8 @@ CREATE TABLE mail_reports (
     customer_id BIGINT REFERENCES customers(id),
     message_id BIGINT,
     status TEXT,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    -- SHA-256 of the whole email: one read acts once.
+    digest TEXT NOT NULL UNIQUE
 );
 CREATE INDEX mail_reports_by_customer ON mail_reports(customer_id, kind, received_at);

@@ -26,6 +26,8 @@ pub struct Resolved {
     /// `bounces.return_path`, else the sender's address: tagged per
     /// message so that a bounce names the message it is about.
     pub return_path: lettre::Address,
+    /// `[bounces]` with an `imap_url`: the mailbox the daemon polls.
+    pub bounce_mailbox: Option<crate::bounces::imap::Mailbox>,
     pub frequency_cap: Option<FrequencyCap>,
     pub quiet_hours: Option<QuietHours>,
     pub catch_up: Duration,
@@ -203,6 +205,7 @@ pub fn validate(
         Some(raw) => c.ok("bounces.return_path", parse_return_path(raw)),
         None => from.as_ref().map(|f| f.email.clone()),
     };
+    let bounce_mailbox = bounce_mailbox(&mut c, &settings.bounces);
     if b.postal_address.trim().is_empty() {
         c.problem(
             "business.postal_address",
@@ -513,6 +516,7 @@ pub fn validate(
             from,
             reply_to,
             return_path,
+            bounce_mailbox,
             frequency_cap,
             quiet_hours,
             catch_up,
@@ -529,6 +533,72 @@ pub fn validate(
         }),
         _ => Err(ConfigError(c.problems)),
     }
+}
+
+fn bounce_mailbox(
+    c: &mut Checker,
+    b: &crate::config::model::Bounces,
+) -> Option<crate::bounces::imap::Mailbox> {
+    use crate::bounces::imap::{Mailbox, Security};
+    let raw = b.imap_url.as_ref()?;
+    let server = c.ok(
+        "bounces.imap_url",
+        url::Url::parse(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|u| {
+                let security = match u.scheme() {
+                    "imaps" => Security::Tls,
+                    "imap" => Security::StartTls,
+                    other => return Err(format!("the scheme \"{other}\" is not imaps or imap")),
+                };
+                let host = u.host_str().ok_or("it names no host")?.to_string();
+                let port = u.port().unwrap_or(match security {
+                    Security::Tls => 993,
+                    Security::StartTls => 143,
+                });
+                Ok((security, host, port))
+            })
+            .map_err(|e| {
+                format!("\"{raw}\": {e}; write e.g. \"imaps://imap.example.org\" (TLS) or \"imap://imap.example.org\" (STARTTLS)")
+            }),
+    );
+    let username = b.username.clone();
+    if username.is_none() {
+        c.problem("bounces.username", "the mailbox needs a username to log in");
+    }
+    let password = match &b.password_file {
+        Some(path) => c.secret("bounces.password_file", path),
+        None => {
+            c.problem(
+                "bounces.password_file",
+                "the mailbox needs a password; add the path of a file holding it",
+            );
+            None
+        }
+    };
+    let poll = c.ok("bounces.poll", parse_duration(&b.poll));
+    let extra_root = match &b.ca_file {
+        Some(path) => c.ok(
+            "bounces.ca_file",
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|pem| crate::bounces::imap::parse_ca(&pem)),
+        ),
+        None => Some(Vec::new()),
+    };
+    let ((security, host, port), username, password, poll, extra_roots) =
+        (server?, username?, password?, poll?, extra_root?);
+    Some(Mailbox {
+        security,
+        host,
+        port,
+        username,
+        password,
+        folder: b.folder.clone(),
+        processed_folder: (!b.processed_folder.is_empty()).then(|| b.processed_folder.clone()),
+        poll,
+        extra_roots,
+    })
 }
 
 fn parse_return_path(raw: &str) -> Result<lettre::Address, String> {

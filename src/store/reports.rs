@@ -43,6 +43,8 @@ pub struct MailReport<'a> {
     pub message_id: Option<i64>,
     pub status: Option<&'a str>,
     pub detail: &'a str,
+    /// SHA-256 of the whole email, so that it is acted on once.
+    pub digest: &'a str,
 }
 
 /// A message that went out, as a report needs it.
@@ -58,8 +60,8 @@ impl Store {
     pub async fn record_mail_report(&self, r: &MailReport<'_>, now: DateTime<Utc>) -> Result<()> {
         dispatch!(self, pool => {
             sqlx::query(
-                "INSERT INTO mail_reports (received_at, kind, customer_id, message_id, status, detail)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO mail_reports (received_at, kind, customer_id, message_id, status, detail, digest)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (digest) DO NOTHING",
             )
             .bind(now)
             .bind(r.kind)
@@ -67,11 +69,24 @@ impl Store {
             .bind(r.message_id)
             .bind(r.status)
             .bind(r.detail)
+            .bind(r.digest)
             .execute(pool)
             .await
             .map(|_| ())
         })
         .context("recording a bounce or complaint")
+    }
+
+    /// Whether the email with this digest was read before.
+    pub async fn mail_report_seen(&self, digest: &str) -> Result<bool> {
+        let row: Option<(i64,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT id FROM mail_reports WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(pool)
+                .await
+        })
+        .context("looking up a bounce read before")?;
+        Ok(row.is_some())
     }
 
     /// Reports of `kind` for a customer since `since` (this one included).

@@ -27,6 +27,19 @@ use tracing::info;
 use crate::app::App;
 use crate::store::{MailReport, ReportKind};
 
+pub mod imap;
+
+/// An email that cannot be read at all (not one that was read and ignored).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(String);
+
+/// Whether `e` says the email could not be read (rather than, say, that the
+/// database was away while acting on it).
+pub fn is_unreadable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Unreadable>().is_some()
+}
+
 /// Larger than any bounce or complaint; a bigger email is not read.
 pub const MAX_SIZE: usize = 10 * 1024 * 1024;
 /// Reports about messages older than this are not trusted any more.
@@ -81,7 +94,9 @@ pub fn read(raw: &[u8], return_path_user: &str) -> Result<Incoming> {
         .filter(|m| {
             m.from().is_some() || m.to().is_some() || m.date().is_some() || m.subject().is_some()
         })
-        .context("this is not an email: it has no From, To, Date or Subject")?;
+        .ok_or_else(|| {
+            Unreadable("this is not an email: it has no From, To, Date or Subject".into())
+        })?;
     let tags = find_tags(&String::from_utf8_lossy(raw), return_path_user);
     let report = match report_type(&message).as_deref() {
         Some("delivery-status") => delivery_status(&message),
@@ -365,17 +380,40 @@ impl std::fmt::Display for Effect {
     }
 }
 
-/// Reads one email and acts on it. `Err` only for an unreadable email.
+/// Reads one email and acts on it, once: the same email read again (a
+/// mailbox polled after a crash, a file fed in twice) changes nothing.
+/// `Err` for an email that cannot be read ([`is_unreadable`]) or a
+/// database that fails.
 pub async fn ingest(app: &App, raw: &[u8], now: DateTime<Utc>) -> Result<Effect> {
+    let digest = crate::domain::sha256_hex(raw);
+    if app.store.mail_report_seen(&digest).await? {
+        return Ok(Effect::Ignored("this email was read before".into()));
+    }
     let incoming = read(raw, app.config.resolved.return_path.user())?;
-    let effect = act(app, incoming, now).await?;
+    let effect = act(app, incoming, &digest, now).await?;
     info!(effect = %effect, "bounce mail read");
     Ok(effect)
 }
 
-async fn act(app: &App, incoming: Incoming, now: DateTime<Utc>) -> Result<Effect> {
+async fn act(app: &App, incoming: Incoming, digest: &str, now: DateTime<Utc>) -> Result<Effect> {
+    let ignore = |message_id: Option<i64>, why: String| async move {
+        app.store
+            .record_mail_report(
+                &MailReport {
+                    kind: ReportKind::Ignored,
+                    customer_id: None,
+                    message_id,
+                    status: None,
+                    detail: &why,
+                    digest,
+                },
+                now,
+            )
+            .await?;
+        Ok(Effect::Ignored(why))
+    };
     let (kind, status, detail, recipient) = match &incoming.report {
-        Report::Nothing(why) => return ignore(app, None, why, now).await,
+        Report::Nothing(why) => return ignore(None, why.clone()).await,
         Report::Bounce {
             permanent,
             status,
@@ -407,23 +445,15 @@ async fn act(app: &App, incoming: Incoming, now: DateTime<Utc>) -> Result<Effect
         } else {
             "the return-path tag is not genuine"
         };
-        return ignore(app, None, why, now).await;
+        return ignore(None, why.into()).await;
     };
     let Some(sent) = app.store.sent_message(message_id).await? else {
-        return ignore(
-            app,
-            Some(message_id),
-            "no message with this tag was sent",
-            now,
-        )
-        .await;
+        return ignore(Some(message_id), "no message with this tag was sent".into()).await;
     };
     if now - sent.sent_at > Duration::days(MAX_AGE_DAYS) {
         return ignore(
-            app,
             Some(message_id),
-            &format!("the message was sent more than {MAX_AGE_DAYS} days ago"),
-            now,
+            format!("the message was sent more than {MAX_AGE_DAYS} days ago"),
         )
         .await;
     }
@@ -431,10 +461,8 @@ async fn act(app: &App, incoming: Incoming, now: DateTime<Utc>) -> Result<Effect
         && !named.eq_ignore_ascii_case(email)
     {
         return ignore(
-            app,
             Some(message_id),
-            "the report names another recipient than the message went to",
-            now,
+            "the report names another recipient than the message went to".into(),
         )
         .await;
     }
@@ -447,6 +475,7 @@ async fn act(app: &App, incoming: Incoming, now: DateTime<Utc>) -> Result<Effect
                 message_id: Some(message_id),
                 status: status.as_deref(),
                 detail: &detail,
+                digest,
             },
             now,
         )
@@ -504,27 +533,6 @@ async fn act(app: &App, incoming: Incoming, now: DateTime<Utc>) -> Result<Effect
         }
         ReportKind::Ignored => unreachable!("ignored reports return above"),
     })
-}
-
-async fn ignore(
-    app: &App,
-    message_id: Option<i64>,
-    why: &str,
-    now: DateTime<Utc>,
-) -> Result<Effect> {
-    app.store
-        .record_mail_report(
-            &MailReport {
-                kind: ReportKind::Ignored,
-                customer_id: None,
-                message_id,
-                status: None,
-                detail: why,
-            },
-            now,
-        )
-        .await?;
-    Ok(Effect::Ignored(why.to_string()))
 }
 
 /// Reads the email from a file, or standard input for `-`.
