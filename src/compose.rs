@@ -48,6 +48,9 @@ fn mailbox(raw: &str, what: &str) -> Result<Mailbox> {
 
 /// A customer email: text and HTML alternatives, deterministic Message-ID,
 /// List-Unsubscribe (HTTPS link and optional mailto) with one-click POST.
+/// `verp_tag` (see [`crate::tokens::Signer::verp_tag`]) goes into the
+/// envelope sender, `local+TAG@domain`, so that a bounce arriving days
+/// later names the message it is about.
 /// `eight_bit`: the transport takes 8-bit bodies (SMTP 8BITMIME), so parts
 /// with short enough lines go as they are instead of quoted-printable —
 /// encoding them was the largest single cost of sending a message.
@@ -58,15 +61,17 @@ pub fn customer_email(
     unsubscribe_url: &str,
     rendered: &Rendered,
     eight_bit: bool,
+    verp_tag: Option<&str>,
 ) -> Result<Message> {
     let settings = &config.settings;
+    let to = mailbox(to, "recipient")?;
     let mut list_unsubscribe = format!("<{unsubscribe_url}>");
     if let Some(mailto) = &settings.mail.unsubscribe_mailto {
         list_unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
     }
     let mut builder = Message::builder()
         .from(config.resolved.from.clone())
-        .to(mailbox(to, "recipient")?)
+        .to(to.clone())
         .subject(&rendered.subject)
         .message_id(Some(message_id.to_string()))
         .date_now()
@@ -74,6 +79,15 @@ pub fn customer_email(
         .header(ListUnsubscribePost);
     if let Some(reply_to) = &config.resolved.reply_to {
         builder = builder.reply_to(reply_to.clone());
+    }
+    if let Some(tag) = verp_tag {
+        let base = &config.resolved.return_path;
+        let return_path = lettre::Address::new(format!("{}+{tag}", base.user()), base.domain())
+            .context("the return path with its tag is not a valid address")?;
+        builder = builder.envelope(
+            lettre::address::Envelope::new(Some(return_path), vec![to.email])
+                .context("building the envelope")?,
+        );
     }
     let mut message = builder
         .multipart(

@@ -37,8 +37,11 @@ pub fn init_logging(log: &Log) {
     use tracing_subscriber::EnvFilter;
     // sqlx reports PostgreSQL notices (e.g. "relation already exists, skipping" from
     // migrations) at info; they are noise for an admin.
+    // The IMAP client traces the wire (the LOGIN command with its password,
+    // whole emails): never, whatever the level.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", log.level)));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", log.level)))
+        .add_directive("async_imap=off".parse().expect("a valid directive"));
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -89,6 +92,7 @@ pub async fn run(config: Config) -> Result<()> {
     }
     // The recorder ends once the workers, holding the other senders, are done.
     drop(results);
+    let bounces = tokio::spawn(crate::bounces::imap::run(shared.clone(), stop_rx.clone()));
     let scheduler = tokio::spawn(scheduler_loop(
         shared.clone(),
         delivery.clone(),
@@ -105,6 +109,9 @@ pub async fn run(config: Config) -> Result<()> {
     }
     recorder.await.context("the results recorder panicked")?;
     scheduler.await.context("the scheduler panicked")?;
+    bounces
+        .await
+        .context("the bounce mailbox poller panicked")?;
     server.await.context("the HTTP server panicked")??;
     store.close().await;
     info!("stopped");

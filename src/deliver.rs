@@ -499,6 +499,7 @@ async fn build_one(
         &unsubscribe,
         &rendered,
         eight_bit,
+        Some(&app.signer.verp_tag(message.id)),
     )
     .map_err(|e| could_not_build(&e))
 }

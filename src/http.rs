@@ -241,6 +241,18 @@ async fn render_metrics(app: &App, delivery: &Delivery) -> Result<String> {
             .filter(|t| crate::tasks::is_overdue(app, t, now))
             .count()
     ));
+    out.push_str("# HELP outreach_mail_reports Bounces and complaints read from email, by what they did (ignored: read, not acted on).\n# TYPE outreach_mail_reports counter\n");
+    let reports = app.store.mail_report_counts().await?;
+    for kind in crate::store::ReportKind::ALL {
+        let n = reports
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n);
+        out.push_str(&format!(
+            "outreach_mail_reports_total{{kind=\"{}\"}} {n}\n",
+            kind.as_str()
+        ));
+    }
     delivery.metrics.render(&mut out);
     Ok(out)
 }

@@ -9,6 +9,7 @@
 //! - [`audience`]: boolean expressions that select customers;
 //! - [`store`]: SQLite or PostgreSQL; all SQL lives there;
 //! - [`import`]: customers from CSV;
+//! - [`bounces`]: bounces and complaints that come back by email;
 //! - [`commands`]: what each CLI command prints;
 //! - [`daemon`]: `outreach run` — wires the store, the HTTP server and the
 //!   background loops, and shuts down cleanly;
@@ -19,6 +20,7 @@
 pub mod app;
 pub mod approval;
 pub mod audience;
+pub mod bounces;
 pub mod commands;
 pub mod compose;
 pub mod config;

@@ -73,6 +73,35 @@ impl Signer {
         format!("{}.{}", B64.encode(payload), B64.encode(tag))
     }
 
+    /// The tag in a customer email's return path (`bounces+TAG@domain`)
+    /// that names its outbox message: `ID-MAC`, with 64 bits of the MAC in
+    /// lowercase hex. Short, because a local part holds at most 64
+    /// characters, and case-free, because some servers lowercase it on the
+    /// way back. It does not expire by itself: a report for a message sent
+    /// too long ago is refused by age (see `bounces`).
+    pub fn verp_tag(&self, message_id: i64) -> String {
+        let tag = Self::verp_mac(&self.keys[0], message_id);
+        format!("{message_id}-{tag}")
+    }
+
+    /// The outbox message a return-path tag names, if the tag is genuine.
+    pub fn verify_verp(&self, tag: &str) -> Option<i64> {
+        let (id, mac) = tag.split_once('-')?;
+        let id: i64 = id.parse().ok()?;
+        let mac = mac.to_ascii_lowercase();
+        let genuine = self.keys.iter().any(|k| {
+            subtle::ConstantTimeEq::ct_eq(Self::verp_mac(k, id).as_bytes(), mac.as_bytes()).into()
+        });
+        genuine.then_some(id)
+    }
+
+    fn verp_mac(key: &Secret, message_id: i64) -> String {
+        let tag = Self::mac(key, format!("b.{message_id}").as_bytes())
+            .finalize()
+            .into_bytes();
+        tag[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The id the token was made for, if it is genuine, for `purpose`, and not expired at `now`.
     pub fn verify(
         &self,
@@ -161,6 +190,20 @@ mod tests {
             signer(b"k1").verify("%%%.###", Purpose::Unsubscribe, now),
             Err(TokenError::Malformed)
         );
+    }
+
+    #[test]
+    fn a_return_path_tag_names_its_message_and_cannot_be_forged() {
+        let s = signer(b"k1");
+        let tag = s.verp_tag(345);
+        assert!(tag.len() <= 40, "{tag}");
+        assert_eq!(s.verify_verp(&tag), Some(345));
+        assert_eq!(s.verify_verp(&tag.to_ascii_uppercase()), Some(345));
+        let (_, mac) = tag.split_once('-').unwrap();
+        assert_eq!(s.verify_verp(&format!("346-{mac}")), None);
+        assert_eq!(signer(b"other").verify_verp(&tag), None);
+        assert_eq!(s.verify_verp("345"), None);
+        assert_eq!(s.verify_verp("x-y"), None);
     }
 
     #[test]

@@ -63,10 +63,24 @@ pub enum Command {
     /// Call tasks from the command line.
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// Bounces and complaints that come back by email.
+    #[command(subcommand)]
+    Bounces(BouncesCommand),
     /// Queue by state, next runs, open/overdue tasks per staff, recent failures.
     Status {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Read one bounce (RFC 3464), complaint (RFC 5965) or bounce-like email
+    /// and act on it; for a mail server's pipe alias. Exit 0 when the email
+    /// was used or deliberately ignored, 1 when it cannot be read.
+    Ingest {
+        /// The email file; standard input when absent or `-`.
+        file: Option<PathBuf>,
     },
 }
 
@@ -213,6 +227,12 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
         }) => tasks::done(app, task, &outcome, note.as_deref(), callback_on).await,
         Command::Tasks(TasksCommand::Digest { staff }) => {
             tasks::digest(app, staff.as_deref()).await
+        }
+        Command::Bounces(BouncesCommand::Ingest { file }) => {
+            let raw = crate::bounces::read_input(file.as_deref())?;
+            let effect = crate::bounces::ingest(app, &raw, chrono::Utc::now()).await?;
+            println!("{effect}");
+            Ok(())
         }
         Command::Status { json } => status::run(app, json).await,
         Command::Run | Command::Check | Command::Migrate => {

@@ -48,6 +48,7 @@ pub async fn preview(
             &unsubscribe,
             &rendered,
             false,
+            None,
         )?;
         // The text part as a person reads it, after the headers that matter.
         for header in [

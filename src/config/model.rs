@@ -25,6 +25,8 @@ pub struct Settings {
     #[serde(default)]
     pub import: Import,
     #[serde(default)]
+    pub bounces: Bounces,
+    #[serde(default)]
     pub templates: Templates,
     #[serde(default)]
     pub log: Log,
@@ -242,6 +244,64 @@ pub struct Security {
     /// Old keys still accepted for verification after a rotation.
     #[serde(default)]
     pub previous_token_key_files: Vec<PathBuf>,
+}
+
+/// Where bounces and complaints come back, and how they are read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounces {
+    /// The envelope sender of customer emails, tagged per message as
+    /// `local+TAG@domain`. Default: the address in `business.from`.
+    #[serde(default)]
+    pub return_path: Option<String>,
+    /// The mailbox the reports arrive in, polled by the daemon:
+    /// `imaps://host[:993]` (TLS) or `imap://host[:143]` (STARTTLS).
+    #[serde(default)]
+    pub imap_url: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The folder read.
+    #[serde(default = "default_bounce_folder")]
+    pub folder: String,
+    /// Where read emails go, so that a restart never reads them again;
+    /// `""` deletes them instead.
+    #[serde(default = "default_processed_folder")]
+    pub processed_folder: String,
+    #[serde(default = "default_bounce_poll")]
+    pub poll: String,
+    /// A CA certificate (PEM) to trust besides the public ones, for a mail
+    /// server with a private certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for Bounces {
+    fn default() -> Self {
+        Bounces {
+            return_path: None,
+            imap_url: None,
+            username: None,
+            password_file: None,
+            folder: default_bounce_folder(),
+            processed_folder: default_processed_folder(),
+            poll: default_bounce_poll(),
+            ca_file: None,
+        }
+    }
+}
+
+fn default_bounce_folder() -> String {
+    "INBOX".into()
+}
+
+fn default_processed_folder() -> String {
+    "outreach-processed".into()
+}
+
+fn default_bounce_poll() -> String {
+    "5m".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -23,6 +23,11 @@ pub struct Resolved {
     /// `business.from` and `business.reply_to`, parsed once (not per email).
     pub from: lettre::message::Mailbox,
     pub reply_to: Option<lettre::message::Mailbox>,
+    /// `bounces.return_path`, else the sender's address: tagged per
+    /// message so that a bounce names the message it is about.
+    pub return_path: lettre::Address,
+    /// `[bounces]` with an `imap_url`: the mailbox the daemon polls.
+    pub bounce_mailbox: Option<crate::bounces::imap::Mailbox>,
     pub frequency_cap: Option<FrequencyCap>,
     pub quiet_hours: Option<QuietHours>,
     pub catch_up: Duration,
@@ -196,6 +201,11 @@ pub fn validate(
         .reply_to
         .as_ref()
         .and_then(|r| c.ok("business.reply_to", parse_mailbox(r)));
+    let return_path = match &settings.bounces.return_path {
+        Some(raw) => c.ok("bounces.return_path", parse_return_path(raw)),
+        None => from.as_ref().map(|f| f.email.clone()),
+    };
+    let bounce_mailbox = bounce_mailbox(&mut c, &settings.bounces);
     if b.postal_address.trim().is_empty() {
         c.problem(
             "business.postal_address",
@@ -500,11 +510,13 @@ pub fn validate(
         }
     }
 
-    match from {
-        Some(from) if c.problems.is_empty() => Ok(Resolved {
+    match (from, return_path) {
+        (Some(from), Some(return_path)) if c.problems.is_empty() => Ok(Resolved {
             timezone,
             from,
             reply_to,
+            return_path,
+            bounce_mailbox,
             frequency_cap,
             quiet_hours,
             catch_up,
@@ -521,6 +533,86 @@ pub fn validate(
         }),
         _ => Err(ConfigError(c.problems)),
     }
+}
+
+fn bounce_mailbox(
+    c: &mut Checker,
+    b: &crate::config::model::Bounces,
+) -> Option<crate::bounces::imap::Mailbox> {
+    use crate::bounces::imap::{Mailbox, Security};
+    let raw = b.imap_url.as_ref()?;
+    let server = c.ok(
+        "bounces.imap_url",
+        url::Url::parse(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|u| {
+                let security = match u.scheme() {
+                    "imaps" => Security::Tls,
+                    "imap" => Security::StartTls,
+                    other => return Err(format!("the scheme \"{other}\" is not imaps or imap")),
+                };
+                let host = u.host_str().ok_or("it names no host")?.to_string();
+                let port = u.port().unwrap_or(match security {
+                    Security::Tls => 993,
+                    Security::StartTls => 143,
+                });
+                Ok((security, host, port))
+            })
+            .map_err(|e| {
+                format!("\"{raw}\": {e}; write e.g. \"imaps://imap.example.org\" (TLS) or \"imap://imap.example.org\" (STARTTLS)")
+            }),
+    );
+    let username = b.username.clone();
+    if username.is_none() {
+        c.problem("bounces.username", "the mailbox needs a username to log in");
+    }
+    let password = match &b.password_file {
+        Some(path) => c.secret("bounces.password_file", path),
+        None => {
+            c.problem(
+                "bounces.password_file",
+                "the mailbox needs a password; add the path of a file holding it",
+            );
+            None
+        }
+    };
+    let poll = c.ok("bounces.poll", parse_duration(&b.poll));
+    let extra_root = match &b.ca_file {
+        Some(path) => c.ok(
+            "bounces.ca_file",
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|pem| crate::bounces::imap::parse_ca(&pem)),
+        ),
+        None => Some(Vec::new()),
+    };
+    let ((security, host, port), username, password, poll, extra_roots) =
+        (server?, username?, password?, poll?, extra_root?);
+    Some(Mailbox {
+        security,
+        host,
+        port,
+        username,
+        password,
+        folder: b.folder.clone(),
+        processed_folder: (!b.processed_folder.is_empty()).then(|| b.processed_folder.clone()),
+        poll,
+        extra_roots,
+    })
+}
+
+fn parse_return_path(raw: &str) -> Result<lettre::Address, String> {
+    let address: lettre::Address = raw.parse().map_err(|_| {
+        format!("\"{raw}\" is not a plain address; write e.g. \"bounces@cafe-linde.de\"")
+    })?;
+    if address.user().contains('+') {
+        return Err(format!(
+            "\"{raw}\" already has a \"+\" tag; each email adds its own (\"{}+…@{}\"), so give the address without it",
+            address.user().split('+').next().unwrap_or_default(),
+            address.domain()
+        ));
+    }
+    Ok(address)
 }
 
 fn parse_mailbox(raw: &str) -> Result<lettre::message::Mailbox, String> {

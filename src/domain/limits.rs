@@ -108,8 +108,8 @@ pub fn parse_clock(raw: &str) -> Result<NaiveTime, String> {
         .map_err(|_| format!("`{raw}` is not a time of day; write it as HH:MM, e.g. \"08:30\""))
 }
 
-pub fn sha256_hex(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
+pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
+    let digest = Sha256::digest(data.as_ref());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 

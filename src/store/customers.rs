@@ -288,8 +288,8 @@ impl Store {
 
     /// Erases a customer's personal data: the row keeps only its id and
     /// creation time (so counts and "never twice" records stay intact);
-    /// history details, call notes and SMTP replies (which may quote the
-    /// address) are blanked; the suppression keys go on the anonymous list.
+    /// history details, call notes, SMTP replies and bounce diagnostics
+    /// (which may quote the address) are blanked; the suppression keys go on the anonymous list.
     pub async fn forget_customer(
         &self,
         id: i64,
@@ -308,6 +308,7 @@ impl Store {
                 "UPDATE customer_events SET detail = '' WHERE customer_id = $1",
                 "UPDATE tasks SET note = NULL WHERE customer_id = $1",
                 "UPDATE messages SET smtp_reply = NULL, reason = CASE WHEN state IN ('failed', 'unknown') THEN 'erased' ELSE reason END WHERE customer_id = $1",
+                "UPDATE mail_reports SET detail = '' WHERE customer_id = $1",
             ] {
                 sqlx::query(erase).bind(id).execute(&mut *tx).await?;
             }

@@ -14,6 +14,7 @@
 
 mod customers;
 mod messages;
+mod reports;
 mod runs;
 mod send_slots;
 mod tasks;
@@ -21,6 +22,7 @@ mod vouchers;
 
 pub use customers::{CustomerColumns, CustomerRow, HistoryEntry, NewEvent};
 pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
+pub use reports::{MailReport, ReportKind, SentMessage};
 pub use runs::{NewRun, Run, RunCount};
 pub use send_slots::SendSlots;
 pub use tasks::{NewTask, OutcomeChange, Task};

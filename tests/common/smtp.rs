@@ -21,6 +21,8 @@ type Messages = Arc<Mutex<Vec<(Vec<String>, String)>>>;
 #[derive(Clone, Default)]
 pub struct Received {
     pub messages: Messages,
+    /// The envelope sender (MAIL FROM) of each accepted message.
+    pub senders: Arc<Mutex<Vec<String>>>,
     attempts: Arc<Mutex<HashMap<String, u32>>>,
 }
 
@@ -43,6 +45,7 @@ impl Received {
 struct Recorder {
     received: Received,
     to: Vec<String>,
+    from: String,
     data: Vec<u8>,
     hook: Option<Hook>,
 }
@@ -64,8 +67,9 @@ impl Handler for Recorder {
         OK
     }
 
-    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.to = to.to_vec();
+        self.from = from.to_string();
         self.data.clear();
         START_DATA
     }
@@ -84,6 +88,11 @@ impl Handler for Recorder {
         }
         let text = String::from_utf8_lossy(&self.data).into_owned();
         self.received
+            .senders
+            .lock()
+            .unwrap()
+            .push(self.from.clone());
+        self.received
             .messages
             .lock()
             .unwrap()
@@ -100,6 +109,7 @@ pub fn start(hook: Option<Hook>) -> (u16, Received) {
     let handler = Recorder {
         received: received.clone(),
         to: Vec::new(),
+        from: String::new(),
         data: Vec::new(),
         hook,
     };
