@@ -328,7 +328,8 @@ fn status_line(text: &str, status: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Every `USER+ID-HEX@` in the text, as `ID-HEX`.
+/// Every `USER+ID-HEX@` in the text, as `ID-HEX` (other `USER+…@`
+/// addresses are not ours).
 fn find_tags(text: &str, user: &str) -> Vec<String> {
     let needle = format!("{}+", user.to_ascii_lowercase());
     let lower = text.to_ascii_lowercase();
@@ -340,7 +341,13 @@ fn find_tags(text: &str, user: &str) -> Vec<String> {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
-        if lower[start + tag.len()..].starts_with('@') && !tags.contains(&tag) {
+        let shaped = tag.split_once('-').is_some_and(|(id, mac)| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && !mac.is_empty()
+                && mac.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        if shaped && lower[start + tag.len()..].starts_with('@') && !tags.contains(&tag) {
             tags.push(tag);
         }
         from = start;
