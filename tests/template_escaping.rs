@@ -11,7 +11,7 @@ use common::databases;
 use common::mail::Mail;
 use minijinja::{Value, context};
 use outreach::schedule::start_now;
-use outreach::templates::{Rendered, Templates};
+use outreach::templates::Templates;
 
 const POINTS: &str = r#"
 [limits]
@@ -297,37 +297,32 @@ impl OldTemplates {
         self.env.get_template(name).unwrap().render(ctx).unwrap()
     }
 
-    fn render_plain(&self, name: &str, locale: &str, ctx: &Value) -> Rendered {
+    /// The subject and the HTML (the text part is new: written from the Markdown).
+    fn render_plain(&self, name: &str, locale: &str, ctx: &Value) -> (String, String) {
         let file = format!("{name}.{locale}.md");
         let text = self.one(&format!("{file}#body"), ctx);
-        Rendered {
-            subject: self.one(&format!("{file}#subject"), ctx).trim().to_string(),
-            html: old_markdown_to_html(&text),
-            text,
-        }
+        (
+            self.one(&format!("{file}#subject"), ctx).trim().to_string(),
+            old_markdown_to_html(&text),
+        )
     }
 
-    fn render_email(&self, name: &str, locale: &str, ctx: &Value) -> Rendered {
-        let body = self.render_plain(name, locale, ctx);
+    fn render_email(&self, name: &str, locale: &str, ctx: &Value) -> (String, String) {
+        let (subject, body) = self.render_plain(name, locale, ctx);
         let footer = self.one(&format!("_footer.{locale}.md"), ctx);
-        let text = format!("{}\n\n-- \n{}", body.text.trim_end(), footer.trim_end());
         let html = self
             .env
             .get_template("_layout.html")
             .unwrap()
             .render(context! {
-                subject => &body.subject,
-                body => Value::from_safe_string(body.html),
+                subject => &subject,
+                body => Value::from_safe_string(body),
                 footer => Value::from_safe_string(old_markdown_to_html(&footer)),
                 lang => locale,
                 ..ctx.clone()
             })
             .unwrap();
-        Rendered {
-            subject: body.subject,
-            text: format!("{text}\n"),
-            html,
-        }
+        (subject, html)
     }
 }
 
@@ -392,6 +387,7 @@ fn the_shipped_templates_render_as_before_for_ordinary_customers() {
                             new.render_email(name, Some(locale), &ctx).unwrap(),
                         )
                     };
+                    let after = (after.subject, after.html);
                     assert_eq!(
                         after, before,
                         "{name}.{locale} for {:?} at {business}",
