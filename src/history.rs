@@ -111,7 +111,10 @@ mod tests {
     fn a_call_is_read_from_what_the_outcome_form_records() {
         let at = Utc::now();
         assert_eq!(
-            Contact::call(at, "needs_help (task 12, maria): braucht Lieferung (dienstags)"),
+            Contact::call(
+                at,
+                "needs_help (task 12, maria): braucht Lieferung (dienstags)"
+            ),
             Contact::Call {
                 at,
                 outcome: "needs_help".into(),

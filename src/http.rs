@@ -29,8 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::{App, Shared};
-use crate::deliver::Delivery;
 use crate::config::Staff;
+use crate::deliver::Delivery;
 use crate::render::SAMPLE_TOKEN;
 use crate::tasks::OutcomeProblem;
 use crate::tasks::digest::staff_locale;
@@ -107,7 +107,11 @@ fn server_error(app: &App, e: anyhow::Error) -> Response {
         // The error page itself failed (an admin's broken template): say it plainly.
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "the error page failed too");
-            (StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error\n").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error\n",
+            )
+                .into_response()
         }
     }
 }
@@ -278,7 +282,13 @@ async fn unsubscribe_response(app: &App, token: &str, state: &str) -> Response {
     };
     let locale = customer.and_then(|c| c.locale);
     let ctx = context! { state, business => &business.name };
-    page(app, StatusCode::OK, "unsubscribe_page", locale.as_deref(), ctx)
+    page(
+        app,
+        StatusCode::OK,
+        "unsubscribe_page",
+        locale.as_deref(),
+        ctx,
+    )
 }
 
 /// POST from our page or RFC 8058 one-click (`List-Unsubscribe=One-Click`): 200, no redirect.
@@ -402,9 +412,20 @@ async fn task_context(
     let now = Utc::now();
     let today = match app.config.resolved.staff.get(&task.staff_id) {
         Some(rules) => crate::tasks::Roster::today(rules, now),
-        None => now.with_timezone(&app.config.resolved.timezone).date_naive(),
+        None => now
+            .with_timezone(&app.config.resolved.timezone)
+            .date_naive(),
     };
-    let call = CallView::build(app, &task, &customer, &locale, today, TASK_PAGE_CONTACTS, now).await?;
+    let call = CallView::build(
+        app,
+        &task,
+        &customer,
+        &locale,
+        today,
+        TASK_PAGE_CONTACTS,
+        now,
+    )
+    .await?;
     // Closed by expiry, not by anyone: what was just sent was not saved.
     let flash = match flash {
         Some("already") if task.state == "expired" => Some("expired"),

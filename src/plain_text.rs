@@ -125,7 +125,8 @@ impl Writer {
                 self.blank = true;
             }
             Event::Start(Tag::Link { dest_url, .. }) => {
-                self.open_links.push((self.line.len(), dest_url.to_string()));
+                self.open_links
+                    .push((self.line.len(), dest_url.to_string()));
             }
             Event::End(TagEnd::Link) => {
                 if let Some((start, dest)) = self.open_links.pop() {
@@ -280,10 +281,12 @@ mod tests {
     use pulldown_cmark::{Options, Parser};
 
     fn text(markdown: &str) -> String {
-        write(Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH).map(|e| match e {
-            Event::SoftBreak => Event::HardBreak,
-            other => other,
-        }))
+        write(
+            Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH).map(|e| match e {
+                Event::SoftBreak => Event::HardBreak,
+                other => other,
+            }),
+        )
     }
 
     #[test]
@@ -291,9 +294,15 @@ mod tests {
         let out = text(
             "Hallo Anna,\n\n**Was geöffnet ist:** Dienstag bis Samstag, 8 bis 18 Uhr. Sonntags bleiben wir vorerst geschlossen, damit unser kleines Team durchhält. _Danke_ und ~~nichts~~ `code`.\n\n# Titel\n",
         );
-        assert!(!out.contains("**") && !out.contains('_') && !out.contains('#'), "{out}");
+        assert!(
+            !out.contains("**") && !out.contains('_') && !out.contains('#'),
+            "{out}"
+        );
         assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
-        assert!(out.starts_with("Hallo Anna,\n\nWas geöffnet ist: Dienstag bis Samstag"), "{out}");
+        assert!(
+            out.starts_with("Hallo Anna,\n\nWas geöffnet ist: Dienstag bis Samstag"),
+            "{out}"
+        );
         assert!(out.ends_with("\n\nTitel\n"), "{out}");
     }
 
@@ -310,7 +319,10 @@ mod tests {
             out.contains("Lesen Sie hier [1] und dort [2] weiter.\n[1] https://x.example/a\n[2] https://x.example/b\n"),
             "{out}"
         );
-        assert!(out.contains("https://x.example/c +49 221 555 anna@example.de\n"), "{out}");
+        assert!(
+            out.contains("https://x.example/c +49 221 555 anna@example.de\n"),
+            "{out}"
+        );
         assert!(!out.contains("](") && !out.contains('<'), "{out}");
     }
 
@@ -320,9 +332,14 @@ mod tests {
         let out = text(&format!(
             "Herzliche Grüße\nIhr Team\n\n- {long}\n- zwei\n\n1. eins\n2. zwei\n\n> Zitat\n"
         ));
-        assert!(out.starts_with("Herzliche Grüße\nIhr Team\n\n- Wenn es"), "{out}");
         assert!(
-            out.contains("(z. B.\n  Lieferung, andere Zeiten).\n- zwei\n\n1. eins\n2. zwei\n\n> Zitat\n"),
+            out.starts_with("Herzliche Grüße\nIhr Team\n\n- Wenn es"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "(z. B.\n  Lieferung, andere Zeiten).\n- zwei\n\n1. eins\n2. zwei\n\n> Zitat\n"
+            ),
             "{out}"
         );
         assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");

@@ -74,7 +74,8 @@ pub fn render_campaign(
     unsubscribe: &str,
     now: DateTime<Utc>,
 ) -> Result<Rendered> {
-    let (ctx, locale) = campaign_context(app, campaign, customer, run_id, voucher, unsubscribe, now);
+    let (ctx, locale) =
+        campaign_context(app, campaign, customer, run_id, voucher, unsubscribe, now);
     app.templates
         .render_email(&campaign.template, Some(&locale), &ctx)
         .with_context(|| format!("campaign {}: template {}", campaign.id, campaign.template))

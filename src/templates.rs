@@ -74,8 +74,14 @@ const BUILT_IN: &[(&str, &str)] = &[
         "_staff_layout.html",
         include_str!("../templates/_staff_layout.html"),
     ),
-    ("_labels.de.html", include_str!("../templates/_labels.de.html")),
-    ("_labels.en.html", include_str!("../templates/_labels.en.html")),
+    (
+        "_labels.de.html",
+        include_str!("../templates/_labels.de.html"),
+    ),
+    (
+        "_labels.en.html",
+        include_str!("../templates/_labels.en.html"),
+    ),
     (
         "task_page.de.html",
         include_str!("../templates/task_page.de.html"),
@@ -142,10 +148,22 @@ const BUILT_IN: &[(&str, &str)] = &[
         "calendar_event.en.md",
         include_str!("../templates/calendar_event.en.md"),
     ),
-    ("callback.de.md", include_str!("../templates/callback.de.md")),
-    ("callback.en.md", include_str!("../templates/callback.en.md")),
-    ("follow_up.de.md", include_str!("../templates/follow_up.de.md")),
-    ("follow_up.en.md", include_str!("../templates/follow_up.en.md")),
+    (
+        "callback.de.md",
+        include_str!("../templates/callback.de.md"),
+    ),
+    (
+        "callback.en.md",
+        include_str!("../templates/callback.en.md"),
+    ),
+    (
+        "follow_up.de.md",
+        include_str!("../templates/follow_up.de.md"),
+    ),
+    (
+        "follow_up.en.md",
+        include_str!("../templates/follow_up.en.md"),
+    ),
 ];
 
 /// The private-use characters reserved for marks and placeholders; dropped from values.
@@ -448,8 +466,7 @@ fn add_template(
         );
     }
     if file.ends_with(".md") && !file.starts_with('_') {
-        let (subject, body) =
-            split_subject(source).map_err(|e| anyhow!("{shown}: line 1: {e}"))?;
+        let (subject, body) = split_subject(source).map_err(|e| anyhow!("{shown}: line 1: {e}"))?;
         env.add_template_owned(format!("{file}#subject"), subject.to_string())
             .map_err(|e| anyhow!("{shown}: line 1: {e}"))?;
         env.add_template_owned(format!("{file}#body"), body.to_string())
@@ -630,7 +647,10 @@ impl Marked {
             let html = self.fragments.get(index).map_or("", |f| f.html.as_str());
             // A fragment is a block: the paragraph the parser made around it goes.
             let before = &rest[..start];
-            match (before.strip_suffix("<p>"), rest[end..].strip_prefix("</p>\n")) {
+            match (
+                before.strip_suffix("<p>"),
+                rest[end..].strip_prefix("</p>\n"),
+            ) {
                 (Some(before), Some(after)) => {
                     out.push_str(before);
                     out.push_str(html);

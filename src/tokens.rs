@@ -204,13 +204,20 @@ mod tests {
             Ok((42, Some("maria".to_string())))
         );
         let plain = s.sign(Purpose::Approval, 42, now + Duration::days(1));
-        assert_eq!(s.verify_holder(&plain, Purpose::Approval, now), Ok((42, None)));
+        assert_eq!(
+            s.verify_holder(&plain, Purpose::Approval, now),
+            Ok((42, None))
+        );
         let (payload, tag) = t.split_once('.').unwrap();
         let other = String::from_utf8(B64.decode(payload).unwrap())
             .unwrap()
             .replace("maria", "jonas");
         assert_eq!(
-            s.verify_holder(&format!("{}.{tag}", B64.encode(other)), Purpose::Approval, now),
+            s.verify_holder(
+                &format!("{}.{tag}", B64.encode(other)),
+                Purpose::Approval,
+                now
+            ),
             Err(TokenError::BadSignature)
         );
     }

@@ -91,7 +91,11 @@ fn generate(pattern: &str) -> String {
 
 async fn notify_exhausted(app: &App, pool_id: &str, now: DateTime<Utc>) {
     let result = async {
-        if !app.store.claim_notice(&exhausted_notice(pool_id), now).await? {
+        if !app
+            .store
+            .claim_notice(&exhausted_notice(pool_id), now)
+            .await?
+        {
             return Ok(());
         }
         let to = app.settings().business.admin_email();

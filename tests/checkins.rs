@@ -1065,8 +1065,12 @@ async fn a_name_full_of_markdown_is_text_on_the_task_page_and_in_the_digest() {
                 // The digest's Markdown keeps the name's line breaks; the page's
                 // heading is text with minijinja's HTML escaping.
                 let shown = match what {
-                    "digest" => "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` &lt;b&gt;x&lt;/b&gt; &amp;amp;<br />\n# Titel<br />\n- Punkt",
-                    _ => "[Klick hier](http:&#x2f;&#x2f;evil.example) ![](http:&#x2f;&#x2f;track.example&#x2f;p.gif) **fett** `code` &lt;b&gt;x&lt;&#x2f;b&gt; &amp;amp;\n# Titel\n- Punkt</h1>",
+                    "digest" => {
+                        "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` &lt;b&gt;x&lt;/b&gt; &amp;amp;<br />\n# Titel<br />\n- Punkt"
+                    }
+                    _ => {
+                        "[Klick hier](http:&#x2f;&#x2f;evil.example) ![](http:&#x2f;&#x2f;track.example&#x2f;p.gif) **fett** `code` &lt;b&gt;x&lt;&#x2f;b&gt; &amp;amp;\n# Titel\n- Punkt</h1>"
+                    }
                 };
                 assert!(
                     html.contains(shown),

@@ -661,10 +661,8 @@ async fn a_generated_pool_gives_every_customer_a_unique_code_of_its_pattern() {
         // The customer's own code in their mail, the date in their locale.
         let de = &mails_to(&t, "kunde0@example.de")[0];
         assert!(
-            de.body.contains(&format!(
-                "Ihr Code: {} – gültig bis 21.02.2027",
-                codes[0]
-            )),
+            de.body
+                .contains(&format!("Ihr Code: {} – gültig bis 21.02.2027", codes[0])),
             "{url}: {}",
             de.body
         );
@@ -839,16 +837,24 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
             .collect();
         assert_eq!(raw.len(), 1, "{url}");
         let request = Mail::parse(&raw[0]);
-        assert_eq!(request.subject, format!("Freigabe nötig: wochenbrief (Lauf {run})"));
+        assert_eq!(
+            request.subject,
+            format!("Freigabe nötig: wochenbrief (Lauf {run})")
+        );
         let parts = common::mail::Mail::parse(&raw[0]);
         let (text, html) = (parts.text(), parts.html());
-        assert!(text.contains("- 2 gehen nach der Freigabe hinaus"), "{text}");
+        assert!(
+            text.contains("- 2 gehen nach der Freigabe hinaus"),
+            "{text}"
+        );
         assert!(
             text.contains("- 1 gehen nicht hinaus (keine Einwilligung)"),
             "{text}"
         );
         assert!(
-            text.contains("Beispiel: so liest es Anna\n\nBetreff: Wie es uns bei Café Test gerade geht"),
+            text.contains(
+                "Beispiel: so liest es Anna\n\nBetreff: Wie es uns bei Café Test gerade geht"
+            ),
             "{text}"
         );
         assert!(
@@ -859,7 +865,9 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
         assert_eq!(html.matches("<!DOCTYPE html>").count(), 1, "{html}");
         assert_eq!(html.matches("<html").count(), 1, "{html}");
         assert_eq!(html.matches("<body").count(), 1, "{html}");
-        let sample_at = html.find("Dienstag bis Samstag, 8 bis 18 Uhr").expect("the sample");
+        let sample_at = html
+            .find("Dienstag bis Samstag, 8 bis 18 Uhr")
+            .expect("the sample");
         let link_at = html.find("http://127.0.0.1:8080/a/").expect("the link");
         assert!(sample_at < link_at, "the decision below the sample: {html}");
         // No link in it acts on a customer: the sample's unsubscribe link is inert.
@@ -900,15 +908,26 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
         let router = t.router().await;
         let (status, page) = http(&router, "GET", &format!("/a/{token}"), None).await;
         assert_eq!(status, 200, "{url}");
-        assert!(page.contains("Stand:</strong> wartet auf Freigabe"), "{page}");
-        assert!(!page.contains("awaiting_approval"), "German words, not states: {page}");
+        assert!(
+            page.contains("Stand:</strong> wartet auf Freigabe"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("awaiting_approval"),
+            "German words, not states: {page}"
+        );
         assert!(page.contains("Hallo Jonas,"), "{page}");
         let form_at = page.find("value=\"approve\"").expect("approve");
         assert!(page.contains("value=\"cancel\""), "{page}");
-        let sample_at = page.find("Dienstag bis Samstag, 8 bis 18 Uhr").expect("the sample");
+        let sample_at = page
+            .find("Dienstag bis Samstag, 8 bis 18 Uhr")
+            .expect("the sample");
         assert!(sample_at < form_at, "the buttons below the sample: {page}");
         assert_eq!(page.matches("<!DOCTYPE html>").count(), 1, "{page}");
-        assert!(page.contains("<td class=\"n\">2</td><td>gehen nach der Freigabe hinaus</td>"), "{page}");
+        assert!(
+            page.contains("<td class=\"n\">2</td><td>gehen nach der Freigabe hinaus</td>"),
+            "{page}"
+        );
         assert_no_customer_token(&t, &page, Utc::now());
         let (status, _) = http(&router, "GET", &format!("/a/{token}"), None).await;
         assert_eq!(status, 200);
@@ -926,7 +945,10 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
         assert_eq!(status, 200);
         for key in ["A", "B", "C"] {
             let customer = t.app.store.find_customer(key).await.unwrap().unwrap();
-            assert!(customer.unsubscribed_at.is_none(), "{url}: {key} unsubscribed by a sample");
+            assert!(
+                customer.unsubscribed_at.is_none(),
+                "{url}: {key} unsubscribed by a sample"
+            );
         }
 
         // A forged link (another run id under the real signature), a task link

@@ -99,16 +99,24 @@ fn by_reason(calls: &[CallView]) -> Vec<Group> {
 /// (`TRANSP:TRANSPARENT`). The UID is the task's, so importing the next
 /// day's file updates an event instead of adding a second; SEQUENCE grows
 /// as an open call moves to a later day.
-fn calendar(app: &App, calls: &[CallView], tasks: &[&Task], locale: &str, now: DateTime<Utc>) -> Result<String> {
+fn calendar(
+    app: &App,
+    calls: &[CallView],
+    tasks: &[&Task],
+    locale: &str,
+    now: DateTime<Utc>,
+) -> Result<String> {
     let stamp = now.format("%Y%m%dT%H%M%SZ");
     let domain = app.mail_domain();
     let mut out = String::from(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//outreach//calls//EN\r\nCALSCALE:GREGORIAN\r\nMETHOD:PUBLISH\r\n",
     );
     for (call, task) in calls.iter().zip(tasks) {
-        let event = app
-            .templates
-            .render_plain("calendar_event", Some(locale), &context! { call => Value::from(Serde(call)) })?;
+        let event = app.templates.render_plain(
+            "calendar_event",
+            Some(locale),
+            &context! { call => Value::from(Serde(call)) },
+        )?;
         let created = task
             .created_at
             .with_timezone(&app.config.resolved.timezone)
@@ -218,7 +226,9 @@ pub async fn send_digest(
         .locale_for("digest", "md", Some(staff_locale(app, staff)));
     let mut calls = Vec::with_capacity(tasks.len());
     for (task, customer) in &tasks {
-        calls.push(CallView::build(app, task, customer, &locale, today, DIGEST_CONTACTS, now).await?);
+        calls.push(
+            CallView::build(app, task, customer, &locale, today, DIGEST_CONTACTS, now).await?,
+        );
     }
     let task_refs: Vec<&Task> = tasks.iter().map(|(t, _)| t).collect();
     let calendar = calendar(app, &calls, &task_refs, &locale, now)?;
@@ -318,11 +328,9 @@ pub async fn send_escalation(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let manager = app.settings().staff.iter().find(|s| s.email == to);
-    let locale = app.templates.locale_for(
-        "escalation",
-        "md",
-        manager.map(|s| staff_locale(app, s)),
-    );
+    let locale =
+        app.templates
+            .locale_for("escalation", "md", manager.map(|s| staff_locale(app, s)));
     let customers = app
         .store
         .customers_by_ids(&tasks.iter().map(|t| t.customer_id).collect::<Vec<_>>())

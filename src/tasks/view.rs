@@ -184,8 +184,7 @@ impl ContactView {
     fn new(app: &App, contact: Contact, locale: &str) -> ContactView {
         let date = |at: DateTime<Utc>| {
             local_date(
-                at.with_timezone(&app.config.resolved.timezone)
-                    .date_naive(),
+                at.with_timezone(&app.config.resolved.timezone).date_naive(),
                 locale,
             )
         };
