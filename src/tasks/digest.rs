@@ -363,3 +363,45 @@ pub async fn send_escalation(
     info!(to, tasks = tasks.len(), "overdue tasks escalated");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_values_cannot_end_their_property_or_start_another() {
+        assert_eq!(
+            ics_text("Müller, Anna; \"Büro\" \\ 2"),
+            "Müller\\, Anna\\; \"Büro\" \\\\ 2"
+        );
+        for line_break in ["\r\n", "\n", "\r"] {
+            assert_eq!(
+                ics_text(&format!("Anna{line_break}BEGIN:VEVENT")),
+                "Anna\\nBEGIN:VEVENT"
+            );
+        }
+        assert_eq!(ics_text("a\tb\u{7}c\u{0}"), "a bc");
+    }
+
+    #[test]
+    fn long_lines_fold_at_75_octets_without_splitting_a_character() {
+        let line = format!("SUMMARY:{}", "☎ Ä".repeat(30));
+        let folded = fold_lines(&format!("BEGIN:VCALENDAR\r\n{line}\r\nEND:VCALENDAR\r\n"));
+        assert!(folded.ends_with("\r\nEND:VCALENDAR\r\n"), "{folded}");
+        for physical in folded.split("\r\n").filter(|l| !l.is_empty()) {
+            assert!(
+                physical.len() <= 75,
+                "{} octets: {physical:?}",
+                physical.len()
+            );
+        }
+        assert_eq!(
+            folded.replace("\r\n ", ""),
+            format!("BEGIN:VCALENDAR\r\n{line}\r\nEND:VCALENDAR\r\n")
+        );
+        assert!(
+            !folded.replace("\r\n", "").contains('\n'),
+            "only CRLF line ends"
+        );
+    }
+}
