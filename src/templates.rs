@@ -504,23 +504,6 @@ fn describe(e: &minijinja::Error) -> String {
     text
 }
 
-/// Text made safe to put into HTML, in element content and in quoted attributes.
-pub fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// Markdown to HTML with any raw HTML shown as text, never interpreted.
-pub fn markdown_to_html(markdown: &str) -> String {
-    // Placeholders come only from `Marked::split`; marks here are dropped.
-    if may_hold_reserved(markdown) && markdown.contains(is_reserved) {
-        return markdown_html(&markdown.replace(is_reserved, ""), &[]);
-    }
-    markdown_html(markdown, &[])
-}
-
 /// The minijinja formatter: in Markdown templates a value is written between
 /// [`OPEN`] and [`CLOSE`], without any reserved characters of its own, so
 /// [`Marked::split`] finds exactly what was inserted. Values marked safe
@@ -1052,6 +1035,11 @@ fn push_text<'a>(out: &mut VecDeque<Event<'a>>, text: CowStr<'a>, values: &[&str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Markdown to HTML with any raw HTML shown as text, never interpreted.
+    fn markdown_to_html(markdown: &str) -> String {
+        markdown_html(&markdown.replace(is_reserved, ""), &[])
+    }
 
     #[test]
     fn raw_html_in_markdown_is_escaped() {

@@ -170,12 +170,14 @@ async fn digest(t: &TestApp, staff: &str) -> Mail {
             .await
             .unwrap()
     );
-    t.outbox_mails()
+    let mut digests: Vec<Mail> = t
+        .outbox_mails()
         .iter()
         .map(|m| Mail::parse(m))
         .filter(|m| m.to == member.email)
-        .last()
-        .unwrap()
+        .collect();
+    assert_eq!(digests.len(), 1, "one digest to {}", member.email);
+    digests.pop().unwrap()
 }
 
 #[tokio::test]
