@@ -1,8 +1,9 @@
 //! Values in Markdown templates are text: an imported name or attribute full
 //! of Markdown reaches the customer as those characters, in the HTML part as
-//! text and in the text part verbatim, never as links, images or formatting;
-//! the shipped templates render exactly as before for ordinary customers. On
-//! SQLite and PostgreSQL, through delivery and `preview --html`.
+//! text and in the text part verbatim (wrapped), never as links, images or
+//! formatting; the shipped templates' HTML renders exactly as before for
+//! ordinary customers. On SQLite and PostgreSQL, through delivery and
+//! `preview --html`.
 
 mod common;
 
@@ -32,6 +33,11 @@ const EVIL_NAME: &str = "[Klick hier](http://evil.example) ![](http://track.exam
 /// A custom attribute: a link, an image, a code span, emphasis.
 const EVIL_ATTRIBUTE: &str =
     "[Platin](http://evil.example/p) `30` ![x](http://track.example/q.gif) *x*";
+
+/// The words of a text, whatever lines the text part wrapped them into.
+fn words(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
 
 fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -155,7 +161,7 @@ async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_
                     "{context}: shown as text: {shown}"
                 );
                 assert!(
-                    text.contains(EVIL_NAME),
+                    words(&text).contains(&words(EVIL_NAME)),
                     "{context}: the text part has the name verbatim: {text}"
                 );
                 assert!(
@@ -171,7 +177,13 @@ async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_
                     );
                     assert!(!html.contains("<strong>Gold</strong>"), "{context}: {html}");
                     assert!(shown.contains(tier), "{context}: {shown}");
-                    assert!(text.contains(&format!("**{tier}**")), "{context}: {text}");
+                    // The value as it is; the template's own `**` are gone.
+                    assert!(text.contains(tier), "{context}: {text}");
+                    assert_eq!(
+                        text.matches("**").count(),
+                        tier.matches("**").count() + EVIL_NAME.matches("**").count(),
+                        "{context}: {text}"
+                    );
                 }
             }
         }
@@ -183,9 +195,9 @@ async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_
             .unwrap();
         let (text, html) = (part(&profil, "text/plain"), part(&profil, "text/html"));
         assert!(
-            text.contains(&format!(
-                "**{EVIL_ATTRIBUTE}**, als Code `{EVIL_ATTRIBUTE}`"
-            )),
+            words(&text).contains(&words(&format!(
+                "Ihr Stadtteil: {EVIL_ATTRIBUTE}, als Code {EVIL_ATTRIBUTE}, als Link {EVIL_ATTRIBUTE}: https://cafe.example/karte."
+            ))),
             "{url}: {text}"
         );
         assert_eq!(
