@@ -2,7 +2,6 @@
 pages a running daemon produces, through the W3C Nu validator, axe-core in
 headless Chromium at phone width, and Python's icalendar."""
 
-import base64
 import email
 import email.policy
 import glob
@@ -17,6 +16,8 @@ import urllib.parse
 import urllib.request
 
 import icalendar
+
+from webdriver import Browser, profile
 
 work, binary, http_port, driver_port, chrome, axe_js = sys.argv[1:7]
 config = os.path.join(work, "outreach.toml")
@@ -186,7 +187,6 @@ for who, message in digests.items():
     if str(calendar.get("METHOD")) != "PUBLISH":
         fail(f"{who}: METHOD is {calendar.get('METHOD')!r}")
     events = list(calendar.walk("VEVENT"))
-    open_calls = [t for t in json.loads(outreach("tasks", "list", "--staff", who, "--json"))]
     if len(events) != len(task_links[who]) or not events:
         fail(f"{who}: {len(events)} events for {len(task_links[who])} calls:\n{raw.decode()}")
     if list(calendar.walk("VTODO")):
@@ -210,50 +210,22 @@ for who, message in digests.items():
 
 # ---- axe-core in Chromium at phone width ----
 
-driver = f"http://127.0.0.1:{driver_port}"
-
-
-def call(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(driver + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.load(response).get("value")
-    except urllib.error.HTTPError as e:
-        fail(f"WebDriver {method} {path}: {e.code} {e.read().decode(errors='replace')[:500]}")
-
-
-wait_for("chromedriver", lambda: call("GET", "/status") is not None)
-session = call("POST", "/session", {"capabilities": {"alwaysMatch": {
-    "browserName": "chrome",
-    "goog:chromeOptions": {
-        "binary": chrome,
-        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage",
-                 f"--user-data-dir={os.path.join(work, 'chrome-profile')}",
-                 "--window-size=390,844"],
-        "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2.0}},
-    },
-}}})
-s = f"/session/{session['sessionId']}"
+browser = Browser("pages", driver_port, chrome, profile(work))
 with open(axe_js, encoding="utf-8") as f:
     axe_source = f.read()
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
 
 def axe(name):
-    call("POST", s + "/execute/sync", {"script": axe_source, "args": []})
-    violations = call("POST", s + "/execute/async", {"script": """
+    browser.run(axe_source)
+    violations = browser.call("POST", browser.session + "/execute/async", {"script": """
         const done = arguments[arguments.length - 1];
         axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}})
            .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
                  nodes: v.nodes.map(n => n.html.slice(0, 160))}))))
            .catch(e => done([{id: 'axe-error', help: String(e), nodes: []}]));
         """, "args": [RULES]})
-    width = call("POST", s + "/execute/sync", {"script":
-        "return [window.innerWidth, document.documentElement.scrollWidth]", "args": []})
+    width = browser.run("return [window.innerWidth, document.documentElement.scrollWidth]")
     if violations:
         fail(f"axe on {name}:\n" + json.dumps(violations, indent=1, ensure_ascii=False))
     if width[1] > width[0]:
@@ -261,30 +233,25 @@ def axe(name):
     print(f"pages: axe: {name}: no violations")
 
 
-def find(css):
-    return next(iter(call("POST", s + "/element", {"using": "css selector", "value": css}).values()))
-
-
 try:
-    call("POST", s + "/timeouts", {"script": 60000})
+    browser.call("POST", browser.session + "/timeouts", {"script": 60000})
     for name in ["task_page_de", "task_page_en", "approval_page_maria", "unsubscribe_page_en",
                  "unsubscribe_page_sample", "error_page"]:
-        call("POST", s + "/url", {"url": pages[name]})
+        browser.open(pages[name])
         axe(name)
     # States reached by using the page.
-    call("POST", s + "/url", {"url": task_links["maria"][0]})
-    call("POST", s + f"/element/{find('input[name=outcome][value=callback]')}/click", {})
-    call("POST", s + f"/element/{find('button[type=submit]')}/click", {})
+    browser.open(task_links["maria"][0])
+    browser.click("input[name=outcome][value=callback]")
+    browser.click("button[type=submit]")
+    browser.wait_for_text("brauchen wir das Datum")
     axe("task_page_problem (a call back without a date)")
-    call("POST", s + f"/element/{find('input[name=outcome][value=reached]')}/click", {})
-    call("POST", s + f"/element/{find('button[type=submit]')}/click", {})
-    wait_for("the saved task page", lambda: "gespeichert" in call(
-        "POST", s + "/execute/sync", {"script": "return document.body.innerText", "args": []}))
+    browser.click("input[name=outcome][value=reached]")
+    browser.click("button[type=submit]")
+    browser.wait_for_text("gespeichert")
     axe("task_page_saved")
-    call("POST", s + "/url", {"url": unsubscribe["david.wong@"]})
-    call("POST", s + f"/element/{find('button[type=submit]')}/click", {})
-    wait_for("the unsubscribed page", lambda: "Unsubscribed" in call(
-        "POST", s + "/execute/sync", {"script": "return document.title", "args": []}))
+    browser.open(unsubscribe["david.wong@"])
+    browser.click("button[type=submit]")
+    browser.wait_for_text("You will not receive")
     axe("unsubscribe_page_done")
 finally:
-    call("DELETE", s)
+    browser.close()

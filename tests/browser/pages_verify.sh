@@ -30,36 +30,9 @@ chrome=${CHROME:-$(command -v chromium || command -v chromium-browser || command
 driver=${CHROMEDRIVER:-$(command -v chromedriver || true)}
 [ -n "$chrome" ] && [ -n "$driver" ] || { echo "pages: chromium and chromedriver are needed" >&2; exit 1; }
 
-echo "pages: building outreach"
-cargo build -q --bin outreach
-bin=${CARGO_TARGET_DIR:-$root/target}/debug/outreach
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/outreach-pages.XXXXXX")
-daemon_pid=""
-driver_pid=""
-cleanup() {
-    local status=$?
-    set +e
-    [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-    [ -n "$driver_pid" ] && kill -TERM "$driver_pid" 2>/dev/null && wait "$driver_pid" 2>/dev/null
-    if [ "$status" -ne 0 ]; then
-        echo "pages: FAILED (exit $status); daemon log:" >&2
-        tail -n 40 "$work/daemon.log" >&2 2>/dev/null || true
-    fi
-    if [ "$status" -ne 0 ] || [ -n "${KEEP_WORK:-}" ]; then
-        echo "pages: work folder kept: $work" >&2
-    else
-        rm -rf "$work"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-http_port=$(free_port)
-driver_port=$(free_port)
+label=pages
+# shellcheck source=tests/browser/daemon.sh
+. tests/browser/daemon.sh
 
 # Like config/outreach.toml; everyone works every day, so calls are due today.
 cat >"$work/outreach.toml" <<EOF
@@ -154,25 +127,10 @@ EOF
 cp config/customers.example.csv "$work/customers.csv"
 printf 'K-2001;sam@example.com;"Sam Smith, Jr.; Deli\r\nCorner";+44 20 7946 0999;en;Europe/London;ja;Website;ja;nein;nein;lena;"newsletter;stammgast";2020-01-01;;10;;\n' >>"$work/customers.csv"
 
-outreach() { "$bin" --config "$work/outreach.toml" "$@"; }
 outreach import customers "$work/customers.csv"
+start_daemon
+start_driver
 
-echo "pages: starting the daemon on 127.0.0.1:$http_port"
-env -u RUST_LOG "$bin" --config "$work/outreach.toml" run >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
-healthy() {
-    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-        "http://127.0.0.1:$http_port/healthz" 2>/dev/null
-}
-for _ in $(seq 1 300); do
-    healthy && break
-    kill -0 "$daemon_pid" 2>/dev/null || { echo "pages: the daemon exited" >&2; exit 1; }
-    sleep 0.1
-done
-healthy || { echo "pages: the daemon did not answer /healthz" >&2; exit 1; }
-
-"$driver" --port="$driver_port" >"$work/chromedriver.log" 2>&1 &
-driver_pid=$!
-
-"$python" tests/browser/pages_verify.py "$work" "$bin" "$http_port" "$driver_port" "$chrome" "$axe_js"
+PYTHONPATH="$root/tests/browser" "$python" tests/browser/pages_verify.py \
+    "$work" "$bin" "$http_port" "$driver_port" "$chrome" "$axe_js"
 echo "pages: ok"
