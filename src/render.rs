@@ -76,9 +76,10 @@ pub fn render_campaign(
 ) -> Result<Rendered> {
     let (ctx, locale) =
         campaign_context(app, campaign, customer, run_id, voucher, unsubscribe, now);
-    app.templates
-        .render_email(&campaign.template, Some(&locale), &ctx)
-        .with_context(|| format!("campaign {}: template {}", campaign.id, campaign.template))
+    with_campaign(campaign, || {
+        app.templates
+            .render_email(&campaign.template, Some(&locale), &ctx)
+    })
 }
 
 /// A campaign's email as a sample for approvers: its body and footer, with
@@ -94,9 +95,15 @@ pub fn render_sample(
     let unsubscribe = sample_unsubscribe_url(app);
     let (ctx, locale) =
         campaign_context(app, campaign, customer, run_id, voucher, &unsubscribe, now);
-    app.templates
-        .render_email_parts(&campaign.template, Some(&locale), &ctx)
-        .with_context(|| format!("campaign {}: template {}", campaign.id, campaign.template))
+    with_campaign(campaign, || {
+        app.templates
+            .render_email_parts(&campaign.template, Some(&locale), &ctx)
+    })
+}
+
+/// A rendering's error with the campaign and template it was for.
+fn with_campaign<T>(campaign: &Campaign, render: impl FnOnce() -> Result<T>) -> Result<T> {
+    render().with_context(|| format!("campaign {}: template {}", campaign.id, campaign.template))
 }
 
 /// What a campaign's template sees for one customer, and the language the

@@ -7,11 +7,10 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use common::app::{TestApp, berlin, body_text};
+use common::app::{TestApp, berlin, body_text, get, post};
 use common::databases;
 use common::mail::Mail;
 use outreach::domain::Customer;
@@ -902,17 +901,6 @@ async fn do_not_call_is_remembered_and_a_later_run_leaves_the_customer_out() {
 }
 
 // ---- the task page ----
-
-fn get(path: &str) -> Request<Body> {
-    Request::get(path).body(Body::empty()).unwrap()
-}
-
-fn post(path: &str, form: &str) -> Request<Body> {
-    Request::post(path)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(form.to_string()))
-        .unwrap()
-}
 
 #[tokio::test]
 async fn the_task_page_from_the_digest_shows_the_call_on_get_and_records_the_outcome_once_on_post()

@@ -7,10 +7,9 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use chrono::Utc;
-use common::app::{TestApp, body_text};
+use common::app::{TestApp, body_text, get, post};
 use common::databases;
 use common::mail::Mail;
 use outreach::schedule::start_now;
@@ -116,17 +115,6 @@ fn assert_none_of(words: &[&str], what: &str, text: &str) {
     for word in words {
         assert!(!shown.contains(word), "{what}: `{word}` in\n{shown}");
     }
-}
-
-fn get(path: &str) -> Request<Body> {
-    Request::get(path).body(Body::empty()).unwrap()
-}
-
-fn post(path: &str, form: &str) -> Request<Body> {
-    Request::post(path)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(form.to_string()))
-        .unwrap()
 }
 
 /// The page of a task, as its staff member opens it.
