@@ -2,21 +2,28 @@
 //!
 //! With `approval = "required"` (or when `require_fresh_text` finds the
 //! template unchanged since the last run) a planned run stops in
-//! `awaiting_approval`; the approvers get an email with the counts, one
-//! rendered sample and signed links to approve or cancel. Nothing is sent
-//! before a decision; a run left alone expires after `approval_timeout` and
-//! its messages end `suppressed` ("approval expired").
+//! `awaiting_approval`; each approver gets an email with the counts, one
+//! rendered sample and their own signed link to the approval page, so the
+//! decision is recorded as theirs. The sample's unsubscribe link acts on
+//! nobody: an approver who clicks around in it changes nothing. Nothing is
+//! sent before a decision; a run left alone expires after
+//! `approval_timeout` and its messages end `suppressed` ("approval expired").
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
+use minijinja::value::Serde;
+use minijinja::{Value, context};
+use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::config::{ApprovalMode, Campaign};
+use crate::config::{ApprovalMode, Campaign, Staff};
 use crate::mailer::{MailerSettings, SendResult};
-use crate::render::{render_campaign, sample_voucher, voucher_for};
+use crate::render::{local_datetime, render_sample, sample_voucher, voucher_for};
 use crate::store::Run;
-use crate::templates::escape_html;
+use crate::tasks::digest::staff_locale;
+use crate::tasks::view::staff_name;
+use crate::templates::Fragment;
 use crate::tokens::Purpose;
 
 /// Whether the campaign's text is the same as in its last run that was sent.
@@ -31,7 +38,20 @@ pub async fn text_is_stale(app: &App, campaign: &Campaign, run: &Run) -> Result<
         .map(|(id, _)| id))
 }
 
-/// Holds the run and asks the approvers.
+/// Who decides on a campaign's runs: its approvers, else the staff without a manager.
+pub fn approvers<'a>(app: &'a App, campaign: &Campaign) -> Vec<&'a Staff> {
+    let staff = &app.settings().staff;
+    if campaign.approvers.is_empty() {
+        staff.iter().filter(|s| s.manager.is_none()).collect()
+    } else {
+        staff
+            .iter()
+            .filter(|s| campaign.approvers.contains(&s.id))
+            .collect()
+    }
+}
+
+/// Holds the run and asks the approvers, each with their own link.
 pub async fn request(
     app: &App,
     run: &Run,
@@ -49,6 +69,7 @@ pub async fn request(
     let deadline =
         now + chrono::Duration::from_std(timeout).context("approval_timeout is too long")?;
     app.store.set_run_approval(run.id, deadline).await?;
+    // For `runs list` and logs; pages and emails say it in the reader's language.
     let detail = match stale_since {
         Some(previous) => format!(
             "held: the text is the same as in run {previous}; update the template, then approve"
@@ -64,97 +85,185 @@ pub async fn request(
             now,
         )
         .await?;
-    let approvers: Vec<&str> = if campaign.approvers.is_empty() {
-        app.settings()
-            .staff
-            .iter()
-            .filter(|s| s.manager.is_none())
-            .map(|s| s.id.as_str())
-            .collect()
-    } else {
-        campaign.approvers.iter().map(String::as_str).collect()
-    };
-    let (text, html) = preview_text(app, run, campaign, &detail, now).await?;
-    let token = app.signer.sign(Purpose::Approval, run.id, deadline);
-    let link = app.link(&format!("/a/{token}"));
+    let run = app
+        .store
+        .run(run.id)
+        .await?
+        .context("the run being held vanished")?;
+    let preview = Preview::build(app, &run, campaign, now).await?;
     let mut mailer = MailerSettings::from_config(&app.config).open()?;
-    for id in approvers {
-        let Some(staff) = app.settings().staff.iter().find(|s| s.id == id) else {
-            continue;
+    for staff in approvers(app, campaign) {
+        let locale =
+            app.templates
+                .locale_for("approval_request", "md", Some(staff_locale(app, staff)));
+        let token = app
+            .signer
+            .sign_for(Purpose::Approval, run.id, &staff.id, deadline);
+        let ctx = context! {
+            approver => &staff.name,
+            link => app.link(&format!("/a/{token}")),
+            ..preview.value(app, &run, &locale)
         };
-        let subject = format!(
-            "Freigabe nötig / approval needed: {} (run {})",
-            campaign.id, run.id
-        );
-        let body = format!("{text}\nFreigeben oder abbrechen / approve or cancel:\n{link}\n");
-        let html_body = format!(
-            "{html}<p><a href=\"{link}\">Freigeben oder abbrechen / approve or cancel</a></p>"
-        );
+        let rendered = app
+            .templates
+            .render_staff_email("approval_request", Some(&locale), &ctx)?;
         let message = crate::compose::staff_email(
             &app.config,
             &staff.email,
-            &subject,
-            &body,
-            &html_body,
+            &rendered.subject,
+            &rendered.text,
+            &rendered.html,
             None,
         )?;
         match mailer.send(&message).await {
-            SendResult::Sent(_) => info!(run = run.id, approver = id, "approval requested"),
+            SendResult::Sent(_) => {
+                info!(run = run.id, approver = %staff.id, "approval requested")
+            }
             other => {
-                warn!(run = run.id, approver = id, result = ?other, "could not send the approval request; use `outreach runs approve`")
+                warn!(run = run.id, approver = %staff.id, result = ?other, "could not send the approval request; use `outreach runs approve`")
             }
         }
     }
     Ok(())
 }
 
-/// Counts by state and reason plus one rendered sample, as text and HTML.
-pub async fn preview_text(
-    app: &App,
-    run: &Run,
-    campaign: &Campaign,
-    detail: &str,
-    now: DateTime<Utc>,
-) -> Result<(String, String)> {
-    let counts = app.store.run_counts(&[run.id]).await?;
-    let mut text = format!(
-        "Kampagne / campaign: {} ({})\nRun {}: {detail}\n\n",
-        campaign.id,
-        campaign.kind.as_str(),
-        run.id
-    );
-    for c in &counts {
-        match &c.reason {
-            Some(reason) => text.push_str(&format!("  {:>6}  {} ({reason})\n", c.n, c.state)),
-            None => text.push_str(&format!("  {:>6}  {}\n", c.n, c.state)),
+/// What an approver reviews: the counts, one sample, whether the text is stale.
+pub struct Preview {
+    counts: Vec<Count>,
+    sample: Option<Sample>,
+    stale_since: Option<i64>,
+}
+
+/// Messages of the run in one state (and, when held back, for one reason).
+#[derive(Serialize)]
+struct Count {
+    n: i64,
+    state: String,
+    /// A known reason (`no_consent`, `frequency_cap` …) the templates put in words.
+    reason_key: Option<&'static str>,
+    /// The reason as recorded, or its detail (an audience error's message).
+    reason: Option<String>,
+}
+
+/// One message of the run as its customer would read it.
+struct Sample {
+    customer: String,
+    subject: String,
+    content: Fragment,
+}
+
+impl Preview {
+    pub async fn build(
+        app: &App,
+        run: &Run,
+        campaign: &Campaign,
+        now: DateTime<Utc>,
+    ) -> Result<Preview> {
+        let counts = app
+            .store
+            .run_counts(&[run.id])
+            .await?
+            .into_iter()
+            .map(|c| {
+                let (reason_key, reason) = match c.reason {
+                    Some(reason) => {
+                        let (key, detail) = reason_key(&reason);
+                        (Some(key), Some(detail.to_string()))
+                    }
+                    None => (None, None),
+                };
+                Count {
+                    n: c.n,
+                    state: c.state,
+                    reason_key,
+                    reason,
+                }
+            })
+            .collect();
+        let customer = match app.store.first_message_customer(run.id).await? {
+            Some(customer_id) => app.store.customers_by_ids(&[customer_id]).await?.pop(),
+            None => None,
+        };
+        let sample = match customer {
+            Some(customer) => {
+                let code = app.store.message_voucher(run.id, customer.id).await?;
+                let voucher = match voucher_for(app, campaign, code.as_deref()).await? {
+                    Some(v) => Some(v),
+                    None => sample_voucher(app, campaign, now),
+                };
+                let (body, footer) =
+                    render_sample(app, campaign, &customer, run.id, voucher.as_ref(), now)?;
+                Some(Sample {
+                    customer: customer.label(),
+                    subject: body.subject.clone(),
+                    content: sample_content(&body.text, &body.html, &footer, &body.locale),
+                })
+            }
+            None => None,
+        };
+        Ok(Preview {
+            counts,
+            sample,
+            stale_since: text_is_stale(app, campaign, run).await?,
+        })
+    }
+
+    /// The template values for a reader of `locale`: `run`, `counts`, `sample`.
+    pub fn value(&self, app: &App, run: &Run, locale: &str) -> Value {
+        let when = |at: Option<DateTime<Utc>>| at.map(|at| local_datetime(app, at, locale));
+        context! {
+            run => context! {
+                id => run.id,
+                campaign => &run.rule_id,
+                state => &run.state,
+                stale_since => self.stale_since,
+                deadline => when(run.approval_deadline),
+                decided_by => run.decided_by.as_deref().map(|by| staff_name(app, by)),
+                decided_at => when(run.decided_at),
+            },
+            counts => Value::from(Serde(&self.counts)),
+            sample => self.sample.as_ref().map(|s| context! {
+                customer => &s.customer,
+                subject => &s.subject,
+                content => s.content.clone().value(),
+            }),
         }
     }
-    let sample = match app.store.first_message_customer(run.id).await? {
-        Some(customer_id) => app.store.customers_by_ids(&[customer_id]).await?.pop(),
-        None => None,
-    };
-    let mut html = format!("<pre>{}</pre>", escape_html(&text));
-    if let Some(customer) = sample {
-        let code = app.store.message_voucher(run.id, customer.id).await?;
-        let voucher = match voucher_for(app, campaign, code.as_deref()).await? {
-            Some(v) => Some(v),
-            None => sample_voucher(app, campaign, now),
-        };
-        let (rendered, _) =
-            render_campaign(app, campaign, &customer, run.id, voucher.as_ref(), now)?;
-        text.push_str(&format!(
-            "\nBeispiel / sample ({}):\nSubject: {}\n\n{}\n",
-            customer.label(),
-            rendered.subject,
-            rendered.text
-        ));
-        html.push_str(&format!(
-            "<h3>{}</h3>{}",
-            escape_html(&rendered.subject),
-            rendered.html
-        ));
+}
+
+/// A sample email set apart from the request around it: framed in HTML, quoted in text.
+fn sample_content(text: &str, html: &str, footer: &Fragment, locale: &str) -> Fragment {
+    let text = format!("{}\n\n-- \n{}", text.trim_end(), footer.text.trim_end());
+    Fragment {
+        text: text
+            .lines()
+            .map(|l| format!("> {l}").trim_end().to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        html: format!(
+            "<div lang=\"{locale}\" style=\"border:1px solid #cccccc;border-radius:8px;padding:0 16px;margin:16px 0;background:#fafafa;\">\n{html}<hr style=\"border:none;border-top:1px solid #dddddd;\">\n<div style=\"font-size:13px;color:#595959;\">\n{}</div>\n</div>",
+            footer.html
+        ),
     }
-    Ok((text, html))
+}
+
+/// A suppression reason as a key the templates know, and its detail.
+fn reason_key(reason: &str) -> (&'static str, &str) {
+    let key = match reason {
+        "no consent" => "no_consent",
+        "unsubscribed" => "unsubscribed",
+        "forgotten" => "forgotten",
+        "no email address" => "no_email",
+        "address bounced" => "bounced",
+        "pool exhausted" => "pool_exhausted",
+        r if r.starts_with("frequency cap") => "frequency_cap",
+        r if r.starts_with("already received a code") => "already_has_code",
+        r if r.starts_with("audience error: ") => {
+            return ("audience_error", &reason["audience error: ".len()..]);
+        }
+        _ => "other",
+    };
+    (key, reason)
 }
 
 /// Approves or cancels a waiting run; `by` is recorded.

@@ -153,17 +153,6 @@ pub fn staff_email(
     message.context("building the staff email")
 }
 
-/// A plain single-part text email (notices to admins).
-pub fn notice_email(config: &Config, to: &str, subject: &str, text: &str) -> Result<Message> {
-    Message::builder()
-        .from(config.resolved.from.clone())
-        .to(mailbox(to, "notice recipient")?)
-        .subject(subject)
-        .date_now()
-        .singlepart(SinglePart::plain(text.to_string()))
-        .context("building the notice")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

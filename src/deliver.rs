@@ -32,7 +32,7 @@ use crate::app::{App, Shared};
 use crate::domain::Customer;
 use crate::mailer::{Mailer, MailerSettings, SendResult, is_bad_address};
 use crate::plan::quiet_release;
-use crate::render::{render_campaign, voucher_for};
+use crate::render::{render_campaign, unsubscribe_url, voucher_for};
 use crate::store::{Claimed, Outcome, SendSlots};
 use lettre::Message;
 
@@ -483,12 +483,14 @@ async fn build_one(
             });
         }
     };
-    let (rendered, unsubscribe) = render_campaign(
+    let unsubscribe = unsubscribe_url(app, customer.id, now);
+    let rendered = render_campaign(
         app,
         campaign,
         customer,
         message.run_id,
         voucher.as_ref(),
+        &unsubscribe,
         now,
     )
     .map_err(|e| could_not_build(&e))?;

@@ -6,6 +6,11 @@
 //! Every link carries a signed token ([`crate::tokens`]). A bad, forged,
 //! expired or wrong-purpose token gets a plain error page and no data. GET
 //! never changes anything (mail scanners prefetch links); changes are POSTs.
+//!
+//! The pages are templates (`task_page`, `approval_page`, `unsubscribe_page`,
+//! `error_page`, framed by `_page.html`), in the reader's language: the
+//! staff member's on task and approval pages, the customer's on the
+//! unsubscribe page, the business's where the reader is unknown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +22,19 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::{NaiveDate, Utc};
+use minijinja::value::Serde;
+use minijinja::{Value, context};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::{App, Shared};
+use crate::config::Staff;
 use crate::deliver::Delivery;
-use crate::tasks::digest::{staff_locale, talking_points, words};
-use crate::templates::escape_html as esc;
+use crate::render::SAMPLE_TOKEN;
+use crate::tasks::OutcomeProblem;
+use crate::tasks::digest::staff_locale;
+use crate::tasks::view::CallView;
 use crate::tokens::{Purpose, TokenError};
 
 #[derive(Clone)]
@@ -47,7 +57,9 @@ pub fn router(state: AppState) -> Router {
         .route("/t/{token}", get(task_page).post(task_outcome))
         .route("/a/{token}", get(approval_page).post(approval_decision))
         // A link cut or mangled on its way (e.g. a `/` in the token): the same plain page as a bad token.
-        .fallback(|| async { token_error(TokenError::Malformed) })
+        .fallback(|State(state): State<AppState>| async move {
+            token_error(&state.shared.current(), TokenError::Malformed)
+        })
         // Forms here are a few hundred bytes; refuse anything large early.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
@@ -67,41 +79,41 @@ pub async fn serve(
     Ok(())
 }
 
-fn page(lang: &str, title: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:0 auto;padding:1rem;line-height:1.5;color:#222}}\
-         h1{{font-size:1.4rem}}a.tel{{font-size:1.3rem}}label{{display:block;padding:.6rem;margin:.3rem 0;border:1px solid #ccc;border-radius:.5rem}}\
-         textarea,input[type=date]{{width:100%;box-sizing:border-box;font-size:1rem;font-family:inherit;padding:.5rem}}\
-         button{{font-size:1.1rem;padding:.7rem 1.2rem;margin:.5rem .5rem .5rem 0;border-radius:.5rem;border:1px solid #555;background:#2d5a3d;color:#fff}}\
-         button.secondary{{background:#fff;color:#222}}.muted{{color:#666;font-size:.9rem}}</style></head>\
-         <body><h1>{title}</h1>{body}</body></html>"
-    )
+/// A page from its template, or, should the template fail, the error page.
+fn page(app: &App, status: StatusCode, name: &str, locale: Option<&str>, ctx: Value) -> Response {
+    match app.templates.render_page(name, locale, &ctx) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => server_error(app, e),
+    }
 }
 
 /// A plain page for a link that does not work; it says nothing about what the link was for.
-fn token_error(e: TokenError) -> Response {
-    let status = if e == TokenError::Expired {
-        StatusCode::GONE
+fn token_error(app: &App, e: TokenError) -> Response {
+    let (status, problem) = if e == TokenError::Expired {
+        (StatusCode::GONE, "expired")
     } else {
-        StatusCode::NOT_FOUND
+        (StatusCode::NOT_FOUND, "link")
     };
-    let body = format!("<p>{e}. / Dieser Link ist ungültig oder abgelaufen.</p>");
-    (status, Html(page("en", "Link not valid", &body))).into_response()
+    page(app, status, "error_page", None, context! { problem })
 }
 
-fn server_error(e: anyhow::Error) -> Response {
+fn server_error(app: &App, e: anyhow::Error) -> Response {
     tracing::error!(error = %format!("{e:#}"), "request failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Html(page(
-            "en",
-            "Something went wrong",
-            "<p>Please try again later.</p>",
-        )),
-    )
-        .into_response()
+    match app
+        .templates
+        .render_page("error_page", None, &context! { problem => "server" })
+    {
+        Ok(html) => (StatusCode::INTERNAL_SERVER_ERROR, Html(html)).into_response(),
+        // The error page itself failed (an admin's broken template): say it plainly.
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the error page failed too");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// How long `/healthz` waits for any one check. The checks run side by side,
@@ -206,7 +218,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let app = state.shared.current();
     match render_metrics(&app, &state.delivery).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
-        Err(e) => server_error(e),
+        Err(e) => server_error(&app, e),
     }
 }
 
@@ -261,62 +273,60 @@ async fn render_metrics(app: &App, delivery: &Delivery) -> Result<String> {
 
 async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let app = state.shared.current();
-    let id = match app.signer.verify(&token, Purpose::Unsubscribe, Utc::now()) {
+    unsubscribe_response(&app, &token, "ask").await
+}
+
+/// The unsubscribe page in `state` ("ask" or "done") for the token's
+/// customer, in their language; the sample's link gets the "sample" page.
+async fn unsubscribe_response(app: &App, token: &str, state: &str) -> Response {
+    let business = &app.settings().business;
+    if token == SAMPLE_TOKEN {
+        let ctx = context! { state => "sample", business => &business.name };
+        return page(app, StatusCode::OK, "unsubscribe_page", None, ctx);
+    }
+    let id = match app.signer.verify(token, Purpose::Unsubscribe, Utc::now()) {
         Ok(id) => id,
-        Err(e) => return token_error(e),
+        Err(e) => return token_error(app, e),
     };
     let customer = match app.store.customers_by_ids(&[id]).await {
         Ok(mut c) => c.pop(),
-        Err(e) => return server_error(e),
+        Err(e) => return server_error(app, e),
     };
-    let lang = customer
-        .as_ref()
-        .and_then(|c| c.locale.clone())
-        .unwrap_or_else(|| app.settings().business.locale.clone());
-    let name = esc(&app.settings().business.name);
-    let body = if lang == "de" {
-        format!(
-            "<p>Möchten Sie keine E-Mails von {name} mehr erhalten?</p><form method=\"post\"><button>Ja, abmelden</button></form>"
-        )
-    } else {
-        format!(
-            "<p>Do you no longer want to receive emails from {name}?</p><form method=\"post\"><button>Yes, unsubscribe</button></form>"
-        )
-    };
-    Html(page(
-        &lang,
-        if lang == "de" {
-            "Abmelden"
-        } else {
-            "Unsubscribe"
-        },
-        &body,
-    ))
-    .into_response()
+    let locale = customer.and_then(|c| c.locale);
+    let ctx = context! { state, business => &business.name };
+    page(
+        app,
+        StatusCode::OK,
+        "unsubscribe_page",
+        locale.as_deref(),
+        ctx,
+    )
 }
 
 /// POST from our page or RFC 8058 one-click (`List-Unsubscribe=One-Click`): 200, no redirect.
 /// The body is not needed, but taking it applies the body limit: an oversized POST gets 413.
+/// The sample's link (in approval requests) changes nothing.
 async fn unsubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,
     _body: axum::body::Bytes,
 ) -> Response {
     let app = state.shared.current();
-    let id = match app.signer.verify(&token, Purpose::Unsubscribe, Utc::now()) {
-        Ok(id) => id,
-        Err(e) => return token_error(e),
-    };
-    state.delivery.note_unsubscribe(id);
-    if let Err(e) = app
-        .store
-        .unsubscribe(id, "unsubscribe link", Utc::now())
-        .await
-    {
-        return server_error(e);
+    if token != SAMPLE_TOKEN {
+        let id = match app.signer.verify(&token, Purpose::Unsubscribe, Utc::now()) {
+            Ok(id) => id,
+            Err(e) => return token_error(&app, e),
+        };
+        state.delivery.note_unsubscribe(id);
+        if let Err(e) = app
+            .store
+            .unsubscribe(id, "unsubscribe link", Utc::now())
+            .await
+        {
+            return server_error(&app, e);
+        }
     }
-    let body = "<p>Sie erhalten keine E-Mails mehr von uns. / You will not receive any more emails from us.</p>";
-    Html(page("de", "Abgemeldet / Unsubscribed", body)).into_response()
+    unsubscribe_response(&app, &token, "done").await
 }
 
 // ---- task page ----
@@ -325,12 +335,9 @@ async fn task_page(State(state): State<AppState>, Path(token): Path<String>) -> 
     let app = state.shared.current();
     let id = match app.signer.verify(&token, Purpose::Task, Utc::now()) {
         Ok(id) => id,
-        Err(e) => return token_error(e),
+        Err(e) => return token_error(&app, e),
     };
-    match render_task_page(&app, id, None).await {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => server_error(e),
-    }
+    task_response(&app, id, StatusCode::OK, None, None).await
 }
 
 #[derive(Deserialize)]
@@ -350,12 +357,12 @@ async fn task_outcome(
     let app = state.shared.current();
     let id = match app.signer.verify(&token, Purpose::Task, Utc::now()) {
         Ok(id) => id,
-        Err(e) => return token_error(e),
+        Err(e) => return token_error(&app, e),
     };
     let callback = NaiveDate::parse_from_str(form.callback_on.trim(), "%Y-%m-%d").ok();
     let note =
         (!form.note.trim().is_empty()).then(|| form.note.chars().take(4000).collect::<String>());
-    let message = match crate::tasks::record_outcome(
+    let flash = match crate::tasks::record_outcome(
         &app,
         id,
         &form.outcome,
@@ -367,53 +374,38 @@ async fn task_outcome(
     {
         Ok(true) => "saved",
         Ok(false) => "already",
-        Err(e)
-            if e.to_string().contains("callback") || e.to_string().contains("unknown outcome") =>
-        {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Html(page(
-                    "en",
-                    "Please check the form",
-                    &format!("<p>{}</p><p><a href=\"\">Back</a></p>", esc(&e.to_string())),
-                )),
-            )
-                .into_response();
-        }
-        Err(e) => return server_error(e),
+        Err(e) => match e.downcast_ref::<OutcomeProblem>() {
+            Some(problem) => {
+                let status = StatusCode::UNPROCESSABLE_ENTITY;
+                return task_response(&app, id, status, None, Some(problem.key())).await;
+            }
+            None => return server_error(&app, e),
+        },
     };
-    match render_task_page(&app, id, Some(message)).await {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => server_error(e),
+    task_response(&app, id, StatusCode::OK, Some(flash), None).await
+}
+
+/// The task page: `flash` says what just happened, `problem` what to fix in the form.
+async fn task_response(
+    app: &App,
+    task_id: i64,
+    status: StatusCode,
+    flash: Option<&str>,
+    problem: Option<&str>,
+) -> Response {
+    match task_context(app, task_id, flash, problem).await {
+        Ok((locale, ctx)) => page(app, status, "task_page", Some(&locale), ctx),
+        Err(e) => server_error(app, e),
     }
 }
 
-/// The outcomes as the form offers them: (value, German, English).
-const OUTCOME_LABELS: [(&str, &str, &str); 5] = [
-    (
-        "reached",
-        "Erreicht – Gespräch geführt",
-        "Reached – we talked",
-    ),
-    (
-        "not_reached",
-        "Nicht erreicht (morgen erneut)",
-        "Not reached (try again next working day)",
-    ),
-    ("callback", "Rückruf vereinbart am …", "Call back on …"),
-    (
-        "needs_help",
-        "Braucht Unterstützung (an Leitung)",
-        "Needs help (to the manager)",
-    ),
-    (
-        "do_not_call",
-        "Möchte nicht angerufen werden",
-        "Does not want to be called",
-    ),
-];
-
-async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Result<String> {
+/// The task page's language and values.
+async fn task_context(
+    app: &App,
+    task_id: i64,
+    flash: Option<&str>,
+    problem: Option<&str>,
+) -> Result<(String, Value)> {
     let task = app
         .store
         .task(task_id)
@@ -426,111 +418,67 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
         .pop()
         .ok_or_else(|| anyhow::anyhow!("customer of task {task_id} vanished"))?;
     let staff = app.settings().staff.iter().find(|s| s.id == task.staff_id);
-    let lang = staff
-        .map(|s| staff_locale(app, s))
-        .unwrap_or(&app.settings().business.locale)
-        .to_string();
-    let de = lang == "de";
-    let w = words(&lang);
-    let phone = customer.phone.clone().unwrap_or_default();
-    let mut body = String::new();
-    match flash {
-        Some("saved") => body.push_str(if de {
-            "<p><b>Danke, gespeichert.</b></p>"
-        } else {
-            "<p><b>Thank you, saved.</b></p>"
-        }),
-        // Closed by expiry, not by anyone: what was just sent was not saved.
-        Some(_) if task.state == "expired" => body.push_str(if de {
-            "<p><b>Diese Aufgabe ist abgelaufen; das Ergebnis wurde nicht gespeichert.</b> \
-             Bitte geben Sie es an Ihre Leitung weiter.</p>"
-        } else {
-            "<p><b>This task has expired; the outcome was not saved.</b> \
-             Please pass it on to your manager.</p>"
-        }),
-        Some(_) => body.push_str(if de {
-            "<p><b>Das Ergebnis war schon eingetragen.</b></p>"
-        } else {
-            "<p><b>The outcome had already been recorded.</b></p>"
-        }),
-        None => {}
-    }
-    body.push_str(&format!(
-        "<p><a class=\"tel\" href=\"tel:{}\">☎ {}</a></p><p><b>{}:</b> {}</p><p class=\"muted\">{} {}</p>",
-        esc(&phone.replace(' ', "")),
-        esc(&phone),
-        w.why,
-        esc(&task.reason),
-        w.due,
-        crate::render::local_date(task.due_on, &lang)
-    ));
-    body.push_str(&talking_points(app, &task, &customer, &lang)?.html);
-    let contacts = crate::history::last_contacts(&app.store, customer.id, 5).await?;
-    body.push_str(&format!(
-        "<h2 style=\"font-size:1.1rem\">{}</h2><ul>",
-        w.last_contacts
-    ));
-    if contacts.is_empty() {
-        body.push_str(&format!("<li>{}</li>", w.no_contacts));
-    }
-    for c in contacts {
-        body.push_str(&format!(
-            "<li>{} — {}</li>",
-            c.at.date_naive(),
-            esc(&c.detail)
-        ));
-    }
-    body.push_str("</ul>");
-    if task.state == "open" {
-        body.push_str("<form method=\"post\">");
-        for (value, label_de, label_en) in OUTCOME_LABELS {
-            body.push_str(&format!(
-                "<label><input type=\"radio\" name=\"outcome\" value=\"{value}\" required> {}</label>",
-                if de { label_de } else { label_en }
-            ));
-        }
-        body.push_str(&format!(
-            "<p><label style=\"border:none;padding:0\">{}<input type=\"date\" name=\"callback_on\"></label></p>\
-             <p><label style=\"border:none;padding:0\">{}<textarea name=\"note\" rows=\"4\"></textarea></label></p>\
-             <button type=\"submit\">{}</button></form>",
-            if de { "Rückruf am (nur bei Rückruf):" } else { "Call back on (only for call back):" },
-            if de { "Notiz (wie geht es, was wurde besprochen?)" } else { "Note (how are they, what did you talk about?)" },
-            if de { "Speichern" } else { "Save" },
-        ));
-    } else {
-        // The label staff chose from, not the internal value.
-        let outcome = task.outcome.as_deref().unwrap_or(&task.state);
-        let label = OUTCOME_LABELS
-            .iter()
-            .find(|(value, _, _)| *value == outcome)
-            .map(|(_, label_de, label_en)| if de { *label_de } else { *label_en })
-            .unwrap_or(outcome);
-        body.push_str(&format!(
-            "<p class=\"muted\">{}: {} {}</p>",
-            if de { "Ergebnis" } else { "Outcome" },
-            esc(label),
-            esc(task.note.as_deref().unwrap_or(""))
-        ));
-    }
-    let title = format!(
-        "{} {}",
-        if de { "Anruf bei" } else { "Call" },
-        customer.label()
-    );
-    Ok(page(&lang, &esc(&title), &body))
+    let locale = app
+        .templates
+        .locale_for("task_page", "html", staff.map(|s| staff_locale(app, s)));
+    let now = Utc::now();
+    let today = match app.config.resolved.staff.get(&task.staff_id) {
+        Some(rules) => crate::tasks::Roster::today(rules, now),
+        None => now
+            .with_timezone(&app.config.resolved.timezone)
+            .date_naive(),
+    };
+    let call = CallView::build(
+        app,
+        &task,
+        &customer,
+        &locale,
+        today,
+        TASK_PAGE_CONTACTS,
+        now,
+    )
+    .await?;
+    // Closed by expiry, not by anyone: what was just sent was not saved.
+    let flash = match flash {
+        Some("already") if task.state == "expired" => Some("expired"),
+        other => other,
+    };
+    let ctx = context! {
+        call => Value::from(Serde(&call)),
+        talking_points => call.talking_points,
+        flash,
+        problem,
+    };
+    Ok((locale, ctx))
 }
+
+/// How many of a customer's last contacts the task page shows.
+const TASK_PAGE_CONTACTS: usize = 5;
 
 // ---- approval ----
 
 async fn approval_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let app = state.shared.current();
-    let id = match app.signer.verify(&token, Purpose::Approval, Utc::now()) {
-        Ok(id) => id,
-        Err(e) => return token_error(e),
+    match approval_link(&app, &token) {
+        Ok((run, approver)) => approval_response(&app, run, approver, None).await,
+        Err(response) => *response,
+    }
+}
+
+/// The run an approval link is for and the approver it was sent to (links
+/// from before approvers had their own name none). A link of someone who is
+/// no approver any more does not work.
+fn approval_link<'a>(app: &'a App, token: &str) -> Result<(i64, Option<&'a Staff>), Box<Response>> {
+    let (run, holder) = app
+        .signer
+        .verify_holder(token, Purpose::Approval, Utc::now())
+        .map_err(|e| Box::new(token_error(app, e)))?;
+    let Some(holder) = holder else {
+        return Ok((run, None));
     };
-    match render_approval_page(&app, id, None).await {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => server_error(e),
+    match app.settings().staff.iter().find(|s| s.id == holder) {
+        Some(staff) => Ok((run, Some(staff))),
+        None => Err(Box::new(token_error(app, TokenError::WrongPurpose))),
     }
 }
 
@@ -545,9 +493,9 @@ async fn approval_decision(
     Form(form): Form<DecisionForm>,
 ) -> Response {
     let app = state.shared.current();
-    let id = match app.signer.verify(&token, Purpose::Approval, Utc::now()) {
-        Ok(id) => id,
-        Err(e) => return token_error(e),
+    let (id, approver) = match approval_link(&app, &token) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
     let approve = match form.action.as_str() {
         "approve" => true,
@@ -560,21 +508,38 @@ async fn approval_decision(
                 .into_response();
         }
     };
-    let flash = match crate::approval::decide(&app, id, approve, "approval link", Utc::now()).await
-    {
-        Ok(to) => {
+    let by = approver.map_or("approval link", |s| s.id.as_str());
+    let flash = match crate::approval::decide(&app, id, approve, by, Utc::now()).await {
+        Ok(_) => {
             state.delivery.wake.notify_waiters();
-            format!("Run {id}: {to}")
+            if approve { "approved" } else { "cancelled" }
         }
-        Err(e) => e.to_string(),
+        Err(e) => {
+            tracing::info!(run = id, error = %format!("{e:#}"), "approval decision not taken");
+            "already"
+        }
     };
-    match render_approval_page(&app, id, Some(&flash)).await {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => server_error(e),
+    approval_response(&app, id, approver, Some(flash)).await
+}
+
+async fn approval_response(
+    app: &App,
+    run_id: i64,
+    approver: Option<&Staff>,
+    flash: Option<&str>,
+) -> Response {
+    match approval_context(app, run_id, approver, flash).await {
+        Ok((locale, ctx)) => page(app, StatusCode::OK, "approval_page", Some(&locale), ctx),
+        Err(e) => server_error(app, e),
     }
 }
 
-async fn render_approval_page(app: &App, run_id: i64, flash: Option<&str>) -> Result<String> {
+async fn approval_context(
+    app: &App,
+    run_id: i64,
+    approver: Option<&Staff>,
+    flash: Option<&str>,
+) -> Result<(String, Value)> {
     let run = app
         .store
         .run(run_id)
@@ -583,23 +548,16 @@ async fn render_approval_page(app: &App, run_id: i64, flash: Option<&str>) -> Re
     let campaign = app
         .campaign(&run.rule_id)
         .ok_or_else(|| anyhow::anyhow!("campaign {} is no longer configured", run.rule_id))?;
-    let (_, preview) =
-        crate::approval::preview_text(app, &run, campaign, &run.detail, Utc::now()).await?;
-    let mut body = String::new();
-    if let Some(f) = flash {
-        body.push_str(&format!("<p><b>{}</b></p>", esc(f)));
-    }
-    body.push_str(&format!("<p>State: <b>{}</b></p>", esc(&run.state)));
-    if run.state == "awaiting_approval" {
-        body.push_str(
-            "<form method=\"post\"><button name=\"action\" value=\"approve\">Freigeben / Approve</button>\
-             <button class=\"secondary\" name=\"action\" value=\"cancel\">Abbrechen / Cancel</button></form>",
-        );
-    }
-    body.push_str(&preview);
-    Ok(page(
-        &app.settings().business.locale,
-        &esc(&format!("{} — run {run_id}", campaign.id)),
-        &body,
-    ))
+    let locale = app.templates.locale_for(
+        "approval_page",
+        "html",
+        approver.map(|s| staff_locale(app, s)),
+    );
+    let preview = crate::approval::Preview::build(app, &run, campaign, Utc::now()).await?;
+    let ctx = context! {
+        approver => approver.map(|s| &s.name),
+        flash,
+        ..preview.value(app, &run, &locale)
+    };
+    Ok((locale, ctx))
 }

@@ -14,6 +14,7 @@
 //! - [`daemon`]: `outreach run` — wires the store, the HTTP server and the
 //!   background loops, and shuts down cleanly;
 //! - [`http`]: the web endpoints (health, metrics, links in emails);
+//! - [`templates`], [`plain_text`]: what customers and staff read, per language;
 //! - [`secret`]: secrets from files that never print themselves;
 //! - [`systemd`]: readiness and stopping notifications.
 
@@ -33,6 +34,7 @@ pub mod http;
 pub mod import;
 pub mod mailer;
 pub mod metrics;
+pub mod plain_text;
 pub mod plan;
 pub mod render;
 pub mod schedule;

@@ -1,7 +1,8 @@
 //! What one customer gets for one campaign: the template rendered with the
 //! customer, the business, the voucher and a signed unsubscribe link, and the
-//! email built from it. Used alike by delivery, `preview`, approval samples
-//! and `check`, so what is previewed is exactly what is sent.
+//! email built from it. Used alike by delivery, `preview` and approval
+//! samples, so what is previewed is exactly what is sent — except that a
+//! sample's unsubscribe link acts on nobody.
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -11,19 +12,26 @@ use crate::app::App;
 use crate::config::Campaign;
 use crate::context::{business_value, customer_value_on};
 use crate::domain::Customer;
-use crate::templates::Rendered;
+use crate::domain::LocalText;
+use crate::templates::{Fragment, Rendered};
 use crate::tokens::Purpose;
 
 /// Unsubscribe links stay valid this long: people unsubscribe from old mails too.
 const UNSUBSCRIBE_VALID_DAYS: i64 = 730;
 
+/// The token in the unsubscribe link of a sample shown to approvers: it
+/// stands for no customer, and the unsubscribe page says so.
+pub const SAMPLE_TOKEN: &str = "sample";
+
 /// A voucher as shown to the customer.
 pub struct VoucherShown {
     pub code: String,
-    pub value: String,
+    /// What it is worth, in the customer's language.
+    pub value: LocalText,
     pub expires: Option<NaiveDate>,
 }
 
+/// The customer's own unsubscribe link, signed for them.
 pub fn unsubscribe_url(app: &App, customer_id: i64, now: DateTime<Utc>) -> String {
     let token = app.signer.sign(
         Purpose::Unsubscribe,
@@ -33,7 +41,12 @@ pub fn unsubscribe_url(app: &App, customer_id: i64, now: DateTime<Utc>) -> Strin
     app.link(&format!("/u/{token}"))
 }
 
-/// A date as the customer's locale writes it.
+/// The unsubscribe link of a sample: it acts on nobody.
+pub fn sample_unsubscribe_url(app: &App) -> String {
+    app.link(&format!("/u/{SAMPLE_TOKEN}"))
+}
+
+/// A date as the reader's locale writes it.
 pub fn local_date(date: NaiveDate, locale: &str) -> String {
     match locale {
         "de" => date.format("%d.%m.%Y").to_string(),
@@ -41,50 +54,94 @@ pub fn local_date(date: NaiveDate, locale: &str) -> String {
     }
 }
 
+/// A moment as the reader's locale writes it, in the business time zone.
+pub fn local_datetime(app: &App, at: DateTime<Utc>, locale: &str) -> String {
+    let local = at.with_timezone(&app.config.resolved.timezone);
+    let time = local.format("%H:%M");
+    match locale {
+        "de" => format!("{}, {time} Uhr", local_date(local.date_naive(), locale)),
+        _ => format!("{}, {time}", local_date(local.date_naive(), locale)),
+    }
+}
+
+/// The customer email of a campaign, with `unsubscribe` as its unsubscribe link.
 pub fn render_campaign(
     app: &App,
     campaign: &Campaign,
     customer: &Customer,
     run_id: i64,
     voucher: Option<&VoucherShown>,
+    unsubscribe: &str,
     now: DateTime<Utc>,
-) -> Result<(Rendered, String)> {
-    let locale = customer.locale.as_deref();
-    let shown_locale = locale
-        .filter(|l| {
-            app.templates
-                .locales(&campaign.template)
-                .iter()
-                .any(|x| x == l)
-        })
-        .unwrap_or(&app.settings().business.locale);
-    let voucher_value = match voucher {
-        Some(v) => context! {
-            code => &v.code,
-            value => &v.value,
-            expires => v.expires.map(|d| local_date(d, shown_locale)),
-        },
-        None => Value::UNDEFINED,
-    };
-    let unsubscribe = unsubscribe_url(app, customer.id, now);
+) -> Result<Rendered> {
+    let (ctx, locale) =
+        campaign_context(app, campaign, customer, run_id, voucher, unsubscribe, now);
+    with_campaign(campaign, || {
+        app.templates
+            .render_email(&campaign.template, Some(&locale), &ctx)
+    })
+}
+
+/// A campaign's email as a sample for approvers: its body and footer, with
+/// the sample's unsubscribe link, which acts on nobody.
+pub fn render_sample(
+    app: &App,
+    campaign: &Campaign,
+    customer: &Customer,
+    run_id: i64,
+    voucher: Option<&VoucherShown>,
+    now: DateTime<Utc>,
+) -> Result<(Rendered, Fragment)> {
+    let unsubscribe = sample_unsubscribe_url(app);
+    let (ctx, locale) =
+        campaign_context(app, campaign, customer, run_id, voucher, &unsubscribe, now);
+    with_campaign(campaign, || {
+        app.templates
+            .render_email_parts(&campaign.template, Some(&locale), &ctx)
+    })
+}
+
+/// A rendering's error with the campaign and template it was for.
+fn with_campaign<T>(campaign: &Campaign, render: impl FnOnce() -> Result<T>) -> Result<T> {
+    render().with_context(|| format!("campaign {}: template {}", campaign.id, campaign.template))
+}
+
+/// What a campaign's template sees for one customer, and the language the
+/// customer gets it in.
+fn campaign_context(
+    app: &App,
+    campaign: &Campaign,
+    customer: &Customer,
+    run_id: i64,
+    voucher: Option<&VoucherShown>,
+    unsubscribe: &str,
+    now: DateTime<Utc>,
+) -> (Value, String) {
+    let business = &app.settings().business;
+    let locale = app
+        .templates
+        .locale_for(&campaign.template, "md", customer.locale.as_deref());
     // Date-dependent values (years as customer) as of the business's day at `now`.
     let today = now
         .with_timezone(&app.config.resolved.timezone)
         .date_naive();
     let mut ctx = context! {
         customer => customer_value_on(customer, today),
-        business => business_value(&app.settings().business),
-        unsubscribe_url => &unsubscribe,
+        business => business_value(business),
+        unsubscribe_url => unsubscribe,
         run => context! { id => run_id, campaign => &campaign.id },
     };
-    if voucher.is_some() {
-        ctx = context! { voucher => voucher_value, ..ctx };
+    if let Some(v) = voucher {
+        ctx = context! {
+            voucher => context! {
+                code => &v.code,
+                value => v.value.get(Some(&locale), &business.locale),
+                expires => v.expires.map(|d| local_date(d, &locale)),
+            },
+            ..ctx
+        };
     }
-    let rendered = app
-        .templates
-        .render_email(&campaign.template, locale, &ctx)
-        .with_context(|| format!("campaign {}: template {}", campaign.id, campaign.template))?;
-    Ok((rendered, unsubscribe))
+    (ctx, locale)
 }
 
 /// The voucher of a planned message, with what the pool says about it.
@@ -103,7 +160,9 @@ pub async fn voucher_for(
         .find(|p| &p.id == pool_id);
     Ok(Some(VoucherShown {
         code: code.to_string(),
-        value: pool.map(|p| p.value.clone()).unwrap_or_default(),
+        value: pool
+            .map(|p| p.value.clone())
+            .unwrap_or(LocalText::Same(String::new())),
         expires: app.store.voucher_expiry(pool_id, code).await?,
     }))
 }

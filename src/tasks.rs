@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use tracing::{info, warn};
 
@@ -29,6 +29,7 @@ use crate::domain::Customer;
 use crate::store::{NewTask, OutcomeChange, Run, Task};
 
 pub mod digest;
+pub mod view;
 
 /// How far ahead a free day is searched for.
 const HORIZON_DAYS: u64 = 60;
@@ -41,6 +42,29 @@ pub const OUTCOMES: [&str; 5] = [
     "needs_help",
     "do_not_call",
 ];
+
+/// Why an outcome cannot be recorded as given: the person filling in the
+/// form can fix it (the task page says so in their language).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutcomeProblem {
+    #[error("unknown outcome \"{0}\"; use one of: {known}", known = OUTCOMES.join(", "))]
+    Unknown(String),
+    #[error("callback needs a date (YYYY-MM-DD)")]
+    CallbackWithoutDate,
+    #[error("the callback date {0} is in the past")]
+    CallbackInThePast(NaiveDate),
+}
+
+impl OutcomeProblem {
+    /// The key the task page's template knows the problem by.
+    pub fn key(&self) -> &'static str {
+        match self {
+            OutcomeProblem::Unknown(_) => "unknown_outcome",
+            OutcomeProblem::CallbackWithoutDate => "callback_date_missing",
+            OutcomeProblem::CallbackInThePast(_) => "callback_date_past",
+        }
+    }
+}
 
 /// Who can take calls on which day, and how full their days are.
 pub struct Roster<'a> {
@@ -290,7 +314,9 @@ pub async fn create_tasks(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u6
                 customer_id: customer.id,
                 staff_id: &staff.id,
                 kind: "call",
-                reason: &rule.reason,
+                // Kept in the business language (`customers show`, `tasks list`);
+                // pages and digests show the rule's reason in the reader's.
+                reason: rule.reason.get(None, &app.settings().business.locale),
                 due_on: day,
                 parent_id: None,
             };
@@ -354,9 +380,9 @@ pub fn outcome_change(
             change.add_tags = tags(|t| &t.not_reached);
         }
         "callback" => {
-            let day = callback_on.ok_or_else(|| anyhow!("callback needs a date (YYYY-MM-DD)"))?;
+            let day = callback_on.ok_or(OutcomeProblem::CallbackWithoutDate)?;
             if day < today {
-                bail!("the callback date {day} is in the past");
+                return Err(OutcomeProblem::CallbackInThePast(day).into());
             }
             change.personal_contact = true;
             change.add_tags = tags(|t| &t.callback);
@@ -392,10 +418,7 @@ pub fn outcome_change(
             change.do_not_call = true;
             change.add_tags = tags(|t| &t.do_not_call);
         }
-        other => bail!(
-            "unknown outcome \"{other}\"; use one of: {}",
-            OUTCOMES.join(", ")
-        ),
+        other => return Err(OutcomeProblem::Unknown(other.to_string()).into()),
     }
     Ok(change)
 }

@@ -1,20 +1,29 @@
-//! Message templates: one Markdown file per template and locale, rendered
-//! into a subject, a plain-text body and an HTML body.
+//! Templates: what customers and staff read, one file per text and locale.
 //!
 //! File layout in `templates.dir`:
-//! - `<name>.<locale>.md`: first line `subject: …`, then the body in Markdown;
-//!   both are minijinja templates;
+//! - `<name>.<locale>.md`: an email (or talking points): first line
+//!   `subject: …`, then the body in Markdown; both are minijinja templates.
+//!   The HTML part is the Markdown as HTML; the text part is the same
+//!   Markdown as plain text (see [`crate::plain_text`]);
 //! - `_footer.<locale>.md`: appended to every customer email (business name,
 //!   postal address, unsubscribe link and the right to object);
-//! - `_layout.html`: the HTML frame around the rendered body and footer.
+//! - `_layout.html`: the HTML frame around a customer email's body and footer;
+//! - `<name>.<locale>.html`: a web page (task, approval, unsubscribe, error),
+//!   framed by `_page.html`.
 //!
-//! A customer's locale falls back to the business locale. Undefined variables
-//! are errors (strict mode), so a typo never sends a mail with a hole in it.
+//! The staff-facing texts (pages, digest, approval request, escalation,
+//! notices, talking points for callbacks and follow-ups) are built in: a
+//! file of the same name in `templates.dir` replaces the built-in one, so an
+//! admin adjusts their wording the way they adjust a customer email.
+//!
+//! Every reader gets one language, by one rule ([`crate::domain::reader_locale`]):
+//! theirs when the template exists in it, else the business locale.
+//! Undefined variables are errors (strict mode), so a typo never sends a mail
+//! with a hole in it.
 //!
 //! Values are text, never Markdown. A `.md` template is rendered once; a
 //! formatter wraps every value it prints in private-use marks (`OPEN` …
-//! `CLOSE`). The text part drops the marks (the value verbatim). For the
-//! HTML part each marked value is swapped for a placeholder of private-use
+//! `CLOSE`). Each marked value is swapped for a placeholder of private-use
 //! characters, which no Markdown rule reacts to, the Markdown is parsed, and
 //! only then is each placeholder replaced by its value in whatever the
 //! template author's Markdown made of that spot: text, link text, code,
@@ -22,26 +31,140 @@
 //! heading, list or code span, whatever characters it holds, and there is no
 //! escaping to get wrong (backslash escapes would not work in code spans and
 //! autolinks). Raw HTML in the Markdown is shown as text. See
-//! `markdown_html` for the details per context.
+//! `markdown_html` for the details per context. A [`Fragment`] (content the
+//! program rendered before, such as talking points or the sample inside an
+//! approval request) goes in as a block: its HTML in the HTML part, its text
+//! in the text part.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
+use minijinja::value::{Object, ObjectRepr};
 use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value, context};
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd, html};
 
+use crate::domain::reader_locale;
+
 const LAYOUT: &str = "_layout.html";
+/// The frame of staff emails (digest, approval request, escalation, notices).
+const STAFF_LAYOUT: &str = "_staff_layout.html";
 
 /// Starts a value in rendered Markdown (and a placeholder in the Markdown parsed for HTML).
 const OPEN: char = '\u{E000}';
-/// Ends a value or a placeholder.
+/// Ends a value, a fragment or a placeholder.
 const CLOSE: char = '\u{E001}';
+/// Starts a fragment in rendered Markdown (its text, [`FRAGMENT_HTML`], its
+/// HTML, [`CLOSE`]) and a fragment's placeholder in the Markdown parsed.
+const FRAGMENT: char = '\u{E002}';
+/// Separates a fragment's text from its HTML.
+const FRAGMENT_HTML: char = '\u{E003}';
 /// Placeholder digits: the value's index in hex, as U+E010..=U+E01F.
 const DIGIT_0: u32 = 0xE010;
 /// The escape mode of Markdown templates, handled by [`format_value`].
 const MARKDOWN: &str = "markdown";
+
+/// The staff-facing templates every installation has; a file of the same
+/// name in `templates.dir` takes the place of the built-in one.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("_page.html", include_str!("../templates/_page.html")),
+    (
+        "_staff_layout.html",
+        include_str!("../templates/_staff_layout.html"),
+    ),
+    (
+        "_labels.de.html",
+        include_str!("../templates/_labels.de.html"),
+    ),
+    (
+        "_labels.en.html",
+        include_str!("../templates/_labels.en.html"),
+    ),
+    (
+        "task_page.de.html",
+        include_str!("../templates/task_page.de.html"),
+    ),
+    (
+        "task_page.en.html",
+        include_str!("../templates/task_page.en.html"),
+    ),
+    (
+        "approval_page.de.html",
+        include_str!("../templates/approval_page.de.html"),
+    ),
+    (
+        "approval_page.en.html",
+        include_str!("../templates/approval_page.en.html"),
+    ),
+    (
+        "unsubscribe_page.de.html",
+        include_str!("../templates/unsubscribe_page.de.html"),
+    ),
+    (
+        "unsubscribe_page.en.html",
+        include_str!("../templates/unsubscribe_page.en.html"),
+    ),
+    (
+        "error_page.de.html",
+        include_str!("../templates/error_page.de.html"),
+    ),
+    (
+        "error_page.en.html",
+        include_str!("../templates/error_page.en.html"),
+    ),
+    ("digest.de.md", include_str!("../templates/digest.de.md")),
+    ("digest.en.md", include_str!("../templates/digest.en.md")),
+    (
+        "approval_request.de.md",
+        include_str!("../templates/approval_request.de.md"),
+    ),
+    (
+        "approval_request.en.md",
+        include_str!("../templates/approval_request.en.md"),
+    ),
+    (
+        "escalation.de.md",
+        include_str!("../templates/escalation.de.md"),
+    ),
+    (
+        "escalation.en.md",
+        include_str!("../templates/escalation.en.md"),
+    ),
+    (
+        "voucher_pool_empty.de.md",
+        include_str!("../templates/voucher_pool_empty.de.md"),
+    ),
+    (
+        "voucher_pool_empty.en.md",
+        include_str!("../templates/voucher_pool_empty.en.md"),
+    ),
+    (
+        "calendar_event.de.md",
+        include_str!("../templates/calendar_event.de.md"),
+    ),
+    (
+        "calendar_event.en.md",
+        include_str!("../templates/calendar_event.en.md"),
+    ),
+    (
+        "callback.de.md",
+        include_str!("../templates/callback.de.md"),
+    ),
+    (
+        "callback.en.md",
+        include_str!("../templates/callback.en.md"),
+    ),
+    (
+        "follow_up.de.md",
+        include_str!("../templates/follow_up.de.md"),
+    ),
+    (
+        "follow_up.en.md",
+        include_str!("../templates/follow_up.en.md"),
+    ),
+];
 
 /// The private-use characters reserved for marks and placeholders; dropped from values.
 fn is_reserved(c: char) -> bool {
@@ -59,6 +182,44 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The language it is written in (by the reader rule).
+    pub locale: String,
+}
+
+/// Content the program rendered before — talking points, an email shown as
+/// a sample — put into a template as a block: its HTML in HTML (it is
+/// trusted: values in it were escaped when it was made), its text in text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fragment {
+    pub text: String,
+    pub html: String,
+}
+
+impl Fragment {
+    /// The fragment as a template value (`{{ points }}` in a page or an email).
+    pub fn value(self) -> Value {
+        Value::from_object(self)
+    }
+}
+
+impl From<Rendered> for Fragment {
+    fn from(r: Rendered) -> Fragment {
+        Fragment {
+            text: r.text,
+            html: r.html,
+        }
+    }
+}
+
+impl Object for Fragment {
+    /// A single thing (true in `{% if %}`), not a map.
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// All templates of one folder, parsed; rebuilt on reload.
@@ -68,10 +229,13 @@ pub struct Templates {
     env: Environment<'static>,
     /// Raw source per file name, for hashing (freshness guard).
     sources: BTreeMap<String, String>,
+    /// Names served by the built-in text (no file of that name in `dir`).
+    built_in: BTreeSet<String>,
 }
 
 impl Templates {
-    /// Reads and compiles every template file; errors name the file.
+    /// Reads and compiles every template file, then the built-in ones the
+    /// folder does not replace; errors name the file.
     pub fn load(dir: &Path, default_locale: &str) -> Result<Self> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -98,33 +262,12 @@ impl Templates {
             else {
                 continue;
             };
-            if !(file.ends_with(".md") || file == LAYOUT) {
+            if !(file.ends_with(".md") || file.ends_with(".html")) {
                 continue;
             }
             let source = std::fs::read_to_string(&path)
                 .with_context(|| format!("{}: cannot read", path.display()))?;
-            if let Some((line, _)) = source
-                .lines()
-                .enumerate()
-                .find(|(_, l)| l.contains(is_reserved))
-            {
-                bail!(
-                    "{}: line {}: characters U+E000 to U+E01F are reserved (they mark values); remove them",
-                    path.display(),
-                    line + 1
-                );
-            }
-            if file.ends_with(".md") && !file.starts_with('_') {
-                let (subject, body) = split_subject(&source)
-                    .map_err(|e| anyhow!("{}: line 1: {e}", path.display()))?;
-                env.add_template_owned(format!("{file}#subject"), subject.to_string())
-                    .map_err(|e| anyhow!("{}: line 1: {e}", path.display()))?;
-                env.add_template_owned(format!("{file}#body"), body.to_string())
-                    .map_err(|e| anyhow!("{}: {}", path.display(), describe(&e)))?;
-            } else {
-                env.add_template_owned(file.clone(), source.clone())
-                    .map_err(|e| anyhow!("{}: {}", path.display(), describe(&e)))?;
-            }
+            add_template(&mut env, &file, &source, &path.display().to_string())?;
             sources.insert(file, source);
         }
         if !sources.contains_key(LAYOUT) {
@@ -133,30 +276,39 @@ impl Templates {
                 dir.join(LAYOUT).display()
             );
         }
+        let mut built_in = BTreeSet::new();
+        for (file, source) in BUILT_IN {
+            if !sources.contains_key(*file) {
+                add_template(&mut env, file, source, &format!("built-in template {file}"))?;
+                sources.insert(file.to_string(), source.to_string());
+                built_in.insert(file.to_string());
+            }
+        }
         Ok(Templates {
             dir: dir.to_path_buf(),
             default_locale: default_locale.to_string(),
             env,
             sources,
+            built_in,
         })
     }
 
-    /// The file used for `name` in `locale`, falling back to the default locale.
-    fn file_for(&self, name: &str, locale: Option<&str>) -> Result<String> {
-        let candidates = locale
-            .into_iter()
-            .chain(std::iter::once(self.default_locale.as_str()));
-        for l in candidates {
-            let file = format!("{name}.{l}.md");
-            if self.sources.contains_key(&file) {
-                return Ok(file);
-            }
+    /// The language a reader of `locale` gets `<name>.<locale>.<ext>` in.
+    pub fn locale_for(&self, name: &str, ext: &str, locale: Option<&str>) -> String {
+        reader_locale(locale, &self.default_locale, |l| {
+            self.sources.contains_key(&format!("{name}.{l}.{ext}"))
+        })
+        .to_string()
+    }
+
+    /// The file used for `name` in `locale` (by the reader rule) and its locale.
+    fn file_for(&self, name: &str, ext: &str, locale: Option<&str>) -> Result<(String, String)> {
+        let locale = self.locale_for(name, ext, locale);
+        let file = format!("{name}.{locale}.{ext}");
+        if !self.sources.contains_key(&file) {
+            bail!("no template {file} in {}", self.dir.display());
         }
-        Err(anyhow!(
-            "no template {name}.{}.md in {}",
-            self.default_locale,
-            self.dir.display()
-        ))
+        Ok((file, locale))
     }
 
     /// Locales a template exists in.
@@ -182,9 +334,10 @@ impl Templates {
         crate::domain::sha256_hex(&joined)
     }
 
-    /// Renders a staff-facing text (talking points): subject and body, no footer.
+    /// Renders a Markdown template without a frame (talking points): its
+    /// subject, its body as text and as an HTML fragment.
     pub fn render_plain(&self, name: &str, locale: Option<&str>, ctx: &Value) -> Result<Rendered> {
-        let file = self.file_for(name, locale)?;
+        let (file, locale) = self.file_for(name, "md", locale)?;
         let subject = self
             .render_one(&format!("{file}#subject"), ctx)?
             .trim()
@@ -193,36 +346,87 @@ impl Templates {
         Ok(Rendered {
             subject,
             html: body.html(),
-            text: body.text,
+            text: body.text(),
+            locale,
         })
     }
 
-    /// Renders a customer email: the template's body plus the locale's footer,
-    /// as text and as HTML inside the layout. `ctx` must hold `unsubscribe_url`.
+    /// Renders a customer email: the template's body plus the footer, as
+    /// text and as HTML inside the layout, all in one language. `ctx` must
+    /// hold `unsubscribe_url`.
     pub fn render_email(&self, name: &str, locale: Option<&str>, ctx: &Value) -> Result<Rendered> {
+        let (body, footer) = self.render_email_parts(name, locale, ctx)?;
+        self.framed(LAYOUT, body, Some(footer), ctx)
+    }
+
+    /// A customer email's body and footer without the layout: what an
+    /// approval request shows of a sample.
+    pub fn render_email_parts(
+        &self,
+        name: &str,
+        locale: Option<&str>,
+        ctx: &Value,
+    ) -> Result<(Rendered, Fragment)> {
         let body = self.render_plain(name, locale, ctx)?;
-        let footer_file = self.file_for("_footer", locale)?;
+        let (footer_file, _) = self.file_for("_footer", "md", Some(&body.locale))?;
         let footer = Marked::split(&self.render_one(&footer_file, ctx)?);
-        let text = format!(
-            "{}\n\n-- \n{}",
-            body.text.trim_end(),
-            footer.text.trim_end()
-        );
-        let layout = self.env.get_template(LAYOUT)?;
-        let html = layout
+        let footer = Fragment {
+            text: footer.text(),
+            html: footer.html(),
+        };
+        Ok((body, footer))
+    }
+
+    /// Renders a staff email (digest, approval request …): the body as text
+    /// and as HTML inside the staff layout.
+    pub fn render_staff_email(
+        &self,
+        name: &str,
+        locale: Option<&str>,
+        ctx: &Value,
+    ) -> Result<Rendered> {
+        let body = self.render_plain(name, locale, ctx)?;
+        self.framed(STAFF_LAYOUT, body, None, ctx)
+    }
+
+    /// `body` (and a footer, with the signature separator in text) in `layout`.
+    fn framed(
+        &self,
+        layout: &str,
+        body: Rendered,
+        footer: Option<Fragment>,
+        ctx: &Value,
+    ) -> Result<Rendered> {
+        let mut text = body.text.trim_end().to_string();
+        if let Some(footer) = &footer {
+            text.push_str("\n\n-- \n");
+            text.push_str(footer.text.trim_end());
+        }
+        text.push('\n');
+        let html = self
+            .env
+            .get_template(layout)?
             .render(context! {
                 subject => &body.subject,
                 body => Value::from_safe_string(body.html),
-                footer => Value::from_safe_string(footer.html()),
-                lang => locale.unwrap_or(&self.default_locale),
+                footer => Value::from_safe_string(footer.map(|f| f.html).unwrap_or_default()),
+                lang => &body.locale,
                 ..ctx.clone()
             })
-            .map_err(|e| anyhow!("{}: {}", self.dir.join(LAYOUT).display(), describe(&e)))?;
+            .map_err(|e| anyhow!("{}: {}", self.origin(layout), describe(&e)))?;
         Ok(Rendered {
             subject: body.subject,
-            text: format!("{text}\n"),
+            text,
             html,
+            locale: body.locale,
         })
+    }
+
+    /// Renders the web page `<name>.<locale>.html` (by the reader rule); the
+    /// page gets `lang` besides `ctx`.
+    pub fn render_page(&self, name: &str, locale: Option<&str>, ctx: &Value) -> Result<String> {
+        let (file, locale) = self.file_for(name, "html", locale)?;
+        self.render_one(&file, &context! { lang => locale, ..ctx.clone() })
     }
 
     fn render_one(&self, name: &str, ctx: &Value) -> Result<String> {
@@ -230,8 +434,48 @@ impl Templates {
         self.env
             .get_template(name)
             .and_then(|t| t.render(ctx))
-            .map_err(|e| anyhow!("{}: {}", self.dir.join(file).display(), describe(&e)))
+            .map_err(|e| anyhow!("{}: {}", self.origin(file), describe(&e)))
     }
+
+    /// Where a template's text comes from, for error messages.
+    fn origin(&self, file: &str) -> String {
+        if self.built_in.contains(file) {
+            format!("built-in template {file}")
+        } else {
+            self.dir.join(file).display().to_string()
+        }
+    }
+}
+
+/// Compiles one template file (`shown` names it in errors): a `.md` email
+/// as its subject and body, anything else as it is.
+fn add_template(
+    env: &mut Environment<'static>,
+    file: &str,
+    source: &str,
+    shown: &str,
+) -> Result<()> {
+    if let Some((line, _)) = source
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains(is_reserved))
+    {
+        bail!(
+            "{shown}: line {}: characters U+E000 to U+E01F are reserved (they mark values); remove them",
+            line + 1
+        );
+    }
+    if file.ends_with(".md") && !file.starts_with('_') {
+        let (subject, body) = split_subject(source).map_err(|e| anyhow!("{shown}: line 1: {e}"))?;
+        env.add_template_owned(format!("{file}#subject"), subject.to_string())
+            .map_err(|e| anyhow!("{shown}: line 1: {e}"))?;
+        env.add_template_owned(format!("{file}#body"), body.to_string())
+            .map_err(|e| anyhow!("{shown}: {}", describe(&e)))?;
+    } else {
+        env.add_template_owned(file.to_string(), source.to_string())
+            .map_err(|e| anyhow!("{shown}: {}", describe(&e)))?;
+    }
+    Ok(())
 }
 
 /// `subject: …` on the first line, the body after it.
@@ -260,23 +504,6 @@ fn describe(e: &minijinja::Error) -> String {
     text
 }
 
-/// Text made safe to put into HTML, in element content and in quoted attributes.
-pub fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// Markdown to HTML with any raw HTML shown as text, never interpreted.
-pub fn markdown_to_html(markdown: &str) -> String {
-    // Placeholders come only from `Marked::split`; marks here are dropped.
-    if may_hold_reserved(markdown) && markdown.contains(is_reserved) {
-        return markdown_html(&markdown.replace(is_reserved, ""), &[]);
-    }
-    markdown_html(markdown, &[])
-}
-
 /// The minijinja formatter: in Markdown templates a value is written between
 /// [`OPEN`] and [`CLOSE`], without any reserved characters of its own, so
 /// [`Marked::split`] finds exactly what was inserted. Values marked safe
@@ -288,7 +515,21 @@ fn format_value(
     state: &mut State,
     value: &Value,
 ) -> Result<(), minijinja::Error> {
-    if !matches!(state.auto_escape(), AutoEscape::Custom(mode) if mode == MARKDOWN) {
+    let markdown = matches!(state.auto_escape(), AutoEscape::Custom(mode) if mode == MARKDOWN);
+    if let Some(fragment) = value.downcast_object_ref::<Fragment>() {
+        return match state.auto_escape() {
+            _ if markdown => {
+                out.write_char(FRAGMENT)?;
+                write_unreserved(out, &fragment.text)?;
+                out.write_char(FRAGMENT_HTML)?;
+                write_unreserved(out, &fragment.html)?;
+                Ok(out.write_char(CLOSE)?)
+            }
+            AutoEscape::Html => Ok(out.write_str(&fragment.html)?),
+            _ => Ok(out.write_str(&fragment.text)?),
+        };
+    }
+    if !markdown {
         return minijinja::escape_formatter(out, state, value);
     }
     if value.is_safe() {
@@ -308,60 +549,137 @@ fn format_value(
         return Ok(());
     }
     out.write_char(OPEN)?;
-    if may_hold_reserved(text) && text.contains(is_reserved) {
-        for c in text.chars().filter(|c| !is_reserved(*c)) {
-            out.write_char(c)?;
-        }
-    } else {
-        out.write_str(text)?;
-    }
+    write_unreserved(out, text)?;
     out.write_char(CLOSE)?;
     Ok(())
 }
 
-/// A rendered Markdown template, taken apart: the text with the values
-/// verbatim, and the Markdown to parse with a placeholder for each value.
+/// `text` without any reserved characters of its own.
+fn write_unreserved(out: &mut Output, text: &str) -> std::fmt::Result {
+    if may_hold_reserved(text) && text.contains(is_reserved) {
+        for c in text.chars().filter(|c| !is_reserved(*c)) {
+            out.write_char(c)?;
+        }
+        Ok(())
+    } else {
+        out.write_str(text)
+    }
+}
+
+/// A rendered Markdown template, taken apart: the Markdown to parse, with a
+/// placeholder for each value and each fragment.
 struct Marked {
-    text: String,
     markdown: String,
-    /// Each value's place in `text`, in placeholder order.
-    values: Vec<std::ops::Range<usize>>,
+    /// The values, in placeholder order.
+    values: Vec<String>,
+    fragments: Vec<Fragment>,
 }
 
 impl Marked {
     fn split(rendered: &str) -> Marked {
-        let mut text = String::with_capacity(rendered.len());
         let mut markdown = String::with_capacity(rendered.len() + 16);
         let mut values = Vec::new();
+        let mut fragments = Vec::new();
         let mut rest = rendered;
-        while let Some(start) = rest.find(OPEN) {
-            text.push_str(&rest[..start]);
+        while let Some(start) = rest.find([OPEN, FRAGMENT]) {
             markdown.push_str(&rest[..start]);
-            let after = &rest[start + OPEN.len_utf8()..];
+            let mark = if rest[start..].starts_with(OPEN) {
+                OPEN
+            } else {
+                FRAGMENT
+            };
+            let after = &rest[start + mark.len_utf8()..];
             let end = after.find(CLOSE).unwrap_or(after.len());
-            let begin = text.len();
-            text.push_str(&after[..end]);
-            push_placeholder(&mut markdown, values.len());
-            values.push(begin..text.len());
+            let inner = &after[..end];
+            if mark == OPEN {
+                push_placeholder(&mut markdown, OPEN, values.len());
+                values.push(inner.to_string());
+            } else {
+                let (text, html) = inner.split_once(FRAGMENT_HTML).unwrap_or((inner, ""));
+                // A block of its own, whatever stands around it in the template.
+                markdown.push_str("\n\n");
+                push_placeholder(&mut markdown, FRAGMENT, fragments.len());
+                markdown.push_str("\n\n");
+                fragments.push(Fragment {
+                    text: text.to_string(),
+                    html: html.to_string(),
+                });
+            }
             rest = after.get(end + CLOSE.len_utf8()..).unwrap_or("");
         }
-        text.push_str(rest);
         markdown.push_str(rest);
         Marked {
-            text,
             markdown,
             values,
+            fragments,
         }
+    }
+
+    fn values(&self) -> Vec<&str> {
+        self.values.iter().map(String::as_str).collect()
     }
 
     fn html(&self) -> String {
-        let values: Vec<&str> = self.values.iter().map(|r| &self.text[r.clone()]).collect();
-        markdown_html(&self.markdown, &values)
+        let html = markdown_html(&self.markdown, &self.values());
+        if self.fragments.is_empty() {
+            return html;
+        }
+        let mut out = String::with_capacity(html.len());
+        let mut rest = html.as_str();
+        while let Some((start, end, index)) = next_fragment(rest) {
+            let html = self.fragments.get(index).map_or("", |f| f.html.as_str());
+            // A fragment is a block: the paragraph the parser made around it goes.
+            let before = &rest[..start];
+            match (
+                before.strip_suffix("<p>"),
+                rest[end..].strip_prefix("</p>\n"),
+            ) {
+                (Some(before), Some(after)) => {
+                    out.push_str(before);
+                    out.push_str(html);
+                    out.push('\n');
+                    rest = after;
+                }
+                _ => {
+                    out.push_str(before);
+                    out.push_str(html);
+                    rest = &rest[end..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The Markdown as plain text (see [`crate::plain_text`]); a fragment's
+    /// text goes in as a block of ready text.
+    fn text(&self) -> String {
+        let values = self.values();
+        let events = with_values(&self.markdown, &values).flat_map(|event| match event {
+            Event::Text(text) if !self.fragments.is_empty() && text.contains(FRAGMENT) => {
+                let mut pieces = Vec::new();
+                let mut rest: &str = &text;
+                while let Some((start, end, index)) = next_fragment(rest) {
+                    if start > 0 {
+                        pieces.push(Event::Text(rest[..start].to_string().into()));
+                    }
+                    let text = self.fragments.get(index).map_or("", |f| f.text.as_str());
+                    pieces.push(Event::Html(text.to_string().into()));
+                    rest = &rest[end..];
+                }
+                if !rest.is_empty() {
+                    pieces.push(Event::Text(rest.to_string().into()));
+                }
+                pieces
+            }
+            other => vec![other],
+        });
+        crate::plain_text::write(events)
     }
 }
 
-fn push_placeholder(markdown: &mut String, index: usize) {
-    markdown.push(OPEN);
+fn push_placeholder(markdown: &mut String, mark: char, index: usize) {
+    markdown.push(mark);
     let digits = if index == 0 {
         1
     } else {
@@ -372,6 +690,25 @@ fn push_placeholder(markdown: &mut String, index: usize) {
         markdown.push(char::from_u32(DIGIT_0 + digit as u32).unwrap_or(CLOSE));
     }
     markdown.push(CLOSE);
+}
+
+/// The next fragment placeholder in `s`: its byte range and the fragment's index.
+fn next_fragment(s: &str) -> Option<(usize, usize, usize)> {
+    let start = s.find(FRAGMENT)?;
+    let digits_from = start + FRAGMENT.len_utf8();
+    let mut index = 0usize;
+    for (i, c) in s[digits_from..].char_indices() {
+        if c == CLOSE {
+            return Some((start, digits_from + i + CLOSE.len_utf8(), index));
+        }
+        let digit = u32::from(c).wrapping_sub(DIGIT_0);
+        if digit > 0xF {
+            break;
+        }
+        index = index.saturating_mul(16).saturating_add(digit as usize);
+    }
+    // Not a placeholder we wrote: the mark alone, standing for nothing.
+    Some((start, digits_from, usize::MAX))
 }
 
 /// The next placeholder in `s`: its byte range and the value it stands for.
@@ -472,17 +809,21 @@ fn autolink(value: &str) -> Option<(LinkType, &str)> {
 ///   email address, else the value shown as text between `<` and `>`;
 /// - raw HTML (shown as text anyway): the value in it, as text.
 fn markdown_html(markdown: &str, values: &[&str]) -> String {
-    let events = WithValues {
+    let mut out = String::with_capacity(markdown.len() + markdown.len() / 4);
+    html::push_html(&mut out, with_values(markdown, values));
+    out
+}
+
+/// The Markdown's events with the values put in (see [`markdown_html`]).
+fn with_values<'a, 'v>(markdown: &'a str, values: &'v [&'v str]) -> WithValues<'a, 'v> {
+    WithValues {
         parser: Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH),
         values,
         texts: Vec::new(),
         ready: VecDeque::new(),
         links: Vec::new(),
         in_code_block: false,
-    };
-    let mut out = String::with_capacity(markdown.len() + markdown.len() / 4);
-    html::push_html(&mut out, events);
-    out
+    }
 }
 
 /// The parser's events with the values put in (see [`markdown_html`]).
@@ -695,6 +1036,11 @@ fn push_text<'a>(out: &mut VecDeque<Event<'a>>, text: CowStr<'a>, values: &[&str
 mod tests {
     use super::*;
 
+    /// Markdown to HTML with any raw HTML shown as text, never interpreted.
+    fn markdown_to_html(markdown: &str) -> String {
+        markdown_html(&markdown.replace(is_reserved, ""), &[])
+    }
+
     #[test]
     fn raw_html_in_markdown_is_escaped() {
         let html = markdown_to_html("Hallo <script>alert(1)</script> **Anna**");
@@ -780,8 +1126,18 @@ mod tests {
             "<span>{{ v }}</span>\n",
         ] {
             let r = render(body, ctx_with(EVIL));
+            // Verbatim but for where the text part wraps lines and indents quotes.
+            let flat = |s: &str| {
+                s.lines()
+                    .map(|l| l.trim_start().trim_start_matches("> ").trim())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
             assert!(
-                r.text.contains(EVIL),
+                flat(&r.text).contains(&flat(EVIL)),
                 "{body}: text part verbatim: {}",
                 r.text
             );
@@ -852,7 +1208,13 @@ mod tests {
         );
         assert!(
             r.text
-                .contains("[Abmelden](https://cafe.example/u/AbC-12_x.y?z=1&w=2)"),
+                .contains("Abmelden: https://cafe.example/u/AbC-12_x.y?z=1&w=2"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .starts_with("Profil [1] und https://cafe.example/p?a=1&b=(2)\n[1] https://cafe.example/p?a=1&b=(2)\n"),
             "{}",
             r.text
         );
@@ -904,7 +1266,7 @@ mod tests {
             r.html
         );
         assert!(
-            r.text.contains("Hallo Anna\r\n# Titel\n\n- x!"),
+            r.text.starts_with("Hallo Anna\n# Titel\n\n- x!\n"),
             "{:?}",
             r.text
         );

@@ -1,7 +1,9 @@
 //! Signed, expiring tokens for the links in emails.
 //!
-//! A token is `base64url(purpose.id.expiry).base64url(hmac)`, HMAC-SHA256
-//! over the payload. The purpose is part of what is signed, so an unsubscribe
+//! A token is `base64url(purpose.id.expiry[.holder]).base64url(hmac)`,
+//! HMAC-SHA256 over the payload. The optional holder names whom a link was
+//! given to (the approver of an approval link), so what is done with it is
+//! recorded as theirs. The purpose is part of what is signed, so an unsubscribe
 //! token can never open a task page. Verification is constant-time and
 //! accepts any of the configured keys, so keys can be rotated: sign with the
 //! new one, keep the old one in `previous_token_key_files` until its links
@@ -66,7 +68,25 @@ impl Signer {
     }
 
     pub fn sign(&self, purpose: Purpose, id: i64, expires: DateTime<Utc>) -> String {
-        let payload = format!("{}.{id}.{}", purpose.tag(), expires.timestamp());
+        self.sign_payload(format!("{}.{id}.{}", purpose.tag(), expires.timestamp()))
+    }
+
+    /// A token for `id` given to `holder` (e.g. the approver a link is sent to).
+    pub fn sign_for(
+        &self,
+        purpose: Purpose,
+        id: i64,
+        holder: &str,
+        expires: DateTime<Utc>,
+    ) -> String {
+        self.sign_payload(format!(
+            "{}.{id}.{}.{holder}",
+            purpose.tag(),
+            expires.timestamp()
+        ))
+    }
+
+    fn sign_payload(&self, payload: String) -> String {
         let tag = Self::mac(&self.keys[0], payload.as_bytes())
             .finalize()
             .into_bytes();
@@ -109,6 +129,16 @@ impl Signer {
         purpose: Purpose,
         now: DateTime<Utc>,
     ) -> Result<i64, TokenError> {
+        self.verify_holder(token, purpose, now).map(|(id, _)| id)
+    }
+
+    /// Like [`Signer::verify`], with whom the token was given to, if it names them.
+    pub fn verify_holder(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, Option<String>), TokenError> {
         if token.len() > 512 {
             return Err(TokenError::Malformed);
         }
@@ -123,10 +153,11 @@ impl Signer {
             return Err(TokenError::BadSignature);
         }
         let text = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
-        let mut parts = text.splitn(3, '.');
+        let mut parts = text.splitn(4, '.');
         let (Some(p), Some(id), Some(exp)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(TokenError::Malformed);
         };
+        let holder = parts.next().map(String::from);
         if p != purpose.tag() {
             return Err(TokenError::WrongPurpose);
         }
@@ -135,7 +166,7 @@ impl Signer {
         if now.timestamp() > exp {
             return Err(TokenError::Expired);
         }
-        Ok(id)
+        Ok((id, holder))
     }
 }
 
@@ -204,6 +235,34 @@ mod tests {
         assert_eq!(signer(b"other").verify_verp(&tag), None);
         assert_eq!(s.verify_verp("345"), None);
         assert_eq!(s.verify_verp("x-y"), None);
+    }
+
+    #[test]
+    fn a_token_can_name_its_holder_and_the_name_is_signed() {
+        let s = signer(b"k1");
+        let now = Utc::now();
+        let t = s.sign_for(Purpose::Approval, 42, "maria", now + Duration::days(1));
+        assert_eq!(
+            s.verify_holder(&t, Purpose::Approval, now),
+            Ok((42, Some("maria".to_string())))
+        );
+        let plain = s.sign(Purpose::Approval, 42, now + Duration::days(1));
+        assert_eq!(
+            s.verify_holder(&plain, Purpose::Approval, now),
+            Ok((42, None))
+        );
+        let (payload, tag) = t.split_once('.').unwrap();
+        let other = String::from_utf8(B64.decode(payload).unwrap())
+            .unwrap()
+            .replace("maria", "jonas");
+        assert_eq!(
+            s.verify_holder(
+                &format!("{}.{tag}", B64.encode(other)),
+                Purpose::Approval,
+                now
+            ),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]

@@ -91,17 +91,34 @@ fn generate(pattern: &str) -> String {
 
 async fn notify_exhausted(app: &App, pool_id: &str, now: DateTime<Utc>) {
     let result = async {
-        if !app.store.claim_notice(&exhausted_notice(pool_id), now).await? {
+        if !app
+            .store
+            .claim_notice(&exhausted_notice(pool_id), now)
+            .await?
+        {
             return Ok(());
         }
-        let settings = app.settings();
-        let to = settings.business.admin_email();
-        let text = format!(
-            "The voucher pool \"{pool_id}\" has no codes left. Customers who should have received a code \
-             are recorded as suppressed (\"pool exhausted\") and get no message.\n\n\
-             Add codes with:\n  outreach import vouchers {pool_id} codes.csv\n\nThis notice is sent once."
-        );
-        let message = crate::compose::notice_email(&app.config, &to, &format!("outreach: voucher pool {pool_id} is empty"), &text)?;
+        let to = app.settings().business.admin_email();
+        // The admin reads it in their language if they are on the staff list.
+        let reader = app
+            .settings()
+            .staff
+            .iter()
+            .find(|s| to.contains(&s.email))
+            .map(|s| crate::tasks::digest::staff_locale(app, s));
+        let rendered = app.templates.render_staff_email(
+            "voucher_pool_empty",
+            reader,
+            &minijinja::context! { pool => pool_id },
+        )?;
+        let message = crate::compose::staff_email(
+            &app.config,
+            &to,
+            &rendered.subject,
+            &rendered.text,
+            &rendered.html,
+            None,
+        )?;
         let mut mailer = crate::mailer::MailerSettings::from_config(&app.config).open()?;
         match mailer.send(&message).await {
             crate::mailer::SendResult::Sent(_) => Ok(()),

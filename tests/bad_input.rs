@@ -245,7 +245,10 @@ async fn malformed_truncated_and_garbage_tokens_get_a_plain_error_page_and_chang
                         StatusCode::NOT_FOUND,
                         "{url}: {method} {path}: {body}"
                     );
-                    assert!(body.contains("Link not valid"), "{method} {path}: {body}");
+                    assert!(
+                        body.contains("Dieser Link funktioniert nicht"),
+                        "{method} {path}: {body}"
+                    );
                     assert_no_data(&path, &body);
                 }
             }

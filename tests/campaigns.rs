@@ -276,8 +276,14 @@ async fn each_customer_gets_their_locale_with_fallback_and_the_required_headers(
     assert!(ben.contains("Subject: How things are at"), "{ben}");
     let dora = &t.mails_to("dora@example.fr")[0];
     assert!(
-        dora.contains("Subject: Wie es uns im"),
+        dora.contains("Subject: Wie es uns bei"),
         "French falls back to the business locale: {dora}"
+    );
+    let dora = common::mail::Mail::parse(dora);
+    assert!(
+        dora.html().contains("<html lang=\"de\">"),
+        "the HTML says the language it is written in: {}",
+        dora.html()
     );
     let anna = &t.mails_to("anna@example.de")[0];
     let anna_id = t.app.store.find_customer("A").await.unwrap().unwrap().id;

@@ -7,11 +7,10 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use common::app::{TestApp, berlin, body_text};
+use common::app::{TestApp, berlin, body_text, get, post};
 use common::databases;
 use common::mail::Mail;
 use outreach::domain::Customer;
@@ -504,21 +503,20 @@ async fn each_staff_member_gets_one_digest_per_working_day_at_digest_at_in_their
         assert!(x < y, "overdue first: {text}");
         assert!(text.contains("überfällig seit 19.11.2026"), "{text}");
         assert!(text.contains("fällig am 23.11.2026"), "{text}");
-        assert!(
-            text.contains("Warum: Lange nichts gehört – einfach nachfragen, wie es geht."),
-            "{text}"
+        assert_eq!(
+            text.matches("Lange nichts gehört – einfach nachfragen, wie es geht.")
+                .count(),
+            1,
+            "the reason heads its calls: {text}"
+        );
+        assert_eq!(
+            text.matches("„Wie geht es Ihnen gerade?“").count(),
+            1,
+            "the German talking points, once for both calls: {text}"
         );
         assert!(
-            text.contains("„Wie geht es Ihnen gerade?“"),
-            "German talking points: {text}"
-        );
-        assert!(
-            text.contains("wie es Xaver Überall geht"),
-            "talking points rendered for the customer: {text}"
-        );
-        assert!(
-            text.contains("Letzte Kontakte: 2026-11-19 news (run"),
-            "the newsletter shows as a last contact: {text}"
+            text.contains("Letzte Kontakte: 19.11.2026 E-Mail „news“"),
+            "the newsletter shows as a last contact, in German: {text}"
         );
         assert!(text.contains("Letzte Kontakte: noch keine"), "{text}");
         assert_eq!(
@@ -539,9 +537,16 @@ async fn each_staff_member_gets_one_digest_per_working_day_at_digest_at_in_their
             .expect("an .ics attachment");
         assert!(ics_type.starts_with("text/calendar"));
         assert!(disposition.contains(".ics"), "{disposition}");
-        assert_eq!(ics.matches("BEGIN:VTODO").count(), 2, "{ics}");
-        assert!(ics.contains("DUE;VALUE=DATE:20261119"), "{ics}");
-        assert!(ics.contains("DUE;VALUE=DATE:20261123"), "{ics}");
+        assert!(ics_type.contains("method=PUBLISH"), "{ics_type}");
+        assert!(ics.contains("\nMETHOD:PUBLISH\n"), "{ics}");
+        assert_eq!(ics.matches("BEGIN:VEVENT").count(), 2, "{ics}");
+        assert!(!ics.contains("VTODO"), "{ics}");
+        // Both are calls to make today, the overdue one too.
+        assert_eq!(
+            ics.matches("DTSTART;VALUE=DATE:20261123\n").count(),
+            2,
+            "{ics}"
+        );
         assert!(ics.contains("Xaver Überall"), "{ics}");
         for line in ics.lines() {
             assert!(
@@ -897,17 +902,6 @@ async fn do_not_call_is_remembered_and_a_later_run_leaves_the_customer_out() {
 
 // ---- the task page ----
 
-fn get(path: &str) -> Request<Body> {
-    Request::get(path).body(Body::empty()).unwrap()
-}
-
-fn post(path: &str, form: &str) -> Request<Body> {
-    Request::post(path)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(form.to_string()))
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_task_page_from_the_digest_shows_the_call_on_get_and_records_the_outcome_once_on_post()
 {
@@ -1002,7 +996,7 @@ async fn the_task_page_from_the_digest_shows_the_call_on_get_and_records_the_out
         let later = router.clone().oneshot(get(&link)).await.unwrap();
         let html = body_text(later).await;
         assert!(
-            html.contains("Ergebnis: Erreicht – Gespräch geführt Geht gut, danke"),
+            html.contains("<h2>Ergebnis</h2>\n<p>erreicht: „Geht gut, danke“</p>"),
             "{html}"
         );
     }
@@ -1010,7 +1004,7 @@ async fn the_task_page_from_the_digest_shows_the_call_on_get_and_records_the_out
 
 /// Staff see a customer's name as it was imported, on the task page and in
 /// the digest: a name full of Markdown is text there, never a link, an image,
-/// a heading or formatting (the talking points template shows the name).
+/// a heading or formatting.
 #[tokio::test]
 async fn a_name_full_of_markdown_is_text_on_the_task_page_and_in_the_digest() {
     const NAME: &str = "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` <b>x</b> &amp;\n# Titel\n- Punkt";
@@ -1056,19 +1050,27 @@ async fn a_name_full_of_markdown_is_text_on_the_task_page_and_in_the_digest() {
                 ] {
                     assert!(!html.contains(made), "{url}: {what}: `{made}` in {html}");
                 }
-                assert!(
-                    html.contains(
+                // The digest's Markdown keeps the name's line breaks; the page's
+                // heading is text with minijinja's HTML escaping.
+                let shown = match what {
+                    "digest" => {
                         "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` &lt;b&gt;x&lt;/b&gt; &amp;amp;<br />\n# Titel<br />\n- Punkt"
-                    ),
-                    "{url}: {what}: the talking points show the name as text: {html}"
+                    }
+                    _ => {
+                        "[Klick hier](http:&#x2f;&#x2f;evil.example) ![](http:&#x2f;&#x2f;track.example&#x2f;p.gif) **fett** `code` &lt;b&gt;x&lt;&#x2f;b&gt; &amp;amp;\n# Titel\n- Punkt</h1>"
+                    }
+                };
+                assert!(
+                    html.contains(shown),
+                    "{url}: {what}: the name shows as text: {html}"
                 );
                 // The template's own list is still a list.
                 assert!(html.contains("<li>"), "{url}: {what}: {html}");
             }
+            // Verbatim, but for where the text part wraps its lines.
+            let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
             assert!(
-                digest
-                    .text()
-                    .contains("[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` <b>x</b> &amp;"),
+                words(digest.text()).contains(&words(NAME)),
                 "{url}: the digest's text part has the name verbatim: {}",
                 digest.text()
             );
@@ -1204,8 +1206,8 @@ async fn a_call_overdue_longer_than_escalate_after_goes_to_the_manager_once() {
             .expect("to Jonas's manager");
         assert_eq!(to_maria.subject, "Überfällige Anrufe (1)");
         let text = to_maria.text();
-        assert!(text.contains("Jakob") && text.contains("jonas"), "{text}");
-        assert!(text.contains("fällig am 23.11.2026"), "{text}");
+        assert!(text.contains("Jakob, bei Jonas"), "{text}");
+        assert!(text.contains("überfällig seit 23.11.2026"), "{text}");
         assert!(text.contains("http://127.0.0.1:8080/t/"), "{text}");
         assert!(!text.contains("Margot"), "{text}");
         // Maria has no manager: her overdue call goes to the business's address.

@@ -189,7 +189,7 @@ async fn a_customer_anniversary_thanks_for_the_right_number_of_years_counted_fro
         assert!(
             ben[0]
                 .body
-                .contains("1 year ago today you first came to see us"),
+                .contains("It is 1 year today since you first came to see us."),
             "{}",
             ben[0].body
         );
@@ -271,7 +271,7 @@ async fn an_import_that_raises_a_customer_to_gold_starts_a_run_for_exactly_that_
         );
         let anna = mails_to(&t, "anna@example.de");
         assert_eq!(anna.len(), 1, "{url}");
-        assert_eq!(anna[0].subject, "Sie sind jetzt Gold-Gast im Café Test");
+        assert_eq!(anna[0].subject, "Sie sind jetzt Gold-Gast bei Café Test");
         assert!(
             anna[0].body.contains("die Stufe **Gold** erreicht")
                 || anna[0]
@@ -511,7 +511,7 @@ async fn each_imported_code_goes_to_one_customer_once_and_an_empty_pool_suppress
         let anna = &mails_to(&t, "anna@example.de")[0];
         assert!(
             anna.body
-                .contains("Ihr Code: **DANK-0001** – gültig bis 05.12.2026"),
+                .contains("Ihr Code: DANK-0001 – gültig bis 05.12.2026"),
             "{url}: {}",
             anna.body
         );
@@ -523,7 +523,7 @@ async fn each_imported_code_goes_to_one_customer_once_and_an_empty_pool_suppress
         let ben = &mails_to(&t, "ben@example.com")[0];
         assert!(
             ben.body
-                .contains("Your code: **DANK-0002** – valid until 5 December 2026"),
+                .contains("Your code: DANK-0002 – valid until 5 December 2026"),
             "{url}: {}",
             ben.body
         );
@@ -537,7 +537,7 @@ async fn each_imported_code_goes_to_one_customer_once_and_an_empty_pool_suppress
         }
         let notices = mails_to(&t, "chef@cafe-test.example");
         assert_eq!(notices.len(), 1, "{url}");
-        assert_eq!(notices[0].subject, "outreach: voucher pool dank is empty");
+        assert_eq!(notices[0].subject, "Keine Gutscheincodes mehr in „dank“");
         assert!(
             notices[0].body.contains("outreach import vouchers dank"),
             "{}",
@@ -588,7 +588,7 @@ async fn each_imported_code_goes_to_one_customer_once_and_an_empty_pool_suppress
         let dora = &mails_to(&t, "dora@example.de")[0];
         assert!(
             dora.body
-                .contains("Ihr Code: **DANK-0004** – gültig bis 19.12.2026"),
+                .contains("Ihr Code: DANK-0004 – gültig bis 19.12.2026"),
             "{url}: {}",
             dora.body
         );
@@ -624,6 +624,10 @@ async fn a_generated_pool_gives_every_customer_a_unique_code_of_its_pattern() {
             .replace(
                 "valid_days = 5",
                 "valid_days = 90\npattern = \"LINDE-XXXX-XXXX\"",
+            )
+            .replace(
+                "value = \"10 € auf Ihren nächsten Besuch\"",
+                "value = { de = \"10 € auf Ihren nächsten Besuch\", en = \"€10 off your next visit\" }",
             );
         let t = TestApp::new(&url, &extra).await;
         let mut csv = String::from("external_id,email,locale,consent\n");
@@ -657,27 +661,32 @@ async fn a_generated_pool_gives_every_customer_a_unique_code_of_its_pattern() {
         // The customer's own code in their mail, the date in their locale.
         let de = &mails_to(&t, "kunde0@example.de")[0];
         assert!(
-            de.body.contains(&format!(
-                "Ihr Code: **{}** – gültig bis 21.02.2027",
-                codes[0]
-            )),
+            de.body
+                .contains(&format!("Ihr Code: {} – gültig bis 21.02.2027", codes[0])),
             "{url}: {}",
             de.body
         );
         let en = &mails_to(&t, "kunde1@example.de")[0];
         assert!(
             en.body.contains(&format!(
-                "Your code: **{}** – valid until 21 February 2027",
+                "Your code: {} – valid until 21 February 2027",
                 codes[1]
             )),
             "{url}: {}",
             en.body
         );
+        // The voucher's value in the customer's language.
         assert!(
+            en.body.contains("<strong>€10 off your next visit</strong>")
+                && !en.body.contains("auf Ihren nächsten Besuch"),
+            "{}",
             en.body
+        );
+        assert!(
+            de.body
                 .contains("<strong>10 € auf Ihren nächsten Besuch</strong>"),
-            "the HTML part too: {}",
-            en.body
+            "{}",
+            de.body
         );
         // One per customer: the next run gives nobody a second code (and no admin notice).
         let again = voucher_run(&t, berlin(2026, 11, 30, 12, 0)).await;
@@ -755,6 +764,35 @@ async fn http(
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// No link in `text` (an email or a page) carries an unsubscribe token that
+/// works: whoever reads it cannot act on a customer.
+fn assert_no_customer_token(t: &TestApp, text: &str, now: DateTime<Utc>) {
+    // Quoted-printable may break a link across lines: read the decoded parts too.
+    let decoded = if text.contains("Content-Type") {
+        common::mail::Mail::parse(text)
+            .parts
+            .iter()
+            .map(|p| p.2.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        text.to_string()
+    };
+    for (i, _) in decoded.match_indices("/u/") {
+        let token: String = decoded[i + 3..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        assert!(
+            t.app
+                .signer
+                .verify(&token, outreach::tokens::Purpose::Unsubscribe, now)
+                .is_err(),
+            "a working unsubscribe link: /u/{token}"
+        );
+    }
+}
+
 fn customer_mails(t: &TestApp) -> usize {
     ["anna@example.de", "ben@example.com", "clara@example.de"]
         .iter()
@@ -792,39 +830,60 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
 
         // The approver (only the configured one) gets counts, a sample and the link.
         assert!(mails_to(&t, "maria@cafe-test.example").is_empty());
-        let requests = mails_to(&t, "jonas@cafe-test.example");
-        assert_eq!(requests.len(), 1, "{url}");
-        let request = &requests[0];
+        let raw: Vec<String> = t
+            .outbox_mails()
+            .into_iter()
+            .filter(|m| m.contains("To: jonas@cafe-test.example"))
+            .collect();
+        assert_eq!(raw.len(), 1, "{url}");
+        let request = Mail::parse(&raw[0]);
         assert_eq!(
             request.subject,
-            format!("Freigabe nötig / approval needed: wochenbrief (run {run})")
+            format!("Freigabe nötig: wochenbrief (Lauf {run})")
         );
-        assert!(request.body.contains("2  planned"), "{}", request.body);
+        let parts = common::mail::Mail::parse(&raw[0]);
+        let (text, html) = (parts.text(), parts.html());
         assert!(
-            request.body.contains("1  suppressed (no consent)"),
-            "{}",
-            request.body
+            text.contains("- 2 gehen nach der Freigabe hinaus"),
+            "{text}"
         );
         assert!(
-            request.body.contains(
-                "Beispiel / sample (Anna):\nSubject: Wie es uns im Café Test gerade geht"
+            text.contains("- 1 gehen nicht hinaus (keine Einwilligung)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Beispiel: so liest es Anna\n\nBetreff: Wie es uns bei Café Test gerade geht"
             ),
-            "{}",
-            request.body
+            "{text}"
         );
         assert!(
-            request.body.contains("Dienstag bis Samstag, 8 bis 18 Uhr"),
-            "{}",
-            request.body
+            text.contains("\n> Was geöffnet ist: Dienstag bis Samstag, 8 bis 18 Uhr."),
+            "the sample, quoted: {text}"
         );
-        let link = approval_link(request);
+        // One HTML document, the sample inside it, the link to decide below the sample.
+        assert_eq!(html.matches("<!DOCTYPE html>").count(), 1, "{html}");
+        assert_eq!(html.matches("<html").count(), 1, "{html}");
+        assert_eq!(html.matches("<body").count(), 1, "{html}");
+        let sample_at = html
+            .find("Dienstag bis Samstag, 8 bis 18 Uhr")
+            .expect("the sample");
+        let link_at = html.find("http://127.0.0.1:8080/a/").expect("the link");
+        assert!(sample_at < link_at, "the decision below the sample: {html}");
+        // No link in it acts on a customer: the sample's unsubscribe link is inert.
+        assert_no_customer_token(&t, &raw[0], now);
+        assert!(
+            html.contains("href=\"http://127.0.0.1:8080/u/sample\""),
+            "{html}"
+        );
+        let link = approval_link(&request);
         let token = link.rsplit('/').next().unwrap().to_string();
         assert_eq!(
             t.app
                 .signer
-                .verify(&token, outreach::tokens::Purpose::Approval, now),
-            Ok(run),
-            "{url}: the link is for this run"
+                .verify_holder(&token, outreach::tokens::Purpose::Approval, now),
+            Ok((run, Some("jonas".to_string()))),
+            "{url}: the link is for this run and this approver"
         );
         assert!(
             t.app
@@ -839,21 +898,37 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
         );
 
         // The HTTP handler checks expiry against the wall clock, so over HTTP we
-        // use a link for the same run that is valid today.
-        let token = t.app.signer.sign(
+        // use a link for the same run and approver that is valid today.
+        let token = t.app.signer.sign_for(
             outreach::tokens::Purpose::Approval,
             run,
+            "jonas",
             Utc::now() + chrono::Duration::hours(24),
         );
         let router = t.router().await;
         let (status, page) = http(&router, "GET", &format!("/a/{token}"), None).await;
         assert_eq!(status, 200, "{url}");
-        assert!(page.contains("awaiting_approval"), "{page}");
         assert!(
-            page.contains("value=\"approve\"") && page.contains("value=\"cancel\""),
+            page.contains("Stand:</strong> wartet auf Freigabe"),
             "{page}"
         );
-        assert!(page.contains("2  planned"), "{page}");
+        assert!(
+            !page.contains("awaiting_approval"),
+            "German words, not states: {page}"
+        );
+        assert!(page.contains("Hallo Jonas,"), "{page}");
+        let form_at = page.find("value=\"approve\"").expect("approve");
+        assert!(page.contains("value=\"cancel\""), "{page}");
+        let sample_at = page
+            .find("Dienstag bis Samstag, 8 bis 18 Uhr")
+            .expect("the sample");
+        assert!(sample_at < form_at, "the buttons below the sample: {page}");
+        assert_eq!(page.matches("<!DOCTYPE html>").count(), 1, "{page}");
+        assert!(
+            page.contains("<td class=\"n\">2</td><td>gehen nach der Freigabe hinaus</td>"),
+            "{page}"
+        );
+        assert_no_customer_token(&t, &page, Utc::now());
         let (status, _) = http(&router, "GET", &format!("/a/{token}"), None).await;
         assert_eq!(status, 200);
         assert_eq!(
@@ -862,6 +937,19 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
             "{url}: GET changes nothing"
         );
         assert_eq!(t.deliver_all(now).await, 0);
+        // An approver who follows the sample's unsubscribe link and confirms changes nothing.
+        let (status, page) = http(&router, "GET", "/u/sample", None).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Beispiel"), "{page}");
+        let (status, _) = http(&router, "POST", "/u/sample", Some("")).await;
+        assert_eq!(status, 200);
+        for key in ["A", "B", "C"] {
+            let customer = t.app.store.find_customer(key).await.unwrap().unwrap();
+            assert!(
+                customer.unsubscribed_at.is_none(),
+                "{url}: {key} unsubscribed by a sample"
+            );
+        }
 
         // A forged link (another run id under the real signature), a task link
         // and an expired link get a plain error page, no data.
@@ -896,7 +984,7 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
                 )
                 .await;
                 assert_eq!(got, status, "{url}: {method} {bad}");
-                assert!(page.contains("Link not valid"), "{page}");
+                assert!(page.contains("Dieser Link funktioniert nicht"), "{page}");
                 assert!(
                     !page.contains("wochenbrief") && !page.contains("Anna"),
                     "no data: {page}"
@@ -913,12 +1001,16 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
         )
         .await;
         assert_eq!(status, 200, "{url}: {page}");
-        assert!(page.contains(&format!("Run {run}: sending")), "{page}");
+        assert!(page.contains("Danke, freigegeben."), "{page}");
+        assert!(
+            page.contains("Stand:</strong> freigegeben, wird versendet (Jonas,"),
+            "{page}"
+        );
         let r = t.app.store.run(run).await.unwrap().unwrap();
         assert_eq!(
             (r.state.as_str(), r.decided_by.as_deref()),
-            ("sending", Some("approval link")),
-            "{url}"
+            ("sending", Some("jonas")),
+            "{url}: the approver's own link records them"
         );
         assert_eq!(t.deliver_all(now).await, 2, "{url}");
         assert_eq!(mails_to(&t, "anna@example.de").len(), 1);
@@ -932,7 +1024,7 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
             Some("action=cancel"),
         )
         .await;
-        assert!(page.contains("not awaiting approval"), "{page}");
+        assert!(page.contains("Darüber wurde schon entschieden."), "{page}");
         assert_eq!(t.count(run, "sent").await, 2, "{url}");
     }
 }
@@ -1003,7 +1095,7 @@ async fn an_approved_run_sends_and_a_cancelled_one_suppresses_its_messages_with_
         )
         .await;
         assert_eq!(status, 200, "{page}");
-        assert!(page.contains(&format!("Run {third}: cancelled")), "{page}");
+        assert!(page.contains("Abgebrochen."), "{page}");
         assert_eq!(t.count(third, "planned").await, 0);
         assert!(
             t.counts(third).await.contains(&(
@@ -1144,7 +1236,13 @@ async fn an_unchanged_status_text_is_held_for_a_person_and_an_edited_one_goes_ou
         // No approvers configured: the staff without a manager (Maria) are asked.
         let asked = mails_to(&t, "maria@cafe-test.example");
         assert_eq!(asked.len(), 1, "{url}");
-        assert!(asked[0].body.contains(&detail), "{}", asked[0].body);
+        assert!(
+            asked[0].body.contains(&format!(
+                "Der Text ist derselbe wie beim letzten Versand (Lauf {first})."
+            )),
+            "{}",
+            asked[0].body
+        );
         assert!(
             asked[0].body.contains("http://127.0.0.1:8080/a/"),
             "{}",

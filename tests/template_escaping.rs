@@ -1,8 +1,9 @@
 //! Values in Markdown templates are text: an imported name or attribute full
 //! of Markdown reaches the customer as those characters, in the HTML part as
-//! text and in the text part verbatim, never as links, images or formatting;
-//! the shipped templates render exactly as before for ordinary customers. On
-//! SQLite and PostgreSQL, through delivery and `preview --html`.
+//! text and in the text part verbatim (wrapped), never as links, images or
+//! formatting; the shipped templates' HTML renders exactly as before for
+//! ordinary customers. On SQLite and PostgreSQL, through delivery and
+//! `preview --html`.
 
 mod common;
 
@@ -11,7 +12,7 @@ use common::databases;
 use common::mail::Mail;
 use minijinja::{Value, context};
 use outreach::schedule::start_now;
-use outreach::templates::{Rendered, Templates};
+use outreach::templates::Templates;
 
 const POINTS: &str = r#"
 [limits]
@@ -32,6 +33,11 @@ const EVIL_NAME: &str = "[Klick hier](http://evil.example) ![](http://track.exam
 /// A custom attribute: a link, an image, a code span, emphasis.
 const EVIL_ATTRIBUTE: &str =
     "[Platin](http://evil.example/p) `30` ![x](http://track.example/q.gif) *x*";
+
+/// The words of a text, whatever lines the text part wrapped them into.
+fn words(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
 
 fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -155,7 +161,7 @@ async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_
                     "{context}: shown as text: {shown}"
                 );
                 assert!(
-                    text.contains(EVIL_NAME),
+                    words(&text).contains(&words(EVIL_NAME)),
                     "{context}: the text part has the name verbatim: {text}"
                 );
                 assert!(
@@ -171,7 +177,13 @@ async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_
                     );
                     assert!(!html.contains("<strong>Gold</strong>"), "{context}: {html}");
                     assert!(shown.contains(tier), "{context}: {shown}");
-                    assert!(text.contains(&format!("**{tier}**")), "{context}: {text}");
+                    // The value as it is; the template's own `**` are gone.
+                    assert!(text.contains(tier), "{context}: {text}");
+                    assert_eq!(
+                        text.matches("**").count(),
+                        tier.matches("**").count() + EVIL_NAME.matches("**").count(),
+                        "{context}: {text}"
+                    );
                 }
             }
         }
@@ -183,9 +195,9 @@ async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_
             .unwrap();
         let (text, html) = (part(&profil, "text/plain"), part(&profil, "text/html"));
         assert!(
-            text.contains(&format!(
-                "**{EVIL_ATTRIBUTE}**, als Code `{EVIL_ATTRIBUTE}`"
-            )),
+            words(&text).contains(&words(&format!(
+                "Ihr Stadtteil: {EVIL_ATTRIBUTE}, als Code {EVIL_ATTRIBUTE}, als Link {EVIL_ATTRIBUTE}: https://cafe.example/karte."
+            ))),
             "{url}: {text}"
         );
         assert_eq!(
@@ -297,37 +309,32 @@ impl OldTemplates {
         self.env.get_template(name).unwrap().render(ctx).unwrap()
     }
 
-    fn render_plain(&self, name: &str, locale: &str, ctx: &Value) -> Rendered {
+    /// The subject and the HTML (the text part is new: written from the Markdown).
+    fn render_plain(&self, name: &str, locale: &str, ctx: &Value) -> (String, String) {
         let file = format!("{name}.{locale}.md");
         let text = self.one(&format!("{file}#body"), ctx);
-        Rendered {
-            subject: self.one(&format!("{file}#subject"), ctx).trim().to_string(),
-            html: old_markdown_to_html(&text),
-            text,
-        }
+        (
+            self.one(&format!("{file}#subject"), ctx).trim().to_string(),
+            old_markdown_to_html(&text),
+        )
     }
 
-    fn render_email(&self, name: &str, locale: &str, ctx: &Value) -> Rendered {
-        let body = self.render_plain(name, locale, ctx);
+    fn render_email(&self, name: &str, locale: &str, ctx: &Value) -> (String, String) {
+        let (subject, body) = self.render_plain(name, locale, ctx);
         let footer = self.one(&format!("_footer.{locale}.md"), ctx);
-        let text = format!("{}\n\n-- \n{}", body.text.trim_end(), footer.trim_end());
         let html = self
             .env
             .get_template("_layout.html")
             .unwrap()
             .render(context! {
-                subject => &body.subject,
-                body => Value::from_safe_string(body.html),
+                subject => &subject,
+                body => Value::from_safe_string(body),
                 footer => Value::from_safe_string(old_markdown_to_html(&footer)),
                 lang => locale,
                 ..ctx.clone()
             })
             .unwrap();
-        Rendered {
-            subject: body.subject,
-            text: format!("{text}\n"),
-            html,
-        }
+        (subject, html)
     }
 }
 
@@ -392,6 +399,7 @@ fn the_shipped_templates_render_as_before_for_ordinary_customers() {
                             new.render_email(name, Some(locale), &ctx).unwrap(),
                         )
                     };
+                    let after = (after.subject, after.html);
                     assert_eq!(
                         after, before,
                         "{name}.{locale} for {:?} at {business}",

@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use chrono::Utc;
 
 use crate::app::App;
-use crate::render::{render_campaign, sample_voucher};
+use crate::render::{render_campaign, sample_voucher, unsubscribe_url};
 
 pub async fn preview(
     app: &App,
@@ -29,8 +29,16 @@ pub async fn preview(
         None => crate::context::sample_customer(&app.settings().business.locale),
     };
     let voucher = sample_voucher(app, campaign, now);
-    let (rendered, unsubscribe) =
-        render_campaign(app, campaign, &customer, 0, voucher.as_ref(), now)?;
+    let unsubscribe = unsubscribe_url(app, customer.id, now);
+    let rendered = render_campaign(
+        app,
+        campaign,
+        &customer,
+        0,
+        voucher.as_ref(),
+        &unsubscribe,
+        now,
+    )?;
     let to = customer
         .email
         .clone()

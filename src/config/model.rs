@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::domain::LocalText;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -398,8 +400,9 @@ pub struct Staff {
 #[serde(deny_unknown_fields)]
 pub struct VoucherPool {
     pub id: String,
-    /// What the voucher is worth, as shown to the customer ("10 € auf Ihren nächsten Einkauf").
-    pub value: String,
+    /// What the voucher is worth, as shown to the customer: one text, or one
+    /// per language (`{ de = "10 € auf Ihren nächsten Einkauf", en = "€10 off your next visit" }`).
+    pub value: LocalText,
     #[serde(default = "default_valid_days")]
     pub valid_days: u32,
     /// Generate codes from this pattern instead of importing them: `X` is a
@@ -523,8 +526,8 @@ pub struct Checkin {
     /// How often a `not_reached` call is retried before the task closes.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// Why the call is suggested, shown to staff.
-    pub reason: String,
+    /// Why the call is suggested, shown to staff: one text, or one per language.
+    pub reason: LocalText,
     /// Talking points for staff (template name, per locale).
     pub template: String,
     /// Tags added to the customer for each outcome.

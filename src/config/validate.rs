@@ -361,6 +361,9 @@ pub fn validate(
                 ),
             );
         }
+        if let Some(problem) = p.value.missing(&b.locale) {
+            c.problem(format!("voucher_pool[{i}].value"), problem);
+        }
         if p.per_customer == 0 {
             c.problem(
                 format!("voucher_pool[{i}].per_customer"),
@@ -487,6 +490,9 @@ pub fn validate(
                 .map(|a| (rule.id.clone(), a)),
         );
         check_template(&mut c, key("template"), &rule.template);
+        if let Some(problem) = rule.reason.missing(&b.locale) {
+            c.problem(key("reason"), problem);
+        }
         let due_in = c.ok(&key("due_in"), parse_duration(&rule.due_in));
         let escalate_after = c.ok(&key("escalate_after"), parse_duration(&rule.escalate_after));
         let expire_after = c.ok(&key("expire_after"), parse_duration(&rule.expire_after));

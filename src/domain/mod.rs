@@ -4,9 +4,11 @@
 mod customer;
 mod email;
 mod limits;
+mod locale;
 mod schedule;
 
 pub use customer::{Attributes, Customer, Tags};
 pub use email::Email;
 pub use limits::{FrequencyCap, QuietHours, parse_clock, parse_duration, sha256_hex};
+pub use locale::{LocalText, reader_locale};
 pub use schedule::Schedule;

@@ -2,72 +2,35 @@
 //!
 //! The digest goes out once per staff member and working day at their
 //! `digest_at` (their time zone), only when they have open tasks due, overdue
-//! ones first. Each task shows whom to call (with a `tel:` link), why, the
-//! talking points, the last contacts and a link to the task page; an `.ics`
-//! file carries the calls as to-dos. The `digests` table makes "once a day"
-//! hold across restarts and daemons.
+//! ones first. It reads like a morning list: today's calls at a glance, then
+//! per reason the talking points once and each call under them (phone,
+//! when, the last contacts, the link to the task page). A calendar file
+//! carries the calls as events, one a call. The `digests` table makes "once
+//! a day" hold across restarts and daemons. The wording is in the
+//! `digest` and `escalation` templates.
 
 use std::fmt::Write;
 
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
-use minijinja::context;
+use minijinja::value::Serde;
+use minijinja::{Value, context};
+use serde::Serialize;
 use tracing::{info, warn};
 
 use super::Roster;
+use super::view::{CallView, TaskKind};
 use crate::app::App;
 use crate::config::Staff;
-use crate::context::{business_value, customer_value};
 use crate::domain::Customer;
 use crate::mailer::{MailerSettings, SendResult};
 use crate::store::Task;
-use crate::templates::Rendered;
 use crate::tokens::Purpose;
 
-/// Words of the staff emails and the task page, per locale.
-pub fn words(locale: &str) -> &'static Words {
-    if locale == "en" { &EN } else { &DE }
-}
+/// How many of a customer's last contacts a digest shows per call.
+const DIGEST_CONTACTS: usize = 3;
 
-pub struct Words {
-    pub digest_subject: &'static str,
-    pub intro: &'static str,
-    pub overdue: &'static str,
-    pub due: &'static str,
-    pub why: &'static str,
-    pub last_contacts: &'static str,
-    pub no_contacts: &'static str,
-    pub open_task: &'static str,
-    pub escalation_subject: &'static str,
-    pub escalation_intro: &'static str,
-}
-
-const DE: Words = Words {
-    digest_subject: "Ihre Anrufe für heute",
-    intro: "Guten Morgen! Diese Menschen freuen sich über einen Anruf. Es geht ums Zuhören, nicht ums Verkaufen.",
-    overdue: "überfällig seit",
-    due: "fällig am",
-    why: "Warum",
-    last_contacts: "Letzte Kontakte",
-    no_contacts: "noch keine",
-    open_task: "Aufgabe öffnen und Ergebnis eintragen",
-    escalation_subject: "Überfällige Anrufe",
-    escalation_intro: "Diese Anrufe sind länger überfällig. Bitte schauen Sie, wer sie übernehmen kann:",
-};
-
-const EN: Words = Words {
-    digest_subject: "Your calls for today",
-    intro: "Good morning! These people will be glad of a call. It is about listening, not selling.",
-    overdue: "overdue since",
-    due: "due",
-    why: "Why",
-    last_contacts: "Last contacts",
-    no_contacts: "none yet",
-    open_task: "Open the task and record the outcome",
-    escalation_subject: "Overdue calls",
-    escalation_intro: "These calls have been overdue for a while. Please see who can take them:",
-};
-
+/// The language a staff member reads (before the reader rule picks a text).
 pub fn staff_locale<'a>(app: &'a App, staff: &'a Staff) -> &'a str {
     staff
         .locale
@@ -93,116 +56,112 @@ pub fn task_link(app: &App, task: &Task, now: DateTime<Utc>) -> String {
     ))
 }
 
-/// Talking points for a task: the rule's template rendered for the customer,
-/// as text and as HTML (values shown as text, never as Markdown).
-pub fn talking_points(
-    app: &App,
-    task: &Task,
-    customer: &Customer,
-    locale: &str,
-) -> Result<Rendered> {
-    let template = app.checkin(&task.rule_id).map(|r| r.template.clone());
-    let Some(template) = template else {
-        return Ok(Rendered {
-            subject: String::new(),
-            text: String::new(),
-            html: String::new(),
-        });
-    };
-    let ctx = context! { customer => customer_value(customer), business => business_value(&app.settings().business) };
-    app.templates.render_plain(&template, Some(locale), &ctx)
+/// Calls with one reason: the talking points, once when they are the same for all.
+#[derive(Serialize)]
+struct Group {
+    kind: TaskKind,
+    /// The rule's reason (for a rule's calls).
+    reason: String,
+    talking_points: Option<Value>,
+    calls: Vec<CallView>,
 }
 
-/// One task as text and HTML blocks for an email.
-async fn task_block(
-    app: &App,
-    task: &Task,
-    customer: &Customer,
-    locale: &str,
-    today: NaiveDate,
-    now: DateTime<Utc>,
-) -> Result<(String, String)> {
-    let w = words(locale);
-    let phone = customer.phone.clone().unwrap_or_default();
-    let deadline = super::deadline(app, task);
-    let date = |d: NaiveDate| crate::render::local_date(d, locale);
-    let when = if deadline < today {
-        format!("{} {}", w.overdue, date(deadline))
-    } else if deadline > task.due_on {
-        format!("{} {}–{}", w.due, date(task.due_on), date(deadline))
-    } else {
-        format!("{} {}", w.due, date(task.due_on))
-    };
-    let points = talking_points(app, task, customer, locale)?;
-    let contacts = crate::history::last_contacts(&app.store, customer.id, 3).await?;
-    let contacts_text = if contacts.is_empty() {
-        w.no_contacts.to_string()
-    } else {
-        contacts
-            .iter()
-            .map(|c| format!("{} {}", c.at.date_naive(), c.detail))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let link = task_link(app, task, now);
-    let mut text = String::new();
-    let _ = writeln!(text, "* {} — {phone} ({when})", customer.label());
-    let _ = writeln!(text, "  {}: {}", w.why, task.reason);
-    for line in points.text.lines().filter(|l| !l.trim().is_empty()) {
-        let _ = writeln!(text, "  {line}");
+/// The calls by reason, in the order their first call comes; talking points
+/// the same for every call of a group move up to the group.
+fn by_reason(calls: &[CallView]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for call in calls {
+        let same = |g: &Group| g.kind == call.kind && g.calls[0].rule == call.rule;
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(group) => group.calls.push(call.clone()),
+            None => groups.push(Group {
+                kind: call.kind,
+                reason: call.reason.clone(),
+                talking_points: None,
+                calls: vec![call.clone()],
+            }),
+        }
     }
-    let _ = writeln!(text, "  {}: {contacts_text}", w.last_contacts);
-    let _ = writeln!(text, "  {}: {link}\n", w.open_task);
-    let esc = crate::templates::escape_html;
-    let html = format!(
-        "<div style=\"margin:0 0 24px\"><h3 style=\"margin:0\">{name}</h3>\
-         <p style=\"margin:4px 0\"><a href=\"tel:{tel}\">{phone}</a> · {when}</p>\
-         <p style=\"margin:4px 0\"><b>{why}:</b> {reason}</p>{points}\
-         <p style=\"margin:4px 0;color:#555\"><b>{last}:</b> {contacts}</p>\
-         <p><a href=\"{link}\">{open}</a></p></div>",
-        name = esc(&customer.label()),
-        tel = esc(&phone.replace(' ', "")),
-        phone = esc(&phone),
-        when = esc(&when),
-        why = w.why,
-        reason = esc(&task.reason),
-        points = points.html,
-        last = w.last_contacts,
-        contacts = esc(&contacts_text),
-        open = w.open_task,
-    );
-    Ok((text, html))
+    for group in &mut groups {
+        let first = &group.calls[0].points;
+        if group.calls.iter().all(|c| &c.points == first) {
+            group.talking_points = first.clone().map(|p| p.value());
+            for call in &mut group.calls {
+                call.talking_points = None;
+            }
+        }
+    }
+    groups
 }
 
-/// The calls as iCalendar to-dos.
-fn ics(app: &App, tasks: &[(Task, Customer)], now: DateTime<Utc>) -> String {
+/// The calls as an iCalendar file (RFC 5545) of events: one all-day event a
+/// call, on the day it is to be made, that does not block the day
+/// (`TRANSP:TRANSPARENT`). The UID is the task's, so importing the next
+/// day's file updates an event instead of adding a second; SEQUENCE grows
+/// as an open call moves to a later day.
+fn calendar(
+    app: &App,
+    calls: &[CallView],
+    tasks: &[&Task],
+    locale: &str,
+    now: DateTime<Utc>,
+) -> Result<String> {
     let stamp = now.format("%Y%m%dT%H%M%SZ");
     let domain = app.mail_domain();
-    let mut out =
-        String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//outreach//calls//EN\r\n");
-    for (task, customer) in tasks {
-        let text = |s: &str| {
-            s.replace('\\', "\\\\")
-                .replace(';', "\\;")
-                .replace(',', "\\,")
-                .replace('\n', "\\n")
-        };
+    let mut out = String::from(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//outreach//calls//EN\r\nCALSCALE:GREGORIAN\r\nMETHOD:PUBLISH\r\n",
+    );
+    for (call, task) in calls.iter().zip(tasks) {
+        let event = app.templates.render_plain(
+            "calendar_event",
+            Some(locale),
+            &context! { call => Value::from(Serde(call)) },
+        )?;
+        let created = task
+            .created_at
+            .with_timezone(&app.config.resolved.timezone)
+            .date_naive();
         let _ = write!(
             out,
-            "BEGIN:VTODO\r\nUID:task-{id}@{domain}\r\nDTSTAMP:{stamp}\r\nDUE;VALUE=DATE:{due}\r\nSUMMARY:{summary}\r\nDESCRIPTION:{desc}\r\nURL:{url}\r\nEND:VTODO\r\n",
-            id = task.id,
-            due = task.due_on.format("%Y%m%d"),
-            summary = text(&format!(
-                "☎ {} {}",
-                customer.label(),
-                customer.phone.as_deref().unwrap_or("")
-            )),
-            desc = text(&task.reason),
-            url = task_link(app, task, now),
+            "BEGIN:VEVENT\r\nUID:task-{id}@{domain}\r\nDTSTAMP:{stamp}\r\nSEQUENCE:{sequence}\r\n\
+             DTSTART;VALUE=DATE:{day}\r\nDTEND;VALUE=DATE:{next}\r\nTRANSP:TRANSPARENT\r\n\
+             SUMMARY:{summary}\r\nDESCRIPTION:{description}\r\nURL:{url}\r\nEND:VEVENT\r\n",
+            id = call.task,
+            sequence = (call.day - created).num_days().max(0),
+            day = call.day.format("%Y%m%d"),
+            next = (call.day + chrono::Days::new(1)).format("%Y%m%d"),
+            summary = ics_text(&event.subject),
+            description = ics_text(event.text.trim_end()),
+            url = ics_text(&call.link),
         );
     }
     out.push_str("END:VCALENDAR\r\n");
-    fold_lines(&out)
+    Ok(fold_lines(&out))
+}
+
+/// A TEXT value (RFC 5545 §3.3.11): backslash, semicolon and comma escaped,
+/// every line break (CRLF, LF or a lone CR) as `\n`, other control
+/// characters dropped, so nothing in a name can end the property or start
+/// another.
+fn ics_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ';' => out.push_str("\\;"),
+            ',' => out.push_str("\\,"),
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                out.push_str("\\n");
+            }
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Folds content lines longer than 75 octets (RFC 5545 §3.1): a line break
@@ -262,34 +221,42 @@ pub async fn send_digest(
     if tasks.is_empty() {
         return Ok(false);
     }
-    let locale = staff_locale(app, staff);
-    let w = words(locale);
-    let mut text = format!("{}\n\n", w.intro);
-    let mut html = format!(
-        "<div style=\"font-family:sans-serif;max-width:640px\"><p>{}</p>",
-        w.intro
-    );
+    let locale = app
+        .templates
+        .locale_for("digest", "md", Some(staff_locale(app, staff)));
+    let mut calls = Vec::with_capacity(tasks.len());
     for (task, customer) in &tasks {
-        let (t, h) = task_block(app, task, customer, locale, today, now).await?;
-        text.push_str(&t);
-        html.push_str(&h);
+        calls.push(
+            CallView::build(app, task, customer, &locale, today, DIGEST_CONTACTS, now).await?,
+        );
     }
-    html.push_str("</div>");
-    let subject = format!("{} ({})", w.digest_subject, tasks.len());
+    let task_refs: Vec<&Task> = tasks.iter().map(|(t, _)| t).collect();
+    let calendar = calendar(app, &calls, &task_refs, &locale, now)?;
+    let ctx = context! {
+        staff => context! { id => &staff.id, name => &staff.name },
+        date => crate::render::local_date(today, &locale),
+        overdue => calls.iter().filter(|c| c.overdue).count(),
+        groups => Value::from(Serde(by_reason(&calls))),
+        calls => Value::from(Serde(&calls)),
+        business => crate::context::business_value(&app.settings().business),
+    };
+    let rendered = app
+        .templates
+        .render_staff_email("digest", Some(&locale), &ctx)?;
     let message = crate::compose::staff_email(
         &app.config,
         &staff.email,
-        &subject,
-        &text,
-        &html,
+        &rendered.subject,
+        &rendered.text,
+        &rendered.html,
         Some((
             if locale == "de" {
                 "anrufe.ics"
             } else {
                 "calls.ics"
             },
-            "text/calendar; charset=utf-8",
-            ics(app, &tasks, now),
+            "text/calendar; charset=utf-8; method=PUBLISH",
+            calendar,
         )),
     )?;
     send(app, &message).await?;
@@ -360,44 +327,81 @@ pub async fn send_escalation(
     tasks: &[Task],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let locale = app
-        .settings()
-        .staff
-        .iter()
-        .find(|s| s.email == to)
-        .map(|s| staff_locale(app, s))
-        .unwrap_or(&app.settings().business.locale);
-    let w = words(locale);
+    let manager = app.settings().staff.iter().find(|s| s.email == to);
+    let locale =
+        app.templates
+            .locale_for("escalation", "md", manager.map(|s| staff_locale(app, s)));
     let customers = app
         .store
         .customers_by_ids(&tasks.iter().map(|t| t.customer_id).collect::<Vec<_>>())
         .await?;
-    let mut text = format!("{}\n\n", w.escalation_intro);
+    let mut calls = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let name = customers
-            .iter()
-            .find(|c| c.id == task.customer_id)
-            .map(Customer::label)
-            .unwrap_or_default();
-        let _ = writeln!(
-            text,
-            "* {name} — {} ({} {}) — {}",
-            task.staff_id,
-            w.due,
-            crate::render::local_date(task.due_on, locale),
-            task_link(app, task, now)
-        );
+        let Some(customer) = customers.iter().find(|c| c.id == task.customer_id) else {
+            continue;
+        };
+        let today = now
+            .with_timezone(&app.config.resolved.timezone)
+            .date_naive();
+        let call = CallView::build(app, task, customer, &locale, today, 0, now).await?;
+        calls.push(context! { staff => super::view::staff_name(app, &task.staff_id), ..Value::from(Serde(&call)) });
     }
-    let html = format!("<pre>{}</pre>", crate::templates::escape_html(&text));
+    let rendered = app.templates.render_staff_email(
+        "escalation",
+        Some(&locale),
+        &context! { manager => manager.map(|m| &m.name), calls => calls },
+    )?;
     let message = crate::compose::staff_email(
         &app.config,
         to,
-        &format!("{} ({})", w.escalation_subject, tasks.len()),
-        &text,
-        &html,
+        &rendered.subject,
+        &rendered.text,
+        &rendered.html,
         None,
     )?;
     send(app, &message).await?;
     info!(to, tasks = tasks.len(), "overdue tasks escalated");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_values_cannot_end_their_property_or_start_another() {
+        assert_eq!(
+            ics_text("Müller, Anna; \"Büro\" \\ 2"),
+            "Müller\\, Anna\\; \"Büro\" \\\\ 2"
+        );
+        for line_break in ["\r\n", "\n", "\r"] {
+            assert_eq!(
+                ics_text(&format!("Anna{line_break}BEGIN:VEVENT")),
+                "Anna\\nBEGIN:VEVENT"
+            );
+        }
+        assert_eq!(ics_text("a\tb\u{7}c\u{0}"), "a bc");
+    }
+
+    #[test]
+    fn long_lines_fold_at_75_octets_without_splitting_a_character() {
+        let line = format!("SUMMARY:{}", "☎ Ä".repeat(30));
+        let folded = fold_lines(&format!("BEGIN:VCALENDAR\r\n{line}\r\nEND:VCALENDAR\r\n"));
+        assert!(folded.ends_with("\r\nEND:VCALENDAR\r\n"), "{folded}");
+        for physical in folded.split("\r\n").filter(|l| !l.is_empty()) {
+            assert!(
+                physical.len() <= 75,
+                "{} octets: {physical:?}",
+                physical.len()
+            );
+        }
+        assert_eq!(
+            folded.replace("\r\n ", ""),
+            format!("BEGIN:VCALENDAR\r\n{line}\r\nEND:VCALENDAR\r\n")
+        );
+        assert!(
+            !folded.replace("\r\n", "").contains('\n'),
+            "only CRLF line ends"
+        );
+    }
 }

@@ -27,39 +27,11 @@ if [ -z "$chrome" ] || [ -z "$driver" ]; then
     exit 0
 fi
 
-echo "browser: building outreach"
-cargo build -q --bin outreach
-target_dir=${CARGO_TARGET_DIR:-$root/target}
-bin=$target_dir/debug/outreach
+label=browser
+# shellcheck source=tests/browser/daemon.sh
+. tests/browser/daemon.sh
 shots=${SCREENSHOT_DIR:-$target_dir/browser}
 mkdir -p "$shots"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/outreach-browser.XXXXXX")
-daemon_pid=""
-driver_pid=""
-cleanup() {
-    local status=$?
-    set +e
-    [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-    [ -n "$driver_pid" ] && kill -TERM "$driver_pid" 2>/dev/null && wait "$driver_pid" 2>/dev/null
-    if [ "$status" -ne 0 ]; then
-        echo "browser: FAILED (exit $status); daemon log:" >&2
-        tail -n 40 "$work/daemon.log" >&2 2>/dev/null || true
-    fi
-    if [ "$status" -ne 0 ] || [ -n "${KEEP_WORK:-}" ]; then
-        echo "browser: work folder kept: $work" >&2
-    else
-        rm -rf "$work"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-http_port=$(free_port)
-driver_port=$(free_port)
 
 # Modelled on tests/common/mod.rs base_config. Maria works every day, so the
 # call is due today whatever day this runs.
@@ -105,24 +77,9 @@ external_id,name,email,consent,phone,phone_consent,owner
 K1,Anna Beispiel,anna@example.de,no,+49 221 123 456,yes,maria
 EOF
 
-outreach() { "$bin" --config "$work/outreach.toml" "$@"; }
-
 echo "browser: importing a customer"
 outreach import customers "$work/customers.csv"
-
-echo "browser: starting the daemon on 127.0.0.1:$http_port"
-env -u RUST_LOG "$bin" --config "$work/outreach.toml" run >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
-healthy() {
-    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-        "http://127.0.0.1:$http_port/healthz" 2>/dev/null
-}
-for _ in $(seq 1 300); do
-    healthy && break
-    kill -0 "$daemon_pid" 2>/dev/null || { echo "browser: the daemon exited" >&2; exit 1; }
-    sleep 0.1
-done
-healthy || { echo "browser: the daemon did not answer /healthz" >&2; exit 1; }
+start_daemon
 
 echo "browser: starting the check-in rule"
 outreach runs start hallo
@@ -136,11 +93,12 @@ echo "browser: sending the digest"
 outreach tasks digest --staff maria
 
 echo "browser: driving Chromium ($("$chrome" --version 2>/dev/null || echo "$chrome"))"
-"$driver" --port="$driver_port" >"$work/chromedriver.log" 2>&1 &
-driver_pid=$!
+start_driver
 
-python3 - "$work" "$driver_port" "$chrome" "$shots" "$bin" <<'PY'
-import base64, email, email.policy, glob, json, os, re, subprocess, sys, time, urllib.error, urllib.request
+PYTHONPATH="$root/tests/browser" python3 - "$work" "$driver_port" "$chrome" "$shots" "$bin" <<'PY'
+import base64, email, email.policy, glob, json, os, re, subprocess, sys
+
+from webdriver import Browser, profile
 
 work, driver_port, chrome, shots, binary = sys.argv[1:6]
 config = os.path.join(work, "outreach.toml")
@@ -179,100 +137,46 @@ if len(before) != 1 or before[0]["task"]["state"] != "open":
     fail(f"expected one open task before the browser, got {before}")
 task_id = before[0]["task"]["id"]
 
-base = f"http://127.0.0.1:{driver_port}"
-
-
-def call(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.load(response).get("value")
-    except urllib.error.HTTPError as e:
-        fail(f"WebDriver {method} {path}: {e.code} {e.read().decode(errors='replace')[:500]}")
-    except urllib.error.URLError as e:
-        fail(f"chromedriver not reachable at {base} (see chromedriver.log): {e.reason}")
-
-
-for _ in range(100):
-    try:
-        urllib.request.urlopen(base + "/status", timeout=2)
-        break
-    except Exception:
-        time.sleep(0.1)
-
-profile = os.path.join(work, "chrome-profile")
-session = call("POST", "/session", {"capabilities": {"alwaysMatch": {
-    "browserName": "chrome",
-    "goog:chromeOptions": {
-        "binary": chrome,
-        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                 "--window-size=390,844"],
-        # A phone: 390×844 CSS pixels at twice the density, touch, mobile UA.
-        "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2.0}},
-    },
-}}})
-sid = session["sessionId"]
-s = f"/session/{sid}"
-
-
-def find(css):
-    # A W3C element reference: {"element-6066-…": id}.
-    return next(iter(call("POST", s + "/element", {"using": "css selector", "value": css}).values()))
-
-
-def text():
-    return call("POST", s + "/execute/sync", {"script": "return document.body.innerText", "args": []})
+browser = Browser("browser", driver_port, chrome, profile(work))
 
 
 def screenshot(name):
     path = os.path.join(shots, name)
     with open(path, "wb") as f:
-        f.write(base64.b64decode(call("GET", s + "/screenshot")))
+        f.write(base64.b64decode(browser.call("GET", browser.session + "/screenshot")))
     print(f"browser: screenshot {path}")
 
 
 try:
-    call("POST", s + "/url", {"url": link})
-    page = text()
+    browser.open(link)
+    page = browser.text()
     for expected in ["Anruf bei Anna Beispiel", "+49 221 123 456", "Lange nichts gehört",
                      "Wie geht es Ihnen gerade?", "Erreicht", "Speichern"]:
         if expected not in page:
             fail(f"{expected!r} not on the task page:\n{page}")
-    tel_link = find('a[href^="tel:"]')
-    tel = call("GET", s + f"/element/{tel_link}/attribute/href")
+    tel_link = browser.find('a[href^="tel:"]')
+    tel = browser.call("GET", browser.session + f"/element/{tel_link}/attribute/href")
     if tel != "tel:+49221123456":
         fail(f"tel: link is {tel!r}")
-    width = call("POST", s + "/execute/sync", {"script":
-        "return [window.innerWidth, document.documentElement.scrollWidth]", "args": []})
+    width = browser.run("return [window.innerWidth, document.documentElement.scrollWidth]")
     if width[0] != 390 or width[1] > width[0]:
         fail(f"not laid out for a 390 px phone (viewport, content width) = {width}")
     screenshot("task_page.png")
     if tasks()[0]["task"]["state"] != "open":
         fail("opening the page changed the task")
 
-    call("POST", s + f"/element/{find('input[name=outcome][value=reached]')}/click", {})
-    note = find("textarea[name=note]")
-    call("POST", s + f"/element/{note}/click", {})
-    call("POST", s + f"/element/{note}/value", {"text": NOTE})
-    call("POST", s + "/execute/sync", {"script":
-        "document.querySelector('button[type=submit]').scrollIntoView({block: 'end'})", "args": []})
+    browser.click("input[name=outcome][value=reached]")
+    browser.click("textarea[name=note]")
+    browser.call("POST", browser.session + f"/element/{browser.find('textarea[name=note]')}/value", {"text": NOTE})
+    browser.run("document.querySelector('button[type=submit]').scrollIntoView({block: 'end'})")
     screenshot("task_page_form.png")
-    call("POST", s + f"/element/{find('button[type=submit]')}/click", {})
-    deadline = time.time() + 15
-    while "gespeichert" not in (page := text()):
-        if time.time() > deadline:
-            fail(f"the page did not confirm the outcome:\n{page}")
-        time.sleep(0.2)
+    browser.click("button[type=submit]")
+    page = browser.wait_for_text("gespeichert")
     if "Danke, gespeichert." not in page:
         fail(f"unexpected confirmation:\n{page}")
     screenshot("task_page_saved.png")
 finally:
-    call("DELETE", s)
+    browser.close()
 
 after = [t["task"] for t in tasks() if t["task"]["id"] == task_id][0]
 got = (after["state"], after["outcome"], after["note"])

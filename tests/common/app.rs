@@ -31,6 +31,21 @@ pub async fn body_text(response: axum::response::Response) -> String {
     .unwrap()
 }
 
+/// A GET request for the router.
+pub fn get(path: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+/// A form POST for the router.
+pub fn post(path: &str, form: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(form.to_string()))
+        .unwrap()
+}
+
 pub struct TestApp {
     pub app: App,
     pub delivery: Arc<Delivery>,

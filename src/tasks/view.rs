@@ -1,0 +1,234 @@
+//! What staff see of a call task, in their language: whom to call, why, by
+//! when, the talking points and the last contacts. The digest, the task
+//! page, the calendar file and escalations all show a task through
+//! [`CallView`], so they say the same thing; a new field here reaches every
+//! template at once.
+
+use anyhow::Result;
+use chrono::{DateTime, NaiveDate, Utc};
+use minijinja::{Value, context};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::context::{business_value, customer_value};
+use crate::domain::Customer;
+use crate::history::Contact;
+use crate::render::local_date;
+use crate::store::Task;
+use crate::templates::Fragment;
+
+/// Why a task exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A check-in rule suggested the call.
+    Call,
+    /// The customer and a colleague agreed on a call back.
+    Callback,
+    /// A colleague found the customer needs help and handed it on.
+    FollowUp,
+}
+
+impl TaskKind {
+    pub fn of(task: &Task) -> TaskKind {
+        if task.kind == "follow_up" {
+            TaskKind::FollowUp
+        } else if task.parent_id.is_some() {
+            TaskKind::Callback
+        } else {
+            TaskKind::Call
+        }
+    }
+
+    /// The talking points' template: the rule's for its own calls, a built-in
+    /// one (adjustable like any template) for call backs and follow-ups,
+    /// whose reason is a different one.
+    fn talking_points_template(self, app: &App, task: &Task) -> Option<String> {
+        match self {
+            TaskKind::Call => app.checkin(&task.rule_id).map(|r| r.template.clone()),
+            TaskKind::Callback => Some("callback".into()),
+            TaskKind::FollowUp => Some("follow_up".into()),
+        }
+    }
+}
+
+/// A call task as one staff member reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallView {
+    pub task: i64,
+    pub kind: TaskKind,
+    /// The check-in rule it came from.
+    pub rule: String,
+    /// The customer's name (or email).
+    pub name: String,
+    /// The phone number as written, and as a `tel:` link ("" without a number).
+    pub phone: String,
+    pub tel: String,
+    /// Why the rule suggests the call, in the reader's language.
+    pub reason: String,
+    /// For a call back or a follow-up: what the colleague noted on the call before.
+    pub earlier_note: Option<String>,
+    /// For a follow-up: who asked for help (their name).
+    pub asked_by: Option<String>,
+    /// The planned day, and the last day on time when that is later.
+    pub due: String,
+    pub until: Option<String>,
+    pub overdue: bool,
+    /// Open for an outcome; else how it ended.
+    pub open: bool,
+    pub outcome: String,
+    pub note: Option<String>,
+    /// The signed link to the task page.
+    pub link: String,
+    pub contacts: Vec<ContactView>,
+    /// Talking points for this call alone (the digest shows shared ones once).
+    pub talking_points: Option<Value>,
+    /// The day the call shows on in the calendar file.
+    #[serde(skip)]
+    pub day: NaiveDate,
+    #[serde(skip)]
+    pub points: Option<Fragment>,
+}
+
+/// A contact as the task page and the digest list it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactView {
+    pub date: String,
+    /// `email` or `call`.
+    pub kind: &'static str,
+    pub campaign: Option<String>,
+    pub outcome: Option<String>,
+    /// Who called (their name).
+    pub by: Option<String>,
+    pub note: Option<String>,
+}
+
+/// A staff member's name for people, by id (the id for someone no longer in the config).
+pub fn staff_name(app: &App, id: &str) -> String {
+    app.settings()
+        .staff
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| id.to_string())
+}
+
+impl CallView {
+    /// `task` of `customer` for a reader of `locale` on their day `today`.
+    pub async fn build(
+        app: &App,
+        task: &Task,
+        customer: &Customer,
+        locale: &str,
+        today: NaiveDate,
+        contacts: usize,
+        now: DateTime<Utc>,
+    ) -> Result<CallView> {
+        let kind = TaskKind::of(task);
+        let parent = match task.parent_id {
+            Some(id) => app.store.task(id).await?,
+            None => None,
+        };
+        let deadline = super::deadline(app, task);
+        let open = task.state == "open";
+        let overdue = open && deadline < today;
+        let phone = customer.phone.clone().unwrap_or_default();
+        let tel = if phone.trim().is_empty() {
+            String::new()
+        } else {
+            format!("tel:{}", phone.replace([' ', '/', '-', '(', ')'], ""))
+        };
+        let reason = match app.checkin(&task.rule_id) {
+            Some(rule) => rule
+                .reason
+                .get(Some(locale), &app.settings().business.locale)
+                .to_string(),
+            None => task.reason.clone(),
+        };
+        let points = talking_points(app, task, kind, customer, locale)?;
+        let contacts = crate::history::last_contacts(&app.store, customer.id, contacts)
+            .await?
+            .into_iter()
+            .map(|c| ContactView::new(app, c, locale))
+            .collect();
+        Ok(CallView {
+            task: task.id,
+            kind,
+            rule: task.rule_id.clone(),
+            name: customer.label(),
+            phone,
+            tel,
+            reason,
+            earlier_note: parent.as_ref().and_then(|p| p.note.clone()),
+            asked_by: match kind {
+                TaskKind::FollowUp => parent.as_ref().map(|p| staff_name(app, &p.staff_id)),
+                _ => None,
+            },
+            due: local_date(task.due_on, locale),
+            until: (deadline > task.due_on).then(|| local_date(deadline, locale)),
+            overdue,
+            open,
+            outcome: task.outcome.clone().unwrap_or_else(|| task.state.clone()),
+            note: task.note.clone(),
+            link: super::digest::task_link(app, task, now),
+            contacts,
+            talking_points: points.clone().map(Fragment::value),
+            // An overdue call is still to be made: today, not on a day gone by.
+            day: task.due_on.max(today),
+            points,
+        })
+    }
+}
+
+impl ContactView {
+    fn new(app: &App, contact: Contact, locale: &str) -> ContactView {
+        let date = |at: DateTime<Utc>| {
+            local_date(
+                at.with_timezone(&app.config.resolved.timezone).date_naive(),
+                locale,
+            )
+        };
+        match contact {
+            Contact::Email { at, campaign } => ContactView {
+                date: date(at),
+                kind: "email",
+                campaign: Some(campaign),
+                outcome: None,
+                by: None,
+                note: None,
+            },
+            Contact::Call {
+                at,
+                outcome,
+                by,
+                note,
+            } => ContactView {
+                date: date(at),
+                kind: "call",
+                campaign: None,
+                outcome: Some(outcome),
+                by: by.map(|id| staff_name(app, &id)),
+                note,
+            },
+        }
+    }
+}
+
+/// The talking points for a task in `locale`, if its template is known.
+fn talking_points(
+    app: &App,
+    task: &Task,
+    kind: TaskKind,
+    customer: &Customer,
+    locale: &str,
+) -> Result<Option<Fragment>> {
+    let Some(template) = kind.talking_points_template(app, task) else {
+        return Ok(None);
+    };
+    let ctx = context! {
+        customer => customer_value(customer),
+        business => business_value(&app.settings().business),
+    };
+    let rendered = app.templates.render_plain(&template, Some(locale), &ctx)?;
+    Ok(Some(rendered.into()))
+}
