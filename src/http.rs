@@ -521,10 +521,14 @@ async fn approval_decision(
             state.delivery.wake.notify_waiters();
             if approve { "approved" } else { "cancelled" }
         }
-        Err(e) => {
-            tracing::info!(run = id, error = %format!("{e:#}"), "approval decision not taken");
-            "already"
-        }
+        // Decided before (by someone else, or expired): the page says so.
+        Err(e) => match app.store.run(id).await {
+            Ok(Some(run)) if run.state != "awaiting_approval" => {
+                tracing::info!(run = id, error = %format!("{e:#}"), "approval decision not taken");
+                "already"
+            }
+            _ => return server_error(&app, e),
+        },
     };
     approval_response(&app, id, approver, Some(flash)).await
 }
