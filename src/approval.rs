@@ -17,7 +17,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::config::{ApprovalMode, Campaign, Staff};
+use crate::config::{ApprovalMode, Campaign, Config, Staff};
 use crate::mailer::{MailerSettings, SendResult};
 use crate::render::{local_datetime, render_sample, sample_voucher, voucher_for};
 use crate::store::Run;
@@ -99,11 +99,11 @@ pub async fn request(
         let token = app
             .signer
             .sign_for(Purpose::Approval, run.id, &staff.id, deadline);
-        let ctx = context! {
-            approver => &staff.name,
-            link => app.link(&format!("/a/{token}")),
-            ..preview.value(app, &run, &locale)
-        };
+        let ctx = request_context(
+            preview.value(&app.config, &run, &locale),
+            &staff.name,
+            &app.link(&format!("/a/{token}")),
+        );
         let rendered = app
             .templates
             .render_staff_email("approval_request", Some(&locale), &ctx)?;
@@ -125,6 +125,11 @@ pub async fn request(
         }
     }
     Ok(())
+}
+
+/// What the `approval_request` template sees, besides the preview's values.
+pub fn request_context(preview: Value, approver: &str, link: &str) -> Value {
+    context! { approver, link, ..preview }
 }
 
 /// What an approver reviews: the counts, one sample, whether the text is stale.
@@ -208,9 +213,52 @@ impl Preview {
         })
     }
 
+    /// A made-up preview and its run, with every field set, for `outreach
+    /// check` to render the approval templates.
+    pub fn sample(content: Fragment) -> (Preview, Run) {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let preview = Preview {
+            counts: vec![
+                Count {
+                    n: 2,
+                    state: "planned".into(),
+                    reason_key: None,
+                    reason: None,
+                },
+                Count {
+                    n: 1,
+                    state: "suppressed".into(),
+                    reason_key: Some("no_consent"),
+                    reason: Some("no consent".into()),
+                },
+            ],
+            sample: Some(Sample {
+                customer: "Erika Musterfrau".into(),
+                subject: "…".into(),
+                content,
+            }),
+            stale_since: Some(1),
+        };
+        let run = Run {
+            id: 2,
+            rule_id: "sample".into(),
+            rule_kind: "campaign".into(),
+            occurrence: at,
+            trigger: "schedule".into(),
+            state: "awaiting_approval".into(),
+            detail: String::new(),
+            template_hash: None,
+            approval_deadline: Some(at),
+            decided_by: Some("maria".into()),
+            decided_at: Some(at),
+            created_at: at,
+        };
+        (preview, run)
+    }
+
     /// The template values for a reader of `locale`: `run`, `counts`, `sample`.
-    pub fn value(&self, app: &App, run: &Run, locale: &str) -> Value {
-        let when = |at: Option<DateTime<Utc>>| at.map(|at| local_datetime(app, at, locale));
+    pub fn value(&self, config: &Config, run: &Run, locale: &str) -> Value {
+        let when = |at: Option<DateTime<Utc>>| at.map(|at| local_datetime(config, at, locale));
         context! {
             run => context! {
                 id => run.id,
@@ -218,7 +266,7 @@ impl Preview {
                 state => &run.state,
                 stale_since => self.stale_since,
                 deadline => when(run.approval_deadline),
-                decided_by => run.decided_by.as_deref().map(|by| staff_name(app, by)),
+                decided_by => run.decided_by.as_deref().map(|by| staff_name(&config.settings, by)),
                 decided_at => when(run.decided_at),
             },
             counts => Value::from(Serde(&self.counts)),

@@ -94,14 +94,19 @@ fn token_error(app: &App, e: TokenError) -> Response {
     } else {
         (StatusCode::NOT_FOUND, "link")
     };
-    page(app, status, "error_page", None, context! { problem })
+    page(app, status, "error_page", None, error_page_context(problem))
+}
+
+/// What the `error_page` template sees; `problem` is `link`, `expired` or `server`.
+pub fn error_page_context(problem: &str) -> Value {
+    context! { problem }
 }
 
 fn server_error(app: &App, e: anyhow::Error) -> Response {
     tracing::error!(error = %format!("{e:#}"), "request failed");
     match app
         .templates
-        .render_page("error_page", None, &context! { problem => "server" })
+        .render_page("error_page", None, &error_page_context("server"))
     {
         Ok(html) => (StatusCode::INTERNAL_SERVER_ERROR, Html(html)).into_response(),
         // The error page itself failed (an admin's broken template): say it plainly.
@@ -281,7 +286,7 @@ async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<Strin
 async fn unsubscribe_response(app: &App, token: &str, state: &str) -> Response {
     let business = &app.settings().business;
     if token == SAMPLE_TOKEN {
-        let ctx = context! { state => "sample", business => &business.name };
+        let ctx = unsubscribe_page_context("sample", &business.name);
         return page(app, StatusCode::OK, "unsubscribe_page", None, ctx);
     }
     let id = match app.signer.verify(token, Purpose::Unsubscribe, Utc::now()) {
@@ -293,7 +298,7 @@ async fn unsubscribe_response(app: &App, token: &str, state: &str) -> Response {
         Err(e) => return server_error(app, e),
     };
     let locale = customer.and_then(|c| c.locale);
-    let ctx = context! { state, business => &business.name };
+    let ctx = unsubscribe_page_context(state, &business.name);
     page(
         app,
         StatusCode::OK,
@@ -443,13 +448,27 @@ async fn task_context(
         Some("already") if task.state == "expired" => Some("expired"),
         other => other,
     };
-    let ctx = context! {
-        call => Value::from(Serde(&call)),
-        talking_points => call.talking_points,
+    Ok((locale, task_page_context(&call, flash, problem)))
+}
+
+/// What the `task_page` template sees.
+pub fn task_page_context(call: &CallView, flash: Option<&str>, problem: Option<&str>) -> Value {
+    context! {
+        call => Value::from(Serde(call)),
+        talking_points => &call.talking_points,
         flash,
         problem,
-    };
-    Ok((locale, ctx))
+    }
+}
+
+/// What the `unsubscribe_page` template sees; `state` is `ask`, `done` or `sample`.
+pub fn unsubscribe_page_context(state: &str, business: &str) -> Value {
+    context! { state, business }
+}
+
+/// What the `approval_page` template sees, besides the preview's values.
+pub fn approval_page_context(preview: Value, approver: Option<&str>, flash: Option<&str>) -> Value {
+    context! { approver, flash, ..preview }
 }
 
 /// How many of a customer's last contacts the task page shows.
@@ -514,10 +533,14 @@ async fn approval_decision(
             state.delivery.wake.notify_waiters();
             if approve { "approved" } else { "cancelled" }
         }
-        Err(e) => {
-            tracing::info!(run = id, error = %format!("{e:#}"), "approval decision not taken");
-            "already"
-        }
+        // Decided before (by someone else, or expired): the page says so.
+        Err(e) => match app.store.run(id).await {
+            Ok(Some(run)) if run.state != "awaiting_approval" => {
+                tracing::info!(run = id, error = %format!("{e:#}"), "approval decision not taken");
+                "already"
+            }
+            _ => return server_error(&app, e),
+        },
     };
     approval_response(&app, id, approver, Some(flash)).await
 }
@@ -554,10 +577,10 @@ async fn approval_context(
         approver.map(|s| staff_locale(app, s)),
     );
     let preview = crate::approval::Preview::build(app, &run, campaign, Utc::now()).await?;
-    let ctx = context! {
-        approver => approver.map(|s| &s.name),
+    let ctx = approval_page_context(
+        preview.value(&app.config, &run, &locale),
+        approver.map(|s| s.name.as_str()),
         flash,
-        ..preview.value(app, &run, &locale)
-    };
+    );
     Ok((locale, ctx))
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use minijinja::{Value, context};
 
 use crate::app::App;
-use crate::config::Campaign;
+use crate::config::{Campaign, Config};
 use crate::context::{business_value, customer_value_on};
 use crate::domain::Customer;
 use crate::domain::LocalText;
@@ -55,8 +55,8 @@ pub fn local_date(date: NaiveDate, locale: &str) -> String {
 }
 
 /// A moment as the reader's locale writes it, in the business time zone.
-pub fn local_datetime(app: &App, at: DateTime<Utc>, locale: &str) -> String {
-    let local = at.with_timezone(&app.config.resolved.timezone);
+pub fn local_datetime(config: &Config, at: DateTime<Utc>, locale: &str) -> String {
+    let local = at.with_timezone(&config.resolved.timezone);
     let time = local.format("%H:%M");
     match locale {
         "de" => format!("{}, {time} Uhr", local_date(local.date_naive(), locale)),

@@ -311,13 +311,19 @@ impl Templates {
         Ok((file, locale))
     }
 
-    /// Locales a template exists in.
+    /// Locales a Markdown template exists in.
     pub fn locales(&self, name: &str) -> Vec<String> {
+        self.locales_of(name, "md")
+    }
+
+    /// Locales `<name>.<locale>.<ext>` exists in.
+    pub fn locales_of(&self, name: &str, ext: &str) -> Vec<String> {
         self.sources
             .keys()
             .filter_map(|f| {
                 f.strip_prefix(&format!("{name}."))
-                    .and_then(|r| r.strip_suffix(".md"))
+                    .and_then(|r| r.strip_suffix(&format!(".{ext}")))
+                    .filter(|l| !l.contains('.'))
                     .map(String::from)
             })
             .collect()

@@ -198,3 +198,38 @@ fn a_dkim_key_that_is_not_a_pem_key_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_replaced_staff_template_that_uses_a_value_that_does_not_exist_is_refused_with_its_file_and_line()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite(&dir);
+    let env = Env::in_dir(dir, &url, "");
+    let templates = env.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    for entry in std::fs::read_dir(common::repo_path("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, templates.join(path.file_name().unwrap())).unwrap();
+    }
+    env.write(
+        "conf.d/10-templates.toml",
+        &format!("[templates]\ndir = \"{}\"\n", templates.display()),
+    );
+    let ok = env.run(&["check"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    // An admin adjusts the German task page and mistypes a value.
+    let page = templates.join("task_page.de.html");
+    let text = std::fs::read_to_string(&page)
+        .unwrap()
+        .replace("{{ call.phone }}</a>", "{{ call.telefon }}</a>");
+    std::fs::write(&page, text).unwrap();
+    let out = env.run(&["check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("task_page (de): {}: line 11", page.display())),
+        "{err}"
+    );
+    assert!(err.contains("undefined"), "{err}");
+}

@@ -243,6 +243,19 @@ async fn staff_read_their_own_language_everywhere_and_the_talking_points_fit_the
         }
         let mail = digest(&t, "maria").await;
         assert_eq!(mail.subject, "Ihre Anrufe für heute (2)");
+        // A whole HTML document, not a fragment.
+        assert!(
+            mail.html()
+                .starts_with("<!DOCTYPE html>\n<html lang=\"de\">"),
+            "{}",
+            mail.html()
+        );
+        assert!(
+            mail.html()
+                .contains("<title>Ihre Anrufe für heute (2)</title>"),
+            "{}",
+            mail.html()
+        );
         for part in [mail.text(), mail.html()] {
             assert_none_of(&ENGLISH, "Maria's digest", part);
             assert!(!part.contains("lange nichts voneinander gehört"), "{part}");

@@ -7,10 +7,16 @@ use anyhow::{Result, bail};
 use chrono::Utc;
 use minijinja::context;
 
+use crate::approval::{Preview, request_context};
 use crate::config::Config;
 use crate::context::{business_value, customer_value, sample_customer};
+use crate::http::{
+    approval_page_context, error_page_context, task_page_context, unsubscribe_page_context,
+};
 use crate::secret::Secret;
-use crate::templates::Templates;
+use crate::tasks::digest::{calendar_event_context, digest_context, escalation_context};
+use crate::tasks::view::CallView;
+use crate::templates::{Fragment, Templates};
 use crate::tokens::{Purpose, Signer};
 
 pub async fn run(config: &Config) -> Result<()> {
@@ -53,6 +59,7 @@ pub async fn run(config: &Config) -> Result<()> {
             }
         }
     }
+    problems.extend(staff_templates(config, &templates));
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("  {p}");
@@ -126,3 +133,94 @@ pub async fn run(config: &Config) -> Result<()> {
     }
     Ok(())
 }
+
+/// The staff-facing templates (built in, or replaced in the templates
+/// folder) rendered with made-up values in every language they exist in, so
+/// a replaced one that uses a value that does not exist is found now, not
+/// when someone opens a page or a digest goes out.
+fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
+    let s = &config.settings;
+    let business = business_value(&s.business);
+    let points = Fragment {
+        text: "…".into(),
+        html: "<p>…</p>".into(),
+    };
+    let mut problems = Vec::new();
+    for (name, ext) in STAFF_TEMPLATES {
+        for locale in templates.locales_of(name, ext) {
+            let open = CallView::sample(&locale, points.clone());
+            let closed = CallView {
+                open: false,
+                ..open.clone()
+            };
+            let (preview, run) = Preview::sample(points.clone());
+            let preview = preview.value(config, &run, &locale);
+            let contexts = match name {
+                "task_page" => vec![
+                    task_page_context(&open, Some("saved"), Some("callback_date_missing")),
+                    task_page_context(&closed, Some("expired"), None),
+                ],
+                "approval_page" => {
+                    vec![approval_page_context(
+                        preview,
+                        Some("Maria"),
+                        Some("approved"),
+                    )]
+                }
+                "unsubscribe_page" => ["ask", "done", "sample"]
+                    .map(|state| unsubscribe_page_context(state, &s.business.name))
+                    .to_vec(),
+                "error_page" => ["link", "expired", "server"]
+                    .map(error_page_context)
+                    .to_vec(),
+                "digest" => {
+                    let staff = s
+                        .staff
+                        .first()
+                        .map_or(("maria", "Maria"), |m| (m.id.as_str(), m.name.as_str()));
+                    vec![digest_context(staff, "…".into(), &[open], business.clone())]
+                }
+                "approval_request" => vec![request_context(preview, "Maria", "https://…")],
+                "escalation" => vec![escalation_context(Some("Maria"), &[("Jonas".into(), open)])],
+                "voucher_pool_empty" => vec![context! { pool => "sample" }],
+                "calendar_event" => vec![calendar_event_context(&open)],
+                // Talking points for call backs and follow-ups.
+                _ => vec![context! {
+                    customer => customer_value(&sample_customer(&locale)),
+                    business => business.clone(),
+                }],
+            };
+            for ctx in contexts {
+                let result = match (ext, name) {
+                    ("html", _) => templates.render_page(name, Some(&locale), &ctx).map(drop),
+                    (_, "calendar_event" | "callback" | "follow_up") => {
+                        templates.render_plain(name, Some(&locale), &ctx).map(drop)
+                    }
+                    _ => templates
+                        .render_staff_email(name, Some(&locale), &ctx)
+                        .map(drop),
+                };
+                if let Err(e) = result {
+                    problems.push(format!("{name} ({locale}): {e:#}"));
+                    break;
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The staff-facing templates and their kind of file.
+const STAFF_TEMPLATES: [(&str, &str); 11] = [
+    ("task_page", "html"),
+    ("approval_page", "html"),
+    ("unsubscribe_page", "html"),
+    ("error_page", "html"),
+    ("digest", "md"),
+    ("approval_request", "md"),
+    ("escalation", "md"),
+    ("voucher_pool_empty", "md"),
+    ("calendar_event", "md"),
+    ("callback", "md"),
+    ("follow_up", "md"),
+];

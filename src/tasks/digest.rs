@@ -56,6 +56,37 @@ pub fn task_link(app: &App, task: &Task, now: DateTime<Utc>) -> String {
     ))
 }
 
+/// What the `digest` template sees.
+pub fn digest_context(
+    (id, name): (&str, &str),
+    date: String,
+    calls: &[CallView],
+    business: Value,
+) -> Value {
+    context! {
+        staff => context! { id, name },
+        date,
+        overdue => calls.iter().filter(|c| c.overdue).count(),
+        groups => Value::from(Serde(by_reason(calls))),
+        calls => Value::from(Serde(calls)),
+        business,
+    }
+}
+
+/// What the `escalation` template sees: each call with whose it is.
+pub fn escalation_context(manager: Option<&str>, calls: &[(String, CallView)]) -> Value {
+    let calls: Vec<Value> = calls
+        .iter()
+        .map(|(staff, call)| context! { staff, ..Value::from(Serde(call)) })
+        .collect();
+    context! { manager, calls }
+}
+
+/// What the `calendar_event` template sees.
+pub fn calendar_event_context(call: &CallView) -> Value {
+    context! { call => Value::from(Serde(call)) }
+}
+
 /// Calls with one reason: the talking points, once when they are the same for all.
 #[derive(Serialize)]
 struct Group {
@@ -115,7 +146,7 @@ fn calendar(
         let event = app.templates.render_plain(
             "calendar_event",
             Some(locale),
-            &context! { call => Value::from(Serde(call)) },
+            &calendar_event_context(call),
         )?;
         let created = task
             .created_at
@@ -232,14 +263,12 @@ pub async fn send_digest(
     }
     let task_refs: Vec<&Task> = tasks.iter().map(|(t, _)| t).collect();
     let calendar = calendar(app, &calls, &task_refs, &locale, now)?;
-    let ctx = context! {
-        staff => context! { id => &staff.id, name => &staff.name },
-        date => crate::render::local_date(today, &locale),
-        overdue => calls.iter().filter(|c| c.overdue).count(),
-        groups => Value::from(Serde(by_reason(&calls))),
-        calls => Value::from(Serde(&calls)),
-        business => crate::context::business_value(&app.settings().business),
-    };
+    let ctx = digest_context(
+        (&staff.id, &staff.name),
+        crate::render::local_date(today, &locale),
+        &calls,
+        crate::context::business_value(&app.settings().business),
+    );
     let rendered = app
         .templates
         .render_staff_email("digest", Some(&locale), &ctx)?;
@@ -344,12 +373,15 @@ pub async fn send_escalation(
             .with_timezone(&app.config.resolved.timezone)
             .date_naive();
         let call = CallView::build(app, task, customer, &locale, today, 0, now).await?;
-        calls.push(context! { staff => super::view::staff_name(app, &task.staff_id), ..Value::from(Serde(&call)) });
+        calls.push((
+            super::view::staff_name(app.settings(), &task.staff_id),
+            call,
+        ));
     }
     let rendered = app.templates.render_staff_email(
         "escalation",
         Some(&locale),
-        &context! { manager => manager.map(|m| &m.name), calls => calls },
+        &escalation_context(manager.map(|m| m.name.as_str()), &calls),
     )?;
     let message = crate::compose::staff_email(
         &app.config,

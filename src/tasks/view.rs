@@ -10,6 +10,7 @@ use minijinja::{Value, context};
 use serde::Serialize;
 
 use crate::app::App;
+use crate::config::Settings;
 use crate::context::{business_value, customer_value};
 use crate::domain::Customer;
 use crate::history::Contact;
@@ -104,8 +105,8 @@ pub struct ContactView {
 }
 
 /// A staff member's name for people, by id (the id for someone no longer in the config).
-pub fn staff_name(app: &App, id: &str) -> String {
-    app.settings()
+pub fn staff_name(settings: &Settings, id: &str) -> String {
+    settings
         .staff
         .iter()
         .find(|s| s.id == id)
@@ -114,6 +115,45 @@ pub fn staff_name(app: &App, id: &str) -> String {
 }
 
 impl CallView {
+    /// A made-up call with every field set, for `outreach check` to render
+    /// the templates that show calls.
+    pub fn sample(locale: &str, talking_points: Fragment) -> CallView {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).expect("a real date");
+        let contact = |kind, campaign: Option<&str>, outcome: Option<&str>| ContactView {
+            date: local_date(day, locale),
+            kind,
+            campaign: campaign.map(String::from),
+            outcome: outcome.map(String::from),
+            by: outcome.map(|_| "Maria".to_string()),
+            note: outcome.map(|_| "…".to_string()),
+        };
+        CallView {
+            task: 1,
+            kind: TaskKind::Callback,
+            rule: "sample".into(),
+            name: "Erika Musterfrau".into(),
+            phone: "+49 221 555 0000".into(),
+            tel: "tel:+492215550000".into(),
+            reason: "…".into(),
+            earlier_note: Some("…".into()),
+            asked_by: Some("Maria".into()),
+            due: local_date(day, locale),
+            until: Some(local_date(day, locale)),
+            overdue: true,
+            open: true,
+            outcome: "not_reached".into(),
+            note: Some("…".into()),
+            link: "https://example.invalid/t/sample".into(),
+            contacts: vec![
+                contact("email", Some("sample"), None),
+                contact("call", None, Some("callback")),
+            ],
+            talking_points: Some(talking_points.clone().value()),
+            day,
+            points: Some(talking_points),
+        }
+    }
+
     /// `task` of `customer` for a reader of `locale` on their day `today`.
     pub async fn build(
         app: &App,
@@ -161,7 +201,9 @@ impl CallView {
             reason,
             earlier_note: parent.as_ref().and_then(|p| p.note.clone()),
             asked_by: match kind {
-                TaskKind::FollowUp => parent.as_ref().map(|p| staff_name(app, &p.staff_id)),
+                TaskKind::FollowUp => parent
+                    .as_ref()
+                    .map(|p| staff_name(app.settings(), &p.staff_id)),
                 _ => None,
             },
             due: local_date(task.due_on, locale),
@@ -207,7 +249,7 @@ impl ContactView {
                 kind: "call",
                 campaign: None,
                 outcome: Some(outcome),
-                by: by.map(|id| staff_name(app, &id)),
+                by: by.map(|id| staff_name(app.settings(), &id)),
                 note,
             },
         }
