@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::config::Campaign;
 use crate::context::{business_value, customer_value_on};
 use crate::domain::Customer;
+use crate::greeting::greeting;
 use crate::templates::Rendered;
 use crate::tokens::Purpose;
 
@@ -73,6 +74,7 @@ pub fn render_campaign(
         .date_naive();
     let mut ctx = context! {
         customer => customer_value_on(customer, today),
+        greeting => greeting(customer, shown_locale, app.settings().business.address_form),
         business => business_value(&app.settings().business),
         unsubscribe_url => &unsubscribe,
         run => context! { id => run_id, campaign => &campaign.id },

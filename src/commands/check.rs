@@ -9,6 +9,7 @@ use minijinja::context;
 
 use crate::config::Config;
 use crate::context::{business_value, customer_value, sample_customer};
+use crate::greeting::greeting;
 use crate::secret::Secret;
 use crate::templates::Templates;
 use crate::tokens::{Purpose, Signer};
@@ -38,6 +39,7 @@ pub async fn run(config: &Config) -> Result<()> {
             let customer = sample_customer(&locale);
             let ctx = context! {
                 customer => customer_value(&customer),
+                greeting => greeting(&customer, &locale, s.business.address_form),
                 business => business_value(&s.business),
                 unsubscribe_url => &unsubscribe_url,
                 voucher => context! { code => "MUSTER-1234", value => "10 €", expires => "31.12.2026" },

@@ -14,12 +14,13 @@
 
 mod customers;
 mod messages;
+mod objections;
 mod runs;
 mod send_slots;
 mod tasks;
 mod vouchers;
 
-pub use customers::{CustomerColumns, CustomerRow, HistoryEntry, NewEvent};
+pub use customers::{CustomerColumns, CustomerWrite, HistoryEntry, NewEvent};
 pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
 pub use runs::{NewRun, Run, RunCount};
 pub use send_slots::SendSlots;

@@ -264,6 +264,19 @@ impl Store {
                     .bind(task.customer_id)
                     .execute(&mut *tx)
                     .await?;
+                // Kept as an objection, so that an import cannot undo it.
+                sqlx::query(
+                    "INSERT INTO objections (customer_id, channel, at, recorded_by, source, note)
+                     SELECT $1, 'phone', $2, $3, $4, $5
+                     WHERE NOT EXISTS (SELECT 1 FROM objections WHERE customer_id = $1 AND channel = 'phone' AND lifted_at IS NULL)",
+                )
+                .bind(task.customer_id)
+                .bind(now)
+                .bind(&task.staff_id)
+                .bind(format!("call outcome (task {})", task.id))
+                .bind(note)
+                .execute(&mut *tx)
+                .await?;
             }
             if !change.add_tags.is_empty() {
                 let (tags,): (String,) = sqlx::query_as("SELECT tags FROM customers WHERE id = $1")
