@@ -242,7 +242,10 @@ pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
             opt(&c.consent_source)
         ),
         (true, None) => "yes".into(),
-        (false, _) => "no".into(),
+        (false, _) => match &c.consent_source {
+            Some(source) => format!("no (source: {source})"),
+            None => "no".into(),
+        },
     };
     println!(
         "  email consent: {consent}{}",

@@ -371,6 +371,11 @@ impl Iterator for SheetRows {
     }
 }
 
+/// What spreadsheets show for a formula that failed.
+const FORMULA_ERRORS: [&str; 7] = [
+    "#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!",
+];
+
 /// A workbook cell as a [`Cell`]: dates from date cells, whole numbers
 /// without ".0", a time of day other than midnight kept as text.
 fn cell(data: Option<&Data>) -> Cell {
@@ -380,6 +385,11 @@ fn cell(data: Option<&Data>) -> Cell {
     match data {
         Data::Empty => Cell::Empty,
         Data::String(s) if s.trim().is_empty() => Cell::Empty,
+        // ODF has no error cells: LibreOffice stores a formula's error as
+        // the text it shows.
+        Data::String(s) if FORMULA_ERRORS.contains(&s.as_str()) || s.starts_with("Err:") => {
+            Cell::Error(s.clone())
+        }
         Data::String(s) => Cell::Text(s.clone()),
         Data::Int(i) => Cell::Text(i.to_string()),
         Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Cell::Text((*f as i64).to_string()),
