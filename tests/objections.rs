@@ -394,3 +394,90 @@ async fn an_objection_to_one_kind_of_email_holds_back_only_that_kind() {
         );
     }
 }
+
+/// Runs the migrations before this change on an empty database.
+async fn migrate_before_objections<DB>(pool: &sqlx::Pool<DB>, backend: &str)
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+{
+    let mut old = sqlx::migrate::Migrator::new(common::repo_path(&format!("migrations/{backend}")))
+        .await
+        .unwrap();
+    old.migrations = old
+        .migrations
+        .iter()
+        .filter(|m| m.version < 8)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    old.run(pool).await.unwrap();
+}
+
+/// Customers as the code before objections left them: Anna unsubscribed by
+/// the link, Ben not to be called.
+const OLD_ROWS: &str = "
+INSERT INTO customers (email, consent, unsubscribed_at, do_not_call, created_at, updated_at)
+VALUES ('anna@example.de', TRUE, '2026-03-01T10:00:00+00:00', FALSE, '2026-01-01T00:00:00+00:00', '2026-03-01T10:00:00+00:00'),
+       ('ben@example.de', TRUE, NULL, TRUE, '2026-01-01T00:00:00+00:00', '2026-02-01T09:00:00+00:00');
+INSERT INTO customer_events (customer_id, at, kind, detail)
+SELECT id, '2026-03-01T10:00:00+00:00', 'unsubscribed', 'unsubscribe link' FROM customers WHERE email = 'anna@example.de';
+";
+
+#[tokio::test]
+async fn an_old_database_keeps_its_unsubscribes_and_do_not_calls_as_objections() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        if url.starts_with("sqlite") {
+            let options = url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            migrate_before_objections(&pool, "sqlite").await;
+            sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            migrate_before_objections(&pool, "postgres").await;
+            sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        let env = Env::new(&url, "");
+        assert!(env.run(&["migrate"]).status.success());
+        let anna = show(&env, "anna@example.de");
+        let o = &anna["objections"][0];
+        assert_eq!(
+            (&o["channel"], &o["recorded_by"], &o["source"]),
+            (
+                &Value::from("email"),
+                &Value::from("the customer"),
+                &Value::from("unsubscribe link")
+            ),
+            "{url}: {anna}"
+        );
+        assert!(
+            o["at"].as_str().unwrap().starts_with("2026-03-01T10:00:00"),
+            "{o}"
+        );
+        let ben = show(&env, "ben@example.de");
+        assert_eq!(ben["objections"][0]["channel"], "phone", "{ben}");
+        assert!(
+            ben["objections"][0]["at"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-02-01T09:00:00")
+        );
+        // And they stick like new ones.
+        let text = import(
+            &env,
+            "stamm.csv",
+            "email,consent,do_not_call\nanna@example.de,ja,\nben@example.de,,nein\n",
+        );
+        assert!(text.contains("objections kept 2"), "{url}: {text}");
+        assert_eq!(
+            show(&env, "ben@example.de")["customer"]["do_not_call"],
+            true
+        );
+    }
+}
