@@ -45,6 +45,10 @@ async fn the_example_csv_imports_completely_and_reimports_as_unchanged() {
         assert_eq!(c["tags"], serde_json::json!(["newsletter", "stammgast"]));
         assert_eq!(c["attributes"]["stadtteil"], "Ehrenfeld");
         assert_eq!(c["owner"], "maria");
+        assert_eq!(
+            (&c["salutation"], &c["first_name"], &c["last_name"]),
+            (&"ms".into(), &"Anna".into(), &"Becker".into())
+        );
         // Phone consent and do-not-call are separate from email consent.
         let elif = show_json(&env, "elif.yilmaz@example.de");
         assert_eq!(elif["customer"]["phone_consent"], true);

@@ -126,10 +126,10 @@ async fn rows_and_values_match_what_libreoffice_reads_from_the_same_csv() {
             if let Some(note) = c["note"].as_str() {
                 c["note"] = note.replace("\r\n", "\n").into();
             }
-            if let Some(at) = c["consent_at"].as_str() {
-                if !at.starts_with("2023") {
-                    c["consent_at"] = "today".into();
-                }
+            if let Some(at) = c["consent_at"].as_str()
+                && !at.starts_with("2023")
+            {
+                c["consent_at"] = "today".into();
             }
             c
         })
