@@ -24,6 +24,14 @@ impl Channel {
             Channel::Phone => "phone",
         }
     }
+
+    /// The kind of the history entry an objection makes.
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            Channel::Email => "unsubscribed",
+            Channel::Phone => "do_not_call",
+        }
+    }
 }
 
 impl TryFrom<String> for Channel {

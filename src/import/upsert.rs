@@ -356,11 +356,7 @@ impl Consenting<'_, '_> {
             source: format!("{} ({})", self.here(), self.source()),
             note: None,
         };
-        let kind = match channel {
-            Channel::Email => "unsubscribed",
-            Channel::Phone => "do_not_call",
-        };
-        self.event(kind, objection.describe());
+        self.event(channel.event_kind(), objection.describe());
         self.write.objections.push(objection);
     }
 

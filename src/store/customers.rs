@@ -263,16 +263,7 @@ impl Store {
             }
             for (id, w) in &written {
                 for o in &w.objections {
-                    sqlx::query("INSERT INTO objections (customer_id, channel, kind, at, recorded_by, source, note) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                        .bind(*id)
-                        .bind(o.channel.as_str())
-                        .bind(&o.kind)
-                        .bind(o.at)
-                        .bind(&o.recorded_by)
-                        .bind(&o.source)
-                        .bind(&o.note)
-                        .execute(&mut *tx)
-                        .await?;
+                    super::objections::insert_objection!(*id, o).execute(&mut *tx).await?;
                 }
                 for (objection, because) in &w.lifted {
                     sqlx::query("UPDATE objections SET lifted_at = $1, lifted_because = $2 WHERE id = $3 AND customer_id = $4 AND lifted_at IS NULL")

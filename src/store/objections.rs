@@ -10,6 +10,29 @@ use chrono::{DateTime, Utc};
 use super::{Store, dispatch};
 use crate::domain::{Channel, NewObjection, Objection};
 
+/// Inserts objection `$o` of customer `$customer_id` unless one in force
+/// covers it (one with no kind covers every kind), or the customer is
+/// unknown or forgotten. Write-first, so there is no read-then-write race.
+macro_rules! insert_objection {
+    ($customer_id:expr, $o:expr) => {
+        sqlx::query(
+            "INSERT INTO objections (customer_id, channel, kind, at, recorded_by, source, note)
+             SELECT $1, $2, $3, $4, $5, $6, $7
+             WHERE EXISTS (SELECT 1 FROM customers WHERE id = $1 AND forgotten_at IS NULL)
+               AND NOT EXISTS (SELECT 1 FROM objections WHERE customer_id = $1 AND channel = $2
+                               AND lifted_at IS NULL AND (kind IS NULL OR kind = $3))",
+        )
+        .bind($customer_id)
+        .bind($o.channel.as_str())
+        .bind(&$o.kind)
+        .bind($o.at)
+        .bind(&$o.recorded_by)
+        .bind(&$o.source)
+        .bind(&$o.note)
+    };
+}
+pub(super) use insert_objection;
+
 impl Store {
     /// Records an objection unless one already in force covers it (or the
     /// customer is unknown or forgotten); true if it was recorded. The
@@ -24,28 +47,9 @@ impl Store {
             }
             (Channel::Email, Some(_)) => None,
         };
-        let event = match o.channel {
-            Channel::Email => "unsubscribed",
-            Channel::Phone => "do_not_call",
-        };
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            // The write comes first (no read-then-write race on SQLite):
-            // an objection with no kind covers every kind.
-            let n = sqlx::query(
-                "INSERT INTO objections (customer_id, channel, kind, at, recorded_by, source, note)
-                 SELECT $1, $2, $3, $4, $5, $6, $7
-                 WHERE EXISTS (SELECT 1 FROM customers WHERE id = $1 AND forgotten_at IS NULL)
-                   AND NOT EXISTS (SELECT 1 FROM objections WHERE customer_id = $1 AND channel = $2
-                                   AND lifted_at IS NULL AND (kind IS NULL OR kind = $3))",
-            )
-            .bind(customer_id)
-            .bind(o.channel.as_str())
-            .bind(&o.kind)
-            .bind(o.at)
-            .bind(&o.recorded_by)
-            .bind(&o.source)
-            .bind(&o.note)
+            let n = insert_objection!(customer_id, o)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -56,7 +60,7 @@ impl Store {
                 sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, $3, $4)")
                     .bind(customer_id)
                     .bind(o.at)
-                    .bind(event)
+                    .bind(o.channel.event_kind())
                     .bind(o.describe())
                     .execute(&mut *tx)
                     .await?;

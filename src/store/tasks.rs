@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::{Store, dispatch};
+use crate::domain::{Channel, NewObjection};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Task {
@@ -265,18 +266,17 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 // Kept as an objection, so that an import cannot undo it.
-                sqlx::query(
-                    "INSERT INTO objections (customer_id, channel, at, recorded_by, source, note)
-                     SELECT $1, 'phone', $2, $3, $4, $5
-                     WHERE NOT EXISTS (SELECT 1 FROM objections WHERE customer_id = $1 AND channel = 'phone' AND lifted_at IS NULL)",
-                )
-                .bind(task.customer_id)
-                .bind(now)
-                .bind(&task.staff_id)
-                .bind(format!("call outcome (task {})", task.id))
-                .bind(note)
-                .execute(&mut *tx)
-                .await?;
+                let objection = NewObjection {
+                    channel: Channel::Phone,
+                    kind: None,
+                    at: now,
+                    recorded_by: task.staff_id.clone(),
+                    source: format!("call outcome (task {})", task.id),
+                    note: note.map(String::from),
+                };
+                super::objections::insert_objection!(task.customer_id, objection)
+                    .execute(&mut *tx)
+                    .await?;
             }
             if !change.add_tags.is_empty() {
                 let (tags,): (String,) = sqlx::query_as("SELECT tags FROM customers WHERE id = $1")
