@@ -4,12 +4,19 @@
 #
 #   benches/import.sh
 #
-# For each backend and each run it measures, on the same generated CSV:
+# For each backend and each run it measures, on the same generated rows:
 #   baseline   the database's own bulk loader into a plain table of text
 #              columns: `sqlite3 .import` (WAL, synchronous=FULL, fresh file)
 #              or psql `\copy` (fresh database);
-#   first      `outreach import customers` into a fresh database (all new);
-#   reimport   the same file again (all unchanged).
+#   first      `outreach import customers` of the UTF-8 CSV into a fresh
+#              database (all new);
+#   reimport   the same file again (all unchanged);
+#   cp1252     the same rows as German Excel saves them (Windows-1252, CRLF,
+#              made with iconv) into a fresh database: encoding detection
+#              and decoding;
+#   xlsx       the same rows as an .xlsx workbook LibreOffice made from the
+#              CSV (German locale: dates are date cells) into a fresh database.
+# `vs UTF-8 CSV` = first_s / case_s for the last two.
 # Each command runs under `/usr/bin/time -v` (peak RSS), timed by the clock
 # around it (wall time). The table shows the median time over the runs,
 # rows/s, `vs baseline` = baseline_s / case_s (1.00 = as fast as the bulk
@@ -28,8 +35,9 @@
 #                       created there and dropped again. `none` skips PostgreSQL.
 #   BENCH_KEEP=1        keep the temp folder (CSV, configs, databases) for inspection
 #
-# Needs cargo, python3, psql (for PostgreSQL); installs the Debian packages
-# `sqlite3` and `time` with apt-get when they are missing.
+# Needs cargo, python3, iconv, psql (for PostgreSQL); installs the Debian
+# packages `sqlite3`, `time` and `libreoffice-calc-nogui` (for the .xlsx)
+# with apt-get when they are missing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,6 +61,8 @@ apt_install() {
 command -v python3 >/dev/null || die "python3 is needed to generate the CSV"
 command -v sqlite3 >/dev/null || apt_install sqlite3
 [[ -x /usr/bin/time ]] || apt_install time
+command -v soffice >/dev/null || apt_install libreoffice-calc-nogui
+command -v iconv >/dev/null || die "iconv is needed for the Windows-1252 file"
 
 # --- temp folder and clean-up -------------------------------------------------
 
@@ -138,7 +148,7 @@ first = ["Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hannah", "I
 last = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
         "Schulz", "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Schröder", "Neumann",
         "Schwarz", "Zimmermann", "Braun", "Krüger", "Hofmann", "Hartmann", "Lange",
-        "Yılmaz", "Kaya", "Nowak", "Kowalski", "Wong", "Öztürk", "Groß", "Kraus"]
+        "Çelik", "Kaya", "Nowak", "Kowalski", "Wong", "Öztürk", "Groß", "Kraus"]
 domains = ["example.de", "example.com", "mail.example.de", "web.example.de", "posteo.example"]
 stadtteile = ["Ehrenfeld", "Nippes", "Sülz", "Lindenthal", "Deutz", "Kalk", "Mülheim",
               "Südstadt", "Altstadt-Nord", "Belgisches Viertel", "Bayenthal", "Porz", ""]
@@ -147,7 +157,8 @@ tag_sets = ["newsletter", "stammgast", "newsletter;stammgast", "", "mittagstisch
             "newsletter;catering", "stammgast;geburtstag", "newsletter;stammgast;catering"]
 tiers = ["Bronze", "Silber", "Gold", ""]
 yes_no = ["ja", "nein"]
-translit = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ı": "i", "ë": "e"})
+# Every name exists in Windows-1252 too, so all three files hold the same rows.
+translit = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ç": "c", "ë": "e"})
 
 def day(start_year, end_year):
     start = dt.date(start_year, 1, 1)
@@ -192,6 +203,18 @@ with open(path, "w", newline="", encoding="utf-8") as f:
         ])
 EOF
 log "CSV: $(du -h "$CSV" | cut -f1), $(($(wc -l <"$CSV") - 1)) rows"
+CP1252="$WORK/customers-cp1252.csv"
+sed 's/$/\r/' "$CSV" | iconv -f UTF-8 -t WINDOWS-1252 >"$CP1252"
+log "Windows-1252 CSV: $(du -h "$CP1252" | cut -f1)"
+XLSX="$WORK/customers.xlsx"
+log "LibreOffice makes $XLSX (takes a while)"
+# CSV filter: ";" (59), '"' (34), UTF-8 (76), from row 1, standard formats,
+# German locale (1031), quoted cells as text: no, dates detected: yes.
+soffice -env:UserInstallation="file://$WORK/lo-profile" --headless --norestore \
+    --infilter="CSV:59,34,76,1,,1031,false,true" --convert-to xlsx --outdir "$WORK" "$CSV" >/dev/null 2>&1 ||
+    die "LibreOffice could not convert $CSV to .xlsx"
+[[ -s $XLSX ]] || die "LibreOffice wrote no $XLSX"
+log ".xlsx: $(du -h "$XLSX" | cut -f1)"
 COLUMNS_SQL=$(head -n1 "$CSV" | tr -d '\r' | sed 's/;/ TEXT, /g; s/$/ TEXT/')
 
 # --- config --------------------------------------------------------------------
@@ -283,6 +306,16 @@ EOF
     measure sqlite reimport "$run" "imported 0, updated 0, unchanged $ROWS, rejected 0" -- \
         "$BIN" --config "$dir/outreach.toml" import customers "$CSV"
     check_count "sqlite customers table" "$(sqlite3 "$dir/outreach.db" 'SELECT count(*) FROM customers')"
+    # (d) the same rows from the other formats, each into a fresh database
+    local case file
+    for case in cp1252 xlsx; do
+        file=$CP1252
+        [[ $case == xlsx ]] && file=$XLSX
+        write_config "$dir/$case.toml" "sqlite://$dir/$case.db"
+        "$BIN" --config "$dir/$case.toml" migrate >/dev/null
+        measure sqlite "$case" "$run" "imported $ROWS, updated 0, unchanged 0, rejected 0" -- \
+            "$BIN" --config "$dir/$case.toml" import customers "$file"
+    done
     rm -rf "$dir"
 }
 
@@ -308,6 +341,17 @@ run_postgres() { # run
     measure postgres reimport "$run" "imported 0, updated 0, unchanged $ROWS, rejected 0" -- \
         "$BIN" --config "$dir/outreach.toml" import customers "$CSV"
     check_count "postgres customers table" "$(psql "$app_url" -qAtc 'SELECT count(*) FROM customers')"
+    # (d) the same rows from the other formats, each into a fresh database
+    local case file
+    for case in cp1252 xlsx; do
+        file=$CP1252
+        [[ $case == xlsx ]] && file=$XLSX
+        pg_fresh_db "$app_db"
+        write_config "$dir/$case.toml" "$app_url"
+        "$BIN" --config "$dir/$case.toml" migrate >/dev/null
+        measure postgres "$case" "$run" "imported $ROWS, updated 0, unchanged 0, rejected 0" -- \
+            "$BIN" --config "$dir/$case.toml" import customers "$file"
+    done
     rm -rf "$dir"
 }
 
@@ -351,17 +395,21 @@ for line in open(path):
     backend, case, _run, s, kb = line.rstrip("\n").split("\t")
     secs[backend, case].append(float(s))
     rss[backend, case].append(int(kb))
-label = {"baseline": None, "first": "import, first (all new)", "reimport": "import, again (unchanged)"}
+label = {"baseline": None, "first": "import, first (all new)", "reimport": "import, again (unchanged)",
+         "cp1252": "import, first, Windows-1252", "xlsx": "import, first, .xlsx"}
 loader = {"sqlite": "sqlite3 .import (baseline)", "postgres": "psql \\copy (baseline)"}
-print(f"{'backend':<9} {'case':<27} {'seconds':>8} {'rows/s':>9} {'vs baseline':>11} {'x slower':>8} {'peak RSS MB':>11}")
+print(f"{'backend':<9} {'case':<27} {'seconds':>8} {'rows/s':>9} {'vs baseline':>11} {'x slower':>8} "
+      f"{'vs UTF-8 CSV':>12} {'peak RSS MB':>11}")
 for backend in ("sqlite", "postgres"):
     if (backend, "baseline") not in secs:
         continue
     base = statistics.median(secs[backend, "baseline"])
-    for case in ("baseline", "first", "reimport"):
+    first = statistics.median(secs[backend, "first"])
+    for case in ("baseline", "first", "reimport", "cp1252", "xlsx"):
         s = statistics.median(secs[backend, case])
         ratio = base / s if s > 0 else float("inf")
         name = label[case] or loader[backend]
+        vs_csv = f"{first / s:.2f}" if case in ("first", "cp1252", "xlsx") else ""
         print(f"{backend:<9} {name:<27} {s:>8.2f} {rows / s if s else float('inf'):>9.0f} "
-              f"{ratio:>11.3f} {s / base:>8.1f} {max(rss[backend, case]) / 1024:>11.1f}")
+              f"{ratio:>11.3f} {s / base:>8.1f} {vs_csv:>12} {max(rss[backend, case]) / 1024:>11.1f}")
 EOF

@@ -33,11 +33,16 @@ pub fn customer_value_on(c: &Customer, today: chrono::NaiveDate) -> Value {
 }
 
 /// Built-in names, in the order `enumerate` lists them (before attributes).
-const FIELDS: [&str; 22] = [
+const FIELDS: [&str; 27] = [
     "id",
     "external_id",
     "email",
     "name",
+    "salutation",
+    "first_name",
+    "last_name",
+    "company",
+    "note",
     "phone",
     "locale",
     "timezone",
@@ -97,6 +102,11 @@ impl Object for CustomerView {
             "external_id" => text(&c.external_id),
             "email" => text(&c.email),
             "name" => text(&c.name),
+            "salutation" => Value::from(c.salutation.map(|s| s.as_str())),
+            "first_name" => text(&c.first_name),
+            "last_name" => text(&c.last_name),
+            "company" => text(&c.company),
+            "note" => text(&c.note),
             "phone" => text(&c.phone),
             "locale" => text(&c.locale),
             "timezone" => text(&c.timezone),
@@ -155,18 +165,18 @@ pub fn business_value(b: &Business) -> Value {
 /// A fictitious customer for `outreach check` and `preview` without `--customer`.
 pub fn sample_customer(locale: &str) -> Customer {
     let now = chrono::Utc::now();
+    let (first, last) = match locale {
+        "de" => ("Erika", "Musterfrau"),
+        _ => ("Jane", "Doe"),
+    };
     Customer {
         id: 0,
         external_id: Some("SAMPLE-1".into()),
         email: Some("erika.musterfrau@example.de".into()),
-        name: Some(
-            if locale == "de" {
-                "Erika Musterfrau"
-            } else {
-                "Jane Doe"
-            }
-            .into(),
-        ),
+        name: Some(format!("{first} {last}")),
+        salutation: Some(crate::domain::Salutation::Ms),
+        first_name: Some(first.into()),
+        last_name: Some(last.into()),
         phone: Some("+49 221 555 0000".into()),
         locale: Some(locale.into()),
         consent: true,

@@ -8,7 +8,8 @@
 //! - [`domain`]: values parsed once (emails, schedules, limits, customers);
 //! - [`audience`]: boolean expressions that select customers;
 //! - [`store`]: SQLite or PostgreSQL; all SQL lives there;
-//! - [`import`]: customers from CSV;
+//! - [`import`]: customers from CSV and spreadsheet files;
+//! - [`greeting`]: "Liebe Frau Schäfer," — how an email opens;
 //! - [`bounces`]: bounces and complaints that come back by email;
 //! - [`commands`]: what each CLI command prints;
 //! - [`daemon`]: `outreach run` — wires the store, the HTTP server and the
@@ -29,6 +30,7 @@ pub mod context;
 pub mod daemon;
 pub mod deliver;
 pub mod domain;
+pub mod greeting;
 pub mod history;
 pub mod http;
 pub mod import;

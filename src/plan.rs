@@ -93,6 +93,10 @@ async fn plan_rows(
         .with_timezone(&resolved.timezone)
         .date_naive();
     let domain = app.mail_domain();
+    let kind = campaign.kind.as_str();
+    // Objections to this kind of email only; one to every email is on the
+    // customer row and makes `mailable` fail.
+    let objecting = app.store.objecting_to_kind(kind).await?;
     let columns = planning_columns(audience, anniversary_of);
     let mut page = next_page(app, targets.as_deref(), 0, &columns).await?;
     while let Some(last) = page.last() {
@@ -124,6 +128,9 @@ async fn plan_rows(
             }
             let row = match customer.mailable() {
                 Err(reason) => suppressed(customer.id, now, reason.to_string()),
+                Ok(_) if objecting.contains(&customer.id) => {
+                    suppressed(customer.id, now, format!("unsubscribed from {kind} emails"))
+                }
                 Ok(_) => {
                     let count = recent.entry(customer.id).or_insert(0);
                     match cap {

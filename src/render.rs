@@ -13,6 +13,7 @@ use crate::config::{Campaign, Config};
 use crate::context::{business_value, customer_value_on};
 use crate::domain::Customer;
 use crate::domain::LocalText;
+use crate::greeting::greeting;
 use crate::templates::{Fragment, Rendered};
 use crate::tokens::Purpose;
 
@@ -127,6 +128,7 @@ fn campaign_context(
         .date_naive();
     let mut ctx = context! {
         customer => customer_value_on(customer, today),
+        greeting => greeting(customer, &locale, business.address_form),
         business => business_value(business),
         unsubscribe_url => unsubscribe,
         run => context! { id => run_id, campaign => &campaign.id },

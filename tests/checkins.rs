@@ -887,6 +887,29 @@ async fn do_not_call_is_remembered_and_a_later_run_leaves_the_customer_out() {
         );
         assert!(customer(&t, "A").await.do_not_call, "{url}");
         assert_eq!(task(&t, call.id).await.state, "done");
+        // It is an objection: the next import of the list (do_not_call: no) keeps it.
+        let report = t
+            .import(&format!(
+                "{CSV_HEADER}{}",
+                callable("A", "Kunde A", "maria")
+            ))
+            .await;
+        assert_eq!(report.kept.len(), 1, "{url}: {:?}", report.kept);
+        let a = customer(&t, "A").await;
+        assert!(a.do_not_call, "{url}: the import undid the objection");
+        let objection = &t.app.store.customer_objections(a.id).await.unwrap()[0];
+        assert_eq!(
+            (
+                objection.recorded_by.as_str(),
+                objection.source.as_str(),
+                objection.note.as_deref()
+            ),
+            (
+                "maria",
+                format!("call outcome (task {})", call.id).as_str(),
+                Some("möchte keine Anrufe")
+            )
+        );
         // Even a rule that would call again at once leaves them out.
         let later = berlin(2026, 11, TUE, 7, 0);
         let run = start_now(&t.app, "oft", later).await.unwrap();

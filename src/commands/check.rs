@@ -13,6 +13,7 @@ use crate::context::{business_value, customer_value, sample_customer};
 use crate::http::{
     approval_page_context, error_page_context, task_page_context, unsubscribe_page_context,
 };
+use crate::greeting::greeting;
 use crate::secret::Secret;
 use crate::tasks::digest::{calendar_event_context, digest_context, escalation_context};
 use crate::tasks::view::CallView;
@@ -44,6 +45,7 @@ pub async fn run(config: &Config) -> Result<()> {
             let customer = sample_customer(&locale);
             let ctx = context! {
                 customer => customer_value(&customer),
+                greeting => greeting(&customer, &locale, s.business.address_form),
                 business => business_value(&s.business),
                 unsubscribe_url => &unsubscribe_url,
                 voucher => context! { code => "MUSTER-1234", value => "10 €", expires => "31.12.2026" },

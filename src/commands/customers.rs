@@ -1,4 +1,4 @@
-//! `import customers` and `customers show|export|forget`.
+//! `import customers` and `customers show|export|forget|unsubscribe|do-not-call`.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -7,26 +7,34 @@ use anyhow::{Result, anyhow};
 use chrono::Utc;
 
 use crate::app::App;
-use crate::domain::{Customer, Email};
+use crate::config::CampaignKind;
+use crate::domain::{Channel, Customer, Email, NewObjection};
 use crate::import::{self, ImportOptions};
 use crate::store::{HistoryEntry, Store};
 
-pub async fn import(app: &App, file: &Path, dry_run: bool) -> Result<()> {
-    let config = &app.config;
+/// The command-line flags of `import customers`.
+pub struct ImportFlags<'a> {
+    pub dry_run: bool,
+    pub encoding: Option<&'a str>,
+    pub sheet: Option<&'a str>,
+}
+
+pub async fn import(app: &App, file: &Path, flags: ImportFlags<'_>) -> Result<()> {
     let interactive = std::io::stderr().is_terminal();
     let mut progress = |done: usize, total: usize| {
         if interactive {
             eprint!("\r{done}/{total} rows");
         }
     };
+    let dry_run = flags.dry_run;
     let report = import::import_customers(
         &app.store,
         file,
         ImportOptions {
-            dry_run,
-            staff_ids: config.settings.staff.iter().map(|s| s.id.clone()).collect(),
-            default_consent_source: config.settings.import.default_consent_source.clone(),
+            encoding: flags.encoding,
+            sheet: flags.sheet,
             progress: Some(&mut progress),
+            ..ImportOptions::new(&app.config, dry_run)
         },
     )
     .await?;
@@ -38,7 +46,7 @@ pub async fn import(app: &App, file: &Path, dry_run: bool) -> Result<()> {
     } else {
         ""
     };
-    println!(
+    let mut counts = format!(
         "{prefix}imported {}, updated {}, unchanged {}, rejected {}, skipped as forgotten {}",
         report.imported,
         report.updated,
@@ -46,6 +54,35 @@ pub async fn import(app: &App, file: &Path, dry_run: bool) -> Result<()> {
         report.rejected.len(),
         report.forgotten.len()
     );
+    for (n, what) in [
+        (report.resubscribed.len(), "re-subscribed"),
+        (report.kept.len(), "objections kept"),
+    ] {
+        if n > 0 {
+            counts.push_str(&format!(", {what} {n}"));
+        }
+    }
+    println!("{counts}");
+    println!("read {} as {}", file.display(), report.read_as);
+    if dry_run {
+        println!("columns:");
+        for (header, letter, target) in &report.mapping {
+            println!("  {letter:>3}  {header} → {target}");
+        }
+    }
+    let attributes = &report.attribute_columns;
+    if attributes.is_empty() {
+        println!("columns kept as custom attributes: none");
+    } else {
+        println!(
+            "columns kept as custom attributes: {} (map others to fields in [import.columns] of the config)",
+            attributes
+                .iter()
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for (line, reason) in &report.rejected {
         println!("line {line}: {reason}");
     }
@@ -53,6 +90,12 @@ pub async fn import(app: &App, file: &Path, dry_run: bool) -> Result<()> {
         println!(
             "line {line}: skipped: this person asked to be forgotten; remove them from the source file"
         );
+    }
+    for (line, what) in &report.resubscribed {
+        println!("line {line}: re-subscribed: {what}");
+    }
+    for (line, what) in &report.kept {
+        println!("line {line}: objection kept: {what}");
     }
     // Changes of watched values (`trigger = { attribute_changed = … }`) start
     // their runs now, also when some other rows were rejected: the good rows
@@ -65,6 +108,83 @@ pub async fn import(app: &App, file: &Path, dry_run: bool) -> Result<()> {
         );
     }
     import::ensure_nothing_rejected(&report)
+}
+
+/// What `customers unsubscribe` and `customers do-not-call` record besides the channel.
+pub struct Objecting<'a> {
+    pub kind: Option<&'a str>,
+    pub note: Option<&'a str>,
+    pub by: Option<&'a str>,
+}
+
+/// Records an objection the customer made to staff, as the unsubscribe
+/// link does for email.
+pub async fn object(
+    store: &Store,
+    key: &str,
+    channel: Channel,
+    objecting: Objecting<'_>,
+) -> Result<()> {
+    let customer = find(store, key).await?;
+    let kind = match objecting.kind {
+        Some(k) => Some(
+            CampaignKind::parse(k.trim())
+                .ok_or_else(|| {
+                    let kinds: Vec<&str> = CampaignKind::ALL.iter().map(|k| k.as_str()).collect();
+                    anyhow!(
+                        "--kind \"{k}\" is not a campaign kind; use one of {}, or leave it out to stop every email",
+                        kinds.join(", ")
+                    )
+                })?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let objection = NewObjection {
+        channel,
+        kind,
+        at: Utc::now(),
+        recorded_by: objecting
+            .by
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(String::from)
+            .unwrap_or_else(import::os_user),
+        source: match channel {
+            Channel::Email => "outreach customers unsubscribe",
+            Channel::Phone => "outreach customers do-not-call",
+        }
+        .into(),
+        note: objecting
+            .note
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from),
+    };
+    if store.record_objection(customer.id, &objection).await? {
+        println!(
+            "customer {} ({}): {}; later imports do not undo it",
+            customer.id,
+            customer.label(),
+            objection.describe()
+        );
+    } else {
+        let covering = store
+            .active_objections(&[customer.id])
+            .await?
+            .into_iter()
+            .find(|o| o.channel == channel && (o.kind.is_none() || o.kind == objection.kind));
+        println!(
+            "customer {} ({}): already recorded{}; nothing changed",
+            customer.id,
+            customer.label(),
+            covering
+                .map(|o| format!(" on {}", o.when_and_how()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 async fn find(store: &Store, key: &str) -> Result<Customer> {
@@ -86,18 +206,28 @@ fn yes_no(v: bool) -> &'static str {
 pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
     let customer = find(store, key).await?;
     let history = history(store, &customer).await?;
+    let objections = store.customer_objections(customer.id).await?;
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "customer": customer, "history": history })
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "customer": customer,
+                "objections": objections,
+                "history": history
+            }))?
         );
         return Ok(());
     }
     let c = &customer;
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     println!("Customer {} — {} <{}>", c.id, opt(&c.name), opt(&c.email));
+    println!(
+        "  salutation: {}   first name: {}   last name: {}   company: {}",
+        c.salutation.map(|s| s.as_str()).unwrap_or("-"),
+        opt(&c.first_name),
+        opt(&c.last_name),
+        opt(&c.company)
+    );
     println!(
         "  external id: {}   phone: {}   locale: {}   time zone: {}",
         opt(&c.external_id),
@@ -112,7 +242,10 @@ pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
             opt(&c.consent_source)
         ),
         (true, None) => "yes".into(),
-        (false, _) => "no".into(),
+        (false, _) => match &c.consent_source {
+            Some(source) => format!("no (source: {source})"),
+            None => "no".into(),
+        },
     };
     println!(
         "  email consent: {consent}{}",
@@ -153,6 +286,12 @@ pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
             .collect();
         println!("  attributes: {}", attrs.join(", "));
     }
+    if let Some(note) = &c.note {
+        println!("  note: {note}");
+    }
+    for o in &objections {
+        println!("  objection: {}", o.describe());
+    }
     println!(
         "  last personal contact: {}",
         c.last_personal_contact_at
@@ -178,6 +317,7 @@ pub async fn export(store: &Store, key: &str) -> Result<()> {
         "exported_at": Utc::now(),
         "customer": customer,
         "history": history,
+        "objections": store.customer_objections(customer.id).await?,
         "messages": store.customer_messages(customer.id).await?,
         "call_tasks": store.customer_tasks(customer.id).await?,
     });

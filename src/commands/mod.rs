@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::App;
 use crate::config::Config;
+use crate::domain::Channel;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
@@ -41,10 +42,10 @@ pub enum Command {
     Check,
     /// Apply database migrations and exit.
     Migrate,
-    /// Import customers from CSV.
+    /// Import customers from CSV or a spreadsheet.
     #[command(subcommand)]
     Import(ImportCommand),
-    /// Look up, export or forget a customer.
+    /// Look up, export or forget a customer; record their objections.
     #[command(subcommand)]
     Customers(CustomersCommand),
     /// Render a campaign's message exactly as it would be sent.
@@ -120,8 +121,8 @@ pub enum TasksCommand {
         outcome: String,
         #[arg(long)]
         note: Option<String>,
-        /// With `--outcome callback`: the day to call back (YYYY-MM-DD).
-        #[arg(long, value_name = "DATE")]
+        /// With `--outcome callback`: the day to call back (YYYY-MM-DD or DD.MM.YYYY).
+        #[arg(long, value_name = "DATE", value_parser = crate::domain::parse_date)]
         callback_on: Option<chrono::NaiveDate>,
     },
     /// Send the digest email(s) now instead of at digest_at.
@@ -133,12 +134,20 @@ pub enum TasksCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Upsert customers from a CSV file (key: external_id, else email).
+    /// Upsert customers from CSV (any encoding a spreadsheet writes), .xlsx
+    /// or .ods (key: external_id, else email).
     Customers {
         file: PathBuf,
-        /// Validate and count, change nothing.
+        /// Validate, count and show which column goes where; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The text file's encoding (UTF-8, windows-1252, ISO-8859-15,
+        /// UTF-16LE …) instead of the detected one.
+        #[arg(long, value_name = "NAME")]
+        encoding: Option<String>,
+        /// The sheet of a workbook to read (default: the first).
+        #[arg(long, value_name = "NAME")]
+        sheet: Option<String>,
     },
     /// Add voucher codes (one per line, or a CSV column `code`) to a pool.
     Vouchers { pool: String, file: PathBuf },
@@ -157,6 +166,32 @@ pub enum CustomersCommand {
     Export { customer: String },
     /// Erase the customer's personal data; keep an anonymous suppression record.
     Forget { customer: String },
+    /// Record that the customer wants no more emails (said on the phone, at
+    /// the counter …); later imports do not undo it.
+    Unsubscribe {
+        /// Numeric id, external id or email.
+        customer: String,
+        /// Only emails of this campaign kind: status_update, loyalty, voucher.
+        #[arg(long)]
+        kind: Option<String>,
+        /// What the customer said, where.
+        #[arg(long)]
+        note: Option<String>,
+        /// Who records it (default: the user running the command).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Record that the customer does not want to be called; later imports
+    /// do not undo it.
+    DoNotCall {
+        /// Numeric id, external id or email.
+        customer: String,
+        #[arg(long)]
+        note: Option<String>,
+        /// Who records it (default: the user running the command).
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 pub async fn execute(cli: Cli) -> Result<()> {
@@ -191,8 +226,22 @@ pub async fn execute(cli: Cli) -> Result<()> {
 /// Commands that work on the database with the loaded templates and keys.
 async fn with_app(app: &App, command: Command) -> Result<()> {
     match command {
-        Command::Import(ImportCommand::Customers { file, dry_run }) => {
-            customers::import(app, &file, dry_run).await
+        Command::Import(ImportCommand::Customers {
+            file,
+            dry_run,
+            encoding,
+            sheet,
+        }) => {
+            customers::import(
+                app,
+                &file,
+                customers::ImportFlags {
+                    dry_run,
+                    encoding: encoding.as_deref(),
+                    sheet: sheet.as_deref(),
+                },
+            )
+            .await
         }
         Command::Import(ImportCommand::Vouchers { pool, file }) => {
             runs::import_vouchers(app, &pool, &file).await
@@ -205,6 +254,27 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
         }
         Command::Customers(CustomersCommand::Forget { customer }) => {
             customers::forget(&app.store, &customer).await
+        }
+        Command::Customers(CustomersCommand::Unsubscribe {
+            customer,
+            kind,
+            note,
+            by,
+        }) => {
+            let objection = customers::Objecting {
+                kind: kind.as_deref(),
+                note: note.as_deref(),
+                by: by.as_deref(),
+            };
+            customers::object(&app.store, &customer, Channel::Email, objection).await
+        }
+        Command::Customers(CustomersCommand::DoNotCall { customer, note, by }) => {
+            let objection = customers::Objecting {
+                kind: None,
+                note: note.as_deref(),
+                by: by.as_deref(),
+            };
+            customers::object(&app.store, &customer, Channel::Phone, objection).await
         }
         Command::Preview {
             campaign,

@@ -62,6 +62,20 @@ pub struct Business {
     /// defaults to `reply_to`, else `from`.
     #[serde(default)]
     pub admin_email: Option<String>,
+    /// How German emails address customers: "Sie" or "du" (the `greeting`).
+    #[serde(default)]
+    pub address_form: AddressForm,
+}
+
+/// The German forms of address; English emails follow it too (first name
+/// with "du", title and last name with "Sie").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum AddressForm {
+    #[default]
+    #[serde(rename = "Sie", alias = "sie")]
+    Sie,
+    #[serde(rename = "du", alias = "Du")]
+    Du,
 }
 
 impl Business {
@@ -312,12 +326,17 @@ pub struct Import {
     /// Recorded as the consent source when the CSV has no `consent_source` column.
     #[serde(default = "default_consent_source")]
     pub default_consent_source: String,
+    /// Column header → field (`"Treuepunkte" = "points"`), beyond the
+    /// built-in German and English names; see `import::columns`.
+    #[serde(default)]
+    pub columns: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Import {
     fn default() -> Self {
         Import {
             default_consent_source: default_consent_source(),
+            columns: Default::default(),
         }
     }
 }
@@ -423,6 +442,16 @@ pub enum CampaignKind {
 }
 
 impl CampaignKind {
+    pub const ALL: [CampaignKind; 3] = [
+        CampaignKind::StatusUpdate,
+        CampaignKind::Loyalty,
+        CampaignKind::Voucher,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CampaignKind::StatusUpdate => "status_update",

@@ -44,6 +44,8 @@ pub struct Resolved {
     pub staff: HashMap<String, StaffRules>,
     pub approval_timeouts: HashMap<String, Duration>,
     pub checkin_durations: HashMap<String, CheckinDurations>,
+    /// `[import.columns]`: which field a header fills.
+    pub import_columns: crate::import::ColumnRules,
 }
 
 /// DKIM signing for customer emails. The signed headers include both
@@ -516,6 +518,16 @@ pub fn validate(
         }
     }
 
+    let import_columns = match crate::import::ColumnRules::parse(&settings.import.columns) {
+        Ok(rules) => rules,
+        Err(problems) => {
+            for (header, message) in problems {
+                c.problem(format!("import.columns.\"{header}\""), message);
+            }
+            Default::default()
+        }
+    };
+
     match (from, return_path) {
         (Some(from), Some(return_path)) if c.problems.is_empty() => Ok(Resolved {
             timezone,
@@ -536,6 +548,7 @@ pub fn validate(
             staff,
             approval_timeouts,
             checkin_durations,
+            import_columns,
         }),
         _ => Err(ConfigError(c.problems)),
     }

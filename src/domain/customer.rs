@@ -52,6 +52,80 @@ impl Attributes {
     }
 }
 
+/// How a customer is addressed: the greeting a template gets depends on it.
+/// Stored as `ms`, `mr`, `family` or `company`; a customer with none (or who
+/// chose "divers") is greeted by name without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Salutation {
+    Ms,
+    Mr,
+    Family,
+    Company,
+}
+
+impl Salutation {
+    /// The forms import files use, German and English: `Ok(None)` for a
+    /// salutation that says nothing about how to greet (empty, "divers").
+    pub fn parse(raw: &str) -> Result<Option<Self>, String> {
+        let key = raw.trim().trim_end_matches('.').to_lowercase();
+        Ok(Some(match key.as_str() {
+            "frau" | "fr" | "ms" | "mrs" | "miss" | "w" | "weiblich" | "female" => Salutation::Ms,
+            "herr" | "hr" | "mr" | "m" | "männlich" | "male" => Salutation::Mr,
+            "familie" | "fam" | "family" => Salutation::Family,
+            "firma" | "company" => Salutation::Company,
+            "" | "divers" | "d" | "mx" | "keine angabe" | "-" | "none" => return Ok(None),
+            _ => {
+                return Err(format!(
+                    "salutation \"{}\" is not one of Frau, Herr, Familie, Firma, Divers \
+                     (or Ms, Mr, Family, Company, Mx); a title such as Dr. goes before the last name",
+                    raw.trim()
+                ));
+            }
+        }))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Salutation::Ms => "ms",
+            Salutation::Mr => "mr",
+            Salutation::Family => "family",
+            Salutation::Company => "company",
+        }
+    }
+}
+
+/// Read from the text column; a value this code never writes is an error.
+impl<DB: sqlx::Database> sqlx::Type<DB> for Salutation
+where
+    str: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <str as sqlx::Type<DB>>::type_info()
+    }
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <str as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for Salutation
+where
+    &'r str: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<DB>>::decode(value)?;
+        [
+            Salutation::Ms,
+            Salutation::Mr,
+            Salutation::Family,
+            Salutation::Company,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| format!("unknown salutation {text:?} in the database").into())
+    }
+}
+
 /// A row of `customers`. A query may select only some columns (see
 /// `store::CustomerColumns`); the fields it leaves out keep their defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
@@ -60,7 +134,15 @@ pub struct Customer {
     pub id: i64,
     pub external_id: Option<String>,
     pub email: Option<String>,
+    /// How people address the customer; `name` is the whole name for labels.
     pub name: Option<String>,
+    pub salutation: Option<Salutation>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// The company a business customer is (or a contact person works for).
+    pub company: Option<String>,
+    /// A note for staff ("prefers calls in the evening").
+    pub note: Option<String>,
     pub phone: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,

@@ -2,13 +2,17 @@
 //! never handles a raw string that means an email, a schedule or a limit.
 
 mod customer;
+mod date;
 mod email;
 mod limits;
 mod locale;
+mod objection;
 mod schedule;
 
-pub use customer::{Attributes, Customer, Tags};
+pub use customer::{Attributes, Customer, Salutation, Tags};
+pub use date::{DATE_FORMS, parse_date};
 pub use email::Email;
 pub use limits::{FrequencyCap, QuietHours, parse_clock, parse_duration, sha256_hex};
 pub use locale::{LocalText, reader_locale};
+pub use objection::{Channel, NewObjection, Objection};
 pub use schedule::Schedule;

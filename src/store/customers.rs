@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Backend, Store, dispatch};
-use crate::domain::Customer;
+use crate::domain::{Customer, NewObjection};
 
 /// The columns of `customers` a page reads: copying every column of every
 /// row is most of what planning a large run costs, and an audience usually
@@ -29,10 +29,15 @@ impl CustomerColumns {
 }
 
 /// Written columns, in bind order (everything but `id`).
-const COLUMNS: [&str; 25] = [
+const COLUMNS: [&str; 30] = [
     "external_id",
     "email",
     "name",
+    "salutation",
+    "first_name",
+    "last_name",
+    "company",
+    "note",
     "phone",
     "locale",
     "timezone",
@@ -57,7 +62,7 @@ const COLUMNS: [&str; 25] = [
     "updated_at",
 ];
 
-/// Rows per multi-row INSERT: 25 binds each stays under SQLite's 32766 limit.
+/// Rows per multi-row INSERT: 30 binds each stays under SQLite's 32766 limit.
 const INSERT_CHUNK: usize = 500;
 
 static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -80,6 +85,11 @@ macro_rules! bind_customer {
             .bind(&$c.external_id)
             .bind(&$c.email)
             .bind(&$c.name)
+            .bind($c.salutation.map(|s| s.as_str()))
+            .bind(&$c.first_name)
+            .bind(&$c.last_name)
+            .bind(&$c.company)
+            .bind(&$c.note)
             .bind(&$c.phone)
             .bind(&$c.locale)
             .bind(&$c.timezone)
@@ -129,8 +139,18 @@ pub struct HistoryEntry {
     pub detail: String,
 }
 
-/// Row of customers to write in one transaction: `id == 0` inserts.
-pub type CustomerRow = (Customer, Vec<NewEvent>);
+/// A customer to insert (`id == 0`) or update, with what is recorded
+/// alongside in the same transaction.
+#[derive(Debug, Clone)]
+pub struct CustomerWrite {
+    pub customer: Customer,
+    pub events: Vec<NewEvent>,
+    /// Objections the write records (a "no" in an imported list); their
+    /// effect is already in `customer`.
+    pub objections: Vec<NewObjection>,
+    /// Objections a later consent lifts: (id, why).
+    pub lifted: Vec<(i64, String)>,
+}
 
 impl Store {
     /// Customers whose external id or email is among the given keys.
@@ -183,14 +203,16 @@ impl Store {
         Ok(found)
     }
 
-    /// Inserts (id 0) or updates customers with their new events, all in one
-    /// transaction: an import chunk is either fully recorded or not at all.
-    pub async fn write_customers(&self, rows: &[CustomerRow], at: DateTime<Utc>) -> Result<()> {
-        let (new, changed): (Vec<&CustomerRow>, Vec<&CustomerRow>) =
-            rows.iter().partition(|(c, _)| c.id == 0);
+    /// Inserts (id 0) or updates customers with their new events and
+    /// objections, all in one transaction: an import chunk is either fully
+    /// recorded or not at all.
+    pub async fn write_customers(&self, rows: &[CustomerWrite], at: DateTime<Utc>) -> Result<()> {
+        let (new, changed): (Vec<&CustomerWrite>, Vec<&CustomerWrite>) =
+            rows.iter().partition(|w| w.customer.id == 0);
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut events: Vec<(i64, &NewEvent)> = Vec::new();
+            // Each write with the id of its customer, new ones once inserted.
+            let mut written: Vec<(i64, &CustomerWrite)> = Vec::with_capacity(rows.len());
             // New customers: multi-row INSERTs; the ids come back with the keys they belong to.
             for chunk in new.chunks(INSERT_CHUNK) {
                 let values: Vec<String> = (0..chunk.len())
@@ -202,29 +224,34 @@ impl Store {
                     values.join(", ")
                 );
                 let mut q = sqlx::query_as(&sql);
-                for (customer, _) in chunk {
-                    q = bind_customer!(q, customer);
+                for w in chunk {
+                    q = bind_customer!(q, w.customer);
                 }
                 let ids: Vec<(i64, Option<String>, Option<String>)> = q.fetch_all(&mut *tx).await?;
-                for (customer, new_events) in chunk {
+                for w in chunk {
+                    let c = &w.customer;
                     let id = ids
                         .iter()
-                        .find(|(_, ext, email)| match &customer.external_id {
+                        .find(|(_, ext, email)| match &c.external_id {
                             Some(k) => ext.as_ref() == Some(k),
-                            None => email.is_some() && *email == customer.email,
+                            None => email.is_some() && *email == c.email,
                         })
                         .map(|r| r.0)
                         .ok_or(sqlx::Error::RowNotFound)?;
-                    events.extend(new_events.iter().map(|e| (id, e)));
+                    written.push((id, w));
                 }
             }
-            for (customer, new_events) in &changed {
-                bind_customer!(sqlx::query(UPDATE_SQL.as_str()), customer)
-                    .bind(customer.id)
+            for w in &changed {
+                bind_customer!(sqlx::query(UPDATE_SQL.as_str()), w.customer)
+                    .bind(w.customer.id)
                     .execute(&mut *tx)
                     .await?;
-                events.extend(new_events.iter().map(|e| (customer.id, e)));
+                written.push((w.customer.id, w));
             }
+            let events: Vec<(i64, &NewEvent)> = written
+                .iter()
+                .flat_map(|(id, w)| w.events.iter().map(move |e| (*id, e)))
+                .collect();
             for chunk in events.chunks(INSERT_CHUNK) {
                 let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", self.placeholders(i * 4 + 1, 4))).collect();
                 let sql = format!("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES {}", values.join(", "));
@@ -233,6 +260,20 @@ impl Store {
                     q = q.bind(*id).bind(at).bind(&event.kind).bind(&event.detail);
                 }
                 q.execute(&mut *tx).await?;
+            }
+            for (id, w) in &written {
+                for o in &w.objections {
+                    super::objections::insert_objection!(*id, o).execute(&mut *tx).await?;
+                }
+                for (objection, because) in &w.lifted {
+                    sqlx::query("UPDATE objections SET lifted_at = $1, lifted_because = $2 WHERE id = $3 AND customer_id = $4 AND lifted_at IS NULL")
+                        .bind(at)
+                        .bind(because)
+                        .bind(*objection)
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await
         })
@@ -307,6 +348,7 @@ impl Store {
             for erase in [
                 "UPDATE customer_events SET detail = '' WHERE customer_id = $1",
                 "UPDATE tasks SET note = NULL WHERE customer_id = $1",
+                "UPDATE objections SET note = NULL WHERE customer_id = $1",
                 "UPDATE messages SET smtp_reply = NULL, reason = CASE WHEN state IN ('failed', 'unknown') THEN 'erased' ELSE reason END WHERE customer_id = $1",
                 "UPDATE mail_reports SET detail = '' WHERE customer_id = $1",
             ] {
@@ -379,35 +421,6 @@ impl Store {
             }
         }
         .context("reading customers")
-    }
-
-    /// Records an unsubscribe (idempotent); true if it changed anything.
-    pub async fn unsubscribe(
-        &self,
-        customer_id: i64,
-        how: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool> {
-        let changed = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query("UPDATE customers SET unsubscribed_at = $1, updated_at = $1 WHERE id = $2 AND unsubscribed_at IS NULL AND forgotten_at IS NULL")
-                .bind(at)
-                .bind(customer_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 1 {
-                sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, 'unsubscribed', $3)")
-                    .bind(customer_id)
-                    .bind(at)
-                    .bind(how)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await.map(|_| n == 1)
-        })
-        .context("recording the unsubscribe")?;
-        Ok(changed)
     }
 
     /// Marks an address as undeliverable after a 5.1.1-class reply.

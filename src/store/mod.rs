@@ -15,12 +15,13 @@
 mod customers;
 mod messages;
 mod reports;
+mod objections;
 mod runs;
 mod send_slots;
 mod tasks;
 mod vouchers;
 
-pub use customers::{CustomerColumns, CustomerRow, HistoryEntry, NewEvent};
+pub use customers::{CustomerColumns, CustomerWrite, HistoryEntry, NewEvent};
 pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
 pub use reports::{MailReport, ReportKind, SentMessage};
 pub use runs::{NewRun, Run, RunCount};

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::{Store, dispatch};
+use crate::domain::{Channel, NewObjection};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Task {
@@ -262,6 +263,18 @@ impl Store {
                 sqlx::query("UPDATE customers SET do_not_call = TRUE, updated_at = $1 WHERE id = $2")
                     .bind(now)
                     .bind(task.customer_id)
+                    .execute(&mut *tx)
+                    .await?;
+                // Kept as an objection, so that an import cannot undo it.
+                let objection = NewObjection {
+                    channel: Channel::Phone,
+                    kind: None,
+                    at: now,
+                    recorded_by: task.staff_id.clone(),
+                    source: format!("call outcome (task {})", task.id),
+                    note: note.map(String::from),
+                };
+                super::objections::insert_objection!(task.customer_id, objection)
                     .execute(&mut *tx)
                     .await?;
             }

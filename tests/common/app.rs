@@ -111,16 +111,8 @@ impl TestApp {
             &self.app.store,
             &path,
             ImportOptions {
-                dry_run: false,
-                staff_ids: self
-                    .app
-                    .settings()
-                    .staff
-                    .iter()
-                    .map(|s| s.id.clone())
-                    .collect(),
                 default_consent_source: "test".into(),
-                progress: None,
+                ..ImportOptions::new(&self.app.config, false)
             },
         )
         .await
