@@ -112,7 +112,7 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let app = state.shared.current();
-    let (database, mail) = tokio::join!(database_health(&app), mail_health(&app));
+    let (database, mail) = tokio::join!(database_health(&app), mail_health(&app, &state.delivery));
     let healthy = database.is_ok() && mail.is_ok();
     let lines = [database, mail].map(|line| line.unwrap_or_else(|line| line));
     let status = if healthy {
@@ -142,8 +142,9 @@ async fn database_health(app: &App) -> Result<String, String> {
     }
 }
 
-/// The mail transport's line of `/healthz`.
-async fn mail_health(app: &App) -> Result<String, String> {
+/// The mail transport's line of `/healthz`. For SMTP, a session that could
+/// not be opened (TLS, login) counts, not just whether the port answers.
+async fn mail_health(app: &App, delivery: &Delivery) -> Result<String, String> {
     let mail = &app.settings().mail;
     match mail.transport {
         crate::config::Transport::File => {
@@ -185,6 +186,9 @@ async fn mail_health(app: &App) -> Result<String, String> {
             }
         }
         crate::config::Transport::Smtp => {
+            if let Some(failure) = delivery.session_failure() {
+                return Err(format!("smtp: {failure}; messages wait in the queue"));
+            }
             let addr = (mail.smtp.host.as_str(), mail.smtp.port);
             match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, tokio::net::TcpStream::connect(addr))
                 .await

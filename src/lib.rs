@@ -25,6 +25,7 @@ pub mod config;
 pub mod context;
 pub mod daemon;
 pub mod deliver;
+pub mod dkim;
 pub mod domain;
 pub mod history;
 pub mod http;

@@ -20,7 +20,7 @@ mod tasks;
 mod vouchers;
 
 pub use customers::{CustomerColumns, CustomerRow, HistoryEntry, NewEvent};
-pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
+pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome, Waiting};
 pub use runs::{NewRun, Run, RunCount};
 pub use send_slots::SendSlots;
 pub use tasks::{NewTask, OutcomeChange, Task};
