@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mailin_embedded::response::{self, OK, START_DATA};
@@ -49,21 +48,25 @@ struct Recorder {
     account: Option<Account>,
 }
 
-/// The one login a relay accepts, and how many AUTH attempts it saw.
+/// The one login a relay accepts, and the AUTH attempts it saw.
 #[derive(Clone)]
 struct Account {
     user: String,
     password: String,
-    attempts: Arc<AtomicUsize>,
+    attempts: Logins,
 }
 
+/// AUTH attempts: (mechanism, accepted).
+pub type Logins = Arc<Mutex<Vec<(&'static str, bool)>>>;
+
 impl Recorder {
-    fn login(&self, user: &str, password: &str) -> Response {
+    fn login(&self, mechanism: &'static str, user: &str, password: &str) -> Response {
         let Some(account) = &self.account else {
             return response::INVALID_CREDENTIALS;
         };
-        account.attempts.fetch_add(1, Ordering::SeqCst);
-        if user == account.user && password == account.password {
+        let accepted = user == account.user && password == account.password;
+        account.attempts.lock().unwrap().push((mechanism, accepted));
+        if accepted {
             response::AUTH_OK
         } else {
             response::INVALID_CREDENTIALS
@@ -73,11 +76,11 @@ impl Recorder {
 
 impl Handler for Recorder {
     fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
-        self.login(user, password)
+        self.login("PLAIN", user, password)
     }
 
     fn auth_login(&mut self, user: &str, password: &str) -> Response {
-        self.login(user, password)
+        self.login("LOGIN", user, password)
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
@@ -263,19 +266,18 @@ pub enum RelayTls {
 }
 
 /// An SMTP relay as hosted providers run them: TLS with a certificate for
-/// `localhost` signed by a CA made for this test, and AUTH PLAIN and LOGIN
-/// for one account (offered only once TLS is on). mailin's SMTP engine
-/// answers, rustls does the TLS.
+/// `localhost` signed by a CA made for this test, and AUTH with one
+/// mechanism (PLAIN or LOGIN) for one account, offered only once TLS is on
+/// and required before MAIL. mailin's SMTP engine answers, rustls does the TLS.
 pub struct Relay {
     pub port: u16,
     pub received: Received,
     /// PEM of the CA that signed the relay's certificate, for `mail.smtp.ca_file`.
     pub ca_pem: String,
-    /// AUTH attempts so far, accepted or not.
-    pub logins: Arc<AtomicUsize>,
+    pub logins: Logins,
 }
 
-pub fn start_relay(tls: RelayTls, user: &str, password: &str) -> Relay {
+pub fn start_relay(tls: RelayTls, mechanism: AuthMechanism, user: &str, password: &str) -> Relay {
     // Test binaries link both of rustls' crypto providers (through
     // dev-dependencies); the relay names the one the daemon uses.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -306,7 +308,7 @@ pub fn start_relay(tls: RelayTls, user: &str, password: &str) -> Relay {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let received = Received::default();
-    let logins = Arc::new(AtomicUsize::new(0));
+    let logins = Logins::default();
     let handler = Recorder {
         received: received.clone(),
         to: Vec::new(),
@@ -319,9 +321,7 @@ pub fn start_relay(tls: RelayTls, user: &str, password: &str) -> Relay {
         }),
     };
     let mut builder = mailin::SessionBuilder::new("relay.test");
-    builder
-        .enable_auth(AuthMechanism::Plain)
-        .enable_auth(AuthMechanism::Login);
+    builder.enable_auth(mechanism);
     if tls == RelayTls::Starttls {
         builder.enable_start_tls();
     }
