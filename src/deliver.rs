@@ -550,7 +550,10 @@ async fn send_one(
     let result = mailer.send_with_next(email, next, now).await;
     delivery.metrics.observe_latency(started.elapsed());
     let customer = message.customer_id;
-    if !matches!(result, SendResult::Unavailable { .. }) && delivery.note_session(Ok(())) {
+    if matches!(mailer, Mailer::Smtp(_))
+        && !matches!(result, SendResult::Unavailable { .. })
+        && delivery.note_session(Ok(()))
+    {
         info!("SMTP session open");
     }
     match result {
