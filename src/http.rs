@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::app::{App, Shared};
 use crate::deliver::Delivery;
+use crate::mailer::SessionFailure;
 use crate::tasks::digest::{staff_locale, talking_points, words};
 use crate::templates::escape_html as esc;
 use crate::tokens::{Purpose, TokenError};
@@ -186,7 +187,12 @@ async fn mail_health(app: &App, delivery: &Delivery) -> Result<String, String> {
             }
         }
         crate::config::Transport::Smtp => {
-            if let Some(failure) = delivery.session_failure() {
+            // A TLS or login failure stands until a session opens again; a
+            // server that could not be reached is looked at afresh below.
+            if let Some(failure) = delivery
+                .session_failure()
+                .filter(|f| !matches!(f, SessionFailure::Unreachable(_)))
+            {
                 return Err(format!("smtp: {failure}; messages wait in the queue"));
             }
             let addr = (mail.smtp.host.as_str(), mail.smtp.port);

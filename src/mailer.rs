@@ -112,12 +112,16 @@ impl MailerSettings {
                 outbox_writable(&self.file_dir)?;
                 Mailer::File(AsyncFileTransport::new(&self.file_dir))
             }
-            Transport::Smtp => Mailer::Smtp(Box::new(SmtpSession {
-                settings: self.clone(),
-                connection: None,
-                down: None,
-            })),
+            Transport::Smtp => Mailer::Smtp(Box::new(self.session())),
         })
+    }
+
+    fn session(&self) -> SmtpSession {
+        SmtpSession {
+            settings: self.clone(),
+            connection: None,
+            down: None,
+        }
     }
 
     /// Whether a worker opened with `self` may go on for `other` (after a
@@ -138,12 +142,7 @@ impl MailerSettings {
     /// Opens an SMTP session (connect, TLS, login) and closes it again: what
     /// `/healthz` reports before the first message needs one.
     pub async fn probe_smtp(&self) -> Result<(), SessionFailure> {
-        let session = SmtpSession {
-            settings: self.clone(),
-            connection: None,
-            down: None,
-        };
-        let mut conn = session.connect_in_time().await?;
+        let mut conn = self.session().connect_in_time().await?;
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.smtp.quit()).await;
         Ok(())
     }
