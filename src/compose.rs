@@ -1,12 +1,14 @@
 //! Building the emails: customer messages with the unsubscribe headers of
-//! RFC 2369/8058 (DKIM-signed when configured), and internal messages to staff.
+//! RFC 2369/8058, and internal messages to staff, marked as machine-made
+//! (RFC 3834 `Auto-Submitted`) and never with an unsubscribe header. Every
+//! email has a Date and a Message-ID, and is DKIM-signed when configured.
 
 use anyhow::{Context, Result};
 use lettre::Message;
 use lettre::message::header::{
     ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
 };
-use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Body, Mailbox, MessageBuilder, MultiPart, SinglePart};
 
 use crate::config::Config;
 use crate::templates::Rendered;
@@ -38,6 +40,23 @@ impl Header for ListUnsubscribePost {
     }
     fn display(&self) -> HeaderValue {
         HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".to_string())
+    }
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): staff emails are made by a
+/// program, so auto-responders (out of office) do not answer them.
+#[derive(Debug, Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_string())
     }
 }
 
@@ -89,17 +108,42 @@ pub fn customer_email(
                 .context("building the envelope")?,
         );
     }
-    let mut message = builder
+    let message = builder
         .multipart(
             MultiPart::alternative()
                 .singlepart(part(ContentType::TEXT_PLAIN, &rendered.text, eight_bit))
                 .singlepart(part(ContentType::TEXT_HTML, &rendered.html, eight_bit)),
         )
         .context("building the email")?;
-    if let Some(dkim) = &config.resolved.dkim {
-        message.sign(&dkim.0);
+    signed(config, message)
+}
+
+/// The message with its DKIM signature when `[mail.dkim]` is set. Signing
+/// is the last step: the signature covers the bytes as they go out.
+fn signed(config: &Config, mut message: Message) -> Result<Message> {
+    if let Some(signer) = &config.resolved.dkim {
+        signer.sign(&mut message)?;
     }
     Ok(message)
+}
+
+/// The start of every email to staff or the admin: sender, recipient,
+/// subject, date, a Message-ID of our own domain, marked machine-made.
+fn internal(config: &Config, to: &str, what: &str, subject: &str) -> Result<MessageBuilder> {
+    let from = &config.resolved.from;
+    let id = format!(
+        "<outreach.{:016x}{:016x}@{}>",
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+        from.email.domain()
+    );
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(mailbox(to, what)?)
+        .subject(subject)
+        .message_id(Some(id))
+        .date_now()
+        .header(AutoSubmitted))
 }
 
 /// One body part: 8-bit when allowed and valid, else whatever lettre
@@ -133,11 +177,7 @@ pub fn staff_email(
     html: &str,
     attachment: Option<(&str, &str, String)>,
 ) -> Result<Message> {
-    let builder = Message::builder()
-        .from(config.resolved.from.clone())
-        .to(mailbox(to, "staff email")?)
-        .subject(subject)
-        .date_now();
+    let builder = internal(config, to, "staff email", subject)?;
     let body = MultiPart::alternative_plain_html(text.to_string(), html.to_string());
     let message = match attachment {
         Some((filename, content_type, content)) => {
@@ -150,7 +190,7 @@ pub fn staff_email(
         }
         None => builder.multipart(body),
     };
-    message.context("building the staff email")
+    signed(config, message.context("building the staff email")?)
 }
 
 #[cfg(test)]

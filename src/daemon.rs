@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 use crate::app::{App, Shared};
 use crate::config::{Config, Log, LogFormat};
 use crate::deliver::{self, Delivery};
+use crate::mailer::MailerSettings;
 use crate::store::Store;
 use crate::{http, systemd};
 
@@ -93,6 +94,7 @@ pub async fn run(config: Config) -> Result<()> {
     // The recorder ends once the workers, holding the other senders, are done.
     drop(results);
     let bounces = tokio::spawn(crate::bounces::imap::run(shared.clone(), stop_rx.clone()));
+    check_smtp_session(&shared.current(), delivery.clone());
     let scheduler = tokio::spawn(scheduler_loop(
         shared.clone(),
         delivery.clone(),
@@ -100,7 +102,7 @@ pub async fn run(config: Config) -> Result<()> {
     ));
     systemd::ready();
 
-    wait_for_stop(&shared, &config.path).await;
+    wait_for_stop(&shared, &delivery, &config.path).await;
     info!("stopping: finishing in-flight sends");
     systemd::stopping();
     let _ = stop_tx.send(true);
@@ -212,8 +214,28 @@ async fn scheduler_loop(shared: Shared, delivery: Arc<Delivery>, mut stop: watch
     info!("scheduler stopped");
 }
 
+/// Opens and closes one SMTP session, so that `/healthz` and the log tell
+/// of a wrong password or an untrusted certificate at once, not only when
+/// the first message waits.
+fn check_smtp_session(app: &App, delivery: Arc<Delivery>) {
+    if app.settings().mail.transport != crate::config::Transport::Smtp {
+        return;
+    }
+    let settings = MailerSettings::from_config(&app.config);
+    tokio::spawn(async move {
+        let result = settings.probe_smtp().await;
+        match &result {
+            Ok(()) => info!("SMTP session check passed (connection, TLS, login)"),
+            Err(failure) => {
+                warn!(reason = %failure, "SMTP session check failed; messages will wait")
+            }
+        }
+        delivery.note_session(result);
+    });
+}
+
 /// Waits for SIGTERM or Ctrl-C; handles SIGHUP (reload) meanwhile.
-async fn wait_for_stop(shared: &Shared, path: &Path) {
+async fn wait_for_stop(shared: &Shared, delivery: &Arc<Delivery>, path: &Path) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term =
         signal(SignalKind::terminate()).expect("installing a SIGTERM handler cannot fail on Unix");
@@ -223,12 +245,12 @@ async fn wait_for_stop(shared: &Shared, path: &Path) {
         tokio::select! {
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
-            _ = hup.recv() => reload(shared, path).await,
+            _ = hup.recv() => reload(shared, delivery, path).await,
         }
     }
 }
 
-async fn reload(shared: &Shared, path: &Path) {
+async fn reload(shared: &Shared, delivery: &Arc<Delivery>, path: &Path) {
     systemd::reloading();
     let current = shared.current();
     let result = async {
@@ -245,6 +267,11 @@ async fn reload(shared: &Shared, path: &Path) {
     match result {
         Ok(app) => {
             let later = needs_restart(current.settings(), app.settings());
+            let smtp_changed = !MailerSettings::from_config(&current.config)
+                .same_transport(&MailerSettings::from_config(&app.config));
+            if smtp_changed {
+                check_smtp_session(&app, delivery.clone());
+            }
             shared.replace(app);
             info!(config = %path.display(), "configuration reloaded");
             if !later.is_empty() {

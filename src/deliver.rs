@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::app::{App, Shared};
 use crate::domain::Customer;
-use crate::mailer::{Mailer, MailerSettings, SendResult, is_bad_address};
+use crate::mailer::{Mailer, MailerSettings, SendResult, SessionFailure, is_bad_address};
 use crate::plan::quiet_release;
 use crate::render::{render_campaign, unsubscribe_url, voucher_for};
 use crate::store::{Claimed, Outcome, SendSlots};
@@ -41,9 +41,10 @@ use lettre::Message;
 /// and part of a commit: 100 sent about 10 % faster than 50 on PostgreSQL
 /// (benches/smtp.sh), 200 little more.
 pub const BATCH: i64 = 100;
-/// How long messages wait when the SMTP server cannot be reached at all.
-/// Not counted as an attempt: an outage does not push them into backoff.
-const SERVER_WAIT: chrono::Duration = chrono::Duration::seconds(30);
+/// How long messages wait when the database cannot give what sending them
+/// needs. Not counted as an attempt. (When the SMTP server is away, the
+/// mailer's session backoff decides.)
+const DATABASE_WAIT: chrono::Duration = chrono::Duration::seconds(30);
 /// Batches per worker handed to the recorder and not yet committed.
 pub const COMMITTING: usize = 1;
 /// Batches per worker that a crash can leave `unknown`: those awaiting
@@ -65,6 +66,9 @@ pub struct Delivery {
     /// Woken when new work may be due (a run approved, planned or started).
     pub wake: Notify,
     pub metrics: crate::metrics::DeliveryMetrics,
+    /// How the latest attempt to open an SMTP session ended (`None`: none
+    /// made yet), for `/healthz`.
+    session: Mutex<Option<Result<(), SessionFailure>>>,
 }
 
 impl Delivery {
@@ -73,6 +77,23 @@ impl Delivery {
             .lock()
             .expect("unsubscribe set lock")
             .insert(customer_id);
+    }
+
+    /// Records how an SMTP session attempt ended; true if that differs from
+    /// the one before (worth a log line, unlike the same failure again).
+    pub fn note_session(&self, result: Result<(), SessionFailure>) -> bool {
+        let mut session = self.session.lock().expect("session state lock");
+        let changed = session.as_ref() != Some(&result);
+        *session = Some(result);
+        changed
+    }
+
+    /// Why the latest SMTP session could not be opened, if it could not.
+    pub fn session_failure(&self) -> Option<SessionFailure> {
+        match &*self.session.lock().expect("session state lock") {
+            Some(Err(failure)) => Some(failure.clone()),
+            _ => None,
+        }
     }
 
     fn is_unsubscribed(&self, customer_id: i64) -> bool {
@@ -174,18 +195,17 @@ async fn send_claimed(
     let give_back_at = Instant::now() + (LEASE / 2).to_std().expect("a positive lease");
     let mut slots = VecDeque::new();
     let mut results = Vec::with_capacity(claimed.len());
-    let mut unavailable = false;
+    // Set once nothing can be sent (no SMTP session, database away): the
+    // rest of the batch waits as the message that found out did.
+    let mut waiting: Option<Outcome> = None;
     // Built messages from index i on: the current one and the next, whose
     // envelope goes out with the current one's data.
     let mut built: VecDeque<Result<Message, Outcome>> = VecDeque::new();
     for (i, message) in claimed.iter().enumerate() {
         // Once the server cannot be reached, the rest of the batch waits
         // without trying (and without using up attempts).
-        let outcome = if unavailable {
-            Outcome::Retry {
-                at: now + SERVER_WAIT,
-                reply: None,
-            }
+        let outcome = if let Some(wait) = &waiting {
+            wait.clone()
         } else {
             while built.len() < 2 && i + built.len() < claimed.len() {
                 built.push_back(build(i + built.len(), mailer.takes_8bit()).await);
@@ -205,9 +225,9 @@ async fn send_claimed(
                     give_back(app, &claimed[i..]).await;
                     break;
                 }
-                (Ok(_), Slot::DatabaseAway) => Outcome::Retry {
-                    at: now + SERVER_WAIT,
-                    reply: None,
+                (Ok(_), Slot::DatabaseAway) => Outcome::Waiting {
+                    at: now + DATABASE_WAIT,
+                    reason: "no send slot could be reserved: the database did not answer".into(),
                 },
                 (Ok(email), Slot::Go) => {
                     let next = match built.front() {
@@ -233,8 +253,9 @@ async fn send_claimed(
                 }
             }
         };
-        unavailable |=
-            matches!(&outcome, Outcome::Retry { reply: None, at } if *at == now + SERVER_WAIT);
+        if matches!(outcome, Outcome::Waiting { .. }) {
+            waiting = Some(outcome.clone());
+        }
         delivery.metrics.count(&outcome);
         results.push((message.id, message.customer_id, outcome));
     }
@@ -477,9 +498,9 @@ async fn build_one(
         // The database, not the message, is at fault: wait, don't fail it.
         Err(e) => {
             warn!(error = %format!("{e:#}"), message = message.id, "cannot read the voucher; the message waits");
-            return Err(Outcome::Retry {
-                at: now + SERVER_WAIT,
-                reply: None,
+            return Err(Outcome::Waiting {
+                at: now + DATABASE_WAIT,
+                reason: "the voucher could not be read: the database did not answer".into(),
             });
         }
     };
@@ -529,9 +550,15 @@ async fn send_one(
         };
     }
     let started = Instant::now();
-    let result = mailer.send_with_next(email, next).await;
+    let result = mailer.send_with_next(email, next, now).await;
     delivery.metrics.observe_latency(started.elapsed());
     let customer = message.customer_id;
+    if matches!(mailer, Mailer::Smtp(_))
+        && !matches!(result, SendResult::Unavailable { .. })
+        && delivery.note_session(Ok(()))
+    {
+        info!("SMTP session open");
+    }
     match result {
         SendResult::Sent(reply) => {
             debug!(message = message.id, customer, %reply, "sent");
@@ -546,11 +573,16 @@ async fn send_one(
             Outcome::Unknown { reason }
         }
         SendResult::Temporary(reply) => retry_or_give_up(app, message, reply, now),
-        SendResult::Unavailable(reason) => {
-            warn!(%reason, "the SMTP server cannot be reached; messages wait");
-            Outcome::Retry {
-                at: now + SERVER_WAIT,
-                reply: None,
+        SendResult::Unavailable { failure, retry_at } => {
+            // The same failure again (each batch meets it) is not news.
+            if delivery.note_session(Err(failure.clone())) {
+                warn!(reason = %failure, %retry_at, "no SMTP session; messages wait");
+            } else {
+                debug!(reason = %failure, %retry_at, "still no SMTP session; messages wait");
+            }
+            Outcome::Waiting {
+                at: retry_at,
+                reason: failure.to_string(),
             }
         }
     }
@@ -601,7 +633,7 @@ pub async fn worker(
         let settings = MailerSettings::from_config(&app.config);
         if mailer
             .as_ref()
-            .is_none_or(|(s, _)| !same_transport(s, &settings))
+            .is_none_or(|(s, _)| !s.same_transport(&settings))
         {
             match settings.open() {
                 Ok(m) => mailer = Some((settings, m)),
@@ -673,15 +705,6 @@ pub async fn worker(
         m.close().await;
     }
     info!("delivery worker stopped");
-}
-
-fn same_transport(a: &MailerSettings, b: &MailerSettings) -> bool {
-    a.transport == b.transport
-        && a.file_dir == b.file_dir
-        && a.smtp.host == b.smtp.host
-        && a.smtp.port == b.smtp.port
-        && a.smtp.tls == b.smtp.tls
-        && a.smtp.username == b.smtp.username
 }
 
 async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, duration: Duration, wake: &Notify) {

@@ -35,6 +35,7 @@ use crate::render::SAMPLE_TOKEN;
 use crate::tasks::OutcomeProblem;
 use crate::tasks::digest::staff_locale;
 use crate::tasks::view::CallView;
+use crate::mailer::SessionFailure;
 use crate::tokens::{Purpose, TokenError};
 
 #[derive(Clone)]
@@ -129,7 +130,7 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let app = state.shared.current();
-    let (database, mail) = tokio::join!(database_health(&app), mail_health(&app));
+    let (database, mail) = tokio::join!(database_health(&app), mail_health(&app, &state.delivery));
     let healthy = database.is_ok() && mail.is_ok();
     let lines = [database, mail].map(|line| line.unwrap_or_else(|line| line));
     let status = if healthy {
@@ -159,8 +160,9 @@ async fn database_health(app: &App) -> Result<String, String> {
     }
 }
 
-/// The mail transport's line of `/healthz`.
-async fn mail_health(app: &App) -> Result<String, String> {
+/// The mail transport's line of `/healthz`. For SMTP, a session that could
+/// not be opened (TLS, login) counts, not just whether the port answers.
+async fn mail_health(app: &App, delivery: &Delivery) -> Result<String, String> {
     let mail = &app.settings().mail;
     match mail.transport {
         crate::config::Transport::File => {
@@ -202,6 +204,14 @@ async fn mail_health(app: &App) -> Result<String, String> {
             }
         }
         crate::config::Transport::Smtp => {
+            // A TLS or login failure stands until a session opens again; a
+            // server that could not be reached is looked at afresh below.
+            if let Some(failure) = delivery
+                .session_failure()
+                .filter(|f| !matches!(f, SessionFailure::Unreachable(_)))
+            {
+                return Err(format!("smtp: {failure}; messages wait in the queue"));
+            }
             let addr = (mail.smtp.host.as_str(), mail.smtp.port);
             match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, tokio::net::TcpStream::connect(addr))
                 .await

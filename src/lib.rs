@@ -29,6 +29,7 @@ pub mod config;
 pub mod context;
 pub mod daemon;
 pub mod deliver;
+pub mod dkim;
 pub mod domain;
 pub mod greeting;
 pub mod history;

@@ -1,20 +1,27 @@
 //! Transports: `.eml` files (the embedded default) or SMTP.
 //!
 //! SMTP runs one long-lived connection per worker on a socket we open
-//! ourselves with `TCP_NODELAY`: lettre 0.11.23 never sets it, and every
-//! message then waits ~40 ms for the server's delayed ACK (~23 messages/s per
-//! connection, see FINDINGS). Each SMTP exchange is wrapped in a timeout,
-//! since lettre's own covers only connecting (lettre #1027).
+//! ourselves with `TCP_NODELAY` (STARTTLS, implicit TLS or plain): lettre
+//! 0.11.23 never sets it, and every message then waits ~40 ms for the
+//! server's delayed ACK (~23 messages/s per connection). Each SMTP exchange
+//! is wrapped in a timeout, since lettre's own covers only connecting
+//! (lettre #1027).
 //!
 //! Results are classified for the outbox: 2xx sent; 5xx permanent (that
 //! message fails, nothing else); 4xx, timeouts and connection errors
-//! temporary (retried with backoff).
+//! temporary (retried with backoff). A session that cannot be opened (no
+//! connection, TLS or login refused) is a [`SessionFailure`]: messages wait
+//! without using up attempts, and the next session is tried only after a
+//! backoff, so a wrong password does not hammer the relay.
 
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::net::TcpStream;
@@ -30,13 +37,51 @@ pub enum SendResult {
     Temporary(String),
     /// 5xx: this message will never go through as it is.
     Permanent(String),
-    /// No session could be opened: nothing was tried for this message.
-    Unavailable(String),
+    /// No session could be opened (or the last attempt failed and the next
+    /// is not due before `retry_at`): nothing was tried for this message.
+    Unavailable {
+        failure: SessionFailure,
+        retry_at: DateTime<Utc>,
+    },
     /// The connection broke after the message body was handed over and
     /// before the server answered: it may have been delivered. Never resent
     /// automatically.
     Ambiguous(String),
 }
+
+/// Why no SMTP session could be opened. Each says what failed in words an
+/// admin can act on; `status` and `/healthz` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionFailure {
+    /// No TCP connection (refused, no route, timed out).
+    Unreachable(String),
+    /// Connected, but the server did not speak SMTP as expected.
+    Protocol(String),
+    /// The TLS handshake failed, typically a certificate that does not verify.
+    Tls(String),
+    /// The server refused the login.
+    Login(String),
+}
+
+impl std::fmt::Display for SessionFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionFailure::Unreachable(detail)
+            | SessionFailure::Protocol(detail)
+            | SessionFailure::Tls(detail)
+            | SessionFailure::Login(detail) => f.write_str(detail),
+        }
+    }
+}
+
+/// Waits after a failed session: 30 s, doubling with each failure in a
+/// row, at most 10 minutes. A wrong password or certificate needs a person;
+/// trying every few seconds would only get the account locked.
+fn session_backoff(failures: u32) -> chrono::Duration {
+    chrono::Duration::seconds(30 << failures.saturating_sub(1).min(5)).min(MAX_SESSION_BACKOFF)
+}
+
+const MAX_SESSION_BACKOFF: chrono::Duration = chrono::Duration::minutes(10);
 
 /// What a worker needs to open its transport.
 #[derive(Debug, Clone)]
@@ -45,6 +90,8 @@ pub struct MailerSettings {
     pub file_dir: PathBuf,
     pub smtp: Smtp,
     pub password: Option<Secret>,
+    /// Extra CA certificates (PEM) for the relay's TLS.
+    pub ca: Option<Vec<u8>>,
 }
 
 impl MailerSettings {
@@ -55,6 +102,7 @@ impl MailerSettings {
             file_dir: mail.file_dir.clone(),
             smtp: mail.smtp.clone(),
             password: config.resolved.smtp_password.clone(),
+            ca: config.resolved.smtp_ca.clone(),
         }
     }
 
@@ -64,11 +112,39 @@ impl MailerSettings {
                 outbox_writable(&self.file_dir)?;
                 Mailer::File(AsyncFileTransport::new(&self.file_dir))
             }
-            Transport::Smtp => Mailer::Smtp(Box::new(SmtpSession {
-                settings: self.clone(),
-                connection: None,
-            })),
+            Transport::Smtp => Mailer::Smtp(Box::new(self.session())),
         })
+    }
+
+    fn session(&self) -> SmtpSession {
+        SmtpSession {
+            settings: self.clone(),
+            connection: None,
+            down: None,
+        }
+    }
+
+    /// Whether a worker opened with `self` may go on for `other` (after a
+    /// reload): only if nothing about reaching and logging in to the server changed.
+    pub fn same_transport(&self, other: &MailerSettings) -> bool {
+        let smtp = (&self.smtp, &other.smtp);
+        self.transport == other.transport
+            && self.file_dir == other.file_dir
+            && smtp.0.host == smtp.1.host
+            && smtp.0.port == smtp.1.port
+            && smtp.0.tls == smtp.1.tls
+            && smtp.0.username == smtp.1.username
+            && self.password.as_ref().map(Secret::expose)
+                == other.password.as_ref().map(Secret::expose)
+            && self.ca == other.ca
+    }
+
+    /// Opens an SMTP session (connect, TLS, login) and closes it again: what
+    /// `/healthz` reports before the first message needs one.
+    pub async fn probe_smtp(&self) -> Result<(), SessionFailure> {
+        let mut conn = self.session().connect_in_time().await?;
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.smtp.quit()).await;
+        Ok(())
     }
 }
 
@@ -100,17 +176,19 @@ pub enum Mailer {
 
 impl Mailer {
     pub async fn send(&mut self, message: &Message) -> SendResult {
-        self.send_with_next(message, None).await
+        self.send_with_next(message, None, Utc::now()).await
     }
 
     /// Sends `message`; over a pipelining SMTP session, the envelope of
     /// `next` goes out in the same write as this message's data (RFC 2920),
     /// so the next message costs one round trip instead of two. The caller
     /// should send `next` next: any other message first ends the session.
+    /// `now` decides whether a failed session may be tried again yet.
     pub async fn send_with_next(
         &mut self,
         message: &Message,
         next: Option<&Message>,
+        now: DateTime<Utc>,
     ) -> SendResult {
         match self {
             Mailer::File(transport) => match transport.send(message.clone()).await {
@@ -118,7 +196,7 @@ impl Mailer {
                 // A full disk or an unwritable folder: keep the message queued.
                 Err(e) => SendResult::Temporary(format!("cannot write to the outbox folder: {e}")),
             },
-            Mailer::Smtp(session) => session.send(message, next).await,
+            Mailer::Smtp(session) => session.send(message, next, now).await,
         }
     }
 
@@ -149,6 +227,9 @@ impl Mailer {
 pub struct SmtpSession {
     settings: MailerSettings,
     connection: Option<Connection>,
+    /// The last session attempts failed: why, how many in a row, and when
+    /// the next may be made.
+    down: Option<(SessionFailure, u32, DateTime<Utc>)>,
 }
 
 /// An open SMTP session and whether the server pipelines (RFC 2920).
@@ -165,43 +246,73 @@ impl SmtpSession {
         Duration::from_secs(self.settings.smtp.timeout_secs.max(1))
     }
 
-    async fn connect(&self) -> Result<Connection, String> {
+    /// [`Self::connect`] within the timeout.
+    async fn connect_in_time(&self) -> Result<Connection, SessionFailure> {
+        let timeout = self.timeout();
         let smtp = &self.settings.smtp;
+        tokio::time::timeout(timeout, self.connect())
+            .await
+            .unwrap_or_else(|_| {
+                Err(SessionFailure::Unreachable(format!(
+                    "{}:{} did not complete the SMTP greeting, TLS and login within {}s",
+                    smtp.host,
+                    smtp.port,
+                    timeout.as_secs()
+                )))
+            })
+    }
+
+    fn tls_parameters(&self) -> Result<TlsParameters, SessionFailure> {
+        let smtp = &self.settings.smtp;
+        let mut tls = TlsParameters::builder(smtp.host.clone());
+        if let Some(pem) = &self.settings.ca {
+            let ca = Certificate::from_pem(pem)
+                .map_err(|e| SessionFailure::Tls(format!("mail.smtp.ca_file: {e}")))?;
+            tls = tls.add_root_certificate(ca);
+        }
+        tls.build_rustls()
+            .map_err(|e| SessionFailure::Tls(format!("TLS setup: {e}")))
+    }
+
+    async fn connect(&self) -> Result<Connection, SessionFailure> {
+        let smtp = &self.settings.smtp;
+        let server = format!("{}:{}", smtp.host, smtp.port);
+        let tls_failed = |e: &dyn std::fmt::Display| {
+            let hint = if self.settings.ca.is_none() {
+                " (a relay with a certificate from a private CA needs mail.smtp.ca_file)"
+            } else {
+                ""
+            };
+            SessionFailure::Tls(format!("TLS with {server} failed: {e}{hint}"))
+        };
         let hello = ClientId::default();
+        let stream = TcpStream::connect((smtp.host.as_str(), smtp.port))
+            .await
+            .map_err(|e| SessionFailure::Unreachable(format!("cannot connect to {server}: {e}")))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| SessionFailure::Unreachable(format!("TCP_NODELAY with {server}: {e}")))?;
+        let greeted = |e: lettre::transport::smtp::Error| {
+            SessionFailure::Protocol(format!("SMTP greeting from {server}: {e}"))
+        };
         let mut conn = match smtp.tls {
-            // Implicit TLS: lettre opens the socket (without TCP_NODELAY; prefer STARTTLS for volume).
             Tls::Tls => {
-                let tls =
-                    TlsParameters::new(smtp.host.clone()).map_err(|e| format!("TLS setup: {e}"))?;
-                AsyncSmtpConnection::connect_tokio1(
-                    (smtp.host.as_str(), smtp.port),
-                    Some(self.timeout()),
-                    &hello,
-                    Some(tls),
-                    None,
-                )
-                .await
-                .map_err(|e| format!("cannot connect to {}:{}: {e}", smtp.host, smtp.port))?
+                let stream = implicit_tls(stream, &smtp.host, self.settings.ca.as_deref())
+                    .await
+                    .map_err(|e| tls_failed(&e))?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+                    .await
+                    .map_err(greeted)?
             }
             Tls::Starttls | Tls::None => {
-                let stream = TcpStream::connect((smtp.host.as_str(), smtp.port))
-                    .await
-                    .map_err(|e| format!("cannot connect to {}:{}: {e}", smtp.host, smtp.port))?;
-                stream
-                    .set_nodelay(true)
-                    .map_err(|e| format!("TCP_NODELAY: {e}"))?;
                 let mut conn =
                     AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
                         .await
-                        .map_err(|e| {
-                            format!("SMTP greeting from {}:{}: {e}", smtp.host, smtp.port)
-                        })?;
+                        .map_err(greeted)?;
                 if smtp.tls == Tls::Starttls {
-                    let tls = TlsParameters::new(smtp.host.clone())
-                        .map_err(|e| format!("TLS setup: {e}"))?;
-                    conn.starttls(tls, &hello)
+                    conn.starttls(self.tls_parameters()?, &hello)
                         .await
-                        .map_err(|e| format!("STARTTLS with {}: {e}", smtp.host))?;
+                        .map_err(|e| tls_failed(&e))?;
                 }
                 conn
             }
@@ -211,18 +322,23 @@ impl SmtpSession {
         let ehlo = conn
             .command(lettre::transport::smtp::commands::Ehlo::new(hello.clone()))
             .await
-            .map_err(|e| format!("EHLO to {}: {e}", smtp.host))?;
+            .map_err(|e| SessionFailure::Protocol(format!("EHLO to {server}: {e}")))?;
         let pipelining = ehlo
             .message()
             .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
         if let (Some(user), Some(password)) = (&smtp.username, &self.settings.password) {
+            let login_failed = |detail: String| {
+                SessionFailure::Login(format!(
+                    "authentication failed: {server} refused the login as {user}: {detail}; check mail.smtp.username and the password file"
+                ))
+            };
             let password = password
                 .expose_str()
-                .map_err(|_| "the SMTP password file is not UTF-8".to_string())?;
+                .map_err(|_| login_failed("the password file is not UTF-8".into()))?;
             let credentials = Credentials::new(user.clone(), password.to_string());
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
                 .await
-                .map_err(|e| format!("SMTP login as {user} failed: {e}"))?;
+                .map_err(|e| login_failed(e.to_string()))?;
         }
         Ok(Connection {
             smtp: conn,
@@ -231,7 +347,12 @@ impl SmtpSession {
         })
     }
 
-    async fn send(&mut self, message: &Message, next: Option<&Message>) -> SendResult {
+    async fn send(
+        &mut self,
+        message: &Message,
+        next: Option<&Message>,
+        now: DateTime<Utc>,
+    ) -> SendResult {
         let timeout = self.timeout();
         // The server waits for the data of the message announced ahead; if
         // that is not this one, only a new session ends the wait.
@@ -243,14 +364,25 @@ impl SmtpSession {
             self.connection = None;
         }
         if self.connection.as_ref().is_none_or(|c| c.smtp.has_broken()) {
-            match tokio::time::timeout(timeout, self.connect()).await {
-                Ok(Ok(conn)) => self.connection = Some(conn),
-                Ok(Err(e)) => return SendResult::Unavailable(e),
-                Err(_) => {
-                    return SendResult::Unavailable(format!(
-                        "connecting timed out after {}s",
-                        timeout.as_secs()
-                    ));
+            // One attempt per backoff period, however many messages are due.
+            if let Some((failure, _, retry_at)) = &self.down
+                && now < *retry_at
+            {
+                return SendResult::Unavailable {
+                    failure: failure.clone(),
+                    retry_at: *retry_at,
+                };
+            }
+            match self.connect_in_time().await {
+                Ok(conn) => {
+                    self.connection = Some(conn);
+                    self.down = None;
+                }
+                Err(failure) => {
+                    let failures = self.down.as_ref().map_or(0, |d| d.1) + 1;
+                    let retry_at = now + session_backoff(failures);
+                    self.down = Some((failure.clone(), failures, retry_at));
+                    return SendResult::Unavailable { failure, retry_at };
                 }
             }
         }
@@ -317,6 +449,73 @@ impl SmtpSession {
         if !reset {
             self.connection = None;
         }
+    }
+}
+
+/// Implicit TLS (`tls = "tls"`, port 465) on our own `TCP_NODELAY` socket;
+/// lettre's own connect would leave the delay on. It trusts what lettre's
+/// STARTTLS trusts: the public roots and `mail.smtp.ca_file`.
+async fn implicit_tls(
+    stream: TcpStream,
+    host: &str,
+    ca: Option<&[u8]>,
+) -> anyhow::Result<TlsSocket> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for certificate in ca.map(CertificateDer::pem_slice_iter).into_iter().flatten() {
+        roots.add(certificate?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string())?;
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, stream)
+        .await?;
+    Ok(TlsSocket(stream))
+}
+
+/// A TLS stream lettre can run an SMTP session over.
+#[derive(Debug)]
+struct TlsSocket(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl lettre::transport::smtp::client::AsyncTokioStream for TlsSocket {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for TlsSocket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsSocket {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -29,7 +29,7 @@ impl DeliveryMetrics {
             Outcome::Sent { .. } => &self.sent,
             Outcome::Failed { .. } => &self.failed,
             Outcome::Retry { reply: Some(_), .. } => &self.retried,
-            Outcome::Retry { reply: None, .. } => return,
+            Outcome::Retry { reply: None, .. } | Outcome::Waiting { .. } => return,
             Outcome::Suppressed { .. } => &self.suppressed,
             Outcome::Unknown { .. } => &self.unknown,
         };

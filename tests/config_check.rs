@@ -43,6 +43,8 @@ fn the_shipped_example_config_passes_and_shows_next_runs() {
         text.contains("wochenbrief (0 10 * * Thu): next Thu"),
         "{text}"
     );
+    // Its http://127.0.0.1 is fine for trying it out, and says what comes next.
+    assert!(text.contains("note: business.base_url"), "{text}");
 }
 
 #[test]
@@ -176,25 +178,34 @@ fn a_missing_database_password_file_is_refused() {
     );
 }
 
-#[test]
-fn a_dkim_key_that_is_not_a_pem_key_is_refused() {
+/// `check` with `business.base_url` set by a conf.d fragment.
+fn check_base_url(base_url: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("dkim.pem");
-    std::fs::write(&key, "not a key\n").unwrap();
-    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
-    let env = Env::in_dir(
-        dir,
-        &url,
-        &format!(
-            "[mail.dkim]\nselector = \"s\"\ndomain = \"d.example\"\nprivate_key_file = \"{}\"\n",
-            key.display()
-        ),
+    let url = sqlite(&dir);
+    let env = Env::in_dir(dir, &url, "");
+    env.write(
+        "conf.d/10-url.toml",
+        &format!("[business]\nbase_url = \"{base_url}\"\n"),
     );
-    let out = env.run(&["check"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1));
+    env.run(&["check"])
+}
+
+#[test]
+fn a_plain_http_base_url_is_refused_with_what_to_do() {
+    for base_url in [
+        "http://outreach.cafe-linde.de",
+        "http://192.168.1.10:8080",
+        "ftp://x.example",
+    ] {
+        let out = check_base_url(base_url);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{base_url}: {err}");
+        assert!(err.contains("10-url.toml: business.base_url"), "{err}");
+        assert!(err.contains(base_url), "{err}");
+    }
+    let err = stderr(&check_base_url("http://outreach.cafe-linde.de"));
     assert!(
-        err.contains("mail.dkim.private_key_file: not an RSA private key"),
+        err.contains("one-click unsubscribe over https") && err.contains("reverse proxy"),
         "{err}"
     );
 }
@@ -232,4 +243,24 @@ fn a_replaced_staff_template_that_uses_a_value_that_does_not_exist_is_refused_wi
         "{err}"
     );
     assert!(err.contains("undefined"), "{err}");
+}
+
+#[test]
+fn https_is_accepted_and_http_only_on_loopback_with_a_note() {
+    for base_url in [
+        "https://outreach.cafe-linde.de",
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+    ] {
+        let out = check_base_url(base_url);
+        assert!(out.status.success(), "{base_url}: {}", stderr(&out));
+        let note = stdout(&out).contains("note: business.base_url");
+        assert_eq!(
+            note,
+            base_url.starts_with("http:"),
+            "{base_url}: {}",
+            stdout(&out)
+        );
+    }
 }

@@ -532,58 +532,6 @@ async fn metrics_show_the_queue_by_state() {
     );
 }
 
-#[tokio::test]
-async fn dkim_signs_customer_mail_including_both_unsubscribe_headers() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("dkim.pem");
-    let generated = std::process::Command::new("openssl")
-        .args([
-            "genrsa",
-            "-traditional",
-            "-out",
-            key.to_str().unwrap(),
-            "2048",
-        ])
-        .output();
-    if !generated.is_ok_and(|o| o.status.success()) {
-        eprintln!("note: openssl not available, DKIM test skipped");
-        return;
-    }
-    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
-    let extra = format!(
-        "{CAMPAIGN}\n[mail.dkim]\nselector = \"outreach\"\ndomain = \"cafe-test.example\"\nprivate_key_file = \"{}\"\n",
-        key.display()
-    );
-    let t = TestApp::new(&url, &extra).await;
-    t.import(&customers(&["anna@example.de"])).await;
-    let now = berlin(2026, 11, 23, 12, 0);
-    start_run(&t, now).await;
-    t.deliver_all(now).await;
-    let mail = t.mails_to("anna@example.de").pop().unwrap();
-    let signature: String = mail
-        .split("\r\n")
-        .skip_while(|l| !l.starts_with("DKIM-Signature:"))
-        .take_while(|l| {
-            l.starts_with("DKIM-Signature:") || l.starts_with(' ') || l.starts_with('\t')
-        })
-        .collect();
-    assert!(signature.contains("d=cafe-test.example"), "{mail}");
-    assert!(signature.contains("s=outreach"));
-    let signed = signature
-        .split("h=")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_ascii_lowercase();
-    assert!(
-        signed.contains("list-unsubscribe:list-unsubscribe-post")
-            || (signed.contains("list-unsubscribe") && signed.contains("list-unsubscribe-post")),
-        "{signed}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pipelining_server_gets_one_copy_each_and_a_rejected_recipient_does_not_derail_the_session()
  {

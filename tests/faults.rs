@@ -543,10 +543,15 @@ async fn smtp_server_down_at_start_then_back_every_message_goes_out_once() {
     let run = start_run(&env);
     // The daemon tried, could not connect, and says why the messages wait.
     wait_for("first attempts", Duration::from_secs(30), || {
+        stdout(&env.run(&["status"])).contains(&format!("cannot connect to 127.0.0.1:{port}"))
+    });
+    assert!(
         daemon
             .log()
-            .contains("the SMTP server cannot be reached; messages wait")
-    });
+            .contains("SMTP session check failed; messages will wait"),
+        "{}",
+        daemon.log()
+    );
     let (_, messages) = run_counts(&env, run);
     assert_eq!(count(&messages, "planned"), n as i64, "{messages:?}");
     let down_since = Instant::now();

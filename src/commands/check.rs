@@ -72,6 +72,18 @@ pub async fn run(config: &Config) -> Result<()> {
         );
     }
     println!("{}: configuration is valid", config.path.display());
+    if let Ok(url) = url::Url::parse(&s.business.base_url)
+        && url.scheme() == "http"
+    {
+        println!(
+            "  note: business.base_url {} is plain http, accepted only because it is this machine; before real customers get email, put the HTTP server behind https and write that address here",
+            s.business.base_url
+        );
+    }
+    if let Some(signer) = &config.resolved.dkim {
+        let (name, record) = signer.dns_record();
+        println!("  DKIM: every email is signed; publish this TXT record at {name}:\n    {record}");
+    }
     // Names an audience reads that no customer has built in must come from
     // imported columns; say so, since a typo would suppress everyone.
     let builtin = customer_value(&sample_customer(&s.business.locale));

@@ -34,6 +34,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
         }
     }
     let failures = app.store.recent_failures(10).await?;
+    let waiting_for = app.store.waiting_reasons(5).await?;
     let waiting = app.store.runs_in_state("awaiting_approval").await?;
     if json {
         let doc = serde_json::json!({
@@ -41,6 +42,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
             "next_runs": next_runs,
             "tasks": per_staff.iter().map(|(s, (open, overdue))| (s.clone(), serde_json::json!({"open": open, "overdue": overdue}))).collect::<BTreeMap<_, _>>(),
             "awaiting_approval": waiting.iter().map(|r| r.id).collect::<Vec<_>>(),
+            "waiting": waiting_for,
             "recent_failures": failures,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -65,6 +67,17 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
                 .map(|r| format!("run {} ({})", r.id, r.rule_id))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+    if !waiting_for.is_empty() {
+        println!("Waiting to be sent (messages, reason, next try):");
+    }
+    for w in &waiting_for {
+        println!(
+            "  {:>6}  {} — next try {}",
+            w.messages,
+            w.reason,
+            w.next_try.with_timezone(&tz).format("%Y-%m-%d %H:%M")
         );
     }
     println!("Tasks (open / overdue):");

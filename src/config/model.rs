@@ -186,6 +186,10 @@ pub struct Smtp {
     /// Read at start-up; never logged.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// PEM file of a private CA that signed the relay's certificate
+    /// (trusted besides the public roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     #[serde(default = "default_connections")]
     pub connections: u32,
     #[serde(default = "default_timeout_secs")]
@@ -200,6 +204,7 @@ impl Default for Smtp {
             tls: Tls::Starttls,
             username: None,
             password_file: None,
+            ca_file: None,
             connections: default_connections(),
             timeout_secs: default_timeout_secs(),
         }

@@ -34,8 +34,10 @@ pub struct Resolved {
     pub give_up_after: Duration,
     pub smtp_password: Option<Secret>,
     pub database_password: Option<Secret>,
-    /// Signs customer emails when `[mail.dkim]` is configured.
-    pub dkim: Option<Dkim>,
+    /// Signs every email when `[mail.dkim]` is configured.
+    pub dkim: Option<crate::dkim::Signer>,
+    /// `mail.smtp.ca_file`: PEM certificates trusted besides the public roots.
+    pub smtp_ca: Option<Vec<u8>>,
     /// Signing key first, then previous keys still accepted.
     pub token_keys: Vec<Secret>,
     /// Schedules of campaigns and check-in rules by id.
@@ -46,54 +48,6 @@ pub struct Resolved {
     pub checkin_durations: HashMap<String, CheckinDurations>,
     /// `[import.columns]`: which field a header fills.
     pub import_columns: crate::import::ColumnRules,
-}
-
-/// DKIM signing for customer emails. The signed headers include both
-/// List-Unsubscribe headers, as mailbox providers expect for one-click
-/// unsubscribe. `Debug` shows no key material.
-pub struct Dkim(pub lettre::message::dkim::DkimConfig);
-
-impl Dkim {
-    fn new(settings: &crate::config::model::Dkim, key: &Secret) -> Result<Self, String> {
-        use lettre::message::dkim::{
-            DkimCanonicalization, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
-        };
-        use lettre::message::header::HeaderName;
-        let pem = key
-            .expose_str()
-            .map_err(|_| "the DKIM key file is not text".to_string())?;
-        let key = DkimSigningKey::new(pem, DkimSigningAlgorithm::Rsa).map_err(|e| {
-            format!("not an RSA private key in PKCS#1 PEM (\"BEGIN RSA PRIVATE KEY\"): {e}; convert with `openssl rsa -traditional`")
-        })?;
-        let headers = [
-            "From",
-            "To",
-            "Subject",
-            "Date",
-            "Message-ID",
-            "Reply-To",
-            "MIME-Version",
-            "Content-Type",
-            "List-Unsubscribe",
-            "List-Unsubscribe-Post",
-        ]
-        .into_iter()
-        .map(HeaderName::new_from_ascii_str)
-        .collect();
-        Ok(Dkim(DkimConfig::new(
-            settings.selector.clone(),
-            settings.domain.clone(),
-            key,
-            headers,
-            DkimCanonicalization::default(),
-        )))
-    }
-}
-
-impl std::fmt::Debug for Dkim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Dkim(***)")
-    }
 }
 
 /// A staff member's working pattern, parsed.
@@ -214,17 +168,8 @@ pub fn validate(
             "must not be empty: every customer email carries it in the footer",
         );
     }
-    if url::Url::parse(&b.base_url)
-        .map(|u| !u.scheme().starts_with("http"))
-        .unwrap_or(true)
-    {
-        c.problem(
-            "business.base_url",
-            format!(
-                "\"{}\" is not an http(s) URL; links in emails start with it",
-                b.base_url
-            ),
-        );
+    if let Err(message) = check_base_url(&b.base_url) {
+        c.problem("business.base_url", message);
     }
 
     let db = &settings.database.url;
@@ -289,8 +234,15 @@ pub fn validate(
     };
     let dkim = mail.dkim.as_ref().and_then(|d| {
         let key = c.secret("mail.dkim.private_key_file", &d.private_key_file)?;
-        c.ok("mail.dkim.private_key_file", Dkim::new(d, &key))
+        let signer = crate::dkim::Signer::from_pem(key.expose(), &d.domain, &d.selector)
+            .map_err(|e| format!("{}: {e}", d.private_key_file.display()));
+        c.ok("mail.dkim.private_key_file", signer)
     });
+    let smtp_ca = mail
+        .smtp
+        .ca_file
+        .as_ref()
+        .and_then(|path| c.ok("mail.smtp.ca_file", read_ca_file(path)));
     let database_password = settings
         .database
         .password_file
@@ -542,6 +494,7 @@ pub fn validate(
             smtp_password,
             database_password,
             dkim,
+            smtp_ca,
             token_keys,
             schedules,
             audiences,
@@ -632,6 +585,57 @@ fn parse_return_path(raw: &str) -> Result<lettre::Address, String> {
         ));
     }
     Ok(address)
+}
+
+/// Links in emails (unsubscribe, tasks, approvals) start with `base_url`.
+/// One-click unsubscribe (RFC 8058) and the big mailbox providers' rules
+/// for bulk senders require https; plain http is accepted only on a
+/// loopback address, where nobody outside this machine follows the links.
+fn check_base_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|_| {
+        format!("\"{raw}\" is not a URL; write the public https address of the HTTP server, e.g. \"https://outreach.cafe-linde.de\"")
+    })?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => Err(format!(
+            "\"{raw}\" is plain http: mailbox providers require one-click unsubscribe over https; publish the HTTP server through a reverse proxy with a certificate and write its https address here (http is accepted only for 127.0.0.1 or localhost, for trying outreach out)"
+        )),
+        _ => Err(format!(
+            "\"{raw}\" is not an https URL; links in emails start with it"
+        )),
+    }
+}
+
+/// Whether a URL points at this machine only.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    }
+}
+
+/// A PEM file with at least one certificate (a private CA for the SMTP relay).
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read {}: {e}; fix the path", path.display()))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate file ({e})", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "{}: holds no certificate (\"-----BEGIN CERTIFICATE-----\"); use the PEM file of the CA that signed the relay's certificate",
+            path.display()
+        ));
+    }
+    Ok(pem)
 }
 
 fn parse_mailbox(raw: &str) -> Result<lettre::message::Mailbox, String> {

@@ -57,6 +57,13 @@ pub enum Outcome {
     Unknown {
         reason: String,
     },
+    /// Not tried: no SMTP session could be opened, or the database did not
+    /// answer. Waits until `at` without using up an attempt; `reason` is
+    /// what `outreach status` shows.
+    Waiting {
+        at: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -69,6 +76,15 @@ pub struct MessageInfo {
     pub smtp_reply: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Planned messages held back for one reason (a temporary SMTP reply, no
+/// SMTP session, the database away), and when the first of them is tried again.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Waiting {
+    pub reason: String,
+    pub messages: i64,
+    pub next_try: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -122,6 +138,15 @@ fn columns(id: i64, outcome: &Outcome, now: DateTime<Utc>) -> Columns {
             None,
             None,
             1,
+        ),
+        Outcome::Waiting { at, reason } => (
+            id,
+            "planned",
+            Some(reason.clone()),
+            None,
+            Some(*at),
+            None,
+            0,
         ),
     }
 }
@@ -458,6 +483,20 @@ impl Store {
             sqlx::query_as(
                 "SELECT id AS message_id, state, COALESCE(reason, '') AS reason, updated_at AS at FROM messages
                  WHERE state IN ('failed', 'unknown') ORDER BY updated_at DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+
+    /// Why planned messages wait, most common reason first.
+    pub async fn waiting_reasons(&self, limit: i64) -> Result<Vec<Waiting>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT reason, COUNT(*) AS messages, MIN(not_before) AS next_try FROM messages
+                 WHERE state = 'planned' AND reason IS NOT NULL
+                 GROUP BY reason ORDER BY COUNT(*) DESC, reason LIMIT $1",
             )
             .bind(limit)
             .fetch_all(pool)

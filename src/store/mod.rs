@@ -22,7 +22,7 @@ mod tasks;
 mod vouchers;
 
 pub use customers::{CustomerColumns, CustomerWrite, HistoryEntry, NewEvent};
-pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
+pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome, Waiting};
 pub use reports::{MailReport, ReportKind, SentMessage};
 pub use runs::{NewRun, Run, RunCount};
 pub use send_slots::SendSlots;

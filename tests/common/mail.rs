@@ -11,6 +11,8 @@ pub struct Mail {
     pub subject: String,
     /// Every leaf part: (content type, content disposition, decoded body).
     pub parts: Vec<(String, String, String)>,
+    /// The top-level headers: (lower-case name, unfolded value).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Mail {
@@ -24,7 +26,16 @@ impl Mail {
             to: header(&headers, "to").to_string(),
             subject: decode_words(header(&headers, "subject")),
             parts,
+            headers,
         }
+    }
+
+    /// The value of a top-level header (lower-case name), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.0 == name)
+            .map(|h| h.1.as_str())
     }
 
     /// The decoded body of the first leaf part of this content type.

@@ -7,12 +7,12 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use mailin_embedded::response::{OK, START_DATA};
-use mailin_embedded::{Handler, Response, Server};
+use mailin_embedded::response::{self, OK, START_DATA};
+use mailin_embedded::{Action, AuthMechanism, Handler, Response, Server};
 
 type Hook = Arc<dyn Fn(&[String]) + Send + Sync>;
 /// (recipients, raw message) per accepted message.
@@ -48,9 +48,44 @@ struct Recorder {
     from: String,
     data: Vec<u8>,
     hook: Option<Hook>,
+    account: Option<Account>,
+}
+
+/// The one login a relay accepts, and the AUTH attempts it saw.
+#[derive(Clone)]
+struct Account {
+    user: String,
+    password: String,
+    attempts: Logins,
+}
+
+/// AUTH attempts: (mechanism, accepted).
+pub type Logins = Arc<Mutex<Vec<(&'static str, bool)>>>;
+
+impl Recorder {
+    fn login(&self, mechanism: &'static str, user: &str, password: &str) -> Response {
+        let Some(account) = &self.account else {
+            return response::INVALID_CREDENTIALS;
+        };
+        let accepted = user == account.user && password == account.password;
+        account.attempts.lock().unwrap().push((mechanism, accepted));
+        if accepted {
+            response::AUTH_OK
+        } else {
+            response::INVALID_CREDENTIALS
+        }
+    }
 }
 
 impl Handler for Recorder {
+    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
+        self.login("PLAIN", user, password)
+    }
+
+    fn auth_login(&mut self, user: &str, password: &str) -> Response {
+        self.login("LOGIN", user, password)
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
         let mut attempts = self.received.attempts.lock().unwrap();
         let n = attempts.entry(to.to_string()).or_insert(0);
@@ -112,6 +147,7 @@ pub fn start(hook: Option<Hook>) -> (u16, Received) {
         from: String::new(),
         data: Vec::new(),
         hook,
+        account: None,
     };
     let mut server = Server::new(handler);
     server
@@ -228,5 +264,163 @@ fn start_scripted(pipelining: bool, drop_after_data: bool) -> (u16, Received) {
 pub fn smtp_config(port: u16) -> String {
     format!(
         "\n[mail]\ntransport = \"smtp\"\nrate_per_minute = 0\ngive_up_after = \"1h\"\n\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout_secs = 5\n"
+    )
+}
+
+/// How a relay starts TLS: after EHLO on request (port 587) or from the
+/// first byte (port 465).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayTls {
+    Starttls,
+    Implicit,
+}
+
+/// An SMTP relay as hosted providers run them: TLS with a certificate for
+/// `localhost` signed by a CA made for this test, and AUTH with one
+/// mechanism (PLAIN or LOGIN) for one account, offered only once TLS is on
+/// and required before MAIL. mailin's SMTP engine answers, rustls does the TLS.
+pub struct Relay {
+    pub port: u16,
+    pub received: Received,
+    /// PEM of the CA that signed the relay's certificate, for `mail.smtp.ca_file`.
+    pub ca_pem: String,
+    pub logins: Logins,
+}
+
+pub fn start_relay(tls: RelayTls, mechanism: AuthMechanism, user: &str, password: &str) -> Relay {
+    // Test binaries link both of rustls' crypto providers (through
+    // dev-dependencies); the relay names the one the daemon uses.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "outreach test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Received::default();
+    let logins = Logins::default();
+    let handler = Recorder {
+        received: received.clone(),
+        to: Vec::new(),
+        from: String::new(),
+        data: Vec::new(),
+        hook: None,
+        account: Some(Account {
+            user: user.to_string(),
+            password: password.to_string(),
+            attempts: logins.clone(),
+        }),
+    };
+    let mut builder = mailin::SessionBuilder::new("relay.test");
+    builder.enable_auth(mechanism);
+    if tls == RelayTls::Starttls {
+        builder.enable_start_tls();
+    }
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let session = builder.build(stream.peer_addr().unwrap().ip(), handler.clone());
+            let config = config.clone();
+            // A client that gives up (e.g. on our certificate) just ends its thread.
+            std::thread::spawn(move || relay_session(stream, session, tls, config));
+        }
+    });
+    Relay {
+        port,
+        received,
+        ca_pem: ca_cert.pem(),
+        logins,
+    }
+}
+
+fn relay_session(
+    stream: TcpStream,
+    mut session: mailin::Session<Recorder>,
+    tls: RelayTls,
+    config: Arc<rustls::ServerConfig>,
+) -> std::io::Result<()> {
+    let encrypted = |stream: TcpStream| {
+        let connection =
+            rustls::ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>(BufReader::new(rustls::StreamOwned::new(connection, stream)))
+    };
+    if tls == RelayTls::Implicit {
+        let mut stream = encrypted(stream)?;
+        session.tls_active();
+        session.greeting().write_to(stream.get_mut())?;
+        converse(&mut session, &mut stream)?;
+        return Ok(());
+    }
+    let mut plain = BufReader::new(stream);
+    session.greeting().write_to(plain.get_mut())?;
+    if converse(&mut session, &mut plain)? {
+        let mut stream = encrypted(plain.into_inner())?;
+        session.tls_active();
+        converse(&mut session, &mut stream)?;
+    }
+    Ok(())
+}
+
+/// Answers command lines until the client leaves; true when it asked for STARTTLS.
+fn converse<S: Read + Write>(
+    session: &mut mailin::Session<Recorder>,
+    stream: &mut BufReader<S>,
+) -> std::io::Result<bool> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stream.read_until(b'\n', &mut line)? == 0 {
+            return Ok(false);
+        }
+        let reply = session.process(&line);
+        if reply.action == Action::NoReply {
+            continue;
+        }
+        reply.write_to(stream.get_mut())?;
+        stream.get_mut().flush()?;
+        match reply.action {
+            Action::Close => return Ok(false),
+            Action::UpgradeTls => return Ok(true),
+            _ => {}
+        }
+    }
+}
+
+/// Config lines for sending through a [`Relay`] at `localhost`, logging in
+/// as `user` with the password in `password_file`.
+pub fn relay_config(
+    relay: &Relay,
+    tls: RelayTls,
+    user: &str,
+    password_file: &std::path::Path,
+) -> String {
+    format!(
+        "\n[mail]\ntransport = \"smtp\"\nrate_per_minute = 0\ngive_up_after = \"1h\"\n\n[mail.smtp]\nhost = \"localhost\"\nport = {}\ntls = \"{}\"\nusername = \"{user}\"\npassword_file = \"{}\"\ntimeout_secs = 5\n",
+        relay.port,
+        match tls {
+            RelayTls::Starttls => "starttls",
+            RelayTls::Implicit => "tls",
+        },
+        password_file.display()
     )
 }
