@@ -31,11 +31,11 @@ use tokio::sync::watch;
 use crate::app::{App, Shared};
 use crate::config::Staff;
 use crate::deliver::Delivery;
+use crate::mailer::SessionFailure;
 use crate::render::SAMPLE_TOKEN;
 use crate::tasks::OutcomeProblem;
 use crate::tasks::digest::staff_locale;
 use crate::tasks::view::CallView;
-use crate::mailer::SessionFailure;
 use crate::tokens::{Purpose, TokenError};
 
 #[derive(Clone)]

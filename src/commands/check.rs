@@ -10,10 +10,10 @@ use minijinja::context;
 use crate::approval::{Preview, request_context};
 use crate::config::Config;
 use crate::context::{business_value, customer_value, sample_customer};
+use crate::greeting::greeting;
 use crate::http::{
     approval_page_context, error_page_context, task_page_context, unsubscribe_page_context,
 };
-use crate::greeting::greeting;
 use crate::secret::Secret;
 use crate::tasks::digest::{calendar_event_context, digest_context, escalation_context};
 use crate::tasks::view::CallView;

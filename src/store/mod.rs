@@ -14,8 +14,8 @@
 
 mod customers;
 mod messages;
-mod reports;
 mod objections;
+mod reports;
 mod runs;
 mod send_slots;
 mod tasks;

@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 pub mod app;
-pub mod dovecot;
 pub mod dkim;
+pub mod dovecot;
 pub mod mail;
 pub mod smtp;
 
