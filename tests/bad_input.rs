@@ -601,7 +601,7 @@ fn spreadsheet_formulas_in_imported_cells_are_kept_verbatim_and_exported_as_plai
         ("F4", "f4@example.de", "@Bertram", dde, "+1 555 0100", "@"),
     ];
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let mut csv = String::from("external_id,email,name,consent,notiz,phone,tags\n");
+    let mut csv = String::from("external_id,email,name,consent,kassenhinweis,phone,tags\n");
     for (id, email, name, notiz, phone, tags) in rows {
         csv.push_str(&format!(
             "{id},{email},{},yes,{},{},{}\n",
@@ -626,7 +626,7 @@ fn spreadsheet_formulas_in_imported_cells_are_kept_verbatim_and_exported_as_plai
         assert_eq!(c["name"], serde_json::json!(name), "{id}: {c}");
         assert_eq!(c["phone"], serde_json::json!(phone), "{id}: {c}");
         assert_eq!(
-            c["attributes"]["notiz"],
+            c["attributes"]["kassenhinweis"],
             serde_json::json!(notiz),
             "{id}: {c}"
         );
