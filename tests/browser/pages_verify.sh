@@ -125,7 +125,7 @@ EOF
 # The example customers, and one for Lena whose name holds what a calendar
 # must escape (a comma, a semicolon, a line break).
 cp config/customers.example.csv "$work/customers.csv"
-printf 'K-2001;sam@example.com;"Sam Smith, Jr.; Deli\r\nCorner";+44 20 7946 0999;en;Europe/London;ja;Website;ja;nein;nein;lena;"newsletter;stammgast";2020-01-01;;10;;\n' >>"$work/customers.csv"
+printf 'K-2001;sam@example.com;"Sam Smith, Jr.; Deli\r\nCorner";;;;+44 20 7946 0999;en;Europe/London;ja;Website;ja;nein;nein;lena;"newsletter;stammgast";2020-01-01;;10;;\n' >>"$work/customers.csv"
 
 outreach import customers "$work/customers.csv"
 start_daemon
