@@ -32,6 +32,7 @@ fn rendered() -> Vec<(String, outreach::templates::Rendered)> {
             customer.tier = Some("Gold".into());
             let ctx = context! {
                 customer => outreach::context::customer_value_on(&customer, today),
+                greeting => outreach::greeting::greeting(&customer, locale, outreach::config::AddressForm::Sie),
                 business => context! { name => "Bäckerei Kornblume", postal_address => "Hauptstraße 1, 50667 Köln" },
                 unsubscribe_url => "https://kornblume.example/u/AAAAAAAAAAE.Zm9vYmFy-_x1Ab",
                 run => context! { id => 7, campaign => "news" },

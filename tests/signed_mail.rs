@@ -94,7 +94,8 @@ fn kind(mail: &Mail) -> &'static str {
         "digest"
     } else if subject.starts_with("Überfällige Anrufe") || subject.starts_with("Overdue calls") {
         "escalation"
-    } else if subject.contains("voucher pool") {
+    } else if subject.starts_with("Keine Gutscheincodes") || subject.starts_with("No voucher codes")
+    {
         "notice"
     } else if mail.to.contains("@example.") {
         "customer"

@@ -373,6 +373,8 @@ fn the_shipped_templates_render_as_before_for_ordinary_customers() {
         for business in ["Café Linde", "Müller & Söhne – Bäckerei"] {
             let ctx = context! {
                 customer => outreach::context::customer_value_on(customer, today),
+                // Both renderings get the same opening line; how it is made is tested elsewhere.
+                greeting => "Guten Tag,",
                 business => context! { name => business, postal_address => "Lindenstraße 3, 50667 Köln" },
                 unsubscribe_url => "http://127.0.0.1:8080/u/AAAAAAAAAAE.Zm9vYmFy-_x1Ab",
                 run => context! { id => 7, campaign => "news" },
@@ -414,6 +416,7 @@ fn the_shipped_templates_render_as_before_for_ordinary_customers() {
     // The comparison is about something: the unsubscribe link is a link.
     let ctx = context! {
         customer => outreach::context::customer_value_on(&customers[0], today),
+        greeting => "Guten Tag,",
         business => context! { name => "Café Linde", postal_address => "Lindenstraße 3" },
         unsubscribe_url => "http://127.0.0.1:8080/u/AAAAAAAAAAE.Zm9vYmFy-_x1Ab",
         run => context! { id => 7, campaign => "news" },
