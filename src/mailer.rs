@@ -55,7 +55,8 @@ pub enum SendResult {
 pub enum SessionFailure {
     /// No TCP connection (refused, no route, timed out).
     Unreachable(String),
-    /// Connected, but the server did not speak SMTP as expected.
+    /// Connected, but the server did not speak SMTP as expected, or did not
+    /// get through greeting, TLS and login within the timeout.
     Protocol(String),
     /// The TLS handshake failed, typically a certificate that does not verify.
     Tls(String),
@@ -253,7 +254,7 @@ impl SmtpSession {
         tokio::time::timeout(timeout, self.connect())
             .await
             .unwrap_or_else(|_| {
-                Err(SessionFailure::Unreachable(format!(
+                Err(SessionFailure::Protocol(format!(
                     "{}:{} did not complete the SMTP greeting, TLS and login within {}s",
                     smtp.host,
                     smtp.port,
@@ -286,12 +287,17 @@ impl SmtpSession {
             SessionFailure::Tls(format!("TLS with {server} failed: {e}{hint}"))
         };
         let hello = ClientId::default();
-        let stream = TcpStream::connect((smtp.host.as_str(), smtp.port))
-            .await
-            .map_err(|e| SessionFailure::Unreachable(format!("cannot connect to {server}: {e}")))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| SessionFailure::Unreachable(format!("TCP_NODELAY with {server}: {e}")))?;
+        let unreachable = |e: &dyn std::fmt::Display| {
+            SessionFailure::Unreachable(format!("cannot connect to {server}: {e}"))
+        };
+        let stream = tokio::time::timeout(
+            self.timeout(),
+            TcpStream::connect((smtp.host.as_str(), smtp.port)),
+        )
+        .await
+        .map_err(|_| unreachable(&"no answer"))?
+        .map_err(|e| unreachable(&e))?;
+        stream.set_nodelay(true).map_err(|e| unreachable(&e))?;
         let greeted = |e: lettre::transport::smtp::Error| {
             SessionFailure::Protocol(format!("SMTP greeting from {server}: {e}"))
         };

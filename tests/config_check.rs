@@ -264,3 +264,27 @@ fn https_is_accepted_and_http_only_on_loopback_with_a_note() {
         );
     }
 }
+
+#[test]
+fn an_smtp_ca_file_without_a_certificate_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite(&dir);
+    let env = Env::in_dir(dir, &url, "");
+    let key = common::repo_path("tests/fixtures/dkim/ed25519.pem");
+    for (ca, says) in [
+        (key.display().to_string(), "holds no certificate"),
+        ("/nonexistent/relay-ca.pem".to_string(), "cannot read"),
+    ] {
+        env.write(
+            "conf.d/10-ca.toml",
+            &format!("[mail.smtp]\nca_file = \"{ca}\"\n"),
+        );
+        let out = env.run(&["check"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("mail.smtp.ca_file") && err.contains(&ca) && err.contains(says),
+            "{err}"
+        );
+    }
+}

