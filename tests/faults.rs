@@ -1,6 +1,6 @@
 //! Proof under faults, with real processes: the `outreach` binary as daemons
 //! (`outreach run`), the CLI for imports and counts, a real SMTP server in
-//! this process (tests/common/smtp.rs). What SPEC §9 promises must hold when
+//! this process (tests/common/smtp.rs). The delivery guarantees must hold when
 //!
 //! - two daemons share one PostgreSQL database and split a run;
 //! - a daemon is killed with SIGKILL mid-send and started again (SQLite and

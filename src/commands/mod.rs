@@ -1,4 +1,4 @@
-//! The command line (SPEC §3): argument parsing and one function per command.
+//! The command line: argument parsing and one function per command.
 //!
 //! Commands that change nothing print for people by default and take
 //! `--json` for scripts. Every error returned from here ends the process with

@@ -1,4 +1,4 @@
-//! A customer as stored: built-in fields (SPEC §6) plus imported extra columns.
+//! A customer as stored: built-in fields plus imported extra columns.
 
 use std::collections::BTreeMap;
 
