@@ -39,23 +39,18 @@ pub async fn request(
     stale_since: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let timeout = app
-        .config
-        .resolved
-        .approval_timeouts
-        .get(&campaign.id)
-        .copied()
-        .unwrap_or_default();
-    let deadline =
-        now + chrono::Duration::from_std(timeout).context("approval_timeout is too long")?;
-    app.store.set_run_approval(run.id, deadline).await?;
+    let deadline = deadline(app, campaign, now)?;
+    app.store
+        .set_run_approval(run.id, deadline, stale_since)
+        .await?;
     let detail = match stale_since {
         Some(previous) => format!(
             "held: the text is the same as in run {previous}; update the template, then approve"
         ),
         None => "waiting for approval".to_string(),
     };
-    app.store
+    if !app
+        .store
         .transition_run(
             run.id,
             &["planning"],
@@ -63,7 +58,56 @@ pub async fn request(
             Some(&detail),
             now,
         )
-        .await?;
+        .await?
+    {
+        // Stopped while it was being planned: nobody needs to decide.
+        return Ok(());
+    }
+    ask_approvers(app, run, campaign, &detail, deadline, now).await
+}
+
+/// Holds a sending run for approval once more, `why` shown to the
+/// approvers; false if it was not sending any more.
+pub async fn request_again(
+    app: &App,
+    run: &Run,
+    campaign: &Campaign,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let deadline = deadline(app, campaign, now)?;
+    if !app
+        .store
+        .hold_for_approval_again(run.id, why, deadline, now)
+        .await?
+    {
+        return Ok(false);
+    }
+    ask_approvers(app, run, campaign, why, deadline, now).await?;
+    Ok(true)
+}
+
+fn deadline(app: &App, campaign: &Campaign, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let timeout = app
+        .config
+        .resolved
+        .approval_timeouts
+        .get(&campaign.id)
+        .copied()
+        .unwrap_or_default();
+    Ok(now + chrono::Duration::from_std(timeout).context("approval_timeout is too long")?)
+}
+
+/// Emails the approvers (or every staff member without a manager) the
+/// counts, a sample and the link to decide.
+async fn ask_approvers(
+    app: &App,
+    run: &Run,
+    campaign: &Campaign,
+    detail: &str,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let approvers: Vec<&str> = if campaign.approvers.is_empty() {
         app.settings()
             .staff
@@ -74,7 +118,7 @@ pub async fn request(
     } else {
         campaign.approvers.iter().map(String::as_str).collect()
     };
-    let (text, html) = preview_text(app, run, campaign, &detail, now).await?;
+    let (text, html) = preview_text(app, run, campaign, detail, now).await?;
     let token = app.signer.sign(Purpose::Approval, run.id, deadline);
     let link = app.link(&format!("/a/{token}"));
     let mut mailer = MailerSettings::from_config(&app.config).open()?;
@@ -157,11 +201,21 @@ pub async fn preview_text(
     Ok((text, html))
 }
 
-/// Approves or cancels a waiting run; `by` is recorded.
+/// What a person decided about a waiting run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    /// Approve a run held because its text did not change, knowing so.
+    ApproveUnchanged,
+    Cancel,
+}
+
+/// Approves or cancels a waiting run; `by` is recorded. A run held because
+/// its text is unchanged is approved only with [`Decision::ApproveUnchanged`].
 pub async fn decide(
     app: &App,
     run_id: i64,
-    approve: bool,
+    decision: Decision,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<&'static str> {
@@ -171,16 +225,23 @@ pub async fn decide(
     if run.state != "awaiting_approval" {
         bail!("run {run_id} is {}, not awaiting approval", run.state);
     }
-    let to = if approve { "sending" } else { "cancelled" };
+    let (to, detail) = match (decision, run.stale_since) {
+        (Decision::Approve, Some(previous)) => bail!(
+            "run {run_id} is held because its text is the same as in run {previous}; update the template, or send it unchanged with `outreach runs approve {run_id} --force`"
+        ),
+        (Decision::ApproveUnchanged, Some(previous)) => (
+            "sending",
+            format!("sending by {by}: approved with the text unchanged since run {previous}"),
+        ),
+        (Decision::Approve | Decision::ApproveUnchanged, None) => {
+            ("sending", format!("sending by {by}"))
+        }
+        (Decision::Cancel, _) => ("cancelled", format!("cancelled by {by}")),
+    };
+    let approve = to == "sending";
     if !app
         .store
-        .transition_run(
-            run_id,
-            &["awaiting_approval"],
-            to,
-            Some(&format!("{to} by {by}")),
-            now,
-        )
+        .transition_run(run_id, &["awaiting_approval"], to, Some(&detail), now)
         .await?
     {
         bail!("run {run_id} was decided by someone else just now");

@@ -29,6 +29,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::app::{App, Shared};
+use crate::control::{Closed, STOPPED};
 use crate::domain::Customer;
 use crate::mailer::{Mailer, MailerSettings, SendResult, is_bad_address};
 use crate::plan::quiet_release;
@@ -64,6 +65,8 @@ pub struct Delivery {
     rules: Mutex<HashMap<i64, String>>,
     /// Woken when new work may be due (a run approved, planned or started).
     pub wake: Notify,
+    /// Pauses and stops that reach a batch already claimed.
+    pub gate: crate::control::Gate,
     pub metrics: crate::metrics::DeliveryMetrics,
 }
 
@@ -199,8 +202,19 @@ async fn send_claimed(
                 }
                 _ => Slot::Go,
             };
+            // A pause or stop made since the batch was claimed (or while
+            // this message waited for its slot).
+            let rule = runs.get(&message.run_id).and_then(|r| r.as_deref());
+            let closed = delivery.gate.check(message.run_id, rule);
             match (built.pop_front().expect("built just above"), slot) {
                 (Err(outcome), _) => outcome,
+                (Ok(_), _) if closed == Some(Closed::Held) => {
+                    give_back(app, &claimed[i..]).await;
+                    break;
+                }
+                (Ok(_), _) if closed == Some(Closed::Stopped) => Outcome::Suppressed {
+                    reason: STOPPED.into(),
+                },
                 (Ok(_), Slot::GiveBack) => {
                     give_back(app, &claimed[i..]).await;
                     break;

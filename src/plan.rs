@@ -20,7 +20,7 @@ use crate::audience::Audience;
 use crate::config::Campaign;
 use crate::context::{columns_read_by, customer_value_on};
 use crate::domain::Customer;
-use crate::store::{CustomerColumns, NewMessage, Run};
+use crate::store::{CustomerColumns, NewMessage, Occasion, Run};
 
 const PAGE: i64 = 5000;
 
@@ -93,6 +93,13 @@ async fn plan_rows(
         .with_timezone(&resolved.timezone)
         .date_naive();
     let domain = app.mail_domain();
+    // An anniversary is one occasion per customer and day (a birthday: once a
+    // year), however many runs of the campaign that day has (a manual start).
+    let occasion_key = format!("{}:{day}", campaign.id);
+    let occasion = anniversary_of.map(|_| Occasion {
+        key: &occasion_key,
+        run_id: run.id,
+    });
     let columns = planning_columns(audience, anniversary_of);
     let mut page = next_page(app, targets.as_deref(), 0, &columns).await?;
     while let Some(last) = page.last() {
@@ -138,7 +145,7 @@ async fn plan_rows(
                         ),
                         _ => {
                             *count += 1;
-                            plan_one(app, campaign, customer, now).await?
+                            plan_one(app, campaign, customer, occasion.as_ref(), now).await?
                         }
                     }
                 }
@@ -204,10 +211,11 @@ async fn plan_one(
     app: &App,
     campaign: &Campaign,
     customer: &Customer,
+    occasion: Option<&Occasion<'_>>,
     now: DateTime<Utc>,
 ) -> Result<NewMessage> {
     let voucher_code = match &campaign.voucher_pool {
-        Some(pool) => match crate::vouchers::assign(app, pool, customer.id, now).await? {
+        Some(pool) => match crate::vouchers::assign(app, pool, customer.id, occasion, now).await? {
             Ok(code) => Some(code),
             Err(reason) => return Ok(suppressed(customer.id, now, reason)),
         },

@@ -26,6 +26,7 @@ use crate::app::App;
 use crate::config::{Assign, Checkin, Staff, StaffRules};
 use crate::context::customer_value_on;
 use crate::domain::Customer;
+use crate::staff::Absences;
 use crate::store::{NewTask, OutcomeChange, Run, Task};
 
 pub mod digest;
@@ -46,6 +47,7 @@ pub const OUTCOMES: [&str; 5] = [
 pub struct Roster<'a> {
     staff: Vec<(&'a Staff, &'a StaffRules)>,
     load: HashMap<(String, NaiveDate), i64>,
+    absences: Absences,
 }
 
 impl<'a> Roster<'a> {
@@ -64,7 +66,12 @@ impl<'a> Roster<'a> {
             .into_iter()
             .map(|(s, d, n)| ((s, d), n))
             .collect();
-        Ok(Roster { staff, load })
+        let absences = Absences::load(app).await?;
+        Ok(Roster {
+            staff,
+            load,
+            absences,
+        })
     }
 
     fn find(&self, id: &str) -> Option<(&'a Staff, &'a StaffRules)> {
@@ -76,12 +83,12 @@ impl<'a> Roster<'a> {
         now.with_timezone(&rules.timezone).date_naive()
     }
 
-    pub fn is_absent(staff: &Staff, day: NaiveDate) -> bool {
-        staff.absences.iter().any(|a| a.from <= day && day <= a.to)
+    pub fn is_absent(&self, staff: &Staff, day: NaiveDate) -> bool {
+        self.absences.is_absent(&staff.id, day)
     }
 
-    pub fn works_on(staff: &Staff, rules: &StaffRules, day: NaiveDate) -> bool {
-        rules.days.contains(&day.weekday()) && !Self::is_absent(staff, day)
+    pub fn works_on(&self, staff: &Staff, rules: &StaffRules, day: NaiveDate) -> bool {
+        rules.days.contains(&day.weekday()) && !self.is_absent(staff, day)
     }
 
     /// The first day from `from` this person works with capacity left.
@@ -89,7 +96,7 @@ impl<'a> Roster<'a> {
         (0..HORIZON_DAYS)
             .map(|i| from + chrono::Days::new(i))
             .find(|day| {
-                Self::works_on(staff, rules, *day)
+                self.works_on(staff, rules, *day)
                     && self
                         .load
                         .get(&(staff.id.clone(), *day))
@@ -100,10 +107,10 @@ impl<'a> Roster<'a> {
     }
 
     /// The next working day after `day` (ignoring capacity), for retries.
-    pub fn next_working_day(staff: &Staff, rules: &StaffRules, day: NaiveDate) -> NaiveDate {
+    pub fn next_working_day(&self, staff: &Staff, rules: &StaffRules, day: NaiveDate) -> NaiveDate {
         (1..=HORIZON_DAYS)
             .map(|i| day + chrono::Days::new(i))
-            .find(|d| Self::works_on(staff, rules, *d))
+            .find(|d| self.works_on(staff, rules, *d))
             .unwrap_or(day + chrono::Days::new(1))
     }
 
@@ -120,7 +127,7 @@ impl<'a> Roster<'a> {
         if policy == Assign::Owner
             && let Some((staff, rules)) = owner.and_then(|o| self.find(o))
             && exclude != Some(staff.id.as_str())
-            && !Self::is_absent(staff, Self::today(rules, now))
+            && !self.is_absent(staff, Self::today(rules, now))
             && let Some(day) = self.free_day(staff, rules, Self::today(rules, now))
         {
             return Some((staff, day));
@@ -128,7 +135,7 @@ impl<'a> Roster<'a> {
         self.staff
             .iter()
             .filter(|(s, r)| {
-                exclude != Some(s.id.as_str()) && !Self::is_absent(s, Self::today(r, now))
+                exclude != Some(s.id.as_str()) && !self.is_absent(s, Self::today(r, now))
             })
             .filter_map(|(s, r)| self.free_day(s, r, Self::today(r, now)).map(|d| (*s, d)))
             .min_by_key(|(s, d)| (*d, self.open_count(&s.id), s.id.clone()))
@@ -154,7 +161,7 @@ impl<'a> Roster<'a> {
 }
 
 /// A staff member's time zone (the business's for someone no longer in the config).
-fn staff_zone(app: &App, staff_id: &str) -> chrono_tz::Tz {
+pub fn staff_zone(app: &App, staff_id: &str) -> chrono_tz::Tz {
     app.config
         .resolved
         .staff
@@ -316,6 +323,7 @@ pub async fn create_tasks(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u6
 /// What an outcome does, decided before anything is written.
 pub fn outcome_change(
     app: &App,
+    roster: &Roster,
     task: &Task,
     outcome: &str,
     note: Option<&str>,
@@ -330,7 +338,7 @@ pub fn outcome_change(
     let staff_rules = app.config.resolved.staff.get(&task.staff_id);
     let staff = app.settings().staff.iter().find(|s| s.id == task.staff_id);
     let next_day = |from: NaiveDate| match (staff, staff_rules) {
-        (Some(s), Some(r)) => Roster::next_working_day(s, r, from),
+        (Some(s), Some(r)) => roster.next_working_day(s, r, from),
         _ => from + chrono::Days::new(1),
     };
     let today = staff_rules
@@ -377,7 +385,7 @@ pub fn outcome_change(
                 app.settings().staff.iter().find(|s| s.id == manager),
                 app.config.resolved.staff.get(&manager),
             ) {
-                (Some(s), Some(r)) => Roster::next_working_day(s, r, today),
+                (Some(s), Some(r)) => roster.next_working_day(s, r, today),
                 _ => today + chrono::Days::new(1),
             };
             change.follow_up = Some((
@@ -418,7 +426,8 @@ pub async fn record_outcome(
         return Ok(false);
     }
     let note = note.map(str::trim).filter(|n| !n.is_empty());
-    let change = outcome_change(app, &task, outcome, note, callback_on, now)?;
+    let roster = Roster::load(app).await?;
+    let change = outcome_change(app, &roster, &task, outcome, note, callback_on, now)?;
     let applied = app
         .store
         .apply_outcome(&task, outcome, note, &change, now)
@@ -467,12 +476,19 @@ async fn reassign_absent(app: &App, now: DateTime<Utc>) -> Result<()> {
         let Some(rules) = app.config.resolved.staff.get(&staff.id) else {
             continue;
         };
-        if !Roster::is_absent(staff, Roster::today(rules, now)) {
+        if !roster.is_absent(staff, Roster::today(rules, now)) {
             continue;
         }
         for task in app.store.tasks(Some(&staff.id), true).await? {
             match roster.assign(None, Assign::LeastLoaded, Some(&staff.id), now) {
                 Some((colleague, day)) => {
+                    // A task keeps its day if that is later (a callback agreed for then).
+                    let day = match app.config.resolved.staff.get(&colleague.id) {
+                        Some(r) if task.due_on > day => roster
+                            .free_day(colleague, r, task.due_on)
+                            .unwrap_or(task.due_on),
+                        _ => day,
+                    };
                     app.store
                         .reassign_task(task.id, &colleague.id, day, now)
                         .await?;

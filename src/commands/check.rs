@@ -102,8 +102,19 @@ pub async fn run(config: &Config) -> Result<()> {
         .iter()
         .map(|c| c.id.as_str())
         .chain(s.checkins.iter().map(|c| c.id.as_str()));
+    let disabled: Vec<&str> = s
+        .campaigns
+        .iter()
+        .filter(|c| !c.enabled)
+        .map(|c| c.id.as_str())
+        .chain(s.checkins.iter().filter(|c| !c.enabled).map(|c| c.id.as_str()))
+        .collect();
     let now = Utc::now();
     for id in ids {
+        if disabled.contains(&id) {
+            println!("  {id}: disabled (enabled = false); its occurrences are skipped");
+            continue;
+        }
         match config.resolved.schedules.get(id) {
             Some(schedule) => {
                 let next: Vec<String> = schedule

@@ -1,4 +1,4 @@
-//! `preview`, `runs list|approve|cancel|start|retry-unknown`, `import vouchers`.
+//! `preview`, `runs list|approve|cancel|start|stop|retry-unknown`, `import vouchers`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use chrono::Utc;
 
 use crate::app::App;
+use crate::approval::Decision;
 use crate::render::{render_campaign, sample_voucher};
 
 pub async fn preview(
@@ -106,7 +107,7 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
             r.id,
             r.rule_id,
             r.state,
-            r.occurrence.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            crate::local_time::time_in(r.occurrence, tz),
             r.trigger,
             summary.join(", "),
             if r.detail.is_empty() {
@@ -129,25 +130,38 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn decide(app: &App, run: i64, approve: bool) -> Result<()> {
-    let who = std::env::var("USER").unwrap_or_else(|_| "command line".into());
-    let to = crate::approval::decide(
-        app,
-        run,
-        approve,
-        &format!("{who} (command line)"),
-        Utc::now(),
-    )
-    .await?;
+pub async fn decide(app: &App, run: i64, decision: Decision) -> Result<()> {
+    let to = crate::approval::decide(app, run, decision, &super::by_whom(), Utc::now()).await?;
     println!("run {run}: {to}");
     Ok(())
 }
 
+pub async fn stop(app: &App, run: i64, note: &str) -> Result<()> {
+    let (before, suppressed) =
+        crate::control::stop(app, run, note, &super::by_whom(), Utc::now()).await?;
+    println!(
+        "run {run} of {} stopped (was {}): {suppressed} planned message(s) suppressed (\"{}\"); messages being sent right now finish",
+        before.rule_id,
+        before.state,
+        crate::control::STOPPED
+    );
+    Ok(())
+}
+
 pub async fn start(app: &App, rule: &str) -> Result<()> {
-    let id = crate::schedule::start_now(app, rule, Utc::now()).await?;
+    let now = Utc::now();
+    let id = crate::schedule::start_now(app, rule, now).await?;
     println!(
         "run {id} of {rule} started; the running daemon plans and sends it (approval still applies)"
     );
+    if let Some(all) = crate::control::Holds::load(app, now).await?.everything()
+        && app.campaign(rule).is_some()
+    {
+        println!(
+            "note: all customer email is {}; its messages wait until then",
+            crate::control::paused(app, all)
+        );
+    }
     Ok(())
 }
 

@@ -417,6 +417,9 @@ pub struct Campaign {
     /// Hold a run whose template did not change since the last run and ask the approvers to update it.
     #[serde(default)]
     pub require_fresh_text: bool,
+    /// `false` pauses the campaign for good (see `outreach campaigns pause`).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -470,6 +473,9 @@ pub struct Checkin {
     /// Tags added to the customer for each outcome.
     #[serde(default)]
     pub outcome_tags: OutcomeTags,
+    /// `false` pauses the rule for good (see `outreach campaigns pause`).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
 }
 
 fn default_timezone() -> String {
@@ -545,6 +551,9 @@ fn default_per_customer() -> u32 {
 }
 fn default_trigger_at() -> String {
     "09:00".into()
+}
+fn default_enabled() -> bool {
+    true
 }
 fn default_audience() -> String {
     "true".into()

@@ -5,8 +5,10 @@ mod customer;
 mod email;
 mod limits;
 mod schedule;
+mod state;
 
 pub use customer::{Attributes, Customer, Tags};
 pub use email::Email;
 pub use limits::{FrequencyCap, QuietHours, parse_clock, parse_duration, sha256_hex};
 pub use schedule::Schedule;
+pub use state::{MessageState, RunState};

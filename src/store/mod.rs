@@ -12,17 +12,23 @@
 //!   text timestamps keep one format and compare correctly;
 //! - lists, tags and attributes are JSON text on both backends.
 
+mod changes;
+mod control;
 mod customers;
 mod messages;
 mod runs;
 mod send_slots;
+mod staff;
 mod tasks;
 mod vouchers;
 
+pub use control::{ALL_EMAIL, Hold};
 pub use customers::{CustomerColumns, CustomerRow, HistoryEntry, NewEvent};
-pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
+pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome, PlannedGroup, Recipient};
 pub use runs::{NewRun, Run, RunCount};
 pub use send_slots::SendSlots;
+pub use staff::StoredAbsence;
+pub use vouchers::Occasion;
 pub use tasks::{NewTask, OutcomeChange, Task};
 
 use std::str::FromStr;

@@ -108,6 +108,14 @@ impl Store {
         })?)
     }
 
+    /// The tasks a check-in run made.
+    pub async fn run_tasks(&self, run_id: i64) -> Result<Vec<Task>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = $1 ORDER BY id");
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as(sql.as_str()).bind(run_id).fetch_all(pool).await
+        })?)
+    }
+
     pub async fn task(&self, id: i64) -> Result<Option<Task>> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
         Ok(dispatch!(self, pool => {
@@ -326,6 +334,22 @@ impl Store {
                 .map(|r| r.rows_affected())
         })?;
         Ok(n == 1)
+    }
+
+    /// When today's digest went out, if it did.
+    pub async fn digest_sent_at(
+        &self,
+        staff: &str,
+        day: NaiveDate,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let row: Option<(DateTime<Utc>,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT sent_at FROM digests WHERE staff_id = $1 AND day = $2")
+                .bind(staff)
+                .bind(day)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|r| r.0))
     }
 
     /// Gives a claimed digest back after the email could not be sent.
