@@ -248,6 +248,18 @@ pub async fn stop(
     if run.rule_kind != "campaign" {
         bail!("run {run_id} is a check-in run: it makes call tasks and sends nothing to stop");
     }
+    if state == RunState::Sending
+        && !app
+            .store
+            .run_counts(&[run_id])
+            .await?
+            .iter()
+            .any(|c| c.state == "planned" || c.state == "sending")
+    {
+        bail!(
+            "run {run_id} has sent everything already (it is done at the next tick); nothing to stop"
+        );
+    }
     let note = match note.trim() {
         "" => String::new(),
         note => format!(": {note}"),
@@ -282,7 +294,7 @@ pub async fn apply(app: &App, delivery: &Delivery, now: DateTime<Utc>) -> Result
                 // Since the pause, or since the run began sending (planned or approved).
                 let sending_since = run.decided_at.unwrap_or(run.created_at);
                 let since = held.since().map_or(now, |s| s.max(sending_since));
-                app.store.mark_run_held(run.id, since).await?;
+                app.store.set_run_held(run.id, Some(since)).await?;
                 info!(run = run.id, rule = %run.rule_id, why = %held.describe(app), "run held");
             }
             (None, Some(since)) => release(app, &run, since, now).await?,
@@ -331,7 +343,7 @@ async fn release(app: &App, run: &Run, since: DateTime<Utc>, now: DateTime<Utc>)
             }
         }
     }
-    app.store.release_run(run.id).await?;
+    app.store.set_run_held(run.id, None).await?;
     info!(run = run.id, rule = %run.rule_id, "pause ended; the run goes on");
     Ok(())
 }

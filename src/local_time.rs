@@ -9,7 +9,11 @@ use crate::app::App;
 
 /// `2026-12-03 10:00 Europe/Berlin`.
 pub fn time_in(t: DateTime<Utc>, tz: Tz) -> String {
-    format!("{} {}", t.with_timezone(&tz).format("%Y-%m-%d %H:%M"), tz.name())
+    format!(
+        "{} {}",
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+        tz.name()
+    )
 }
 
 /// `2026-12-03 10:00`, for tables whose heading names the zone.

@@ -45,14 +45,14 @@ impl Absences {
     pub async fn load(app: &App) -> Result<Absences> {
         let mut all: HashMap<String, Vec<Absence>> = HashMap::new();
         for staff in &app.settings().staff {
-            all.entry(staff.id.clone()).or_default().extend(
-                staff.absences.iter().map(|a| Absence {
-                        from: a.from,
-                        to: a.to,
-                        note: String::new(),
-                        source: Source::Config,
-                    }),
-            );
+            all.entry(staff.id.clone())
+                .or_default()
+                .extend(staff.absences.iter().map(|a| Absence {
+                    from: a.from,
+                    to: a.to,
+                    note: String::new(),
+                    source: Source::Config,
+                }));
         }
         for a in app.store.absences().await? {
             all.entry(a.staff_id).or_default().push(Absence {

@@ -81,7 +81,11 @@ pub async fn on_import(
             rule_kind: "campaign",
             occurrence: now,
             trigger: "attribute_change",
-            state: if held.is_some() { "skipped" } else { "planning" },
+            state: if held.is_some() {
+                "skipped"
+            } else {
+                "planning"
+            },
             detail: held.as_deref().unwrap_or(""),
         };
         if let Some(id) = app.store.create_run(&run, now).await?

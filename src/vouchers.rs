@@ -61,8 +61,7 @@ pub async fn assign(
             if let Some(code) = app.store.unused_code_of(pool_id, customer_id).await? {
                 return Ok(Ok(code));
             }
-            if app.store.codes_held(pool_id, customer_id).await? >= i64::from(pool.per_customer)
-            {
+            if app.store.codes_held(pool_id, customer_id).await? >= i64::from(pool.per_customer) {
                 return Ok(Err(format!("already received a code from pool {pool_id}")));
             }
         }

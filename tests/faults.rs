@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::{Daemon, free_port, http_get, json, wait_for};
 use common::smtp::{self, Received};
 use common::{Env, fresh_postgres, stderr, stdout};
 
@@ -42,14 +42,6 @@ kind = "status_update"
 schedule = "0 3 29 2 *"
 template = "status_update"
 "#;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn address(i: usize) -> String {
     format!("kunde{i:06}@example.de")
@@ -86,12 +78,6 @@ fn start_run(env: &Env) -> i64 {
         .nth(1)
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("no run id in {text:?}"))
-}
-
-fn json(env: &Env, args: &[&str]) -> serde_json::Value {
-    let out = env.run(args);
-    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 /// Outbox messages by state (`outreach status --json`).
@@ -135,28 +121,6 @@ fn wait_drained(env: &Env, total: i64, timeout: Duration, what: &str) -> BTreeMa
     }
 }
 
-/// Waits until `cond` holds, polling every 100 ms.
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// One GET over HTTP/1.0: (status code, whole response).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, text))
-}
-
 /// Environment for sending to the test SMTP server on `port` with `connections` sessions.
 fn smtp_env(port: u16, connections: u32) -> Vec<(&'static str, String)> {
     vec![
@@ -169,107 +133,6 @@ fn smtp_env(port: u16, connections: u32) -> Vec<(&'static str, String)> {
         ("OUTREACH__MAIL__RATE_PER_MINUTE", "0".into()),
         ("OUTREACH__MAIL__GIVE_UP_AFTER", "\"1h\"".into()),
     ]
-}
-
-/// An `outreach run` process with its own HTTP port and log file.
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    name: String,
-}
-
-impl Daemon {
-    fn start(env: &Env, name: &str, vars: &[(&str, String)]) -> Daemon {
-        let port = free_port();
-        let log = env.dir.path().join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut cmd = env.command(&["run"]);
-        cmd.env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
-            .stdout(Stdio::null())
-            .stderr(file);
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn outreach run");
-        let mut daemon = Daemon {
-            child,
-            port,
-            log,
-            name: name.to_string(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(port, "/healthz").is_none() {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("{name} exited ({status}) on start:\n{}", daemon.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not come up:\n{}",
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn healthz(&self) -> (u16, String) {
-        http_get(self.port, "/healthz")
-            .unwrap_or_else(|| panic!("{}: /healthz did not answer", self.name))
-    }
-
-    /// One sample of `/metrics`, e.g. `outreach_send_attempts_total{result="sent"}`.
-    fn metric(&self, series: &str) -> f64 {
-        let (code, text) = http_get(self.port, "/metrics")
-            .unwrap_or_else(|| panic!("{}: /metrics did not answer", self.name));
-        assert_eq!(code, 200, "{text}");
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{}: no {series} in {text}", self.name))
-    }
-
-    fn sent(&self) -> f64 {
-        self.metric("outreach_send_attempts_total{result=\"sent\"}")
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM and wait for a clean exit.
-    fn stop(&mut self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "{}: kill -TERM: {status}\n{}",
-            self.name,
-            self.log()
-        );
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "{}: {status}\n{}", self.name, self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// Recipients the SMTP server accepted, with how often each.

@@ -98,10 +98,7 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
     }
     let tz = app.config.resolved.timezone;
     if let Some(all) = holds.everything() {
-        println!(
-            "All customer email is held: {}",
-            control::paused(app, all)
-        );
+        println!("All customer email is held: {}", control::paused(app, all));
     }
     println!(
         "{:<24} {:<14} {:<40} {:<17} state",
@@ -126,7 +123,12 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
 }
 
 /// `campaigns pause ID` (`rule`) or `pause` (all customer email).
-pub async fn pause(app: &App, rule: Option<&str>, until: Option<NaiveDate>, note: &str) -> Result<()> {
+pub async fn pause(
+    app: &App,
+    rule: Option<&str>,
+    until: Option<NaiveDate>,
+    note: &str,
+) -> Result<()> {
     let now = Utc::now();
     let hold = control::pause(app, rule, until, note, &super::by_whom(), now).await?;
     let what = match rule {

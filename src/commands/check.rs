@@ -107,7 +107,12 @@ pub async fn run(config: &Config) -> Result<()> {
         .iter()
         .filter(|c| !c.enabled)
         .map(|c| c.id.as_str())
-        .chain(s.checkins.iter().filter(|c| !c.enabled).map(|c| c.id.as_str()))
+        .chain(
+            s.checkins
+                .iter()
+                .filter(|c| !c.enabled)
+                .map(|c| c.id.as_str()),
+        )
         .collect();
     let now = Utc::now();
     for id in ids {

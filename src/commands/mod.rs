@@ -380,7 +380,9 @@ impl Command {
             Command::Import(_)
                 | Command::Pause { .. }
                 | Command::Resume
-                | Command::Campaigns(CampaignsCommand::Pause { .. } | CampaignsCommand::Resume { .. })
+                | Command::Campaigns(
+                    CampaignsCommand::Pause { .. } | CampaignsCommand::Resume { .. }
+                )
                 | Command::Staff(StaffCommand::Away { .. } | StaffCommand::Back { .. })
                 | Command::Runs(
                     RunsCommand::Approve { .. }

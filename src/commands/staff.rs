@@ -58,7 +58,11 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
                 manager: s.manager.as_deref(),
                 today,
                 away_today: absences.is_absent(&s.id, today),
-                absences: absences.of(&s.id).iter().filter(|a| a.to >= today).collect(),
+                absences: absences
+                    .of(&s.id)
+                    .iter()
+                    .filter(|a| a.to >= today)
+                    .collect(),
             }
         })
         .collect();
@@ -91,7 +95,16 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
 }
 
 pub async fn away(app: &App, id: &str, from: NaiveDate, to: NaiveDate, note: &str) -> Result<()> {
-    let absence = staff::away(app, id, from, to, note.trim(), &super::by_whom(), Utc::now()).await?;
+    let absence = staff::away(
+        app,
+        id,
+        from,
+        to,
+        note.trim(),
+        &super::by_whom(),
+        Utc::now(),
+    )
+    .await?;
     println!(
         "{id} away {}: gets no new call tasks then; open ones move to colleagues (the running daemon does it at once)",
         absence_text(&absence)
@@ -102,7 +115,10 @@ pub async fn away(app: &App, id: &str, from: NaiveDate, to: NaiveDate, note: &st
 pub async fn back(app: &App, id: &str) -> Result<()> {
     let now = Utc::now();
     for absence in staff::back(app, id, now).await? {
-        println!("{id} is back from today; ended the absence {}", absence_text(&absence));
+        println!(
+            "{id} is back from today; ended the absence {}",
+            absence_text(&absence)
+        );
     }
     let today = staff::today_of(app, id, now);
     if let Some(still) = Absences::load(app).await?.on(id, today) {

@@ -76,7 +76,9 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
         return Ok(());
     }
     if let Some(hold) = &everything {
-        println!("HOLD: all customer email {hold}; planned messages wait (`outreach resume` ends it)");
+        println!(
+            "HOLD: all customer email {hold}; planned messages wait (`outreach resume` ends it)"
+        );
     }
     println!("Queue:");
     if queue.is_empty() {

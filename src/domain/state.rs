@@ -88,13 +88,21 @@ impl RunState {
 }
 
 /// Parses a stored or typed state name; the error lists the valid ones.
-fn parse<T: Copy>(raw: &str, all: &[T], name: fn(T) -> &'static str, what: &str) -> Result<T, String> {
+fn parse<T: Copy>(
+    raw: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, String> {
     all.iter()
         .copied()
         .find(|s| name(*s) == raw)
         .ok_or_else(|| {
             let names: Vec<&str> = all.iter().map(|s| name(*s)).collect();
-            format!("\"{raw}\" is not a {what}; use one of: {}", names.join(", "))
+            format!(
+                "\"{raw}\" is not a {what}; use one of: {}",
+                names.join(", ")
+            )
         })
 }
 

@@ -79,23 +79,12 @@ impl Store {
         })?)
     }
 
-    /// Records since when a sending run's messages wait for a hold (kept if set).
-    pub async fn mark_run_held(&self, run_id: i64, since: DateTime<Utc>) -> Result<()> {
+    /// Records since when a sending run's messages wait for a pause, or
+    /// (`None`) that they may go again.
+    pub async fn set_run_held(&self, run_id: i64, since: Option<DateTime<Utc>>) -> Result<()> {
         dispatch!(self, pool => {
-            sqlx::query("UPDATE runs SET held_since = $1 WHERE id = $2 AND held_since IS NULL")
+            sqlx::query("UPDATE runs SET held_since = $1 WHERE id = $2")
                 .bind(since)
-                .bind(run_id)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })?;
-        Ok(())
-    }
-
-    /// A held run may send again.
-    pub async fn release_run(&self, run_id: i64) -> Result<()> {
-        dispatch!(self, pool => {
-            sqlx::query("UPDATE runs SET held_since = NULL WHERE id = $1")
                 .bind(run_id)
                 .execute(pool)
                 .await

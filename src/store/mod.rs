@@ -28,8 +28,8 @@ pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome, PlannedGr
 pub use runs::{NewRun, Run, RunCount};
 pub use send_slots::SendSlots;
 pub use staff::StoredAbsence;
-pub use vouchers::Occasion;
 pub use tasks::{NewTask, OutcomeChange, Task};
+pub use vouchers::Occasion;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -337,7 +337,11 @@ pub async fn send_now(
     if claimed && !matches!(result, Ok(true)) {
         app.store.release_digest(&staff.id, today).await?;
     }
-    Ok(if result? { SentNow::Sent } else { SentNow::NothingDue })
+    Ok(if result? {
+        SentNow::Sent
+    } else {
+        SentNow::NothingDue
+    })
 }
 
 async fn send(app: &App, message: &lettre::Message) -> Result<()> {
