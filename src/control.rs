@@ -26,6 +26,7 @@ use std::sync::RwLock;
 
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, Utc};
+use tokio::sync::Notify;
 use tracing::info;
 
 use crate::app::App;
@@ -360,7 +361,11 @@ pub enum Closed {
 
 /// The pauses and stops as the delivery workers see them, set on every tick.
 #[derive(Debug, Default)]
-pub struct Gate(RwLock<GateState>);
+pub struct Gate {
+    state: RwLock<GateState>,
+    /// Woken when something more is paused or stopped than before.
+    closed_more: Notify,
+}
 
 #[derive(Debug, Default)]
 struct GateState {
@@ -381,12 +386,26 @@ impl Gate {
                 .collect(),
             stopped: stopped.into_iter().collect(),
         };
-        *self.0.write().expect("gate lock is never poisoned") = state;
+        let mut current = self.state.write().expect("gate lock is never poisoned");
+        let more = (state.everything && !current.everything)
+            || !state.rules.is_subset(&current.rules)
+            || !state.stopped.is_subset(&current.stopped);
+        *current = state;
+        drop(current);
+        if more {
+            self.closed_more.notify_waiters();
+        }
+    }
+
+    /// Resolves when more is paused or stopped than before (a worker
+    /// waiting for a send slot looks at its batch again).
+    pub async fn closed_more(&self) {
+        self.closed_more.notified().await
     }
 
     /// Whether a message of this run (of this rule) may go out now.
     pub fn check(&self, run_id: i64, rule_id: Option<&str>) -> Option<Closed> {
-        let state = self.0.read().expect("gate lock is never poisoned");
+        let state = self.state.read().expect("gate lock is never poisoned");
         if state.stopped.contains(&run_id) {
             Some(Closed::Stopped)
         } else if state.everything || rule_id.is_some_and(|r| state.rules.contains(r)) {

@@ -201,7 +201,8 @@ async fn scheduler_loop(
             .min(TICK);
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
-            _ = changes.notified() => {}
+            // An approval or a resume needs no tick: the workers look at once.
+            _ = changes.notified() => delivery.wake.notify_waiters(),
             _ = stop.changed() => break,
         }
     }

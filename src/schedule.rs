@@ -46,11 +46,13 @@ pub async fn create_due_runs(app: &App, now: DateTime<Utc>) -> Result<Vec<i64>> 
         let recorded = app.store.latest_occurrence(rule_id).await?;
         let cursor = recorded.map_or(armed, |r| r.max(armed));
         // Walk forward from the last recorded occurrence: forward iteration
-        // yields a repeated wall-clock time (DST fall-back) once.
+        // yields a repeated wall-clock time (DST fall-back) once. Only up to
+        // now: a rare schedule (29 February) costs years of searching per
+        // occurrence, and this runs every tick.
         let mut due: Vec<DateTime<Utc>> = schedule
-            .upcoming(cursor, MAX_MISSED)
-            .into_iter()
-            .filter(|t| *t <= now)
+            .occurrences(cursor)
+            .take_while(|t| *t <= now)
+            .take(MAX_MISSED)
             .collect();
         let Some(latest_due) = due.pop() else {
             continue;

@@ -78,6 +78,8 @@ impl Store {
                     .context("connecting to listen for changes")?;
                 let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
                 listener.listen(CHANNEL).await?;
+                // What was announced before we listened is looked at now.
+                wake.notify_one();
                 loop {
                     // `None`: the session was lost and made anew; a change may have been missed.
                     listener.try_recv().await?;
@@ -88,7 +90,8 @@ impl Store {
                 let mut conn =
                     sqlx::SqliteConnection::connect_with(&pool.connect_options()).await?;
                 let mut version: Option<i64> = None;
-                // `None` until first read: that read only learns where it stands.
+                // `None` until first read, which wakes the daemon too: what was
+                // announced before the watch began is looked at then.
                 let mut counter: Option<Option<String>> = None;
                 loop {
                     let (now,): (i64,) = sqlx::query_as("PRAGMA data_version")
@@ -102,7 +105,7 @@ impl Store {
                                 .fetch_optional(&mut conn)
                                 .await?;
                         let value = value.map(|v| v.0);
-                        if counter.as_ref().is_some_and(|seen| *seen != value) {
+                        if counter.as_ref() != Some(&value) {
                             wake.notify_one();
                         }
                         counter = Some(value);
