@@ -12,6 +12,8 @@
 //! - [`commands`]: what each CLI command prints;
 //! - [`daemon`]: `outreach run` — wires the store, the HTTP server and the
 //!   background loops, and shuts down cleanly;
+//! - [`control`]: pausing email to customers and stopping runs;
+//! - [`staff`]: who is away, from the config and the command line;
 //! - [`http`]: the web endpoints (health, metrics, links in emails);
 //! - [`secret`]: secrets from files that never print themselves;
 //! - [`systemd`]: readiness and stopping notifications.

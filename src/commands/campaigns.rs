@@ -156,9 +156,18 @@ pub async fn pause(
 pub async fn resume(app: &App, rule: Option<&str>) -> Result<()> {
     let now = Utc::now();
     let hold = control::resume(app, rule, now).await?;
-    let what = rule.unwrap_or("all customer email");
+    let (what, after) = match rule {
+        Some(id) => (
+            id,
+            "its next occurrences run; its messages that waited go out now",
+        ),
+        None => (
+            "all customer email",
+            "what waited goes out now, subject to quiet hours",
+        ),
+    };
     println!(
-        "{what} resumed (was {} since {}); what waited goes out now, subject to quiet hours",
+        "{what} resumed (was {} since {}); {after}",
         control::paused(app, &hold),
         business_date(app, business_day(app, hold.created_at))
     );

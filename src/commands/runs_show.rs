@@ -98,11 +98,9 @@ fn print_header(app: &App, run: &Run) {
     if !run.detail.is_empty() {
         println!("  {}", run.detail);
     }
+    // (Who stopped it and when is in the detail.)
     if let (Some(by), Some(at)) = (&run.decided_by, run.decided_at) {
         println!("  decided by {by} at {}", business_time(app, at));
-    }
-    if let (Some(by), Some(at)) = (&run.stopped_by, run.stopped_at) {
-        println!("  stopped by {by} at {}", business_time(app, at));
     }
 }
 

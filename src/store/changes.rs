@@ -51,10 +51,10 @@ impl Store {
     /// the watch had to reconnect: it may have missed one), until `stop`.
     pub async fn watch_changes(&self, wake: &Notify, mut stop: watch::Receiver<bool>) {
         loop {
-            let result = tokio::select! {
-                r = self.watch_once(wake) => r,
-                _ = stop.wait_for(|s| *s) => return,
-            };
+            let result = self.watch_once(wake, &mut stop).await;
+            if *stop.borrow() {
+                return;
+            }
             if let Err(e) = result {
                 warn!(error = %format!("{e:#}"), "watching for changes from the command line failed; retrying in 1 s (until then they take effect at the next tick)");
             }
@@ -66,8 +66,8 @@ impl Store {
         }
     }
 
-    /// Watches on one connection until it fails.
-    async fn watch_once(&self, wake: &Notify) -> Result<()> {
+    /// Watches on one connection until it fails or the daemon stops.
+    async fn watch_once(&self, wake: &Notify, stop: &mut watch::Receiver<bool>) -> Result<()> {
         match &self.backend {
             Backend::Postgres(pool) => {
                 // A pool of its own: the listening session is held for good.
@@ -76,41 +76,56 @@ impl Store {
                     .connect_with((*pool.connect_options()).clone())
                     .await
                     .context("connecting to listen for changes")?;
-                let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
-                listener.listen(CHANNEL).await?;
-                // What was announced before we listened is looked at now.
-                wake.notify_one();
-                loop {
-                    // `None`: the session was lost and made anew; a change may have been missed.
-                    listener.try_recv().await?;
+                let listen = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
+                    listener.listen(CHANNEL).await?;
+                    // What was announced before we listened is looked at now.
                     wake.notify_one();
-                }
+                    loop {
+                        // `None`: the session was lost and made anew; a change may have been missed.
+                        listener.try_recv().await?;
+                        wake.notify_one();
+                    }
+                };
+                let result: Result<()> = tokio::select! {
+                    r = listen => r,
+                    _ = stop.wait_for(|s| *s) => Ok(()),
+                };
+                // Ends the session properly (PostgreSQL logs one that just vanishes).
+                own.close().await;
+                result
             }
             Backend::Sqlite(pool) => {
                 let mut conn =
                     sqlx::SqliteConnection::connect_with(&pool.connect_options()).await?;
-                let mut version: Option<i64> = None;
-                // `None` until first read, which wakes the daemon too: what was
-                // announced before the watch began is looked at then.
-                let mut counter: Option<Option<String>> = None;
-                loop {
-                    let (now,): (i64,) = sqlx::query_as("PRAGMA data_version")
-                        .fetch_one(&mut conn)
-                        .await?;
-                    if version != Some(now) {
-                        version = Some(now);
-                        let value: Option<(String,)> =
-                            sqlx::query_as("SELECT value FROM kv WHERE key = $1")
-                                .bind(COUNTER)
-                                .fetch_optional(&mut conn)
-                                .await?;
-                        let value = value.map(|v| v.0);
-                        if counter.as_ref() != Some(&value) {
-                            wake.notify_one();
+                let poll = async {
+                    let mut version: Option<i64> = None;
+                    // `None` until first read, which wakes the daemon too: what was
+                    // announced before the watch began is looked at then.
+                    let mut counter: Option<Option<String>> = None;
+                    loop {
+                        let (now,): (i64,) = sqlx::query_as("PRAGMA data_version")
+                            .fetch_one(&mut conn)
+                            .await?;
+                        if version != Some(now) {
+                            version = Some(now);
+                            let value: Option<(String,)> =
+                                sqlx::query_as("SELECT value FROM kv WHERE key = $1")
+                                    .bind(COUNTER)
+                                    .fetch_optional(&mut conn)
+                                    .await?;
+                            let value = value.map(|v| v.0);
+                            if counter.as_ref() != Some(&value) {
+                                wake.notify_one();
+                            }
+                            counter = Some(value);
                         }
-                        counter = Some(value);
+                        tokio::time::sleep(SQLITE_CHECK).await;
                     }
-                    tokio::time::sleep(SQLITE_CHECK).await;
+                };
+                tokio::select! {
+                    r = poll => r,
+                    _ = stop.wait_for(|s| *s) => Ok(()),
                 }
             }
         }
