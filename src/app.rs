@@ -51,15 +51,6 @@ impl App {
         self.settings().checkins.iter().find(|c| c.id == id)
     }
 
-    /// The ids of every campaign and check-in rule (one id space).
-    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
-        let s = self.settings();
-        s.campaigns
-            .iter()
-            .map(|c| c.id.as_str())
-            .chain(s.checkins.iter().map(|c| c.id.as_str()))
-    }
-
     /// The domain of the sender address, for Message-IDs.
     pub fn mail_domain(&self) -> String {
         self.settings()

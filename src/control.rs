@@ -95,18 +95,10 @@ pub struct Holds {
 
 impl Holds {
     pub async fn load(app: &App, now: DateTime<Utc>) -> Result<Holds> {
-        let s = app.settings();
-        let disabled = s
-            .campaigns
-            .iter()
-            .filter(|c| !c.enabled)
-            .map(|c| c.id.clone())
-            .chain(
-                s.checkins
-                    .iter()
-                    .filter(|c| !c.enabled)
-                    .map(|c| c.id.clone()),
-            )
+        let disabled = app
+            .settings()
+            .disabled_rule_ids()
+            .map(String::from)
             .collect();
         Ok(Holds {
             list: app.store.holds(now).await?,
@@ -132,7 +124,7 @@ impl Holds {
 
     /// Every campaign and check-in rule held by a pause or the config, and why.
     pub fn paused_rules<'a>(&self, app: &'a App) -> Vec<(&'a str, String)> {
-        app.rule_ids()
+        app.settings().rule_ids()
             .filter_map(|id| self.of_rule(id).map(|h| (id, h.describe(app))))
             .collect()
     }
@@ -148,7 +140,7 @@ fn rule_exists(app: &App, id: &str) -> Result<()> {
     if app.campaign(id).is_some() || app.checkin(id).is_some() {
         return Ok(());
     }
-    let ids: Vec<&str> = app.rule_ids().collect();
+    let ids: Vec<&str> = app.settings().rule_ids().collect();
     bail!(
         "no campaign or check-in rule \"{id}\" in the config; ids: {}",
         ids.join(", ")

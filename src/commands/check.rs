@@ -97,23 +97,8 @@ pub async fn run(config: &Config) -> Result<()> {
         s.voucher_pools.len(),
         s.templates.dir.display()
     );
-    let ids = s
-        .campaigns
-        .iter()
-        .map(|c| c.id.as_str())
-        .chain(s.checkins.iter().map(|c| c.id.as_str()));
-    let disabled: Vec<&str> = s
-        .campaigns
-        .iter()
-        .filter(|c| !c.enabled)
-        .map(|c| c.id.as_str())
-        .chain(
-            s.checkins
-                .iter()
-                .filter(|c| !c.enabled)
-                .map(|c| c.id.as_str()),
-        )
-        .collect();
+    let ids = s.rule_ids();
+    let disabled: Vec<&str> = s.disabled_rule_ids().collect();
     let now = Utc::now();
     for id in ids {
         if disabled.contains(&id) {

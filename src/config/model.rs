@@ -38,6 +38,30 @@ pub struct Settings {
     pub checkins: Vec<Checkin>,
 }
 
+impl Settings {
+    /// The ids of every campaign and check-in rule (one id space), in config order.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.campaigns
+            .iter()
+            .map(|c| c.id.as_str())
+            .chain(self.checkins.iter().map(|c| c.id.as_str()))
+    }
+
+    /// Campaigns and check-in rules with `enabled = false`.
+    pub fn disabled_rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.campaigns
+            .iter()
+            .filter(|c| !c.enabled)
+            .map(|c| c.id.as_str())
+            .chain(
+                self.checkins
+                    .iter()
+                    .filter(|c| !c.enabled)
+                    .map(|c| c.id.as_str()),
+            )
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Business {
