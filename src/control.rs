@@ -124,7 +124,8 @@ impl Holds {
 
     /// Every campaign and check-in rule held by a pause or the config, and why.
     pub fn paused_rules<'a>(&self, app: &'a App) -> Vec<(&'a str, String)> {
-        app.settings().rule_ids()
+        app.settings()
+            .rule_ids()
             .filter_map(|id| self.of_rule(id).map(|h| (id, h.describe(app))))
             .collect()
     }

@@ -569,6 +569,47 @@ async fn a_run_whose_messages_waited_longer_than_allowed_goes_back_to_a_person_a
     }
 }
 
+#[tokio::test]
+async fn status_and_runs_show_say_why_messages_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        // Quiet hours from an hour ago to two hours ahead, in Berlin time.
+        let berlin = Utc::now().with_timezone(&chrono_tz::Europe::Berlin);
+        let clock = |t: chrono::DateTime<chrono_tz::Tz>| t.format("%H:%M").to_string();
+        let (from, until) = (
+            clock(berlin - chrono::Duration::hours(1)),
+            clock(berlin + chrono::Duration::hours(2)),
+        );
+        let s = setup(&url, 0, "");
+        let env = &s.env;
+        env.write(
+            "conf.d/20-quiet.toml",
+            &format!("[limits]\nquiet_hours = \"{from}-{until}\"\n"),
+        );
+        import(
+            env,
+            "email,name,consent,timezone\n\
+             a@example.de,A,yes,\nb@example.de,B,yes,\n\
+             ny@example.de,NY,yes,America/New_York\n",
+        );
+        let _daemon = Daemon::start(env, "daemon", &[]);
+        let run = start(env, "news");
+        // Six hours behind, New York is not in its quiet hours: that one goes.
+        wait_for("New York's email", Duration::from_secs(20), || {
+            s.received.count_to("ny@example.de") == 1
+        });
+        let why = format!("2 planned: quiet hours in Europe/Berlin until {until}");
+        let status = ok(env, &["status"]);
+        assert!(
+            status.contains(&format!("run {run} (news): {why}")),
+            "{url}: {status}"
+        );
+        assert_eq!(show(env, run)["waiting"], serde_json::json!([why]));
+        let plain = ok(env, &["runs", "show", &run.to_string()]);
+        assert!(plain.contains(&format!("Waiting:\n  {why}")), "{plain}");
+    }
+}
+
 // ------------------------------------------------------------------ stopping
 
 #[tokio::test]
@@ -929,6 +970,11 @@ async fn commands_reach_the_daemon_within_a_second_and_unchanged_text_needs_forc
             _daemon.log()
         );
         wait_for_state(env, news, "done");
+        refused(
+            env,
+            &["runs", "stop", &news.to_string()],
+            &format!("run {news} is done already; nothing to stop"),
+        );
 
         // Approved three times: each first email within a second (the
         // workers used to notice only on their next 2-second look).
