@@ -410,3 +410,21 @@ pub(crate) fn by_whom() -> String {
         .unwrap_or_else(|_| "someone".into());
     format!("{user} (command line)")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn days_are_read_the_iso_and_the_german_way() {
+        let day = NaiveDate::from_ymd_opt(2027, 1, 7).unwrap();
+        assert_eq!(parse_date("2027-01-07"), Ok(day));
+        assert_eq!(parse_date(" 07.01.2027 "), Ok(day));
+        assert_eq!(
+            parse_date("7/1/2027"),
+            Err("\"7/1/2027\" is not a date; write it as YYYY-MM-DD or DD.MM.YYYY".into())
+        );
+        assert!(parse_date("2027-02-30").is_err());
+    }
+}

@@ -3,11 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
-
 /// Where an outbox message stands (see `store::messages`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageState {
     Planned,
     Sending,
@@ -40,8 +37,7 @@ impl MessageState {
 }
 
 /// Where a run stands. A run in a finished state changes no more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
     Planning,
     AwaitingApproval,
@@ -117,12 +113,6 @@ impl FromStr for RunState {
     type Err = String;
     fn from_str(raw: &str) -> Result<Self, String> {
         parse(raw, &Self::ALL, Self::as_str, "run state")
-    }
-}
-
-impl fmt::Display for MessageState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
