@@ -23,6 +23,8 @@ use tokio::sync::watch;
 
 use crate::app::{App, Shared};
 use crate::deliver::Delivery;
+use crate::store::TaskState;
+use crate::tasks::OutcomeError;
 use crate::tasks::digest::{staff_locale, talking_points, words};
 use crate::templates::escape_html as esc;
 use crate::tokens::{Purpose, TokenError};
@@ -355,25 +357,53 @@ async fn task_outcome(
     {
         Ok(true) => "saved",
         Ok(false) => "already",
-        Err(e)
-            if e.to_string().contains("callback") || e.to_string().contains("unknown outcome") =>
-        {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Html(page(
-                    "en",
-                    "Please check the form",
-                    &format!("<p>{}</p><p><a href=\"\">Back</a></p>", esc(&e.to_string())),
-                )),
-            )
-                .into_response();
-        }
-        Err(e) => return server_error(e),
+        Err(e) => match e.downcast_ref::<OutcomeError>() {
+            Some(mistake) => return form_mistake(&app, id, mistake).await,
+            None => return server_error(e),
+        },
     };
     match render_task_page(&app, id, Some(message)).await {
         Ok(html) => Html(html).into_response(),
         Err(e) => server_error(e),
     }
+}
+
+/// A form the staff member can fix: what is wrong (with the next possible
+/// callback day), in their language, and the form again.
+async fn form_mistake(app: &App, task_id: i64, mistake: &OutcomeError) -> Response {
+    let lang = match app.store.task(task_id).await {
+        Ok(Some(task)) => task_locale(app, &task),
+        Ok(None) => app.settings().business.locale.clone(),
+        Err(e) => return server_error(e),
+    };
+    let (title, back) = if lang == "de" {
+        ("Bitte prüfen Sie das Formular", "Zurück zur Aufgabe")
+    } else {
+        ("Please check the form", "Back to the task")
+    };
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Html(page(
+            &lang,
+            title,
+            &format!(
+                "<p>{}</p><p><a href=\"\">{back}</a></p>",
+                esc(&mistake.localized(&lang))
+            ),
+        )),
+    )
+        .into_response()
+}
+
+/// The language of the staff member who has the task.
+fn task_locale(app: &App, task: &crate::store::Task) -> String {
+    app.settings()
+        .staff
+        .iter()
+        .find(|s| s.id == task.staff_id)
+        .map(|s| staff_locale(app, s))
+        .unwrap_or(&app.settings().business.locale)
+        .to_string()
 }
 
 /// The outcomes as the form offers them: (value, German, English).
@@ -413,11 +443,7 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
         .await?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("customer of task {task_id} vanished"))?;
-    let staff = app.settings().staff.iter().find(|s| s.id == task.staff_id);
-    let lang = staff
-        .map(|s| staff_locale(app, s))
-        .unwrap_or(&app.settings().business.locale)
-        .to_string();
+    let lang = task_locale(app, &task);
     let de = lang == "de";
     let w = words(&lang);
     let phone = customer.phone.clone().unwrap_or_default();
@@ -429,13 +455,15 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
             "<p><b>Thank you, saved.</b></p>"
         }),
         // Closed by expiry, not by anyone: what was just sent was not saved.
-        Some(_) if task.state == "expired" => body.push_str(if de {
-            "<p><b>Diese Aufgabe ist abgelaufen; das Ergebnis wurde nicht gespeichert.</b> \
-             Bitte geben Sie es an Ihre Leitung weiter.</p>"
-        } else {
-            "<p><b>This task has expired; the outcome was not saved.</b> \
-             Please pass it on to your manager.</p>"
-        }),
+        Some(_) if matches!(task.state, TaskState::Expired | TaskState::Returned) => {
+            body.push_str(if de {
+                "<p><b>Diese Aufgabe ist abgelaufen und zurück auf der Anrufliste; \
+                 das Ergebnis wurde nicht gespeichert.</b> Bitte geben Sie es an Ihre Leitung weiter.</p>"
+            } else {
+                "<p><b>This task has expired and is back on the call list; the outcome was \
+                 not saved.</b> Please pass it on to your manager.</p>"
+            })
+        }
         Some(_) => body.push_str(if de {
             "<p><b>Das Ergebnis war schon eingetragen.</b></p>"
         } else {
@@ -469,7 +497,7 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
         ));
     }
     body.push_str("</ul>");
-    if task.state == "open" {
+    if task.state == TaskState::Open {
         body.push_str("<form method=\"post\">");
         for (value, label_de, label_en) in OUTCOME_LABELS {
             body.push_str(&format!(
@@ -487,7 +515,7 @@ async fn render_task_page(app: &App, task_id: i64, flash: Option<&str>) -> Resul
         ));
     } else {
         // The label staff chose from, not the internal value.
-        let outcome = task.outcome.as_deref().unwrap_or(&task.state);
+        let outcome = task.outcome.as_deref().unwrap_or(task.state.as_str());
         let label = OUTCOME_LABELS
             .iter()
             .find(|(value, _, _)| *value == outcome)

@@ -13,7 +13,9 @@ use chrono_tz::Tz;
 use super::model::*;
 use super::{ConfigError, Problem};
 use crate::audience::Audience;
-use crate::domain::{Email, FrequencyCap, QuietHours, Schedule, parse_clock, parse_duration};
+use crate::domain::{
+    ClosedDays, Email, FrequencyCap, QuietHours, Schedule, parse_clock, parse_duration,
+};
 use crate::secret::Secret;
 
 /// Values parsed out of [`Settings`] during validation, ready to use.
@@ -39,6 +41,8 @@ pub struct Resolved {
     pub staff: HashMap<String, StaffRules>,
     pub approval_timeouts: HashMap<String, Duration>,
     pub checkin_durations: HashMap<String, CheckinDurations>,
+    /// `business.closed`, parsed.
+    pub closed: ClosedDays,
 }
 
 /// DKIM signing for customer emails. The signed headers include both
@@ -215,6 +219,12 @@ pub fn validate(
         );
     }
 
+    let mut closed = ClosedDays::default();
+    for (i, entry) in b.closed.iter().enumerate() {
+        let result = closed.add(entry);
+        c.ok(&format!("business.closed[{i}]"), result);
+    }
+
     let db = &settings.database.url;
     if !(db.starts_with("sqlite:") || db.starts_with("postgres:") || db.starts_with("postgresql:"))
     {
@@ -334,6 +344,15 @@ pub fn validate(
                 },
             );
         }
+    }
+
+    if let Some(contact) = &b.contact_staff
+        && !staff_ids.contains(contact)
+    {
+        c.problem(
+            "business.contact_staff",
+            format!("unknown staff id \"{contact}\"; it must be the id of a [[staff]] entry"),
+        );
     }
 
     let pool_ids = c.unique_ids(
@@ -518,6 +537,7 @@ pub fn validate(
             staff,
             approval_timeouts,
             checkin_durations,
+            closed,
         }),
         _ => Err(ConfigError(c.problems)),
     }

@@ -14,13 +14,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use minijinja::context;
 use tracing::{info, warn};
 
-use super::Roster;
+use super::overdue::Escalated;
+use super::roster::works_on;
 use crate::app::App;
 use crate::config::Staff;
 use crate::context::{business_value, customer_value};
 use crate::domain::Customer;
 use crate::mailer::{MailerSettings, SendResult};
-use crate::store::Task;
+use crate::store::{Task, TaskKind};
 use crate::templates::Rendered;
 use crate::tokens::Purpose;
 
@@ -40,6 +41,13 @@ pub struct Words {
     pub open_task: &'static str,
     pub escalation_subject: &'static str,
     pub escalation_intro: &'static str,
+    pub back_on_list: &'static str,
+    pub back_on_list_now: &'static str,
+    pub callback_today: &'static str,
+    pub callback_for: &'static str,
+    pub follow_up: &'static str,
+    pub attempt: fn(i32) -> String,
+    pub taken_over_from: &'static str,
 }
 
 const DE: Words = Words {
@@ -53,6 +61,13 @@ const DE: Words = Words {
     open_task: "Aufgabe öffnen und Ergebnis eintragen",
     escalation_subject: "Überfällige Anrufe",
     escalation_intro: "Diese Anrufe sind länger überfällig. Bitte schauen Sie, wer sie übernehmen kann:",
+    back_on_list: "geht zurück auf die Anrufliste am",
+    back_on_list_now: "geht jetzt zurück auf die Anrufliste, für eine Kollegin oder einen Kollegen",
+    callback_today: "Rückruf vereinbart für heute",
+    callback_for: "Rückruf vereinbart für",
+    follow_up: "Nachfassen: braucht Unterstützung",
+    attempt: |n| format!("{n}. Versuch"),
+    taken_over_from: "übernommen von",
 };
 
 const EN: Words = Words {
@@ -66,6 +81,13 @@ const EN: Words = Words {
     open_task: "Open the task and record the outcome",
     escalation_subject: "Overdue calls",
     escalation_intro: "These calls have been overdue for a while. Please see who can take them:",
+    back_on_list: "goes back on the call list on",
+    back_on_list_now: "goes back on the call list now, for a colleague",
+    callback_today: "callback agreed for today",
+    callback_for: "callback agreed for",
+    follow_up: "follow-up: needs help",
+    attempt: |n| format!("attempt {n}"),
+    taken_over_from: "taken over from",
 };
 
 pub fn staff_locale<'a>(app: &'a App, staff: &'a Staff) -> &'a str {
@@ -133,6 +155,10 @@ async fn task_block(
     } else {
         format!("{} {}", w.due, date(task.due_on))
     };
+    let when = std::iter::once(when)
+        .chain(marks(app, task, locale, today))
+        .collect::<Vec<_>>()
+        .join(" · ");
     let points = talking_points(app, task, customer, locale)?;
     let contacts = crate::history::last_contacts(&app.store, customer.id, 3).await?;
     let contacts_text = if contacts.is_empty() {
@@ -172,6 +198,36 @@ async fn task_block(
         open = w.open_task,
     );
     Ok((text, html))
+}
+
+/// What sets a call apart in the digest: an agreed callback, a follow-up,
+/// a further attempt, a call taken over from a colleague.
+fn marks(app: &App, task: &Task, locale: &str, today: NaiveDate) -> Vec<String> {
+    let w = words(locale);
+    let mut marks = Vec::new();
+    match (task.kind, task.agreed_on) {
+        (TaskKind::Callback, Some(day)) if day == today => marks.push(w.callback_today.into()),
+        (TaskKind::Callback, Some(day)) => marks.push(format!(
+            "{} {}",
+            w.callback_for,
+            crate::render::local_date(day, locale)
+        )),
+        (TaskKind::FollowUp, _) => marks.push(w.follow_up.into()),
+        _ => {}
+    }
+    if task.attempts > 0 {
+        marks.push((w.attempt)(task.attempts + 1));
+    }
+    if task.owner_id != task.staff_id {
+        let owner = app
+            .settings()
+            .staff
+            .iter()
+            .find(|s| s.id == task.owner_id)
+            .map_or(task.owner_id.as_str(), |s| s.name.as_str());
+        marks.push(format!("{} {owner}", w.taken_over_from));
+    }
+    marks
 }
 
 /// The calls as iCalendar to-dos.
@@ -302,7 +358,7 @@ pub async fn send_digest(
 /// send a second at `digest_at`. False if nothing is due.
 pub async fn send_now(app: &App, staff: &Staff, now: DateTime<Utc>) -> Result<bool> {
     let today = match app.config.resolved.staff.get(&staff.id) {
-        Some(rules) => Roster::today(rules, now),
+        Some(rules) => now.with_timezone(&rules.timezone).date_naive(),
         None => now
             .with_timezone(&app.config.resolved.timezone)
             .date_naive(),
@@ -320,7 +376,7 @@ pub async fn send_now(app: &App, staff: &Staff, now: DateTime<Utc>) -> Result<bo
     result
 }
 
-async fn send(app: &App, message: &lettre::Message) -> Result<()> {
+pub(super) async fn send(app: &App, message: &lettre::Message) -> Result<()> {
     let mut mailer = MailerSettings::from_config(&app.config).open()?;
     match mailer.send(message).await {
         SendResult::Sent(_) => Ok(()),
@@ -337,7 +393,7 @@ pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<()> {
         };
         let local = now.with_timezone(&rules.timezone);
         let today = local.date_naive();
-        if !Roster::works_on(staff, rules, today) || local.time() < rules.digest_at {
+        if !works_on(app, staff, rules, today) || local.time() < rules.digest_at {
             continue;
         }
         // Nothing due: no digest, and none claimed, so tasks created later today still get one.
@@ -353,11 +409,12 @@ pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
-/// One email to a manager listing overdue tasks.
+/// One email to a manager listing overdue tasks, and when each goes back
+/// on the call list.
 pub async fn send_escalation(
     app: &App,
     to: &str,
-    tasks: &[Task],
+    tasks: &[Escalated],
     now: DateTime<Utc>,
 ) -> Result<()> {
     let locale = app
@@ -370,18 +427,26 @@ pub async fn send_escalation(
     let w = words(locale);
     let customers = app
         .store
-        .customers_by_ids(&tasks.iter().map(|t| t.customer_id).collect::<Vec<_>>())
+        .customers_by_ids(&tasks.iter().map(|t| t.task.customer_id).collect::<Vec<_>>())
         .await?;
     let mut text = format!("{}\n\n", w.escalation_intro);
-    for task in tasks {
+    for Escalated { task, back_on } in tasks {
         let name = customers
             .iter()
             .find(|c| c.id == task.customer_id)
             .map(Customer::label)
             .unwrap_or_default();
+        let back = match back_on {
+            Some(day) => format!(
+                "{} {}",
+                w.back_on_list,
+                crate::render::local_date(*day, locale)
+            ),
+            None => w.back_on_list_now.to_string(),
+        };
         let _ = writeln!(
             text,
-            "* {name} — {} ({} {}) — {}",
+            "* {name} — {} ({} {}) — {back} — {}",
             task.staff_id,
             w.due,
             crate::render::local_date(task.due_on, locale),
