@@ -10,7 +10,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
 use common::app::{TestApp, berlin, body_text};
 use common::databases;
 use common::mail::Mail;
@@ -207,7 +207,7 @@ async fn a_check_in_run_creates_call_tasks_never_emails_a_customer_and_records_w
         let runs = t.runs_of("hallo").await;
         assert_eq!(runs[0].state, "done");
         assert!(
-            runs[0].detail.contains("3 call task(s), 3 left out"),
+            runs[0].detail.contains("3 on the call list, 3 left out"),
             "{}",
             runs[0].detail
         );
@@ -320,9 +320,12 @@ async fn with_least_loaded_the_calls_are_shared_out_whoever_the_owner_is() {
     }
 }
 
+/// Calls beyond the daily capacity wait on the call list, not as tasks
+/// planned days ahead: each day's list is filled in the morning (and, once
+/// its digest is out, the next working day's as calls are made), counting
+/// the calls still open from earlier days.
 #[tokio::test]
-async fn calls_beyond_the_daily_capacity_wait_for_the_next_working_day_and_earlier_ones_keep_their_day()
- {
+async fn calls_beyond_the_daily_capacity_wait_on_the_call_list_for_the_next_working_day() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         let extra = format!(
@@ -346,23 +349,51 @@ async fn calls_beyond_the_daily_capacity_wait_for_the_next_working_day_and_earli
         ))
         .await;
         run_checkin(&t, thursday + Duration::hours(2)).await;
-        let mut due = Vec::new();
-        for key in ["P1", "P2", "P3", "P4", "P5"] {
-            let task = task_of(&t, key).await;
-            assert_eq!(task.staff_id, "paula", "{url}: {key} stays with the owner");
-            due.push(task.due_on);
-        }
+        let planned = |keys: &'static [&'static str]| {
+            let t = &t;
+            async move {
+                let mut out = Vec::new();
+                for key in keys {
+                    out.push(tasks_of(t, key).await.first().map(|t| (t.staff_id.clone(), t.due_on)));
+                }
+                out
+            }
+        };
+        let paula = |d: u32| Some(("paula".to_string(), day(2026, 11, d)));
         assert_eq!(
-            due,
-            [
-                day(2026, 11, THU),
-                day(2026, 11, THU),
-                day(2026, 11, FRI),
-                day(2026, 11, FRI),
-                day(2026, 11, 30), // not on the weekend: Monday
-            ],
+            planned(&["P1", "P2", "P3", "P4", "P5"]).await,
+            [paula(THU), paula(THU), None, None, None],
+            "{url}: two for Thursday, the rest wait"
+        );
+        let waiting = t.app.store.call_list(true).await.unwrap();
+        assert_eq!(waiting.len(), 3, "{url}: {waiting:?}");
+
+        // Paula makes one call on Thursday: her Friday list gets one.
+        let p1 = task_of(&t, "P1").await;
+        record_outcome(&t.app, p1.id, "reached", None, None, berlin(2026, 11, THU, 11, 0))
+            .await
+            .unwrap();
+        t.tick(berlin(2026, 11, THU, 11, 5)).await;
+        assert_eq!(
+            planned(&["P3", "P4", "P5"]).await,
+            [paula(FRI), None, None],
+            "{url}: Pia's place goes to Petra on Friday; Paul is still on Friday's list"
+        );
+        // Friday: the digest brings Paul and Petra, and both are called.
+        t.tick(berlin(2026, 11, FRI, 8, 30)).await;
+        for key in ["P2", "P3"] {
+            let call = task_of(&t, key).await;
+            record_outcome(&t.app, call.id, "reached", None, None, berlin(2026, 11, FRI, 10, 0))
+                .await
+                .unwrap();
+        }
+        t.tick(berlin(2026, 11, FRI, 10, 5)).await;
+        assert_eq!(
+            planned(&["P4", "P5"]).await,
+            [paula(30), paula(30)], // not on the weekend: Monday
             "{url}"
         );
+        assert!(t.app.store.call_list(true).await.unwrap().is_empty());
     }
 }
 
@@ -759,8 +790,13 @@ async fn callback_closes_the_task_and_creates_a_call_task_for_the_agreed_day() {
                 again.due_on,
                 again.parent_id
             ),
-            ("call", "open", "jonas", day(2026, 11, THU), Some(call.id)),
-            "{url}"
+            ("callback", "open", "jonas", day(2026, 11, THU), Some(call.id)),
+            "{url}: marked as an agreed callback"
+        );
+        assert_eq!(
+            (again.agreed_on, again.owner_id.as_str()),
+            (Some(day(2026, 11, THU)), "jonas"),
+            "{url}: it keeps its day and its owner"
         );
         assert!(
             again.reason.contains("lieber Donnerstag"),
@@ -1104,14 +1140,16 @@ async fn the_task_form_refuses_an_unknown_outcome_and_a_callback_without_a_date(
         );
     }
     assert_eq!(task(&t, call.id).await.state, "open");
+    // Three days on, or the Monday after if that is a weekend: Maria works Monday to Friday.
+    let mut callback_on = (now + Duration::days(3)).date_naive();
+    while matches!(callback_on.weekday(), Weekday::Sat | Weekday::Sun) {
+        callback_on = callback_on.succ_opt().unwrap();
+    }
     let response = router
         .clone()
         .oneshot(post(
             &format!("/t/{token}"),
-            &format!(
-                "outcome=callback&callback_on={}",
-                (now + Duration::days(3)).date_naive()
-            ),
+            &format!("outcome=callback&callback_on={callback_on}"),
         ))
         .await
         .unwrap();
@@ -1225,8 +1263,11 @@ async fn a_call_overdue_longer_than_escalate_after_goes_to_the_manager_once() {
     }
 }
 
+/// Expiry counts from a call's day, not from when the task was made, and a
+/// call only goes back to the call list after the manager was told, never in
+/// the same pass. It comes back with its history, for a colleague.
 #[tokio::test]
-async fn a_call_untouched_for_expire_after_closes_as_expired_with_the_reason() {
+async fn an_overdue_call_goes_back_on_the_call_list_expire_after_its_day_once_the_manager_knows() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         let t = TestApp::new(
@@ -1241,7 +1282,7 @@ async fn a_call_untouched_for_expire_after_closes_as_expired_with_the_reason() {
         ))
         .await;
         run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
-        // Bruno's call was tried on Wednesday: that counts as touched.
+        // Bruno was not reached on Wednesday: his call is due again on Thursday.
         let bruno = task_of(&t, "B").await;
         record_outcome(
             &t.app,
@@ -1254,27 +1295,86 @@ async fn a_call_untouched_for_expire_after_closes_as_expired_with_the_reason() {
         .await
         .unwrap();
 
-        t.tick(berlin(2026, 11, SAT, 6, 59)).await;
+        // Anna's call is overdue since Tuesday 00:00: five days later is Sunday 00:00.
+        t.tick(berlin(2026, 11, SAT, 23, 59)).await;
         assert_eq!(task_of(&t, "A").await.state, "open", "{url}: 4d 23h 59m");
-        t.tick(berlin(2026, 11, SAT, 7, 1)).await;
-        let anna = task_of(&t, "A").await;
-        assert_eq!(anna.state, "expired", "{url}");
+        assert!(escalations(&t).is_empty(), "{url}");
+        t.tick(berlin(2026, 11, 29, 0, 0)).await;
+        let told = escalations(&t);
+        assert_eq!(told.len(), 1, "{url}: the manager is told first");
+        assert!(told[0].to.contains("hallo@cafe-test.example"), "{}", told[0].to);
+        let text = told[0].text();
+        assert!(text.contains("Anna") && !text.contains("Bruno"), "{text}");
+        assert!(text.contains("geht jetzt zurück auf die Anrufliste"), "{text}");
+        assert_eq!(
+            task_of(&t, "A").await.state,
+            "open",
+            "{url}: not in the same pass"
+        );
+        t.tick(berlin(2026, 11, 29, 0, 1)).await;
+        let anna = tasks_of(&t, "A").await;
+        assert_eq!(anna[0].state, "expired", "{url}");
         assert!(
-            anna.note
+            anna[0]
+                .note
                 .as_deref()
                 .unwrap_or("")
-                .contains("expired: untouched for 5days"),
+                .contains("expired: overdue since 2026-11-24"),
             "{anna:?}"
         );
-        assert!(anna.outcome_at.is_some());
-        assert_eq!(task_of(&t, "B").await.state, "open", "touched on Wednesday");
-        t.tick(berlin(2026, 11, 30, 10, 1)).await;
-        assert_eq!(task_of(&t, "B").await.state, "expired", "{url}");
+        assert!(anna[0].outcome_at.is_some());
+        // Back on the call list, and planned at once for a colleague's next list.
+        assert_eq!(anna.len(), 2, "{url}: {anna:?}");
+        assert_eq!(
+            (
+                anna[1].staff_id.as_str(),
+                anna[1].state.as_str(),
+                anna[1].due_on,
+                anna[1].parent_id
+            ),
+            ("jonas", "open", day(2026, 11, 30), Some(anna[0].id)),
+            "{url}: not Maria, who left it"
+        );
+        let entry = t
+            .app
+            .store
+            .customer_call_list(anna[0].customer_id)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(
+            (entry.from_task_id, entry.task_id, entry.state.as_str()),
+            (Some(anna[0].id), Some(anna[1].id), "planned"),
+            "{url}"
+        );
+        assert!(
+            call_outcomes(&t, "A").await.is_empty(),
+            "no outcome was invented"
+        );
+        let history = outreach::history::customer_history(&t.app.store, anna[0].customer_id)
+            .await
+            .unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|h| h.kind == "call_list" && h.detail.contains("not made")),
+            "{history:?}"
+        );
 
-        // An expired call is no open call: the next run may suggest it again.
-        let run = run_checkin(&t, berlin(2026, 12, 1, 7, 0)).await;
-        assert!(skip_counts(&t, run).await.is_empty(), "{url}");
-        assert_eq!(tasks_of(&t, "A").await.len(), 2);
+        // Bruno's call was due Thursday: overdue since Friday, back on Wednesday.
+        t.tick(berlin(2026, 12, 1, 23, 59)).await;
+        assert_eq!(task_of(&t, "B").await.state, "open", "{url}");
+        t.tick(berlin(2026, 12, 2, 0, 0)).await;
+        t.tick(berlin(2026, 12, 2, 0, 1)).await;
+        let bruno = tasks_of(&t, "B").await;
+        assert_eq!(bruno[0].state, "expired", "{url}");
+        assert_eq!(escalations(&t).len(), 2);
+        assert_eq!(
+            (bruno[1].staff_id.as_str(), bruno[1].attempts),
+            ("jonas", 1),
+            "{url}: the try on Wednesday is remembered"
+        );
     }
 }
 
@@ -1343,7 +1443,7 @@ async fn customers_show_lists_messages_tasks_and_outcomes_in_time_order() {
 // ---- robustness ----
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_escalation_that_cannot_be_delivered_holds_up_neither_digests_nor_expiry() {
+async fn an_escalation_that_cannot_be_delivered_holds_up_neither_digests_nor_other_calls_and_keeps_its_call() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         let (port, received) = common::smtp::start(None);
@@ -1364,23 +1464,32 @@ async fn an_escalation_that_cannot_be_delivered_holds_up_neither_digests_nor_exp
         t.import(&format!("{CSV_HEADER}{}", callable("M", "Mia", "maria")))
             .await;
         run_checkin(&t, berlin(2026, 11, WED, 7, 0)).await;
-        // Wednesday 08:30: Pia's call is overdue for 1d 8h; Olga's is 2d old.
+        // Wednesday 08:30: both calls are overdue for 1d 8h and escalated;
+        // the escalation to Paula's manager fails.
         let result =
             outreach::daemon::tick(&t.app, &t.delivery, berlin(2026, 11, WED, 8, 30)).await;
         assert!(result.is_ok(), "{url}: {result:?}");
-        assert_eq!(task_of(&t, "O").await.state, "expired", "{url}");
         assert_eq!(
             received.count_to(MARIA),
-            1,
-            "{url}: Maria's digest goes out all the same"
+            2,
+            "{url}: Maria's digest goes out all the same, and (as Jonas's manager) her weekly summary"
         );
         assert_eq!(
             received.count_to("paula@cafe-test.example"),
-            0,
-            "hers expired"
+            1,
+            "{url}: and Paula's, with Pia's call"
         );
+        assert_eq!(received.count_to("hallo@cafe-test.example"), 1, "{url}");
+        // Thursday 00:30: overdue for two days. Olga's call goes back on the
+        // call list; Pia's stays with Paula until her manager has been told.
+        let result =
+            outreach::daemon::tick(&t.app, &t.delivery, berlin(2026, 11, THU, 0, 30)).await;
+        assert!(result.is_ok(), "{url}: {result:?}");
+        assert_eq!(tasks_of(&t, "O").await[0].state, "expired", "{url}");
+        let pia = task_of(&t, "P").await;
+        assert_eq!(pia.state, "open", "{url}: not before the manager knows");
         assert!(
-            task_of(&t, "P").await.escalated_at.is_none(),
+            pia.escalated_at.is_none(),
             "not marked as escalated: it is tried again"
         );
     }
@@ -1435,10 +1544,13 @@ async fn an_outcome_sent_for_an_expired_task_says_so_instead_of_already_recorded
         .await;
         t.import(&format!("{CSV_HEADER}{}", callable("A", "Anna", "maria")))
             .await;
+        // Planned ten days ago (for the next working day at the latest), so
+        // overdue for more than five days: escalated, then back on the list.
         let now = Utc::now();
-        run_checkin(&t, now - Duration::days(6)).await;
+        run_checkin(&t, now - Duration::days(10)).await;
+        t.tick(now - Duration::minutes(1)).await;
         t.tick(now).await;
-        let call = task_of(&t, "A").await;
+        let call = tasks_of(&t, "A").await.remove(0);
         assert_eq!(call.state, "expired", "{url}");
         let token = t
             .app

@@ -125,15 +125,24 @@ impl<'a> Roster<'a> {
         }
     }
 
-    /// The day whose list is filled next: today until today's digest has
-    /// gone out, then the next working day.
-    pub fn plan_day(&self, m: Member<'_>) -> Option<NaiveDate> {
+    /// The next day `m` calls from their list: today until today's digest
+    /// has gone out, then the next working day.
+    pub fn next_list_day(&self, m: Member<'_>) -> Option<NaiveDate> {
         let today = m.today(self.now);
         if self.works_on(m, today) && !self.digests_sent.contains(&(m.id().to_string(), today)) {
             Some(today)
         } else {
             self.next_working_day(m, today)
         }
+    }
+
+    /// The day whose list is filled now: the next list day, but nothing
+    /// while `m` is away (their regulars meanwhile go to colleagues).
+    pub fn plan_day(&self, m: Member<'_>) -> Option<NaiveDate> {
+        if m.is_absent(m.today(self.now)) {
+            return None;
+        }
+        self.next_list_day(m)
     }
 
     /// Open tasks due on `day` or earlier.

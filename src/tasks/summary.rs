@@ -86,7 +86,7 @@ fn forecast(app: &App, roster: &Roster, counts: &[CallListCount]) -> Option<Naiv
         .members()
         .iter()
         .filter(|m| !roster.piled_up(**m))
-        .filter_map(|m| Some((*m, roster.plan_day(*m)?, roster.open_count(m.id()))))
+        .filter_map(|m| Some((*m, roster.next_list_day(*m)?, roster.open_count(m.id()))))
         .collect();
     let start = members.iter().map(|(_, day, _)| *day).min()?;
     for day in (0..FORECAST_DAYS).map(|i| start + Days::new(i)) {
