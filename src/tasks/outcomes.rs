@@ -73,21 +73,23 @@ impl OutcomeError {
             Some(d) => format!("Nächster möglicher Tag: {}.", local_date(*d, locale)),
             None => format!("In den nächsten {HORIZON_DAYS} Tagen ist kein Tag möglich."),
         };
+        // The form's field names stay in, so that a mistake is easy to find.
         match self {
-            OutcomeError::Unknown(_) => "Bitte wählen Sie ein Ergebnis aus.".into(),
+            OutcomeError::Unknown(_) => "Bitte wählen Sie ein Ergebnis (outcome) aus.".into(),
             OutcomeError::CallbackWithoutDate => {
-                "Für einen Rückruf brauchen wir ein Datum.".into()
+                "Für einen Rückruf (callback) brauchen wir ein Datum (callback_on).".into()
             }
-            OutcomeError::CallbackInPast(d) => {
-                format!("Der {} liegt in der Vergangenheit.", local_date(*d, locale))
-            }
+            OutcomeError::CallbackInPast(d) => format!(
+                "Der Rückruf (callback) am {} liegt in der Vergangenheit.",
+                local_date(*d, locale)
+            ),
             OutcomeError::ClosedDay { day, next: n } => format!(
-                "Am {} ist geschlossen. {}",
+                "Am {} ist geschlossen, ein Rückruf (callback) geht da nicht. {}",
                 local_date(*day, locale),
                 next(n)
             ),
             OutcomeError::DayOff { day, name, next: n } => format!(
-                "{name} arbeitet am {} nicht. {}",
+                "{name} arbeitet am {} nicht, ein Rückruf (callback) geht da nicht. {}",
                 local_date(*day, locale),
                 next(n)
             ),
