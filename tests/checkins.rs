@@ -354,7 +354,12 @@ async fn calls_beyond_the_daily_capacity_wait_on_the_call_list_for_the_next_work
             async move {
                 let mut out = Vec::new();
                 for key in keys {
-                    out.push(tasks_of(t, key).await.first().map(|t| (t.staff_id.clone(), t.due_on)));
+                    out.push(
+                        tasks_of(t, key)
+                            .await
+                            .first()
+                            .map(|t| (t.staff_id.clone(), t.due_on)),
+                    );
                 }
                 out
             }
@@ -370,9 +375,16 @@ async fn calls_beyond_the_daily_capacity_wait_on_the_call_list_for_the_next_work
 
         // Paula makes one call on Thursday: her Friday list gets one.
         let p1 = task_of(&t, "P1").await;
-        record_outcome(&t.app, p1.id, "reached", None, None, berlin(2026, 11, THU, 11, 0))
-            .await
-            .unwrap();
+        record_outcome(
+            &t.app,
+            p1.id,
+            "reached",
+            None,
+            None,
+            berlin(2026, 11, THU, 11, 0),
+        )
+        .await
+        .unwrap();
         t.tick(berlin(2026, 11, THU, 11, 5)).await;
         assert_eq!(
             planned(&["P3", "P4", "P5"]).await,
@@ -383,9 +395,16 @@ async fn calls_beyond_the_daily_capacity_wait_on_the_call_list_for_the_next_work
         t.tick(berlin(2026, 11, FRI, 8, 30)).await;
         for key in ["P2", "P3"] {
             let call = task_of(&t, key).await;
-            record_outcome(&t.app, call.id, "reached", None, None, berlin(2026, 11, FRI, 10, 0))
-                .await
-                .unwrap();
+            record_outcome(
+                &t.app,
+                call.id,
+                "reached",
+                None,
+                None,
+                berlin(2026, 11, FRI, 10, 0),
+            )
+            .await
+            .unwrap();
         }
         t.tick(berlin(2026, 11, FRI, 10, 5)).await;
         assert_eq!(
@@ -790,7 +809,13 @@ async fn callback_closes_the_task_and_creates_a_call_task_for_the_agreed_day() {
                 again.due_on,
                 again.parent_id
             ),
-            ("callback", "open", "jonas", day(2026, 11, THU), Some(call.id)),
+            (
+                "callback",
+                "open",
+                "jonas",
+                day(2026, 11, THU),
+                Some(call.id)
+            ),
             "{url}: marked as an agreed callback"
         );
         assert_eq!(
@@ -1302,10 +1327,17 @@ async fn an_overdue_call_goes_back_on_the_call_list_expire_after_its_day_once_th
         t.tick(berlin(2026, 11, 29, 0, 0)).await;
         let told = escalations(&t);
         assert_eq!(told.len(), 1, "{url}: the manager is told first");
-        assert!(told[0].to.contains("hallo@cafe-test.example"), "{}", told[0].to);
+        assert!(
+            told[0].to.contains("hallo@cafe-test.example"),
+            "{}",
+            told[0].to
+        );
         let text = told[0].text();
         assert!(text.contains("Anna") && !text.contains("Bruno"), "{text}");
-        assert!(text.contains("geht jetzt zurück auf die Anrufliste"), "{text}");
+        assert!(
+            text.contains("geht jetzt zurück auf die Anrufliste"),
+            "{text}"
+        );
         assert_eq!(
             task_of(&t, "A").await.state,
             "open",
@@ -1443,7 +1475,8 @@ async fn customers_show_lists_messages_tasks_and_outcomes_in_time_order() {
 // ---- robustness ----
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_escalation_that_cannot_be_delivered_holds_up_neither_digests_nor_other_calls_and_keeps_its_call() {
+async fn an_escalation_that_cannot_be_delivered_holds_up_neither_digests_nor_other_calls_and_keeps_its_call()
+ {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         let (port, received) = common::smtp::start(None);
@@ -1665,5 +1698,628 @@ async fn the_gdpr_export_holds_call_notes_and_forgetting_erases_them() {
             (None, None, None)
         );
         assert!(customer.forgotten_at.is_some());
+    }
+}
+
+// ---- promises kept over weeks ----
+//
+// Each test below shows one way the old planning lost a promise made to a
+// customer, or kept nobody informed, and what happens now.
+
+/// A `[[staff]]` entry with extra keys (capacity, days, absences, manager).
+fn member(id: &str, keys: &str) -> String {
+    format!(
+        "\n[[staff]]\nid = \"{id}\"\nname = \"{}\"\nemail = \"{id}@cafe-test.example\"\n{keys}\n",
+        id[..1].to_uppercase() + &id[1..]
+    )
+}
+
+/// Customers `{prefix}1`..`{prefix}{n}` owned by `owner`, as CSV.
+fn many(prefix: &str, n: usize, owner: &str) -> String {
+    let mut csv = CSV_HEADER.to_string();
+    for i in 1..=n {
+        csv.push_str(&callable(
+            &format!("{prefix}{i}"),
+            &format!("Kunde {prefix}{i}"),
+            owner,
+        ));
+    }
+    csv
+}
+
+/// Records an outcome at `at`, which must be accepted.
+async fn outcome(
+    t: &TestApp,
+    task: &Task,
+    what: &str,
+    callback_on: Option<NaiveDate>,
+    at: DateTime<Utc>,
+) {
+    assert!(
+        record_outcome(&t.app, task.id, what, None, callback_on, at)
+            .await
+            .unwrap(),
+        "{what} for task {}",
+        task.id
+    );
+}
+
+/// The open calls on a staff member's list for a day (due then or earlier).
+async fn list_of(t: &TestApp, staff: &str, on: NaiveDate) -> Vec<Task> {
+    t.app
+        .store
+        .tasks(Some(staff), true)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.due_on <= on)
+        .collect()
+}
+
+/// Days from `from` to `to`, both included.
+fn days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    from.iter_days().take_while(move |d| *d <= to)
+}
+
+fn at(d: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
+    berlin(d.year(), d.month(), d.day(), h, m)
+}
+
+/// Before: one run made every call at once, planned weeks ahead, and the
+/// expiry (counted from when a task was made) closed them before their day.
+#[tokio::test]
+async fn a_run_plans_nothing_weeks_ahead_and_no_call_expires_before_its_day() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.replace("expire_after = \"60d\"", "expire_after = \"14d\"")
+            + &member("paula", "daily_capacity = 2");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&many("P", 20, "paula")).await;
+        run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        let open = t.app.store.tasks(None, true).await.unwrap();
+        assert_eq!(
+            open.len(),
+            2,
+            "{url}: one day's capacity, not all 20: {open:#?}"
+        );
+        assert!(open.iter().all(|t| t.due_on == day(2026, 11, MON)), "{url}");
+        assert_eq!(
+            t.app.store.call_list(true).await.unwrap().len(),
+            18,
+            "{url}"
+        );
+        // Paula calls her list every working morning: everyone is called
+        // within ten working days, and nothing expires on the way.
+        for d in days(day(2026, 11, MON), day(2026, 12, 11)) {
+            t.tick(at(d, 8, 30)).await;
+            for call in list_of(&t, "paula", d).await {
+                outcome(&t, &call, "reached", None, at(d, 10, 0)).await;
+            }
+            t.tick(at(d, 10, 5)).await;
+        }
+        let all = t.app.store.tasks(None, false).await.unwrap();
+        assert_eq!(all.len(), 20, "{url}");
+        assert!(all.iter().all(|t| t.state == "done"), "{url}: {all:#?}");
+        assert!(
+            all.iter().all(|t| t.due_on <= day(2026, 12, 4)),
+            "{url}: ten working days"
+        );
+    }
+}
+
+/// Before: a callback agreed three weeks ahead expired after 14 days and
+/// never reached a digest.
+#[tokio::test]
+async fn a_callback_weeks_ahead_keeps_its_day_and_is_in_that_days_digest_marked_as_agreed() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN
+            .replace("expire_after = \"60d\"", "expire_after = \"14d\"")
+            .replace("escalate_after = \"30d\"", "escalate_after = \"3d\"");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&format!(
+            "{CSV_HEADER}{}",
+            callable("A", "Kunde A", "jonas")
+        ))
+        .await;
+        run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        let call = task_of(&t, "A").await;
+        let agreed = day(2026, 12, 17);
+        outcome(
+            &t,
+            &call,
+            "callback",
+            Some(agreed),
+            berlin(2026, 11, MON, 10, 0),
+        )
+        .await;
+        for d in days(day(2026, 11, TUE), day(2026, 12, 16)) {
+            t.tick(at(d, 9, 0)).await;
+        }
+        let callback = tasks_of(&t, "A").await.pop().unwrap();
+        assert_eq!(
+            (
+                callback.kind.as_str(),
+                callback.state.as_str(),
+                callback.due_on,
+                callback.owner_id.as_str()
+            ),
+            ("callback", "open", agreed, "jonas"),
+            "{url}"
+        );
+        assert!(escalations(&t).is_empty(), "{url}: nothing is overdue");
+        assert!(
+            digests_to(&t, JONAS).is_empty(),
+            "{url}: nothing was due before"
+        );
+        t.tick(at(agreed, 9, 0)).await;
+        let digest = digests_to(&t, JONAS);
+        assert_eq!(digest.len(), 1, "{url}");
+        let text = digest[0].text();
+        assert!(text.contains("Kunde A"), "{text}");
+        assert!(
+            text.contains("Rückruf vereinbart für heute"),
+            "{url}: {text}"
+        );
+    }
+}
+
+/// Before: an absence moved every open call of the absent staff member,
+/// agreed callbacks after their return included, to a colleague on the
+/// first free day, and with them the customers' calls for good.
+#[tokio::test]
+async fn an_absence_recorded_later_moves_only_the_calls_inside_it_on_their_day_and_ownership_stays()
+{
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let paula = member("paula", "manager = \"maria\"");
+        let t = with_calls(&url, &paula, "paula", &["P1", "P2", "P3"]).await;
+        let monday = berlin(2026, 11, MON, 10, 0);
+        let (p1, p2, p3) = (
+            task_of(&t, "P1").await,
+            task_of(&t, "P2").await,
+            task_of(&t, "P3").await,
+        );
+        outcome(&t, &p1, "callback", Some(day(2026, 11, THU)), monday).await;
+        outcome(&t, &p2, "not_reached", None, monday).await; // again on Tuesday
+        outcome(&t, &p3, "callback", Some(day(2026, 11, 30)), monday).await; // after her return
+        // Then her absence from Tuesday to Friday is recorded.
+        let away = CHECKIN.to_string()
+            + &member(
+                "paula",
+                "manager = \"maria\"\nabsences = [{ from = 2026-11-24, to = 2026-11-27 }]",
+            );
+        std::fs::write(
+            &t.app.config.path,
+            common::base_config(&url, &t.outbox()) + &away,
+        )
+        .unwrap();
+        let reloaded = t.sibling("after-reload").await;
+        outreach::daemon::tick(&reloaded, &t.delivery, berlin(2026, 11, MON, 12, 0))
+            .await
+            .unwrap();
+        let now_of = |key: &'static str| {
+            let t = &t;
+            async move { tasks_of(t, key).await.pop().unwrap() }
+        };
+        let (c1, r2, c3) = (now_of("P1").await, now_of("P2").await, now_of("P3").await);
+        assert_ne!(
+            c1.staff_id, "paula",
+            "{url}: Thursday's callback goes to a colleague"
+        );
+        assert_eq!(
+            (
+                c1.kind.as_str(),
+                c1.due_on,
+                c1.agreed_on,
+                c1.owner_id.as_str()
+            ),
+            (
+                "callback",
+                day(2026, 11, THU),
+                Some(day(2026, 11, THU)),
+                "paula"
+            ),
+            "{url}: on its day, and still hers"
+        );
+        assert_ne!(r2.staff_id, "paula", "{url}");
+        assert_eq!(
+            (r2.id, r2.due_on, r2.owner_id.as_str(), r2.attempts),
+            (p2.id, day(2026, 11, TUE), "paula", 1),
+            "{url}: the retry moves on its day, with its history"
+        );
+        assert_eq!(
+            (c3.staff_id.as_str(), c3.due_on, c3.owner_id.as_str()),
+            ("paula", day(2026, 11, 30), "paula"),
+            "{url}: after her return, hers"
+        );
+        for key in ["P1", "P2", "P3"] {
+            assert_eq!(
+                customer(&t, key).await.owner.as_deref(),
+                Some("paula"),
+                "{url}"
+            );
+        }
+        // A week on, with her back, nothing more has moved.
+        for d in days(day(2026, 11, TUE), day(2026, 11, 30)) {
+            outreach::daemon::tick(&reloaded, &t.delivery, at(d, 7, 0))
+                .await
+                .unwrap();
+        }
+        assert_eq!(now_of("P3").await.staff_id, "paula", "{url}");
+    }
+}
+
+/// Before: retries, callbacks and follow-ups came on top of the daily
+/// capacity.
+#[tokio::test]
+async fn retries_and_callbacks_count_against_the_days_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.to_string() + &member("paula", "daily_capacity = 3");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&many("P", 8, "paula")).await;
+        run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        t.tick(berlin(2026, 11, MON, 8, 30)).await;
+        let monday = list_of(&t, "paula", day(2026, 11, MON)).await;
+        assert_eq!(monday.len(), 3, "{url}");
+        let ten = berlin(2026, 11, MON, 10, 0);
+        outcome(&t, &monday[0], "not_reached", None, ten).await;
+        outcome(&t, &monday[1], "callback", Some(day(2026, 11, TUE)), ten).await;
+        outcome(&t, &monday[2], "reached", None, ten).await;
+        t.tick(berlin(2026, 11, MON, 10, 5)).await;
+        t.tick(berlin(2026, 11, TUE, 8, 30)).await;
+        let tuesday = list_of(&t, "paula", day(2026, 11, TUE)).await;
+        assert_eq!(
+            tuesday.len(),
+            3,
+            "{url}: the retry and the callback take two of three places: {tuesday:#?}"
+        );
+        let digests = digests_to(&t, "paula@cafe-test.example");
+        assert_eq!(digests.len(), 2, "{url}");
+        let digest = digests
+            .iter()
+            .find(|m| m.text().contains("24.11.2026"))
+            .expect("Tuesday's digest");
+        assert_eq!(digest.subject, "Ihre Anrufe für heute (3)", "{url}");
+        let text = digest.text();
+        assert!(text.contains("2. Versuch"), "{text}");
+        assert!(text.contains("Rückruf vereinbart für heute"), "{text}");
+    }
+}
+
+/// Before: a colleague who calls nobody got a day's capacity of new calls
+/// every day, and their digest grew and grew.
+#[tokio::test]
+async fn a_colleague_who_never_calls_gets_no_new_calls_and_theirs_go_to_colleagues_after_the_manager_is_told()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.replace("escalate_after = \"30d\"", "escalate_after = \"2d\"")
+            + &member("sam", "daily_capacity = 2\nmanager = \"maria\"");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&many("S", 10, "sam")).await;
+        run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        let mut sizes = Vec::new();
+        for d in days(day(2026, 11, MON), day(2026, 11, FRI)) {
+            t.tick(at(d, 6, 0)).await;
+            t.tick(at(d, 8, 30)).await;
+            sizes.push(list_of(&t, "sam", d).await.len());
+            // Maria and Jonas make their calls.
+            for staff in ["maria", "jonas"] {
+                for call in list_of(&t, staff, d).await {
+                    outcome(&t, &call, "reached", None, at(d, 10, 0)).await;
+                }
+            }
+            t.tick(at(d, 10, 5)).await;
+        }
+        assert!(sizes.iter().all(|n| *n <= 2), "{url}: {sizes:?}");
+        let sams = digests_to(&t, "sam@cafe-test.example");
+        assert!(
+            sams.iter().all(|m| m.subject.ends_with("(2)")),
+            "{url}: {:?}",
+            sams.iter().map(|m| &m.subject).collect::<Vec<_>>()
+        );
+        // Each of his unmade calls went to Maria first, then back on the list.
+        let told = escalations(&t);
+        let gone: Vec<Task> = t
+            .app
+            .store
+            .tasks(Some("sam"), false)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.state == "expired")
+            .collect();
+        assert!(!gone.is_empty(), "{url}");
+        for task in &gone {
+            assert!(
+                task.escalated_at.unwrap() < task.outcome_at.unwrap(),
+                "{task:?}"
+            );
+            let c = t
+                .app
+                .store
+                .customers_by_ids(&[task.customer_id])
+                .await
+                .unwrap();
+            assert!(
+                told.iter()
+                    .any(|m| m.to == MARIA && m.text().contains(&c[0].label())),
+                "{url}: Maria was told about {}",
+                c[0].label()
+            );
+        }
+        let mut reached = 0;
+        for i in 1..=10 {
+            if customer(&t, &format!("S{i}"))
+                .await
+                .last_personal_contact_at
+                .is_some()
+            {
+                reached += 1;
+            }
+        }
+        assert!(
+            reached >= 6,
+            "{url}: colleagues called his customers ({reached})"
+        );
+    }
+}
+
+/// Before: a customer not reached three times went to the back of a queue
+/// planned weeks ahead.
+#[tokio::test]
+async fn a_customer_not_reached_three_times_keeps_their_place_in_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.replace("schedule = \"0 3 1 1 *\"", "schedule = \"0 7 * * Mon\"")
+            + &member("paula", "daily_capacity = 1");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&many("P", 9, "paula")).await;
+        t.tick(berlin(2026, 11, 22, 20, 0)).await; // the daemon runs from Sunday
+        let mut tries = 0;
+        for d in days(day(2026, 11, MON), day(2026, 11, 30)) {
+            t.tick(at(d, 7, 0)).await;
+            t.tick(at(d, 8, 30)).await;
+            for call in list_of(&t, "paula", d).await {
+                let what = if call.customer_id == customer(&t, "P1").await.id {
+                    tries += 1;
+                    "not_reached"
+                } else {
+                    "reached"
+                };
+                outcome(&t, &call, what, None, at(d, 10, 0)).await;
+            }
+            t.tick(at(d, 10, 5)).await;
+        }
+        assert_eq!(tries, 3, "{url}");
+        // Monday's run put P1 back on the list in her old place, ahead of
+        // everyone still waiting: hers is the next free place, Tuesday's.
+        let p1 = tasks_of(&t, "P1").await;
+        assert_eq!(p1.len(), 2, "{url}: {p1:#?}");
+        assert_eq!(p1[1].due_on, day(2026, 12, 1), "{url}");
+        for key in ["P7", "P8", "P9"] {
+            assert!(tasks_of(&t, key).await.is_empty(), "{url}: {key} after her");
+        }
+    }
+}
+
+/// Before: there were no public holidays, so calls were planned on
+/// Christmas Day; a callback on a closing day was accepted.
+#[tokio::test]
+async fn no_calls_digests_or_callbacks_on_closing_days() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let t = TestApp::with_fragment(
+            &url,
+            CHECKIN,
+            "[business]\nclosed = [\"holidays:de\", \"12-24\"]\n",
+        )
+        .await;
+        t.import(&format!(
+            "{CSV_HEADER}{}{}",
+            callable("A", "Anna", "maria"),
+            callable("B", "Ben", "maria")
+        ))
+        .await;
+        // Wednesday 23 December: calls for today.
+        let wednesday = berlin(2026, 12, 23, 9, 0);
+        t.tick(wednesday).await;
+        run_checkin(&t, wednesday).await;
+        for key in ["A", "B"] {
+            assert_eq!(task_of(&t, key).await.due_on, day(2026, 12, 23), "{url}");
+        }
+        let anna = task_of(&t, "A").await;
+        for (closed, next) in [
+            (day(2026, 12, 24), day(2026, 12, 28)), // Christmas Eve, then the holidays and a weekend
+            (day(2027, 1, 1), day(2027, 1, 4)),     // New Year's Day
+        ] {
+            let err = record_outcome(&t.app, anna.id, "callback", None, Some(closed), wednesday)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.downcast_ref::<outreach::tasks::OutcomeError>(),
+                Some(&outreach::tasks::OutcomeError::ClosedDay {
+                    day: closed,
+                    next: Some(next)
+                }),
+                "{url}: {err}"
+            );
+        }
+        let ben = task_of(&t, "B").await;
+        outcome(&t, &ben, "not_reached", None, berlin(2026, 12, 23, 11, 0)).await;
+        assert_eq!(
+            task_of(&t, "B").await.due_on,
+            day(2026, 12, 28),
+            "{url}: the retry skips them"
+        );
+        for d in days(day(2026, 12, 24), day(2026, 12, 27)) {
+            t.tick(at(d, 9, 0)).await;
+        }
+        assert_eq!(digests_to(&t, MARIA).len(), 1, "{url}: only Wednesday's");
+        t.tick(berlin(2026, 12, 28, 9, 0)).await;
+        assert_eq!(digests_to(&t, MARIA).len(), 2, "{url}");
+    }
+}
+
+/// Before: a callback on the staff member's day off was accepted without a
+/// word, on the task page and on the command line.
+#[tokio::test]
+async fn a_callback_on_a_day_off_is_refused_with_the_next_possible_day_on_the_page_and_the_command_line()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        // Real time here: the page checks its link against the clock.
+        let t = TestApp::new(&url, CHECKIN).await;
+        t.import(&format!("{CSV_HEADER}{}", callable("A", "Anna", "maria")))
+            .await;
+        let now = Utc::now();
+        run_checkin(&t, now).await;
+        let call = task_of(&t, "A").await;
+        // Maria works Monday to Friday: the next Saturday is refused, Monday offered.
+        let mut saturday = (now + Duration::days(1)).date_naive();
+        while saturday.weekday() != Weekday::Sat {
+            saturday = saturday.succ_opt().unwrap();
+        }
+        let monday = saturday + chrono::Days::new(2);
+        let token = t
+            .app
+            .signer
+            .sign(Purpose::Task, call.id, now + Duration::days(7));
+        let page = t
+            .router()
+            .await
+            .oneshot(post(
+                &format!("/t/{token}"),
+                &format!("outcome=callback&callback_on={saturday}"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        let html = body_text(page).await;
+        let local = |d: NaiveDate| d.format("%d.%m.%Y").to_string();
+        assert!(
+            html.contains(&format!("Maria arbeitet am {} nicht", local(saturday))),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("Nächster möglicher Tag: {}", local(monday))),
+            "{html}"
+        );
+        let out = std::process::Command::new(common::BIN)
+            .arg("--config")
+            .arg(&t.app.config.path)
+            .args([
+                "tasks",
+                "done",
+                &call.id.to_string(),
+                "--outcome",
+                "callback",
+                "--callback-on",
+            ])
+            .arg(saturday.to_string())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{url}: {}",
+            common::stdout(&out)
+        );
+        let err = common::stderr(&out);
+        assert!(
+            err.contains(&format!("Maria does not work on {saturday}")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("the next possible day is {monday}")),
+            "{err}"
+        );
+        assert_eq!(
+            task(&t, call.id).await.state,
+            "open",
+            "{url}: nothing recorded"
+        );
+        assert_eq!(tasks_of(&t, "A").await.len(), 1);
+    }
+}
+
+/// Before: "needs help" from someone without a manager became a follow-up
+/// for that same person.
+#[tokio::test]
+async fn needs_help_always_reaches_someone_else() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        // Maria has no manager: without a business contact, a colleague.
+        let t = with_calls(&url, "", "maria", &["A"]).await;
+        let call = task_of(&t, "A").await;
+        outcome(&t, &call, "needs_help", None, berlin(2026, 11, MON, 10, 0)).await;
+        let follow_up = tasks_of(&t, "A").await.pop().unwrap();
+        assert_eq!(
+            (follow_up.kind.as_str(), follow_up.staff_id.as_str()),
+            ("follow_up", "jonas"),
+            "{url}"
+        );
+        t.tick(berlin(2026, 11, TUE, 8, 30)).await;
+        let digest = digests_to(&t, JONAS).pop().unwrap();
+        assert!(
+            digest.text().contains("Nachfassen: braucht Unterstützung"),
+            "{}",
+            digest.text()
+        );
+
+        // With a business contact, the contact.
+        let t = TestApp::with_fragment(
+            &url,
+            &format!("{CHECKIN}{LENA_IN_NEW_YORK}"),
+            "[business]\ncontact_staff = \"lena\"\n",
+        )
+        .await;
+        t.import(&format!("{CSV_HEADER}{}", callable("B", "Ben", "maria")))
+            .await;
+        run_checkin(&t, berlin(2026, 11, WED, 7, 0)).await;
+        let call = task_of(&t, "B").await;
+        outcome(&t, &call, "needs_help", None, berlin(2026, 11, WED, 10, 0)).await;
+        let follow_up = tasks_of(&t, "B").await.pop().unwrap();
+        assert_eq!(
+            (follow_up.kind.as_str(), follow_up.staff_id.as_str()),
+            ("follow_up", "lena"),
+            "{url}"
+        );
+    }
+}
+
+/// Before: `outreach tasks list --open | head -3` panicked with "failed
+/// printing to stdout: Broken pipe".
+#[test]
+fn output_to_a_closed_pipe_ends_quietly_for_every_command() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let env = common::Env::in_dir(dir, &url, CHECKIN);
+    assert!(env.run(&["migrate"]).status.success());
+    for args in [
+        &["tasks", "list", "--open"][..],
+        &["status"],
+        &["runs", "list"],
+        &["check"],
+        &["tasks", "list", "--json"],
+    ] {
+        // The reading end is closed before the command prints anything.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env.command(args).stdout(writer).output().unwrap();
+        let err = common::stderr(&out);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{args:?}: {:?}",
+            out.status
+        );
     }
 }

@@ -30,6 +30,7 @@ CREATE TABLE call_list (
     attempts INTEGER NOT NULL DEFAULT 0,
     from_task_id BIGINT REFERENCES tasks(id), -- the unmade call it came back from
     detail TEXT,                        -- why the call is due, if not the rule's reason
+    place BIGINT,                       -- place in line kept from an earlier entry (else id)
     state TEXT NOT NULL CHECK (state IN ('waiting', 'planned', 'dropped')),
     task_id BIGINT REFERENCES tasks(id),
     drop_reason TEXT CHECK (drop_reason IN ('do_not_call', 'no_phone_consent', 'no_phone',

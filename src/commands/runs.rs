@@ -147,7 +147,9 @@ pub async fn show(app: &App, run_id: i64, json: bool) -> Result<()> {
         if json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&serde_json::json!({ "run": run, "messages": counts }))?
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "run": run, "messages": counts })
+                )?
             );
         } else {
             print_run(app, &run, &counts);

@@ -66,7 +66,10 @@ impl ClosedDays {
     pub fn is_closed(&self, day: NaiveDate) -> bool {
         self.dates.contains(&day)
             || self.yearly.contains(&(day.month(), day.day()))
-            || self.ranges.iter().any(|(from, to)| *from <= day && day <= *to)
+            || self
+                .ranges
+                .iter()
+                .any(|(from, to)| *from <= day && day <= *to)
             || (self.german_holidays && german_federal_holiday(day).is_some())
     }
 
@@ -175,7 +178,12 @@ mod tests {
     #[test]
     fn dates_yearly_days_ranges_and_holidays_close_the_business() {
         let mut closed = ClosedDays::default();
-        for entry in ["2026-11-02", "12-24", "2027-02-08..2027-02-10", "holidays:de"] {
+        for entry in [
+            "2026-11-02",
+            "12-24",
+            "2027-02-08..2027-02-10",
+            "holidays:de",
+        ] {
             closed.add(entry).unwrap();
         }
         for open in [d(2026, 11, 3), d(2027, 2, 7), d(2027, 2, 11), d(2026, 4, 4)] {
@@ -212,6 +220,9 @@ mod tests {
             let err = closed.add(bad).unwrap_err();
             assert!(err.contains(&format!("\"{bad}\"")), "{err}");
         }
-        assert!(closed.add("02-29").is_ok(), "a leap day repeats every four years");
+        assert!(
+            closed.add("02-29").is_ok(),
+            "a leap day repeats every four years"
+        );
     }
 }

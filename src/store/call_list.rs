@@ -4,7 +4,7 @@
 //! the list either `planned` (it became a call task, `task_id`) or `dropped`
 //! (with a [`DropReason`]), which the table's CHECK constraints enforce.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -86,6 +86,9 @@ pub struct NewEntry {
     pub from_task_id: Option<i64>,
     /// Why the call is due, shown to staff; the rule's reason if none.
     pub detail: Option<String>,
+    /// The place in line of an earlier entry, kept by someone who comes back
+    /// without having been reached; a new entry's place is its own id.
+    pub place: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -101,6 +104,7 @@ pub struct Entry {
     pub attempts: i32,
     pub from_task_id: Option<i64>,
     pub detail: Option<String>,
+    pub place: Option<i64>,
     pub state: EntryState,
     pub task_id: Option<i64>,
     pub drop_reason: Option<DropReason>,
@@ -108,12 +112,12 @@ pub struct Entry {
     pub left_at: Option<DateTime<Utc>>,
 }
 
-const ENTRY_COLUMNS: &str = "id, customer_id, rule_id, run_id, reason, staff_id, avoid_staff_id, not_before, attempts, from_task_id, detail, state, task_id, drop_reason, added_at, left_at";
+const ENTRY_COLUMNS: &str = "id, customer_id, rule_id, run_id, reason, staff_id, avoid_staff_id, not_before, attempts, from_task_id, detail, place, state, task_id, drop_reason, added_at, left_at";
 
 /// Puts a customer on the list. One already waiting keeps their place,
 /// unless the new entry is a promise (callback, follow-up) and theirs is not.
-pub(super) const INSERT_WAITING: &str = "INSERT INTO call_list (customer_id, rule_id, run_id, reason, staff_id, avoid_staff_id, not_before, attempts, from_task_id, detail, state, added_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'waiting', $11)
+pub(super) const INSERT_WAITING: &str = "INSERT INTO call_list (customer_id, rule_id, run_id, reason, staff_id, avoid_staff_id, not_before, attempts, from_task_id, detail, place, state, added_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'waiting', $12)
      ON CONFLICT (customer_id) WHERE state = 'waiting' DO UPDATE SET
          rule_id = excluded.rule_id, reason = excluded.reason, staff_id = excluded.staff_id,
          avoid_staff_id = excluded.avoid_staff_id, not_before = excluded.not_before,
@@ -134,6 +138,7 @@ macro_rules! insert_waiting {
             .bind($e.attempts)
             .bind($e.from_task_id)
             .bind(&$e.detail)
+            .bind($e.place)
             .bind($now)
             .execute($executor)
     };
@@ -224,7 +229,7 @@ impl Store {
 
     /// The entries `w.staff` may take on `w.day`, best first: promises
     /// (callbacks, follow-ups), then their own regulars, then everyone else,
-    /// each longest without personal contact first, then first come.
+    /// each longest without personal contact first, then by place in line.
     ///
     /// Regulars wait for their owner and follow-ups for their manager while
     /// that person is present; an entry someone left unmade goes to a colleague.
@@ -243,7 +248,8 @@ impl Store {
                          OR c.owner = e.avoid_staff_id OR e.rule_id IN ({least_loaded}))
                    END
              ORDER BY CASE WHEN e.reason IN ('callback', 'follow_up') THEN 0 WHEN c.owner = $2 THEN 1 ELSE 2 END,
-                      c.last_personal_contact_at IS NOT NULL, c.last_personal_contact_at, e.id
+                      c.last_personal_contact_at IS NOT NULL, c.last_personal_contact_at,
+                      COALESCE(e.place, e.id)
              LIMIT $4"
         );
         dispatch!(self, pool => {
@@ -260,8 +266,41 @@ impl Store {
         .context("reading the call list")
     }
 
+    /// Each customer's place in line since their last personal contact:
+    /// someone selected again without having been reached keeps it.
+    pub async fn places_in_line(&self) -> Result<HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT e.customer_id, MIN(COALESCE(e.place, e.id)) FROM call_list e
+                 WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = e.customer_id
+                                   AND c.last_personal_contact_at > e.added_at)
+                 GROUP BY e.customer_id",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .context("reading places on the call list")?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The place in line of the entry a task was planned from.
+    pub async fn place_of_task(&self, task_id: i64) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT COALESCE(place, id) FROM call_list WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|r| r.0))
+    }
+
     /// Turns a waiting entry into a call task, at once.
-    pub async fn plan_entry(&self, entry_id: i64, task: &NewTask, now: DateTime<Utc>) -> Result<Planned> {
+    pub async fn plan_entry(
+        &self,
+        entry_id: i64,
+        task: &NewTask,
+        now: DateTime<Utc>,
+    ) -> Result<Planned> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             let created: Option<(i64,)> = bind_task!(sqlx::query_as(INSERT_TASK), task, now)
@@ -306,27 +345,31 @@ impl Store {
         // The first that applies is recorded; a follow-up is for someone who
         // needs help, so a call since or an open call does not end it.
         let checks = [
-            (DropReason::RuleRemoved, format!("rule_id NOT IN ({rule_list})")),
+            (
+                DropReason::RuleRemoved,
+                format!("call_list.rule_id NOT IN ({rule_list})"),
+            ),
             (DropReason::Forgotten, "c.forgotten_at IS NOT NULL".to_string()),
             (DropReason::DoNotCall, "c.do_not_call".to_string()),
             (DropReason::NoPhoneConsent, "NOT c.is_business AND NOT c.phone_consent".to_string()),
             (DropReason::NoPhone, "(c.phone IS NULL OR TRIM(c.phone) = '')".to_string()),
             (
                 DropReason::RecentContact,
-                "reason <> 'follow_up' AND c.last_personal_contact_at > call_list.added_at".to_string(),
+                "call_list.reason <> 'follow_up' AND c.last_personal_contact_at > call_list.added_at".to_string(),
             ),
             (
                 DropReason::OpenCall,
-                "reason <> 'follow_up' AND EXISTS (SELECT 1 FROM tasks t WHERE t.customer_id = call_list.customer_id AND t.state = 'open' AND t.kind IN ('call', 'callback'))".to_string(),
+                "call_list.reason <> 'follow_up' AND EXISTS (SELECT 1 FROM tasks t WHERE t.customer_id = call_list.customer_id AND t.state = 'open' AND t.kind IN ('call', 'callback'))".to_string(),
             ),
         ];
         let mut dropped = Vec::new();
         for (reason, condition) in checks {
+            // A lookup by key per waiting entry: no join for the planner to get
+            // wrong on tables it has no statistics for yet.
             let sql = format!(
                 "UPDATE call_list SET state = 'dropped', drop_reason = $1, left_at = $2
-                 WHERE state = 'waiting' AND id IN (
-                     SELECT call_list.id FROM call_list JOIN customers c ON c.id = call_list.customer_id
-                     WHERE call_list.state = 'waiting' AND {condition})"
+                 WHERE state = 'waiting' AND EXISTS (
+                     SELECT 1 FROM customers c WHERE c.id = call_list.customer_id AND {condition})"
             );
             let n = dispatch!(self, pool => {
                 let mut q = sqlx::query(sql.as_str()).bind(reason).bind(now);
@@ -388,7 +431,8 @@ impl Store {
     }
 
     pub async fn customer_call_list(&self, customer_id: i64) -> Result<Vec<Entry>> {
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM call_list WHERE customer_id = $1 ORDER BY id");
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM call_list WHERE customer_id = $1 ORDER BY id");
         Ok(dispatch!(self, pool => {
             sqlx::query_as(sql.as_str()).bind(customer_id).fetch_all(pool).await
         })?)

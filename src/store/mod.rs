@@ -21,14 +21,13 @@ mod send_slots;
 mod tasks;
 mod vouchers;
 
+pub use call_list::{
+    CallListCount, Candidate, DropReason, Entry, EntryState, ListReason, NewEntry, Planned, Waiting,
+};
 pub use customers::{CustomerColumns, CustomerRow, HistoryEntry, NewEvent};
 pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome};
 pub use runs::{NewRun, Run, RunCount};
 pub use send_slots::SendSlots;
-pub use call_list::{
-    CallListCount, Candidate, DropReason, Entry, EntryState, ListReason, NewEntry, Planned,
-    Waiting,
-};
 pub use tasks::{FollowUp, NewTask, OutcomeChange, Task, TaskKind, TaskReturn, TaskState};
 
 use std::str::FromStr;

@@ -259,7 +259,12 @@ impl Store {
     /// Closes an open task without an outcome and puts its customer back on
     /// the call list, with a line in their history, at once; false if the
     /// task was not open any more.
-    pub async fn return_task(&self, task: &Task, ret: &TaskReturn, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn return_task(
+        &self,
+        task: &Task,
+        ret: &TaskReturn,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(

@@ -8,14 +8,15 @@
 //! 3. everyone else;
 //!
 //! each group longest without personal contact first, then first come, first
-//! served. A regular waits for their owner unless the owner is away (an
+//! served: someone selected again without having been reached (not reached
+//! on every try, or a call nobody made) keeps their place in line. A regular waits for their owner unless the owner is away (an
 //! absence, not a day off) or no longer on staff, or the rule assigns
 //! `least_loaded`; a call someone left unmade goes to a colleague.
 //!
-//! Which staff member takes the next customer nobody keeps: whoever has the
-//! most room left on their list, then fewest open calls, then by id. A day's
-//! list is filled until its digest goes out; after that, the next working
-//! day's. Nothing is planned further ahead than that.
+//! Which list takes the next customer nobody keeps: the one for the earliest
+//! day, then whoever has the most room left on it, then fewest open calls,
+//! then by id. A day's list is filled until its digest goes out; after that,
+//! the next working day's. Nothing is planned further ahead than that.
 
 use std::collections::HashSet;
 
@@ -80,6 +81,7 @@ pub async fn fill(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u64> {
         .ok_or_else(|| anyhow!("check-in {}: audience not compiled", rule.id))?;
     let open = app.store.customers_with_open_call().await?;
     let waiting = app.store.customers_on_call_list().await?;
+    let places = app.store.places_in_line().await?;
     let staff: HashSet<&str> = app.settings().staff.iter().map(|s| s.id.as_str()).collect();
     let (mut added, mut skipped) = (0u64, 0u64);
     let day = run
@@ -134,6 +136,7 @@ pub async fn fill(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u64> {
                 attempts: 0,
                 from_task_id: None,
                 detail: None,
+                place: places.get(&customer.id).copied(),
             };
             if app.store.add_to_call_list(&entry, now).await? {
                 added += 1;
@@ -206,19 +209,17 @@ pub async fn plan(app: &App, now: DateTime<Utc>) -> Result<()> {
     }
     let mut taken = HashSet::new();
     let mut planned = 0;
-    // One at a time, to whoever has the most room left, so that customers
-    // nobody keeps are shared out evenly.
-    while let Some(slot) = slots
-        .iter_mut()
-        .filter(|s| s.room > 0)
-        .min_by_key(|s| {
-            (
-                -s.room,
-                roster.open_count(s.member.id()),
-                s.member.id().to_string(),
-            )
-        })
-    {
+    // One at a time: to the list of the earliest day, so nobody is called
+    // later than they could be; among lists of one day, to whoever has the
+    // most room left, so that customers nobody keeps are shared out evenly.
+    while let Some(slot) = slots.iter_mut().filter(|s| s.room > 0).min_by_key(|s| {
+        (
+            s.day,
+            -s.room,
+            roster.open_count(s.member.id()),
+            s.member.id().to_string(),
+        )
+    }) {
         let Some(candidate) = slot.candidates.by_ref().find(|c| !taken.contains(&c.id)) else {
             slot.room = 0;
             continue;

@@ -37,7 +37,9 @@ text_enum! {
 /// An outcome that cannot be recorded as given; the staff member can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutcomeError {
-    #[error("unknown outcome \"{0}\"; use one of: reached, not_reached, callback, needs_help, do_not_call")]
+    #[error(
+        "unknown outcome \"{0}\"; use one of: reached, not_reached, callback, needs_help, do_not_call"
+    )]
     Unknown(String),
     #[error("callback needs a date (YYYY-MM-DD)")]
     CallbackWithoutDate,
@@ -134,7 +136,12 @@ fn check_callback_day(
 }
 
 /// Who a "needs help" follow-up goes to: never the caller.
-fn helper<'a>(app: &App, roster: &Roster<'a>, caller: &str, today: NaiveDate) -> Option<Member<'a>> {
+fn helper<'a>(
+    app: &App,
+    roster: &Roster<'a>,
+    caller: &str,
+    today: NaiveDate,
+) -> Option<Member<'a>> {
     let named = |id: Option<&str>| {
         id.filter(|id| *id != caller)
             .and_then(|id| roster.member(id))
@@ -172,9 +179,10 @@ pub fn outcome_change(
             .unwrap_or_default()
     };
     let caller = roster.member(&task.staff_id);
-    let today = caller
-        .map(|m| m.today(now))
-        .unwrap_or_else(|| now.with_timezone(&app.config.resolved.timezone).date_naive());
+    let today = caller.map(|m| m.today(now)).unwrap_or_else(|| {
+        now.with_timezone(&app.config.resolved.timezone)
+            .date_naive()
+    });
     let note_text = note.map(|n| format!(": {n}")).unwrap_or_default();
     let mut change = OutcomeChange {
         event: format!("{outcome} (task {}, {}){note_text}", task.id, task.staff_id),
@@ -248,6 +256,7 @@ pub fn outcome_change(
                     attempts: 0,
                     from_task_id: Some(task.id),
                     detail: Some(reason),
+                    place: None,
                 }),
             });
         }

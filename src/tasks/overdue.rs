@@ -89,20 +89,22 @@ fn release_of(app: &App, roster: &Roster, task: &Task, now: DateTime<Utc>) -> Op
     }
 }
 
-/// The call list entry an unmade or unplaceable call comes back as.
-fn comeback(task: &Task, reason: ListReason, avoid: Option<&str>) -> NewEntry {
-    NewEntry {
+/// The call list entry an unmade or unplaceable call comes back as, in its
+/// customer's old place in line.
+async fn comeback(app: &App, task: &Task, avoid: Option<&str>) -> Result<NewEntry> {
+    Ok(NewEntry {
         customer_id: task.customer_id,
         rule_id: task.rule_id.clone(),
         run_id: None,
-        reason,
+        reason: list_reason(app, task).await?,
         staff_id: None,
         avoid_staff_id: avoid.map(str::to_string),
         not_before: None,
         attempts: task.attempts,
         from_task_id: Some(task.id),
         detail: (task.kind != TaskKind::Call).then(|| task.reason.clone()),
-    }
+        place: app.store.place_of_task(task.id).await?,
+    })
 }
 
 /// The reason an unmade task is on the call list again.
@@ -126,7 +128,9 @@ async fn list_reason(app: &App, task: &Task) -> Result<ListReason> {
 /// on the same day, or back to the call list.
 pub async fn move_from_absent(app: &App, now: DateTime<Utc>) -> Result<()> {
     let mut roster = Roster::load(app, now).await?;
-    let business_today = now.with_timezone(&app.config.resolved.timezone).date_naive();
+    let business_today = now
+        .with_timezone(&app.config.resolved.timezone)
+        .date_naive();
     for task in app.store.tasks(None, true).await? {
         let member = roster.member(&task.staff_id);
         let today = member.map_or(business_today, |m| m.today(now));
@@ -161,8 +165,13 @@ pub async fn move_from_absent(app: &App, now: DateTime<Utc>) -> Result<()> {
 }
 
 /// A planned call nobody can take on its day goes back to the call list.
-async fn give_back(app: &App, roster: &mut Roster<'_>, task: &Task, now: DateTime<Utc>) -> Result<()> {
-    let entry = comeback(task, list_reason(app, task).await?, None);
+async fn give_back(
+    app: &App,
+    roster: &mut Roster<'_>,
+    task: &Task,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let entry = comeback(app, task, None).await?;
     let ret = TaskReturn {
         state: TaskState::Returned,
         note: format!(
@@ -265,7 +274,7 @@ pub async fn release(app: &App, now: DateTime<Utc>) -> Result<()> {
             continue;
         };
         let since = deadline(app, &task) + Days::new(1);
-        let entry = comeback(&task, list_reason(app, &task).await?, Some(&task.staff_id));
+        let entry = comeback(app, &task, Some(&task.staff_id)).await?;
         let ret = TaskReturn {
             state: TaskState::Expired,
             note: format!(
