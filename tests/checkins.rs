@@ -2323,3 +2323,207 @@ fn output_to_a_closed_pipe_ends_quietly_for_every_command() {
         );
     }
 }
+
+/// Before: nothing showed how many regulars were waiting, nor when the
+/// team would have reached them.
+#[tokio::test]
+async fn status_runs_show_and_the_weekly_summary_show_the_call_list_and_when_all_will_have_been_called()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.to_string() + &member("paula", "daily_capacity = 2");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&(many("P", 10, "paula") + "X,x@example.de,Xaver,+49 221 9,yes,yes,yes,no,\n"))
+            .await;
+        let run = run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        let nine = berlin(2026, 11, MON, 9, 0);
+        t.tick(nine).await;
+        // Two for Monday; eight wait, two a day from Tuesday: Friday.
+        let summary = outreach::tasks::summary::summarize(&t.app, nine)
+            .await
+            .unwrap();
+        assert_eq!(summary.waiting, 8, "{url}: {summary:?}");
+        assert_eq!(
+            summary
+                .by_reason
+                .iter()
+                .map(|(r, n)| (r.as_str(), *n))
+                .collect::<Vec<_>>(),
+            [("regular", 8)],
+            "{url}"
+        );
+        assert_eq!(summary.all_called_by, Some(day(2026, 11, FRI)), "{url}");
+        // Maria manages Jonas: her weekly summary says the same.
+        let weekly: Vec<Mail> = mails_to(&t, MARIA)
+            .into_iter()
+            .filter(|m| m.subject == "Anrufliste: Wochenüberblick")
+            .collect();
+        assert_eq!(weekly.len(), 1, "{url}");
+        let text = weekly[0].text();
+        assert!(text.contains("Auf der Anrufliste warten 8:"), "{text}");
+        assert!(
+            text.contains("- Stammgäste mit Ansprechperson: 8"),
+            "{text}"
+        );
+        assert!(text.contains("alle bis zum 27.11.2026 angerufen"), "{text}");
+        t.tick(berlin(2026, 11, TUE, 9, 0)).await;
+        assert_eq!(
+            mails_to(&t, MARIA)
+                .iter()
+                .filter(|m| m.subject.starts_with("Anrufliste"))
+                .count(),
+            1,
+            "{url}: once a week"
+        );
+
+        let cli = |args: &[&str]| {
+            let out = std::process::Command::new(common::BIN)
+                .arg("--config")
+                .arg(&t.app.config.path)
+                .args(args)
+                .env_remove("RUST_LOG")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+            common::stdout(&out)
+        };
+        let status = cli(&["status"]);
+        assert!(status.contains("Call list:"), "{status}");
+        assert!(status.contains("8 waiting on the call list:"), "{status}");
+        assert!(
+            status.contains("check-in, regular of a staff member: 8"),
+            "{status}"
+        );
+        assert!(
+            status.contains("everyone will have been called by"),
+            "{status}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&cli(&["status", "--json"])).unwrap();
+        assert_eq!(json["call_list"]["waiting"], 8, "{json}");
+        let show = cli(&["runs", "show", &run.to_string()]);
+        for line in [
+            "planned as calls: 2",
+            "waiting on the call list: 8",
+            "check-in, regular of a staff member: 8",
+            "Left out: 1",
+            "do not call: 1",
+        ] {
+            assert!(show.contains(line), "{url}: `{line}` in:\n{show}");
+        }
+    }
+}
+
+/// A campaign may say that its email waits while the business is closed.
+#[tokio::test]
+async fn a_campaign_that_skips_closing_days_holds_its_email_until_the_business_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let quiet = NEWS.replace("id = \"news\"", "id = \"ruhig\"") + "skip_closed_days = true\n";
+        let t = TestApp::with_fragment(
+            &url,
+            &format!("{CHECKIN}{NEWS}{quiet}"),
+            "[business]\nclosed = [\"holidays:de\"]\n",
+        )
+        .await;
+        t.import(&format!("{CSV_HEADER}{}", callable("A", "Anna", "maria")))
+            .await;
+        let christmas = berlin(2026, 12, 25, 10, 0);
+        let news = start_now(&t.app, "news", christmas).await.unwrap();
+        let held = start_now(&t.app, "ruhig", christmas).await.unwrap();
+        t.tick(christmas).await;
+        t.deliver_all(christmas).await;
+        assert_eq!(t.count(news, "sent").await, 1, "{url}: no say, no wait");
+        assert_eq!(t.count(held, "planned").await, 1, "{url}");
+        t.deliver_all(berlin(2026, 12, 26, 23, 59)).await;
+        assert_eq!(
+            t.count(held, "sent").await,
+            0,
+            "{url}: the 26th is a holiday too"
+        );
+        t.deliver_all(berlin(2026, 12, 27, 0, 1)).await;
+        assert_eq!(t.count(held, "sent").await, 1, "{url}");
+    }
+}
+
+/// A database an older version left (callbacks stored as plain calls)
+/// migrates forward: callbacks are marked with their day and owner, and
+/// nothing is lost.
+#[tokio::test]
+async fn an_old_database_migrates_forward_with_its_callbacks_marked() {
+    const OLD_ROWS: &str = "
+        INSERT INTO customers (id, name, phone, phone_consent, created_at, updated_at)
+            VALUES (1, 'Anna', '+49 1', TRUE, '2026-11-20T09:00:00+00:00', '2026-11-20T09:00:00+00:00'),
+                   (2, 'Ben', '+49 2', TRUE, '2026-11-20T09:00:00+00:00', '2026-11-20T09:00:00+00:00');
+        INSERT INTO tasks (id, rule_id, customer_id, staff_id, kind, state, reason, due_on, attempts, outcome, outcome_at, created_at, updated_at)
+            VALUES (1, 'hallo', 1, 'jonas', 'call', 'done', 'Lange nichts gehört', '2026-11-23', 1, 'callback', '2026-11-23T10:00:00+00:00', '2026-11-20T09:00:00+00:00', '2026-11-23T10:00:00+00:00');
+        INSERT INTO tasks (id, rule_id, customer_id, staff_id, kind, state, reason, due_on, parent_id, created_at, updated_at)
+            VALUES (2, 'hallo', 1, 'jonas', 'call', 'open', 'callback agreed: lieber Donnerstag', '2026-12-17', 1, '2026-11-23T10:00:00+00:00', '2026-11-23T10:00:00+00:00'),
+                   (3, 'hallo', 2, 'maria', 'call', 'open', 'Lange nichts gehört', '2026-11-24', NULL, '2026-11-20T09:00:00+00:00', '2026-11-20T09:00:00+00:00');";
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let backend = if url.starts_with("sqlite") {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        let old = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(common::repo_path(&format!("migrations/{backend}"))).unwrap()
+        {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.as_str() < "0007" {
+                std::fs::copy(&path, old.path().join(&name)).unwrap();
+            }
+        }
+        let migrator = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
+        if backend == "sqlite" {
+            let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+                .await
+                .unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(&format!(
+                "{OLD_ROWS} SELECT setval(pg_get_serial_sequence('tasks', 'id'), 3); SELECT setval(pg_get_serial_sequence('customers', 'id'), 2);"
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let store = outreach::store::Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let callback = store.task(2).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                callback.kind.as_str(),
+                callback.agreed_on,
+                callback.owner_id.as_str(),
+                callback.state.as_str()
+            ),
+            ("callback", Some(day(2026, 12, 17)), "jonas", "open"),
+            "{url}"
+        );
+        let call = store.task(3).await.unwrap().unwrap();
+        assert_eq!(
+            (call.kind.as_str(), call.owner_id.as_str(), call.agreed_on),
+            ("call", "maria", None),
+            "{url}"
+        );
+        assert_eq!(
+            store.tasks(None, false).await.unwrap().len(),
+            3,
+            "{url}: nothing lost"
+        );
+        assert_eq!(
+            store.customers_with_open_call().await.unwrap().len(),
+            2,
+            "{url}: an open callback is an open call"
+        );
+        assert!(store.call_list(false).await.unwrap().is_empty());
+        store.close().await;
+    }
+}

@@ -341,48 +341,41 @@ impl Store {
         rules: &[String],
         now: DateTime<Utc>,
     ) -> Result<Vec<(DropReason, u64)>> {
-        let rule_list = numbered(3, rules.len());
-        // The first that applies is recorded; a follow-up is for someone who
-        // needs help, so a call since or an open call does not end it.
-        let checks = [
-            (
-                DropReason::RuleRemoved,
-                format!("call_list.rule_id NOT IN ({rule_list})"),
-            ),
-            (DropReason::Forgotten, "c.forgotten_at IS NOT NULL".to_string()),
-            (DropReason::DoNotCall, "c.do_not_call".to_string()),
-            (DropReason::NoPhoneConsent, "NOT c.is_business AND NOT c.phone_consent".to_string()),
-            (DropReason::NoPhone, "(c.phone IS NULL OR TRIM(c.phone) = '')".to_string()),
-            (
-                DropReason::RecentContact,
-                "call_list.reason <> 'follow_up' AND c.last_personal_contact_at > call_list.added_at".to_string(),
-            ),
-            (
-                DropReason::OpenCall,
-                "call_list.reason <> 'follow_up' AND EXISTS (SELECT 1 FROM tasks t WHERE t.customer_id = call_list.customer_id AND t.state = 'open' AND t.kind IN ('call', 'callback'))".to_string(),
-            ),
-        ];
-        let mut dropped = Vec::new();
-        for (reason, condition) in checks {
-            // A lookup by key per waiting entry: no join for the planner to get
-            // wrong on tables it has no statistics for yet.
-            let sql = format!(
-                "UPDATE call_list SET state = 'dropped', drop_reason = $1, left_at = $2
-                 WHERE state = 'waiting' AND EXISTS (
-                     SELECT 1 FROM customers c WHERE c.id = call_list.customer_id AND {condition})"
-            );
-            let n = dispatch!(self, pool => {
-                let mut q = sqlx::query(sql.as_str()).bind(reason).bind(now);
-                if reason == DropReason::RuleRemoved {
-                    for rule in rules {
-                        q = q.bind(rule);
-                    }
-                }
-                q.execute(pool).await.map(|r| r.rows_affected())
-            })
-            .context("tidying the call list")?;
-            if n > 0 {
-                dropped.push((reason, n));
+        let rule_list = numbered(2, rules.len());
+        // The first reason that applies is recorded. A follow-up is for
+        // someone who needs help: a call since, or an open call, does not end it.
+        let sql = format!(
+            "WITH gone AS (
+                 SELECT e.id, CASE
+                     WHEN e.rule_id NOT IN ({rule_list}) THEN 'rule_removed'
+                     WHEN c.forgotten_at IS NOT NULL THEN 'forgotten'
+                     WHEN c.do_not_call THEN 'do_not_call'
+                     WHEN NOT c.is_business AND NOT c.phone_consent THEN 'no_phone_consent'
+                     WHEN c.phone IS NULL OR TRIM(c.phone) = '' THEN 'no_phone'
+                     WHEN e.reason = 'follow_up' THEN NULL
+                     WHEN c.last_personal_contact_at > e.added_at THEN 'recent_contact'
+                     WHEN EXISTS (SELECT 1 FROM tasks t WHERE t.customer_id = e.customer_id
+                                  AND t.state = 'open' AND t.kind IN ('call', 'callback')) THEN 'open_call'
+                 END AS why
+                 FROM call_list e JOIN customers c ON c.id = e.customer_id
+                 WHERE e.state = 'waiting')
+             UPDATE call_list SET state = 'dropped', drop_reason = gone.why, left_at = $1
+             FROM gone WHERE call_list.id = gone.id AND gone.why IS NOT NULL
+             RETURNING call_list.drop_reason"
+        );
+        let rows: Vec<(DropReason,)> = dispatch!(self, pool => {
+            let mut q = sqlx::query_as(sql.as_str()).bind(now);
+            for rule in rules {
+                q = q.bind(rule);
+            }
+            q.fetch_all(pool).await
+        })
+        .context("tidying the call list")?;
+        let mut dropped: Vec<(DropReason, u64)> = Vec::new();
+        for (reason,) in rows {
+            match dropped.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, n)) => *n += 1,
+                None => dropped.push((reason, 1)),
             }
         }
         Ok(dropped)

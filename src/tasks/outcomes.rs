@@ -99,11 +99,6 @@ impl OutcomeError {
     }
 }
 
-/// The first day from `day` on that the business is open and `m` works.
-fn possible_day(roster: &Roster, m: Member<'_>, day: NaiveDate) -> Option<NaiveDate> {
-    roster.working_day_from(m, day)
-}
-
 /// Checks a callback day against the calendar of the one who agreed it.
 fn check_callback_day(
     app: &App,
@@ -116,7 +111,7 @@ fn check_callback_day(
         return Err(OutcomeError::CallbackInPast(day));
     }
     let next = |m: Option<Member<'_>>| match m {
-        Some(m) => possible_day(roster, m, day),
+        Some(m) => roster.working_day_from(m, day),
         None => Some(app.config.resolved.closed.next_open(day)),
     };
     if app.config.resolved.closed.is_closed(day) {

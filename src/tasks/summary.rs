@@ -4,8 +4,8 @@
 //! to managers once a week.
 //!
 //! The expected day is worked out day by day with the staff's working days,
-//! absences, closing days and capacities known now: open calls are made
-//! first, each staff member's own regulars (and follow-ups) wait for them
+//! absences, closing days and capacities known now: calls already planned
+//! are made first, each staff member's own regulars (and follow-ups) wait for them
 //! while they are present, and someone whose overdue calls fill a whole day
 //! counts as calling nobody. Calls that are added later (callbacks, retries,
 //! calls that come back unmade) push it out.
@@ -57,7 +57,8 @@ pub async fn summarize(app: &App, now: DateTime<Utc>) -> Result<CallListSummary>
 }
 
 /// Who keeps a waiting entry for themselves while present, if anyone.
-fn keeper(app: &App, c: &CallListCount) -> Option<String> {
+/// Nobody keeps anything while their own calls pile up: theirs go to colleagues.
+fn keeper(app: &App, roster: &Roster, c: &CallListCount) -> Option<String> {
     let least_loaded = app
         .checkin(&c.rule_id)
         .is_some_and(|r| r.assign == Assign::LeastLoaded);
@@ -67,7 +68,7 @@ fn keeper(app: &App, c: &CallListCount) -> Option<String> {
         ListReason::Regular | ListReason::Checkin => c.owner.clone(),
     };
     kept.filter(|k| c.avoid_staff_id.as_deref() != Some(k))
-        .filter(|k| app.settings().staff.iter().any(|s| &s.id == k))
+        .filter(|k| roster.member(k).is_some_and(|m| !roster.piled_up(m)))
 }
 
 /// The day the last one waiting is planned, taking the days one by one.
@@ -75,18 +76,23 @@ fn forecast(app: &App, roster: &Roster, counts: &[CallListCount]) -> Option<Naiv
     let mut kept: HashMap<String, i64> = HashMap::new();
     let mut shared = 0;
     for c in counts {
-        match keeper(app, c) {
+        match keeper(app, roster, c) {
             Some(k) => *kept.entry(k).or_default() += c.n,
             None => shared += c.n,
         }
     }
-    // Each working member, from the day their list is filled next, with the
-    // open calls they have to make first. Someone whose calls pile up calls nobody.
+    // Each member from the next day they call, with the calls already on
+    // their lists from that day on; earlier ones are made before. Someone
+    // whose calls pile up calls nobody.
     let mut members: Vec<_> = roster
         .members()
         .iter()
         .filter(|m| !roster.piled_up(**m))
-        .filter_map(|m| Some((*m, roster.next_list_day(*m)?, roster.open_count(m.id()))))
+        .filter_map(|m| {
+            let first = roster.next_list_day(*m)?;
+            let before = roster.list_size(m.id(), first - Days::new(1));
+            Some((*m, first, roster.open_count(m.id()) - before))
+        })
         .collect();
     let start = members.iter().map(|(_, day, _)| *day).min()?;
     for day in (0..FORECAST_DAYS).map(|i| start + Days::new(i)) {
@@ -146,16 +152,11 @@ pub fn describe(summary: &CallListSummary, locale: &str) -> String {
         });
         return out;
     }
-    let _ = writeln!(
-        out,
-        "{} {}:",
-        if de {
-            "Auf der Anrufliste warten"
-        } else {
-            "Waiting on the call list:"
-        },
-        summary.waiting
-    );
+    let _ = if de {
+        writeln!(out, "Auf der Anrufliste warten {}:", summary.waiting)
+    } else {
+        writeln!(out, "{} waiting on the call list:", summary.waiting)
+    };
     for (reason, n) in &summary.by_reason {
         let _ = writeln!(out, "- {}: {n}", reason_label(*reason, locale));
     }
