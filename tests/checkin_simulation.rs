@@ -221,7 +221,7 @@ fn script(k: u32, task: &Task, had_callback: bool, gave_up: bool) -> Script {
         return Script::Reached;
     }
     match k {
-        _ if k % 20 == 0 => Script::DoNotCall,
+        _ if k.is_multiple_of(20) => Script::DoNotCall,
         _ if k % 20 == 1 => Script::NeedsHelp,
         _ if k % 10 == 2 => Script::Callback(u64::from(k % 4) + 1),
         _ if k % 10 == 3 && task.attempts == 0 => Script::NotReached,

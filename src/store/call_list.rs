@@ -71,7 +71,7 @@ text_enum! {
 }
 
 /// A customer to put on the call list.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct NewEntry {
     pub customer_id: i64,
     pub rule_id: String,
@@ -91,25 +91,26 @@ pub struct NewEntry {
     pub place: Option<i64>,
 }
 
+/// An entry as stored: what it joined the list with, and how it left.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Entry {
     pub id: i64,
-    pub customer_id: i64,
-    pub rule_id: String,
-    pub run_id: Option<i64>,
-    pub reason: ListReason,
-    pub staff_id: Option<String>,
-    pub avoid_staff_id: Option<String>,
-    pub not_before: Option<NaiveDate>,
-    pub attempts: i32,
-    pub from_task_id: Option<i64>,
-    pub detail: Option<String>,
-    pub place: Option<i64>,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub joined: NewEntry,
     pub state: EntryState,
     pub task_id: Option<i64>,
     pub drop_reason: Option<DropReason>,
     pub added_at: DateTime<Utc>,
     pub left_at: Option<DateTime<Utc>>,
+}
+
+impl std::ops::Deref for Entry {
+    type Target = NewEntry;
+
+    fn deref(&self) -> &NewEntry {
+        &self.joined
+    }
 }
 
 const ENTRY_COLUMNS: &str = "id, customer_id, rule_id, run_id, reason, staff_id, avoid_staff_id, not_before, attempts, from_task_id, detail, place, state, task_id, drop_reason, added_at, left_at";
