@@ -7,14 +7,17 @@
 //! recorded after her calls for those days were planned.
 //!
 //! Staff record a scripted outcome for every call on their list each
-//! working morning: reached, not reached (once, or on every try of a call
-//! and answering when selected again), a callback a few days ahead (booked on the next possible day when the first is refused),
-//! needs help, do not call. Every day the test checks what the issue asks of
-//! check-ins: no call expires or disappears before its due day; every agreed
-//! callback is due on its agreed day with its owner; no list exceeds its
-//! capacity except for agreed callbacks; whoever leaves the call list leaves
-//! it with a recorded reason; and nobody waits while someone who could call
-//! them has room, nor behind someone who came later.
+//! working morning: reached; not reached (once, or on every try of a call,
+//! answering when selected again); a callback a few days ahead (on the next
+//! possible day when the first is refused); needs help; do not call. Every
+//! day the test checks what check-ins promise: no call expires or disappears
+//! before its due day; every agreed callback is due on its agreed day with
+//! its owner; no list exceeds its capacity except for agreed callbacks;
+//! whoever leaves the call list leaves it with a recorded reason; nobody
+//! waits while someone who may call them has room on a list being filled.
+//! At the end: everyone the first run selected was called, none was planned
+//! after someone behind them, and nothing was planned past the next day its
+//! staff member works.
 
 mod common;
 
@@ -403,16 +406,10 @@ impl Sim<'_> {
             return;
         }
         let owners = self.owners().await;
-        let jonas_away = {
-            let (from, to) = jonas_away();
-            from <= day && day <= to
-        };
         let present = |id: &str| {
-            !(id == "jonas" && jonas_away
-                || id == "maria"
-                    && self.late_recorded
-                    && late_absence().0 <= day
-                    && day <= late_absence().1)
+            staff()
+                .iter()
+                .any(|x| x.id == id && !away(x, day, self.late_recorded))
         };
         for e in self.app.store.call_list(true).await.unwrap() {
             let mine = match e.reason {

@@ -91,7 +91,8 @@ macro_rules! text_enum {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, so that `{:<9}` lines up a column.
+                f.pad(self.as_str())
             }
         }
 

@@ -137,9 +137,11 @@ fn helper<'a>(
     caller: &str,
     today: NaiveDate,
 ) -> Option<Member<'a>> {
+    // Someone with no capacity takes no calls, follow-ups included.
     let named = |id: Option<&str>| {
         id.filter(|id| *id != caller)
             .and_then(|id| roster.member(id))
+            .filter(|m| m.staff.daily_capacity > 0)
     };
     let manager = roster
         .member(caller)
@@ -151,7 +153,7 @@ fn helper<'a>(
                 .members()
                 .iter()
                 .copied()
-                .filter(|m| m.id() != caller)
+                .filter(|m| m.id() != caller && m.staff.daily_capacity > 0)
                 .filter_map(|m| Some((roster.working_day_from(m, today)?, m)))
                 .min_by_key(|(day, m)| (*day, -roster.room(*m, *day), m.id().to_string()))
                 .map(|(_, m)| m)

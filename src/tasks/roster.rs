@@ -177,11 +177,12 @@ impl<'a> Roster<'a> {
         overdue > 0 && overdue >= m.capacity()
     }
 
-    /// Present on `day`: on staff and not away (a day off is no absence).
+    /// Who keeps their regulars and follow-ups on `day`: on staff, taking
+    /// calls, and not away (a day off is no absence).
     pub fn present_on(&self, day: NaiveDate) -> Vec<String> {
         self.members
             .iter()
-            .filter(|m| !m.is_absent(day))
+            .filter(|m| m.capacity() > 0 && !m.is_absent(day))
             .map(|m| m.id().to_string())
             .collect()
     }

@@ -68,7 +68,11 @@ fn keeper(app: &App, roster: &Roster, c: &CallListCount) -> Option<String> {
         ListReason::Regular | ListReason::Checkin => c.owner.clone(),
     };
     kept.filter(|k| c.avoid_staff_id.as_deref() != Some(k))
-        .filter(|k| roster.member(k).is_some_and(|m| !roster.piled_up(m)))
+        .filter(|k| {
+            roster
+                .member(k)
+                .is_some_and(|m| m.staff.daily_capacity > 0 && !roster.piled_up(m))
+        })
 }
 
 /// The day the last one waiting is planned, taking the days one by one.
