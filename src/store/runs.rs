@@ -60,10 +60,11 @@ impl Store {
             .bind(run.state)
             .bind(run.detail)
             .bind(now)
-            .fetch_optional(pool)
+            .fetch_all(pool)
             .await
         })
-        .context("recording a run")?;
+        .context("recording a run")?
+        .pop();
         Ok(id.map(|r| r.0))
     }
 
@@ -137,10 +138,11 @@ impl Store {
                AND state = 'planning' AND (lease_until IS NULL OR lease_until < $3)
              RETURNING {RUN_COLUMNS}"
         );
-        dispatch!(self, pool => {
-            sqlx::query_as(sql.as_str()).bind(owner).bind(lease_until).bind(now).fetch_optional(pool).await
+        let mut rows: Vec<Run> = dispatch!(self, pool => {
+            sqlx::query_as(sql.as_str()).bind(owner).bind(lease_until).bind(now).fetch_all(pool).await
         })
-        .context("claiming a run to plan")
+        .context("claiming a run to plan")?;
+        Ok(rows.pop())
     }
 
     /// Moves a run from one state to another; false if it was not in `from`

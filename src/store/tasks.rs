@@ -74,10 +74,11 @@ impl Store {
             .bind(t.due_on)
             .bind(t.parent_id)
             .bind(now)
-            .fetch_optional(pool)
+            .fetch_all(pool)
             .await
         })
-        .context("creating a task")?;
+        .context("creating a task")?
+        .pop();
         Ok(row.map(|r| r.0))
     }
 

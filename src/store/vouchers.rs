@@ -53,10 +53,11 @@ impl Store {
             .bind(now)
             .bind(expires_on)
             .bind(pool)
-            .fetch_optional(p)
+            .fetch_all(p)
             .await
         })
-        .context("claiming a voucher code")?;
+        .context("claiming a voucher code")?
+        .pop();
         Ok(row.map(|r| r.0))
     }
 
