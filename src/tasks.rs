@@ -23,6 +23,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use tracing::{info, warn};
 
 use crate::app::App;
+use crate::audience::AudienceError;
 use crate::config::{Assign, Checkin, Staff, StaffRules};
 use crate::context::customer_value_on;
 use crate::domain::Customer;
@@ -252,6 +253,10 @@ pub async fn create_tasks(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u6
             match audience.matches(&customer_value_on(customer, day)) {
                 Ok(true) => {}
                 Ok(false) => continue,
+                Err(AudienceError::Runaway(why)) => {
+                    crate::plan::stop_runaway(app, run, &why, now).await?;
+                    return Ok(created);
+                }
                 Err(e) => {
                     app.store
                         .record_checkin_skip(run.id, customer.id, &format!("audience error: {e}"))
@@ -360,10 +365,12 @@ pub fn outcome_change(
             }
             change.personal_contact = true;
             change.add_tags = tags(|t| &t.callback);
+            // The note stays with this task and its history entry: a reason
+            // is shown wherever the task is, and is no place for it.
             change.follow_up = Some((
                 task.staff_id.clone(),
                 "call".into(),
-                format!("callback agreed{note_text}"),
+                "callback agreed".into(),
                 day,
             ));
         }
@@ -383,7 +390,7 @@ pub fn outcome_change(
             change.follow_up = Some((
                 manager,
                 "follow_up".into(),
-                format!("needs help (call by {}){note_text}", task.staff_id),
+                format!("needs help (call by {})", task.staff_id),
                 due,
             ));
         }

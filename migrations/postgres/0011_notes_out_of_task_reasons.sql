@@ -1,0 +1,8 @@
+-- Follow-up tasks used to carry the staff note in their reason
+-- ("needs help (call by jonas): <note>", "callback agreed: <note>"), where it
+-- showed on every page and digest listing the task. The note stays on the
+-- task it was written for; the reason keeps only what it says itself.
+UPDATE tasks SET reason = 'callback agreed'
+ WHERE reason LIKE 'callback agreed: %';
+UPDATE tasks SET reason = substr(reason, 1, strpos(reason, '): '))
+ WHERE kind = 'follow_up' AND reason LIKE 'needs help (call by %): %';
