@@ -8,7 +8,6 @@
 //! never changes anything (mail scanners prefetch links); changes are POSTs.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use axum::Router;
@@ -23,6 +22,10 @@ use tokio::sync::watch;
 
 use crate::app::{App, Shared};
 use crate::deliver::Delivery;
+
+pub mod guard;
+pub mod health;
+pub mod server;
 use crate::tasks::digest::{staff_locale, talking_points, words};
 use crate::templates::escape_html as esc;
 use crate::tokens::{Purpose, TokenError};
@@ -31,17 +34,22 @@ use crate::tokens::{Purpose, TokenError};
 pub struct AppState {
     pub shared: Shared,
     pub delivery: Arc<Delivery>,
+    pub health: Arc<health::HealthCache>,
 }
 
 impl AppState {
     pub fn new(shared: Shared, delivery: Arc<Delivery>) -> Self {
-        AppState { shared, delivery }
+        AppState {
+            shared,
+            delivery,
+            health: Arc::default(),
+        }
     }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics))
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
         .route("/t/{token}", get(task_page).post(task_outcome))
@@ -50,21 +58,21 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { token_error(TokenError::Malformed) })
         // Forms here are a few hundred bytes; refuse anything large early.
         .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::pages,
+        ))
         .with_state(state)
 }
 
-/// Serves until `stop` turns true, then lets open requests finish.
+/// Serves until `stop` turns true, then drains ([`server`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
-    Ok(())
+    let limits = server::Limits::from_config(&state.shared.current().config);
+    server::serve(listener, router(state), limits, stop).await
 }
 
 fn page(lang: &str, title: &str, body: &str) -> String {
@@ -102,104 +110,6 @@ fn server_error(e: anyhow::Error) -> Response {
         )),
     )
         .into_response()
-}
-
-/// How long `/healthz` waits for any one check. The checks run side by side,
-/// so a health checker gets its answer (503 and the reason when something is
-/// away) within about this long, not after the database pool's acquire
-/// timeout (10 s) or a hung file system.
-const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let app = state.shared.current();
-    let (database, mail) = tokio::join!(database_health(&app), mail_health(&app));
-    let healthy = database.is_ok() && mail.is_ok();
-    let lines = [database, mail].map(|line| line.unwrap_or_else(|line| line));
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        format!(
-            "{}\n{}\n",
-            if healthy { "ok" } else { "unhealthy" },
-            lines.join("\n")
-        ),
-    )
-}
-
-/// The database's line of `/healthz`: `Ok` when healthy, `Err` with the reason.
-async fn database_health(app: &App) -> Result<String, String> {
-    match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, app.store.ping()).await {
-        Ok(Ok(())) => Ok("database: reachable".to_string()),
-        Ok(Err(e)) => Err(format!("database: {e:#}")),
-        Err(_) => Err(format!(
-            "database: no answer within {} s",
-            HEALTH_CHECK_TIMEOUT.as_secs()
-        )),
-    }
-}
-
-/// The mail transport's line of `/healthz`.
-async fn mail_health(app: &App) -> Result<String, String> {
-    let mail = &app.settings().mail;
-    match mail.transport {
-        crate::config::Transport::File => {
-            // File system calls cannot be cancelled: the probe runs on a
-            // blocking thread, and while one hangs (a dead network mount)
-            // no second one is started.
-            static PROBING: std::sync::atomic::AtomicBool =
-                std::sync::atomic::AtomicBool::new(false);
-            use std::sync::atomic::Ordering;
-            let dir = mail.file_dir.clone();
-            if PROBING.swap(true, Ordering::AcqRel) {
-                return Err(format!(
-                    "mail: the outbox folder {} did not answer (an earlier check still waits); messages wait in the queue",
-                    dir.display()
-                ));
-            }
-            struct Done;
-            impl Drop for Done {
-                fn drop(&mut self) {
-                    PROBING.store(false, Ordering::Release);
-                }
-            }
-            let probe = tokio::task::spawn_blocking({
-                let dir = dir.clone();
-                move || {
-                    let _done = Done;
-                    crate::mailer::outbox_writable(&dir)
-                }
-            });
-            match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, probe).await {
-                Ok(Ok(Ok(()))) => Ok(format!("mail: writing files to {}", dir.display())),
-                Ok(Ok(Err(e))) => Err(format!("mail: {e:#}; messages wait in the queue")),
-                Ok(Err(e)) => Err(format!("mail: checking the outbox folder failed: {e}")),
-                Err(_) => Err(format!(
-                    "mail: the outbox folder {} did not answer within {} s; messages wait in the queue",
-                    dir.display(),
-                    HEALTH_CHECK_TIMEOUT.as_secs()
-                )),
-            }
-        }
-        crate::config::Transport::Smtp => {
-            let addr = (mail.smtp.host.as_str(), mail.smtp.port);
-            match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, tokio::net::TcpStream::connect(addr))
-                .await
-            {
-                Ok(Ok(_)) => Ok(format!(
-                    "smtp: {}:{} reachable",
-                    mail.smtp.host, mail.smtp.port
-                )),
-                _ => Err(format!(
-                    "smtp: {}:{} not reachable; messages wait in the queue",
-                    mail.smtp.host, mail.smtp.port
-                )),
-            }
-        }
-    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -22,6 +22,8 @@ use chrono_tz::Tz;
 use crate::domain::{Attributes, Customer, Email, Tags};
 use crate::store::{CustomerRow, NewEvent, Store};
 
+mod limits;
+
 const CHUNK: usize = 1000;
 /// Longer cells are almost certainly a broken file (a missing quote swallowing lines).
 const MAX_FIELD_CHARS: usize = 4000;
@@ -191,7 +193,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Reads the file a line at a time: its first line (without a BOM) and its
 /// number of lines, or which line is not UTF-8.
 fn check_utf8(path: &Path) -> std::io::Result<Result<(String, usize), String>> {
-    let mut reader = BufReader::new(File::open(path)?);
+    let mut reader = BufReader::new(limits::RecordLimit::new(File::open(path)?));
     let mut line = Vec::new();
     let mut first = String::new();
     let mut lines = 0;
@@ -226,6 +228,7 @@ fn detect_delimiter(header: &str) -> u8 {
 }
 
 fn check_header(header: &[String]) -> Result<(), String> {
+    limits::check_columns(header.len())?;
     if !header.iter().any(|h| h == "email" || h == "external_id") {
         return Err("needs an `email` or `external_id` column to identify customers".into());
     }
@@ -284,7 +287,9 @@ fn parse_row(
                 u32::from(c)
             ));
         }
-        let value = raw.trim();
+        // Known columns are one line each; attributes may keep line breaks.
+        let value = limits::normalise_line_breaks(raw, field.is_some());
+        let value = value.trim();
         let opt = (!value.is_empty()).then(|| value.to_string());
         match field {
             Some("external_id") => row.external_id = opt,

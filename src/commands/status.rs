@@ -35,6 +35,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     }
     let failures = app.store.recent_failures(10).await?;
     let waiting = app.store.runs_in_state("awaiting_approval").await?;
+    let storage = crate::http::health::storage(app).await;
     if json {
         let doc = serde_json::json!({
             "queue": queue.iter().cloned().collect::<BTreeMap<_, _>>(),
@@ -42,9 +43,20 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
             "tasks": per_staff.iter().map(|(s, (open, overdue))| (s.clone(), serde_json::json!({"open": open, "overdue": overdue}))).collect::<BTreeMap<_, _>>(),
             "awaiting_approval": waiting.iter().map(|r| r.id).collect::<Vec<_>>(),
             "recent_failures": failures,
+            "storage": storage.iter().map(|line| match line {
+                Ok(text) => serde_json::json!({"ok": true, "detail": text}),
+                Err(text) => serde_json::json!({"ok": false, "detail": text}),
+            }).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
+    }
+    println!("Storage:");
+    for line in &storage {
+        match line {
+            Ok(text) => println!("  ok       {text}"),
+            Err(text) => println!("  FAILING  {text}"),
+        }
     }
     println!("Queue:");
     if queue.is_empty() {
