@@ -762,11 +762,11 @@ async fn callback_closes_the_task_and_creates_a_call_task_for_the_agreed_day() {
             ("call", "open", "jonas", day(2026, 11, THU), Some(call.id)),
             "{url}"
         );
-        assert!(
-            again.reason.contains("lieber Donnerstag"),
-            "{}",
-            again.reason
-        );
+        // The note stays on the call it was written for (and in its history
+        // entry, which the callback's page lists); a reason is shown wherever
+        // the task is, so it carries none.
+        assert_eq!(again.reason, "callback agreed", "{url}");
+        assert_eq!(tasks[0].note.as_deref(), Some("lieber Donnerstag"), "{url}");
         // The callback is a call like any other: it shows in Thursday's digest.
         t.tick(berlin(2026, 11, WED, 9, 0)).await;
         assert!(
@@ -833,7 +833,8 @@ voucher_pool = "hilfe"
             ),
             "{url}: Jonas's manager follows up"
         );
-        assert!(follow_up.reason.contains("Laden zu, Mann krank"));
+        assert_eq!(follow_up.reason, "needs help (call by jonas)", "{url}");
+        assert_eq!(tasks[0].note.as_deref(), Some("Laden zu, Mann krank"));
         let anna = customer(&t, "A").await;
         assert!(anna.tags.0.contains(&"needs-support".to_string()), "{url}");
         assert!(anna.last_personal_contact_at.is_some());
