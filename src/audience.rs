@@ -62,9 +62,14 @@ impl Audience {
         &self.source
     }
 
-    /// Names the expression reads (to check them against known fields).
+    /// Names the expression reads (to check them against known fields);
+    /// functions (`range`, `days_since` …) are not among them.
     pub fn names(&self) -> std::collections::HashSet<String> {
-        self.expr.undeclared_variables(false)
+        let mut names = self.expr.undeclared_variables(false);
+        for (global, _) in ENV.globals() {
+            names.remove(global);
+        }
+        names
     }
 
     /// Evaluates against a customer context; the result must be a boolean-ish value.
@@ -119,6 +124,14 @@ mod tests {
         let no = context! { consent => true, tags => vec!["vip"], points => 120, locale => "de" };
         assert!(a.matches(&yes).unwrap());
         assert!(!a.matches(&no).unwrap());
+    }
+
+    #[test]
+    fn functions_are_not_names_to_read() {
+        let a = Audience::parse("days_since(birthday) > 3 and points in range(10)").unwrap();
+        let mut names: Vec<String> = a.names().into_iter().collect();
+        names.sort();
+        assert_eq!(names, ["birthday", "points"]);
     }
 
     #[test]

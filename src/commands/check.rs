@@ -73,7 +73,6 @@ pub async fn run(config: &Config) -> Result<()> {
                     .map(|v| v.is_undefined())
                     .unwrap_or(true)
             })
-            .filter(|n| !["days_since", "today"].contains(&n.as_str()))
             .collect();
         custom.sort();
         if !custom.is_empty() {
