@@ -29,6 +29,9 @@ use crate::{http, systemd};
 const TICK: Duration = Duration::from_secs(5);
 /// Runs waiting to be planned are looked for this often.
 const POLL: Duration = Duration::from_millis(250);
+/// A planning that failed (the database refused a write) is tried again
+/// after this long, not only when its lease runs out.
+const PLAN_RETRY: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Terminal: plain text with time. Under systemd (`JOURNAL_STREAM` set): no
 /// timestamps (journald adds its own), no colours, and each line starts
@@ -194,7 +197,12 @@ pub async fn tick(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) ->
 async fn plan_pending(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) -> Result<()> {
     while let Some(run) = app
         .store
-        .claim_run_for_planning(&app.instance, now, now + deliver::LEASE)
+        .claim_run_for_planning(
+            &app.instance,
+            now,
+            now + deliver::LEASE,
+            now + deliver::LEASE - PLAN_RETRY,
+        )
         .await?
     {
         let result = match run.rule_kind.as_str() {
