@@ -7,6 +7,10 @@
 //! expired or wrong-purpose token gets a plain error page and no data. GET
 //! never changes anything (mail scanners prefetch links); changes are POSTs.
 
+pub mod guard;
+pub mod health;
+pub mod server;
+
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -22,10 +26,6 @@ use tokio::sync::watch;
 
 use crate::app::{App, Shared};
 use crate::deliver::Delivery;
-
-pub mod guard;
-pub mod health;
-pub mod server;
 use crate::tasks::digest::{staff_locale, talking_points, words};
 use crate::templates::escape_html as esc;
 use crate::tokens::{Purpose, TokenError};

@@ -15,19 +15,19 @@ use crate::app::App;
 /// several daemons on one database run it once a day, not once each).
 const LAST_PASS_KV: &str = "retention_last_day";
 
-/// Runs the pass unless it ran already on the business's day of `now`.
-/// Returns whether it ran.
-pub async fn daily(app: &App, now: DateTime<Utc>) -> Result<bool> {
+/// Runs the pass unless it ran already on the business's day of `now`;
+/// one that failed is tried again the next day, not at every tick.
+pub async fn daily(app: &App, now: DateTime<Utc>) -> Result<()> {
     let today = now
         .with_timezone(&app.config.resolved.timezone)
         .date_naive()
         .to_string();
     if app.store.kv_get(LAST_PASS_KV).await?.as_deref() == Some(today.as_str()) {
-        return Ok(false);
+        return Ok(());
     }
-    run(app, now).await?;
+    let pass = run(app, now).await;
     app.store.kv_set(LAST_PASS_KV, &today).await?;
-    Ok(true)
+    pass
 }
 
 /// One pass, whatever day it is.
