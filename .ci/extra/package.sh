@@ -51,7 +51,7 @@ done
 grep -q 'systemd-sysusers' "$tmp/control/postinst" || fail "postinst does not create the user"
 echo "ok   control: conffiles, Depends: $depends"
 
-lintian_output=$(lintian --fail-on error --no-tag-display-limit "$deb" 2>&1) || {
+lintian_output=$(lintian --fail-on error --tag-display-limit 0 "$deb" 2>&1) || {
     fail "lintian found errors:"
     printf '%s\n' "$lintian_output" | sed 's/^/    /'
 }

@@ -30,6 +30,17 @@ healthz() {
 
 is_active() { [ "$(systemctl is-active "$unit")" = active ]; }
 
+# `systemctl reload` only sends SIGHUP: wait until the daemon has taken the
+# new config (or refused it), as the next check depends on it.
+reloads() { journalctl -u "$unit" -o cat | grep -c -e 'configuration reloaded' -e 'reload refused'; }
+reloaded_since() { [ "$(reloads)" -gt "$1" ]; }
+reload() {
+    local before
+    before=$(reloads)
+    systemctl reload "$unit" || return 1
+    within 10 reloaded_since "$before"
+}
+
 # 1. Started at boot and active: with Type=notify only after READY=1.
 if within 60 is_active && [ "$(systemctl show -P Type "$unit")" = notify ]; then
     ok "active through READY=1 (Type=notify)"
@@ -46,7 +57,7 @@ else
 fi
 
 # 3. Reload: succeeds, and the daemon says so.
-if systemctl reload "$unit" && within 10 sh -c "journalctl -u $unit -o cat | grep -q 'configuration reloaded'"; then
+if reload && journalctl -u "$unit" -o cat | grep -q 'configuration reloaded'; then
     ok "systemctl reload"
 else
     fail "systemctl reload: $(journalctl -u "$unit" -n 10 --no-pager 2>&1)"
@@ -56,7 +67,7 @@ fi
 #    mail written to the outbox 0600 (customers imported, a run sent to files).
 mkdir -p /etc/outreach/conf.d
 printf '[limits]\nquiet_hours = ""\nfrequency_cap = ""\n' >/etc/outreach/conf.d/50-ci.toml
-systemctl reload "$unit"
+reload
 printf 'email,name,consent,points\nanna@example.de,Anna,yes,10\n' >/root/ci/customers.csv
 outreach-admin import customers /root/ci/customers.csv >/root/ci/admin.log 2>&1 || fail "outreach-admin import: $(cat /root/ci/admin.log)"
 outreach-admin runs start punktestand >>/root/ci/admin.log 2>&1 || fail "outreach-admin runs start: $(cat /root/ci/admin.log)"
@@ -75,16 +86,16 @@ fi
 # 5. The journal has levels: an error is an error, info is info.
 cp /etc/outreach/outreach.toml /root/ci/outreach.toml.good
 printf '\n[limits]\nquiet_hourz = ""\n' >>/etc/outreach/outreach.toml
-systemctl reload "$unit"
+reload
 cp /root/ci/outreach.toml.good /etc/outreach/outreach.toml
-if within 10 sh -c "journalctl -u $unit -p err -o cat | grep -q 'reload refused'" \
+if journalctl -u "$unit" -p err -o cat | grep -q 'reload refused' \
     && journalctl -u "$unit" -p info -o cat | grep -q 'outreach is running' \
     && ! journalctl -u "$unit" -p warning -o cat | grep -q 'outreach is running'; then
     ok "journal: errors at priority err, the start at info"
 else
     fail "journal levels: $(journalctl -u "$unit" -o json --no-pager -n 5 | grep -o '"PRIORITY":"[0-9]"' | tr '\n' ' ')"
 fi
-systemctl reload "$unit"
+reload
 
 # 6. Watchdog: the main loop hangs on a database that another process keeps
 #    locked (every pass waits out the busy timeout); systemd kills it after

@@ -83,11 +83,20 @@ async fn checks(app: &App) -> Lines {
 }
 
 /// What `outreach status` shows under "Storage": the database, and the
-/// outbox folder when mail goes to files.
+/// outbox folder when mail goes to files. (A command does not create the
+/// folder: run by another user, it would leave one the daemon cannot use.)
 pub async fn storage(app: &App) -> Lines {
     let mut lines = vec![database(app).await];
-    if app.settings().mail.transport == crate::config::Transport::File {
-        lines.push(mail(app).await);
+    let mail_settings = &app.settings().mail;
+    if mail_settings.transport == crate::config::Transport::File {
+        lines.push(if mail_settings.file_dir.is_dir() {
+            mail(app).await
+        } else {
+            Ok(format!(
+                "mail: {} does not exist yet; the daemon creates it",
+                mail_settings.file_dir.display()
+            ))
+        });
     }
     lines
 }
