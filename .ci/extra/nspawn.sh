@@ -22,14 +22,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-deb=$(bash .ci/lib/deb.sh | tail -n1)
 work=target/nspawn
-mkdir -p "$work"
+rm -rf "$work/debs"
+mkdir -p "$work/debs"
+# (A copy: cargo-deb deletes other versions from target/debian.)
+cp "$(bash .ci/lib/deb.sh | tail -n1)" "$work/debs/"
+deb=$(ls "$work"/debs/outreach_*.deb)
 # The same package one Debian revision later, to check an upgrade.
-rm -rf "$work/upgrade"
-mkdir -p "$work/upgrade"
-cargo deb --no-build --quiet --deb-revision 99 --output "$work/upgrade/" >/dev/null
-upgrade=$(ls "$work"/upgrade/outreach_*.deb)
+cargo deb --no-build --quiet --fast --deb-revision 99 --output "$work/debs/upgrade.deb" >/dev/null
+upgrade="$work/debs/upgrade.deb"
 
 if [ ! -x "$work/rootfs/usr/bin/systemctl" ]; then
     echo "nspawn: debootstrap bookworm (once; kept in $work/rootfs)"
