@@ -74,3 +74,4 @@ if grep -q '^FAIL' "$machine/root/ci/result"; then
     echo "    (the container's journal: $machine/var/log/journal, its console: $work/boot.log)"
     exit 1
 fi
+rm -rf "$machine"
