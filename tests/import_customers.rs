@@ -297,10 +297,11 @@ async fn line_breaks_are_kept_but_other_control_characters_are_refused() {
             text.contains("line 4: `notiz` contains the control character U+0007"),
             "{text}"
         );
+        // Kept as line breaks of one kind (CR LF and CR become LF).
         let a = show_json(&env, "a@example.de");
         assert_eq!(
             a["customer"]["attributes"]["notiz"],
-            "Ruft lieber abends an.\r\nHund heißt Bello."
+            "Ruft lieber abends an.\nHund heißt Bello."
         );
     }
 }
