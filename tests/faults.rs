@@ -562,9 +562,11 @@ async fn smtp_server_down_at_start_then_back_every_message_goes_out_once() {
     let (smtp_port, received) = smtp::start(None);
     forward(TcpListener::bind(("127.0.0.1", port)).unwrap(), smtp_port);
     // (A probe may be answered from a check up to a second old.)
-    wait_for("/healthz to see the server back", Duration::from_secs(5), || {
-        daemon.healthz().0 == 200
-    });
+    wait_for(
+        "/healthz to see the server back",
+        Duration::from_secs(5),
+        || daemon.healthz().0 == 200,
+    );
     let q = wait_drained(&env, n as i64, Duration::from_secs(120), "after the outage");
     eprintln!(
         "smtp outage: all {n} sent {:.1?} after the server came back (retry backoff)",

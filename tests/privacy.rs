@@ -41,8 +41,8 @@ K-BOB,bob.bleibt@example.de,Bob Bleibt,+49 221 5550200,yes,yes,no,no,jonas
 
 /// Both customers got the newsletter (as files); Anna's call ended in
 /// "needs help" with a note, which opened a follow-up for the manager.
-async fn with_history(url: &str, extra: &str, now: DateTime<Utc>) -> TestApp {
-    let t = TestApp::new(url, &format!("{CONFIG}{extra}")).await;
+async fn with_history(url: &str, fragment: &str, now: DateTime<Utc>) -> TestApp {
+    let t = TestApp::with_fragment(url, CONFIG, fragment).await;
     t.import(CSV).await;
     start_now(&t.app, "news", now).await.unwrap();
     t.tick(now).await;
@@ -303,7 +303,7 @@ fn written_at(path: &std::path::Path, at: DateTime<Utc>) {
 async fn the_daily_pass_deletes_old_mail_files_and_erases_old_details_but_keeps_dates_kinds_and_outcomes()
  {
     let dir = tempfile::tempdir().unwrap();
-    let retention = "\n[retention]\noutbox_files = \"14d\"\ndetails = \"180d\"\n";
+    let retention = "[retention]\noutbox_files = \"14d\"\ndetails = \"180d\"\n";
     for url in databases(dir.path()).await {
         let sent = berlin(2026, 3, 2, 10, 0);
         let t = with_history(&url, retention, sent).await;
