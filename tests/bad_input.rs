@@ -622,11 +622,8 @@ fn spreadsheet_formulas_in_imported_cells_are_kept_verbatim_and_exported_as_plai
         assert_eq!(c["email"], email, "{id}: {c}");
         assert_eq!(c["name"], serde_json::json!(name), "{id}: {c}");
         assert_eq!(c["phone"], serde_json::json!(phone), "{id}: {c}");
-        assert_eq!(
-            c["attributes"]["notiz"],
-            serde_json::json!(notiz),
-            "{id}: {c}"
-        );
+        // "notiz" is the note field.
+        assert_eq!(c["note"], serde_json::json!(notiz), "{id}: {c}");
         let want: Vec<&str> = tags.split(';').collect();
         assert_eq!(c["tags"], serde_json::json!(want), "{id}: {c}");
         // Nothing added in front (no ' or tab: that would change the data).

@@ -10,6 +10,7 @@ use common::app::{TestApp, berlin};
 use common::databases;
 use common::mail::Mail;
 use minijinja::{Value, context};
+use outreach::config::AddressForm;
 use outreach::schedule::start_now;
 use outreach::templates::{Rendered, Templates};
 
@@ -381,6 +382,8 @@ fn the_shipped_templates_render_as_before_for_ordinary_customers() {
                 "checkin",
             ] {
                 for locale in ["de", "en"] {
+                    let greeting = outreach::greeting::greeting(customer, locale, AddressForm::Sie);
+                    let ctx = context! { greeting => greeting, ..ctx.clone() };
                     let (before, after) = if name == "checkin" {
                         (
                             old.render_plain(name, locale, &ctx),
@@ -406,6 +409,7 @@ fn the_shipped_templates_render_as_before_for_ordinary_customers() {
     // The comparison is about something: the unsubscribe link is a link.
     let ctx = context! {
         customer => outreach::context::customer_value_on(&customers[0], today),
+        greeting => "Liebe Frau Musterfrau,",
         business => context! { name => "Café Linde", postal_address => "Lindenstraße 3" },
         unsubscribe_url => "http://127.0.0.1:8080/u/AAAAAAAAAAE.Zm9vYmFy-_x1Ab",
         run => context! { id => 7, campaign => "news" },
