@@ -67,6 +67,19 @@ async fn news_sent(t: &TestApp, now: DateTime<Utc>) -> Sent {
     }
 }
 
+/// A fresh database on the same backend as `url`, for a test that needs
+/// one per case.
+async fn another_database(dir: &std::path::Path, url: &str) -> String {
+    if url.starts_with("sqlite") {
+        format!(
+            "sqlite://{}",
+            dir.join(format!("{}.db", rand::random::<u32>())).display()
+        )
+    } else {
+        common::fresh_postgres(&std::env::var("TEST_POSTGRES_URL").unwrap()).await
+    }
+}
+
 fn fixture(name: &str, return_path: &str, recipient: &str, header_id: &str) -> Vec<u8> {
     std::fs::read_to_string(common::repo_path(&format!("tests/fixtures/bounces/{name}")))
         .unwrap()
@@ -120,14 +133,7 @@ async fn a_permanent_bounce_arriving_a_day_later_suppresses_the_address() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         for name in ["postfix-dsn.eml", "exim-text.eml", "exchange-dsn.eml"] {
-            let url = if url.starts_with("sqlite") {
-                format!(
-                    "sqlite://{}",
-                    dir.path().join(format!("{name}.db")).display()
-                )
-            } else {
-                common::fresh_postgres(&std::env::var("TEST_POSTGRES_URL").unwrap()).await
-            };
+            let url = another_database(dir.path(), &url).await;
             let t = TestApp::new(&url, NEWS).await;
             let sent_at = berlin(2026, 12, 10, 9, 0);
             let sent = news_sent(&t, sent_at).await;
@@ -480,16 +486,7 @@ async fn the_bounce_mailbox_is_read_over_tls_and_each_email_acted_on_once() {
             ),
             (format!("imap://127.0.0.1:{}", dovecot.imap_port), ""),
         ] {
-            let db = if url.starts_with("sqlite") {
-                format!(
-                    "sqlite://{}",
-                    dir.path()
-                        .join(format!("{}.db", rand::random::<u32>()))
-                        .display()
-                )
-            } else {
-                common::fresh_postgres(&std::env::var("TEST_POSTGRES_URL").unwrap()).await
-            };
+            let db = another_database(dir.path(), &url).await;
             let t = TestApp::with_fragment(
                 &db,
                 NEWS,
