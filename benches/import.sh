@@ -16,7 +16,9 @@
 #              and decoding;
 #   xlsx       the same rows as an .xlsx workbook LibreOffice made from the
 #              CSV (German locale: dates are date cells) into a fresh database.
-# `vs UTF-8 CSV` = first_s / case_s for the last two.
+# `vs UTF-8 CSV` = first_s / case_s for the last two; `CPU vs CSV` the same
+# for the CPU time of the outreach process (on SQLite that includes the
+# database's work; on PostgreSQL the server's is not counted).
 # Each command runs under `/usr/bin/time -v` (peak RSS), timed by the clock
 # around it (wall time). The table shows the median time over the runs,
 # rows/s, `vs baseline` = baseline_s / case_s (1.00 = as fast as the bulk
@@ -34,6 +36,7 @@
 #                       a database outreach_bench_<random>_{copy,app} is
 #                       created there and dropped again. `none` skips PostgreSQL.
 #   BENCH_KEEP=1        keep the temp folder (CSV, configs, databases) for inspection
+#   BENCH_BUDGET        seconds all runs may take before only one is made (default 300)
 #
 # Needs cargo, python3, iconv, psql (for PostgreSQL); installs the Debian
 # packages `sqlite3`, `time` and `libreoffice-calc-nogui` (for the .xlsx)
@@ -44,7 +47,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROWS=${BENCH_ROWS:-100000}
 RUNS=${BENCH_RUNS:-3}
 PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
-BUDGET_SECONDS=300
+BUDGET_SECONDS=${BENCH_BUDGET:-300}
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -272,12 +275,15 @@ measure() {
         cat "$out" >&2
         die "$backend/$case: output does not match /$expect/"
     fi
-    local secs rss
+    local secs rss cpu
     # wall time from the clock (ms precision; time -v only gives 1/100 s)
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
     rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tv")
-    printf '%s\t%s\t%s\t%s\t%s\n' "$backend" "$case" "$run" "$secs" "$rss" >>"$RESULTS"
-    log "  $backend $case run $run: ${secs} s, peak RSS $((rss / 1024)) MB"
+    # CPU time of the measured process (user + system): on a busy machine
+    # it varies far less than the wall time.
+    cpu=$(awk -F': ' '/User time|System time/ { t += $2 } END { printf "%.2f", t }' "$tv")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$case" "$run" "$secs" "$rss" "$cpu" >>"$RESULTS"
+    log "  $backend $case run $run: ${secs} s (CPU ${cpu} s), peak RSS $((rss / 1024)) MB"
 }
 
 check_count() { # what actual
@@ -390,26 +396,32 @@ import statistics, sys
 from collections import defaultdict
 
 path, rows = sys.argv[1], int(sys.argv[2])
-secs, rss = defaultdict(list), defaultdict(list)
+secs, rss, cpu = defaultdict(list), defaultdict(list), defaultdict(list)
 for line in open(path):
-    backend, case, _run, s, kb = line.rstrip("\n").split("\t")
+    backend, case, _run, s, kb, c = line.rstrip("\n").split("\t")
     secs[backend, case].append(float(s))
     rss[backend, case].append(int(kb))
+    cpu[backend, case].append(float(c))
 label = {"baseline": None, "first": "import, first (all new)", "reimport": "import, again (unchanged)",
          "cp1252": "import, first, Windows-1252", "xlsx": "import, first, .xlsx"}
 loader = {"sqlite": "sqlite3 .import (baseline)", "postgres": "psql \\copy (baseline)"}
 print(f"{'backend':<9} {'case':<27} {'seconds':>8} {'rows/s':>9} {'vs baseline':>11} {'x slower':>8} "
-      f"{'vs UTF-8 CSV':>12} {'peak RSS MB':>11}")
+      f"{'vs UTF-8 CSV':>12} {'CPU s':>6} {'CPU vs CSV':>10} {'peak RSS MB':>11}")
 for backend in ("sqlite", "postgres"):
     if (backend, "baseline") not in secs:
         continue
     base = statistics.median(secs[backend, "baseline"])
     first = statistics.median(secs[backend, "first"])
+    first_cpu = statistics.median(cpu[backend, "first"])
     for case in ("baseline", "first", "reimport", "cp1252", "xlsx"):
         s = statistics.median(secs[backend, case])
+        c = statistics.median(cpu[backend, case])
         ratio = base / s if s > 0 else float("inf")
         name = label[case] or loader[backend]
-        vs_csv = f"{first / s:.2f}" if case in ("first", "cp1252", "xlsx") else ""
+        compared = case in ("first", "cp1252", "xlsx")
+        vs_csv = f"{first / s:.2f}" if compared else ""
+        cpu_vs_csv = f"{first_cpu / c:.2f}" if compared and c > 0 else ""
         print(f"{backend:<9} {name:<27} {s:>8.2f} {rows / s if s else float('inf'):>9.0f} "
-              f"{ratio:>11.3f} {s / base:>8.1f} {vs_csv:>12} {max(rss[backend, case]) / 1024:>11.1f}")
+              f"{ratio:>11.3f} {s / base:>8.1f} {vs_csv:>12} {c:>6.2f} {cpu_vs_csv:>10} "
+              f"{max(rss[backend, case]) / 1024:>11.1f}")
 EOF

@@ -384,7 +384,7 @@ fn check_refuses_a_column_rule_it_cannot_follow() {
 }
 
 #[tokio::test]
-async fn crlf_rows_are_numbered_as_spreadsheets_show_them_in_rejections_skips_and_history() {
+async fn rows_are_numbered_as_spreadsheets_show_them_in_rejections_skips_and_history() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         let env = Env::new(&url, "");
@@ -395,22 +395,35 @@ async fn crlf_rows_are_numbered_as_spreadsheets_show_them_in_rejections_skips_an
                 .status
                 .success()
         );
-        let csv = env.write(
-            "b.csv",
-            "email;name;notiz\r\nanna@example.de;Anna;\"zwei\r\nZeilen\"\r\nkaputt;Kaputt;\r\nfrida@example.de;Frida;\r\nben@example.de;Ben;\r\n",
+        let history = |key: &str| {
+            let out = env.run(&["customers", "show", key, "--json"]);
+            serde_json::from_str::<Value>(&stdout(&out)).unwrap()["history"][0]["detail"].clone()
+        };
+        // CRLF line ends (the csv crate reported each row one too early).
+        let crlf = env.write(
+            "crlf.csv",
+            "email;name\r\nanna@example.de;Anna\r\nkaputt;Kaputt\r\nfrida@example.de;Frida\r\nben@example.de;Ben\r\n",
         );
-        let out = import(&env, &csv, &[]);
-        let text = stdout(&out);
+        let text = stdout(&import(&env, &crlf, &[]));
         assert!(text.contains("line 3: invalid email"), "{url}: {text}");
         assert!(
             text.contains("line 4: skipped: this person asked to be forgotten"),
             "{text}"
         );
-        let history = env.run(&["customers", "show", "ben@example.de", "--json"]);
-        let history: Value = serde_json::from_str(&stdout(&history)).unwrap();
         assert_eq!(
-            history["history"][0]["detail"],
-            "created from import line 5 of b.csv"
+            history("ben@example.de"),
+            "created from import line 5 of crlf.csv"
+        );
+        // A line break in a quoted cell stays in its row (it was counted as one).
+        let quoted = env.write(
+            "quoted.csv",
+            "email;name;notiz\nclara@example.de;Clara;\"zwei\nZeilen\"\nkaputt;Kaputt;\ndora@example.de;Dora;\n",
+        );
+        let text = stdout(&import(&env, &quoted, &[]));
+        assert!(text.contains("line 3: invalid email"), "{url}: {text}");
+        assert_eq!(
+            history("dora@example.de"),
+            "created from import line 4 of quoted.csv"
         );
     }
 }

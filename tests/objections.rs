@@ -310,6 +310,76 @@ async fn an_unsubscribe_by_link_survives_a_reimport() {
     }
 }
 
+#[tokio::test]
+async fn an_import_restores_what_an_objection_says_if_the_customer_row_lost_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let t = TestApp::new(&url, "").await;
+        t.import("email,consent,phone_consent\nanna@example.de,yes,yes\n")
+            .await;
+        let anna = t
+            .app
+            .store
+            .find_customer("anna@example.de")
+            .await
+            .unwrap()
+            .unwrap();
+        for channel in [Channel::Email, Channel::Phone] {
+            let objection = NewObjection {
+                channel,
+                kind: None,
+                at: berlin(2026, 3, 1, 10, 0),
+                recorded_by: "maria".into(),
+                source: "counter".into(),
+                note: None,
+            };
+            assert!(
+                t.app
+                    .store
+                    .record_objection(anna.id, &objection)
+                    .await
+                    .unwrap()
+            );
+        }
+        // What a full-row write of a concurrent import would leave behind.
+        let mut stale = anna.clone();
+        stale.updated_at = Utc::now();
+        let write = outreach::store::CustomerWrite {
+            customer: stale,
+            events: Vec::new(),
+            objections: Vec::new(),
+            lifted: Vec::new(),
+        };
+        t.app
+            .store
+            .write_customers(&[write], Utc::now())
+            .await
+            .unwrap();
+        assert!(
+            t.app
+                .store
+                .find_customer("anna@example.de")
+                .await
+                .unwrap()
+                .unwrap()
+                .mailable()
+                .is_ok()
+        );
+
+        t.import("email,tier\nanna@example.de,Gold\n").await;
+        let anna = t
+            .app
+            .store
+            .find_customer("anna@example.de")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(anna.mailable(), Err("unsubscribed"), "{url}");
+        assert_eq!(anna.unsubscribed_at, Some(berlin(2026, 3, 1, 10, 0)));
+        assert!(anna.do_not_call);
+    }
+}
+
 const TWO_KINDS: &str = r#"
 [limits]
 frequency_cap = ""

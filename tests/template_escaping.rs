@@ -11,6 +11,7 @@ use common::app::{TestApp, berlin};
 use common::databases;
 use common::mail::Mail;
 use minijinja::{Value, context};
+use outreach::config::AddressForm;
 use outreach::schedule::start_now;
 use outreach::templates::Templates;
 
@@ -390,6 +391,8 @@ fn the_shipped_templates_render_as_before_for_ordinary_customers() {
                 "checkin",
             ] {
                 for locale in ["de", "en"] {
+                    let greeting = outreach::greeting::greeting(customer, locale, AddressForm::Sie);
+                    let ctx = context! { greeting => greeting, ..ctx.clone() };
                     let (before, after) = if name == "checkin" {
                         (
                             old.render_plain(name, locale, &ctx),

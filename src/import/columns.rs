@@ -277,17 +277,25 @@ pub struct Column {
     /// The column's letter as spreadsheet programs show it ("B").
     pub letter: String,
     pub target: Target,
+    /// How messages name the column: its header, and the field if that
+    /// reads differently ("Geburtstag (birthday)").
+    pub label: String,
 }
 
 impl Column {
-    /// How messages name the column: its header, and the field if that
-    /// reads differently ("Geburtstag (birthday)").
-    pub fn label(&self) -> String {
-        match &self.target {
-            Target::Field(f) if normalize(&self.header) != normalize(f.name()) => {
-                format!("{} ({})", self.header, f.name())
+    fn new(header: &str, letter: String, target: Target) -> Column {
+        let header = header.trim().to_string();
+        let label = match &target {
+            Target::Field(f) if normalize(&header) != normalize(f.name()) => {
+                format!("{header} ({})", f.name())
             }
-            _ => self.header.clone(),
+            _ => header.clone(),
+        };
+        Column {
+            header,
+            letter,
+            target,
+            label,
         }
     }
 }
@@ -324,11 +332,7 @@ impl Mapping {
         let columns: Vec<Column> = header
             .iter()
             .enumerate()
-            .map(|(i, h)| Column {
-                header: h.trim().to_string(),
-                letter: column_letter(first_column + i),
-                target: rules.target(h),
-            })
+            .map(|(i, h)| Column::new(h, column_letter(first_column + i), rules.target(h)))
             .collect();
         if let Some(unnamed) = columns.iter().find(|c| c.header.is_empty()) {
             return Err(format!(

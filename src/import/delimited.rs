@@ -85,25 +85,19 @@ impl<R: Read> Records<R> {
         Ok(Some(self.buf[self.pos]))
     }
 
-    fn next_byte(&mut self) -> std::io::Result<Option<u8>> {
-        let b = self.peek()?;
-        if b.is_some() {
-            self.pos += 1;
-        }
-        Ok(b)
-    }
-
-    /// The next record, `None` at the end of the input.
+    /// The next record, `None` at the end of the input. Runs of ordinary
+    /// bytes are copied a buffer slice at a time.
     fn read_record(&mut self) -> std::io::Result<Option<Result<Record, Unreadable>>> {
         let row = self.row;
-        let Some(_) = self.peek()? else {
+        if self.peek()?.is_none() {
             return Ok(None);
-        };
+        }
+        let delimiter = self.delimiter;
         let mut fields: Vec<Vec<u8>> = vec![Vec::new()];
         let mut quoted = false;
         let mut at_cell_start = true;
         loop {
-            let Some(b) = self.next_byte()? else {
+            if self.peek()?.is_none() {
                 if quoted {
                     return Ok(Some(Err((
                         row,
@@ -113,39 +107,49 @@ impl<R: Read> Records<R> {
                     ))));
                 }
                 break;
-            };
+            }
             let field = fields.last_mut().expect("at least one field");
-            if quoted {
-                if b == b'"' {
+            let buf = &self.buf[self.pos..self.end];
+            let stop = if quoted {
+                buf.iter().position(|b| *b == b'"')
+            } else {
+                buf.iter()
+                    .position(|b| matches!(*b, b'"' | b'\r' | b'\n') || *b == delimiter)
+            };
+            let Some(i) = stop else {
+                field.extend_from_slice(buf);
+                at_cell_start &= buf.is_empty();
+                self.pos = self.end;
+                continue;
+            };
+            field.extend_from_slice(&buf[..i]);
+            at_cell_start &= i == 0;
+            let b = buf[i];
+            self.pos += i + 1;
+            match b {
+                b'"' if quoted => {
+                    // `""` inside quotes is a quote; a lone one closes them.
                     if self.peek()? == Some(b'"') {
                         self.pos += 1;
-                        field.push(b'"');
+                        fields.last_mut().expect("at least one field").push(b'"');
                     } else {
                         quoted = false;
                     }
-                } else {
-                    field.push(b);
                 }
-                continue;
-            }
-            match b {
                 b'"' if at_cell_start => {
                     quoted = true;
                     at_cell_start = false;
                 }
+                b'"' => field.push(b'"'),
                 b'\r' | b'\n' => {
                     if b == b'\r' && self.peek()? == Some(b'\n') {
                         self.pos += 1;
                     }
                     break;
                 }
-                d if d == self.delimiter => {
+                _ => {
                     fields.push(Vec::new());
                     at_cell_start = true;
-                }
-                other => {
-                    field.push(other);
-                    at_cell_start = false;
                 }
             }
         }
@@ -210,6 +214,43 @@ mod tests {
         assert_eq!(delimiter("email,name\n"), b',');
         assert_eq!(delimiter("Vorname\tNachname\tE-Mail\n"), b'\t');
         assert_eq!(delimiter("email\n"), b',');
+    }
+
+    /// Hands out one byte per read: every quote, `""` and CRLF falls on a
+    /// buffer boundary somewhere.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.split_first() {
+                Some((b, rest)) if !buf.is_empty() => {
+                    buf[0] = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn buffer_boundaries_change_nothing() {
+        let text = "a;b;c\r\n\"x\r\ny\";\"sagt \"\"hi\"\"\";O\"B\r\n\r\n;;\r\nlast;\"\";z";
+        let whole: Vec<Record> = rows(text);
+        let trickled: Vec<Record> = Records::new(Trickle(text.as_bytes()))
+            .unwrap()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        assert_eq!(whole, trickled);
+        assert_eq!(whole.len(), 5);
+        assert_eq!(
+            whole[1],
+            (
+                2,
+                vec!["x\r\ny".into(), "sagt \"hi\"".into(), "O\"B".into()]
+            )
+        );
+        assert_eq!(whole[4], (5, vec!["last".into(), "".into(), "z".into()]));
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub use upsert::external_id_suppression_key;
 
 use crate::store::Store;
 use columns::Mapping;
+use table::Cell;
 use table::Reading;
 
 const CHUNK: usize = 1000;
@@ -186,7 +187,7 @@ pub async fn import_customers(
             }
             Some(Ok((line, cells))) => {
                 done += 1;
-                if cells.iter().all(|c| c.text().trim().is_empty()) {
+                if cells.iter().all(Cell::is_blank) {
                     continue;
                 }
                 match row::parse(&mapping, cells, line, &opts.staff_ids) {

@@ -80,17 +80,27 @@ pub fn parse(
         ..Row::default()
     };
     for (column, cell) in mapping.columns.iter().zip(cells) {
-        let value = checked_text(column, &cell)?;
-        let opt = (!value.is_empty()).then(|| value.clone());
+        check(column, &cell)?;
+        let date_cell = match cell {
+            Cell::Date(d) => Some(d),
+            _ => None,
+        };
+        let text = cell.into_text();
+        let text = match text.trim() {
+            trimmed if trimmed.len() == text.len() => text,
+            trimmed => trimmed.to_string(),
+        };
         let field = match &column.target {
             Target::Ignore => continue,
             Target::Attribute(name) => {
-                row.attributes.push((name.clone(), value));
+                row.attributes.push((name.clone(), text));
                 continue;
             }
             Target::Field(f) => *f,
         };
-        let label = column.label();
+        let opt = (!text.is_empty()).then_some(text);
+        let value = opt.as_deref().unwrap_or_default();
+        let label = column.label.as_str();
         match field {
             Field::ExternalId => row.external_id = opt,
             Field::Email => {
@@ -99,9 +109,9 @@ pub fn parse(
                         .transpose()?,
                 )
             }
-            Field::Salutation => row.salutation = Some(Salutation::parse(&value)?),
+            Field::Salutation => row.salutation = Some(Salutation::parse(value)?),
             Field::Locale => {
-                let locale = opt.map(|v| parse_locale(&label, &v)).transpose()?;
+                let locale = opt.as_deref().map(|v| parse_locale(label, v)).transpose()?;
                 row.text.push((field, locale));
             }
             Field::Timezone => {
@@ -127,23 +137,24 @@ pub fn parse(
                 }
                 row.text.push((field, opt));
             }
-            Field::Consent => {
-                row.consent = match &cell {
-                    Cell::Date(d) => Some(Consent::Since(*d)),
-                    _ => opt.map(|v| parse_consent(&label, &v)).transpose()?,
-                }
-            }
-            Field::PhoneConsent => {
-                row.phone_consent = match &cell {
-                    Cell::Date(d) => Some(Consent::Since(*d)),
-                    _ => opt.map(|v| parse_consent(&label, &v)).transpose()?,
+            Field::Consent | Field::PhoneConsent => {
+                let consent = match date_cell {
+                    Some(d) => Some(Consent::Since(d)),
+                    None => opt
+                        .as_deref()
+                        .map(|v| parse_consent(label, v))
+                        .transpose()?,
+                };
+                match field {
+                    Field::Consent => row.consent = consent,
+                    _ => row.phone_consent = consent,
                 }
             }
             Field::DoNotCall => {
-                row.do_not_call = opt.map(|v| parse_bool(&label, &v)).transpose()?
+                row.do_not_call = opt.as_deref().map(|v| parse_bool(label, v)).transpose()?
             }
             Field::IsBusiness => {
-                row.is_business = opt.map(|v| parse_bool(&label, &v)).transpose()?
+                row.is_business = opt.as_deref().map(|v| parse_bool(label, v)).transpose()?
             }
             Field::Tags => {
                 row.tags = Some(
@@ -156,10 +167,11 @@ pub fn parse(
                 )
             }
             Field::CustomerSince | Field::Birthday => {
-                let date = match &cell {
-                    Cell::Date(d) => Some(*d),
-                    _ => opt
-                        .map(|v| parse_date(&v).map_err(|e| format!("{label} {e}")))
+                let date = match date_cell {
+                    Some(d) => Some(d),
+                    None => opt
+                        .as_deref()
+                        .map(|v| parse_date(v).map_err(|e| format!("{label} {e}")))
                         .transpose()?,
                 };
                 row.dates.push((field, date));
@@ -191,16 +203,19 @@ pub fn parse(
     Ok(row)
 }
 
-/// The cell as trimmed text, refusing what no person typed on purpose.
-fn checked_text(column: &Column, cell: &Cell) -> Result<String, String> {
-    if let Cell::Error(e) = cell {
-        return Err(format!(
-            "`{}` (column {}) holds the spreadsheet error {e}; fix the formula or type the value",
-            column.header, column.letter
-        ));
-    }
-    let raw = cell.text();
-    if raw.chars().count() > MAX_CELL_CHARS {
+/// Refuses a cell no person typed on purpose.
+fn check(column: &Column, cell: &Cell) -> Result<(), String> {
+    let text = match cell {
+        Cell::Error(e) => {
+            return Err(format!(
+                "`{}` (column {}) holds the spreadsheet error {e}; fix the formula or type the value",
+                column.header, column.letter
+            ));
+        }
+        Cell::Text(text) => text,
+        Cell::Empty | Cell::Date(_) => return Ok(()),
+    };
+    if text.len() > MAX_CELL_CHARS && text.chars().count() > MAX_CELL_CHARS {
         return Err(format!(
             "`{}` is longer than {MAX_CELL_CHARS} characters; is a quote missing?",
             column.header
@@ -208,7 +223,7 @@ fn checked_text(column: &Column, cell: &Cell) -> Result<String, String> {
     }
     // Control characters other than tabs and line breaks (ESC, BEL …)
     // would act on the terminal that shows the customer, never on purpose.
-    if let Some(c) = raw
+    if let Some(c) = text
         .chars()
         .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
     {
@@ -218,14 +233,14 @@ fn checked_text(column: &Column, cell: &Cell) -> Result<String, String> {
             u32::from(c)
         ));
     }
-    if raw.contains('\u{FFFD}') {
+    if text.contains('\u{FFFD}') {
         return Err(format!(
             "`{}` contains \u{FFFD} where the file's encoding had no character; \
              check the encoding named above and give the right one with --encoding",
             column.header
         ));
     }
-    Ok(raw.trim().to_string())
+    Ok(())
 }
 
 /// Without a `name`, the whole name is made from the parts the row has:

@@ -34,11 +34,20 @@ pub enum Cell {
 
 impl Cell {
     /// The cell as text; dates as YYYY-MM-DD.
-    pub fn text(&self) -> String {
+    pub fn into_text(self) -> String {
         match self {
             Cell::Empty => String::new(),
-            Cell::Text(s) | Cell::Error(s) => s.clone(),
+            Cell::Text(s) | Cell::Error(s) => s,
             Cell::Date(d) => d.to_string(),
+        }
+    }
+
+    /// Empty, or only spaces.
+    pub fn is_blank(&self) -> bool {
+        match self {
+            Cell::Empty => true,
+            Cell::Text(s) => s.trim().is_empty(),
+            Cell::Date(_) | Cell::Error(_) => false,
         }
     }
 }
@@ -174,13 +183,17 @@ fn open_text(path: &Path, how: &Reading<'_>) -> Result<Table> {
 
 /// The encoding to decode with, why, and the number of line breaks (an
 /// estimate of the rows); or a problem with the file or the given name.
+///
+/// Detection is `chardetng`'s: a file that is valid UTF-8 is UTF-8 (its
+/// first rule, which a plain UTF-8 check decides at a fraction of the cost
+/// of its scoring); any other file is scored by it whole.
 fn text_encoding(
     path: &Path,
     how: &Reading<'_>,
 ) -> std::io::Result<Result<(&'static Encoding, &'static str, usize)>> {
-    let mut file = BufReader::with_capacity(64 * 1024, File::open(path)?);
+    let mut file = File::open(path)?;
     let mut chunk = vec![0u8; 64 * 1024];
-    let n = read_up_to(file.get_mut(), &mut chunk)?;
+    let n = read_up_to(&mut file, &mut chunk)?;
     let first = &chunk[..n];
     let given = match how.encoding {
         Some(name) => match Encoding::for_label(name.trim().as_bytes()) {
@@ -195,52 +208,85 @@ fn text_encoding(
         None => None,
     };
     let bom = Encoding::for_bom(first).map(|(e, _)| e);
-    let unit = match given.or(bom) {
-        Some(e) if e == encoding_rs::UTF_16LE => Some([b'\n', 0]),
-        Some(e) if e == encoding_rs::UTF_16BE => Some([0, b'\n']),
+    let named = given
+        .map(|e| (e, "given with --encoding"))
+        .or(bom.map(|e| (e, "byte order mark")));
+    let unit = match named {
+        Some((e, _)) if e == encoding_rs::UTF_16LE => Some([b'\n', 0]),
+        Some((e, _)) if e == encoding_rs::UTF_16BE => Some([0, b'\n']),
         _ => None,
     };
-    if given.is_none() && bom.is_none() && first.contains(&0) {
+    if named.is_none() && first.contains(&0) {
         return Ok(Err(anyhow!(
             "{}: this is not a table in a text format (it has NUL bytes): save it as CSV, .xlsx or .ods; \
              if it is UTF-16 text without a byte order mark, add --encoding UTF-16LE",
             path.display()
         )));
     }
-    // One pass over the whole file: counting rows for progress, and the
-    // detector sees every byte when nothing else named the encoding.
-    let mut detector = (given.is_none() && bom.is_none())
-        .then(|| chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny));
+    // One pass over the whole file: counting rows for progress and, when
+    // nothing named the encoding, checking that it is UTF-8.
+    let mut utf8 = Utf8Check::default();
     let mut lines = 0;
-    let mut data = first.to_vec();
-    loop {
+    let mut n = n;
+    while n > 0 {
+        let data = &chunk[..n];
         lines += match unit {
             Some(u) => data.chunks_exact(2).filter(|c| *c == u).count(),
             None => data.iter().filter(|b| **b == b'\n').count(),
         };
-        let n = read_up_to(file.get_mut(), &mut chunk)?;
-        if let Some(d) = detector.as_mut() {
-            d.feed(&data, n == 0);
+        if named.is_none() {
+            utf8.feed(data);
         }
+        n = read_up_to(&mut file, &mut chunk)?;
+    }
+    if let Some((e, why)) = named {
+        return Ok(Ok((e, why, lines)));
+    }
+    if utf8.is_valid() {
+        return Ok(Ok((encoding_rs::UTF_8, "detected", lines)));
+    }
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    let mut file = File::open(path)?;
+    loop {
+        let n = read_up_to(&mut file, &mut chunk)?;
+        detector.feed(&chunk[..n], n == 0);
         if n == 0 {
             break;
         }
-        data.clear();
-        data.extend_from_slice(&chunk[..n]);
     }
     let region = how
         .region
         .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase()));
-    Ok(Ok(match (given, bom, detector) {
-        (Some(e), _, _) => (e, "given with --encoding", lines),
-        (None, Some(e), _) => (e, "byte order mark", lines),
-        (None, None, Some(d)) => (
-            d.guess(region.map(str::as_bytes), chardetng::Utf8Detection::Allow),
-            "detected",
-            lines,
-        ),
-        (None, None, None) => unreachable!("a detector exists when nothing named the encoding"),
-    }))
+    let guess = detector.guess(region.map(str::as_bytes), chardetng::Utf8Detection::Allow);
+    Ok(Ok((guess, "detected", lines)))
+}
+
+/// Whether a stream fed in chunks is UTF-8 (a character may span chunks).
+#[derive(Default)]
+struct Utf8Check {
+    /// The start of a character the last chunk ended in.
+    pending: Vec<u8>,
+    invalid: bool,
+}
+
+impl Utf8Check {
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.invalid {
+            return;
+        }
+        let mut data = std::mem::take(&mut self.pending);
+        data.extend_from_slice(chunk);
+        if let Err(e) = std::str::from_utf8(&data) {
+            match e.error_len() {
+                None => self.pending = data[e.valid_up_to()..].to_vec(),
+                Some(_) => self.invalid = true,
+            }
+        }
+    }
+
+    fn is_valid(&self) -> bool {
+        !self.invalid && self.pending.is_empty()
+    }
 }
 
 // ---- workbooks ----
@@ -321,7 +367,7 @@ fn open_workbook(path: &Path, zip: bool, sheet: Option<&str>) -> Result<Table> {
     };
     let (height, width) = range.get_size();
     let header = (0..width)
-        .map(|c| cell(range.get((0, c))).text().trim().to_string())
+        .map(|c| cell(range.get((0, c))).into_text().trim().to_string())
         .collect();
     let rows = SheetRows {
         range,
@@ -407,5 +453,54 @@ fn cell(data: Option<&Data>) -> Cell {
         },
         Data::Error(e) => Cell::Error(format!("{e}")),
         Data::DateTime(_) | Data::DurationIso(_) => Cell::Text(data.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detected(bytes: &[u8]) -> (&'static Encoding, &'static str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kunden.csv");
+        std::fs::write(&path, bytes).unwrap();
+        let how = Reading {
+            encoding: None,
+            sheet: None,
+            region: Some("de"),
+        };
+        let (encoding, why, _) = text_encoding(&path, &how).unwrap().unwrap();
+        (encoding, why)
+    }
+
+    #[test]
+    fn a_late_umlaut_decides_the_encoding() {
+        let mut ascii = b"email;name\n".to_vec();
+        for i in 0..50_000 {
+            ascii.extend_from_slice(format!("k{i}@example.de;Kunde {i}\n").as_bytes());
+        }
+        let mut latin = ascii.clone();
+        latin.extend_from_slice(b"j@example.de;J\xfcrgen M\xfcller, Stra\xdfe\n");
+        assert_eq!(detected(&latin), (encoding_rs::WINDOWS_1252, "detected"));
+        let mut utf8 = ascii.clone();
+        utf8.extend_from_slice("j@example.de;Jürgen Müller, Straße\n".as_bytes());
+        assert_eq!(detected(&utf8), (encoding_rs::UTF_8, "detected"));
+        assert_eq!(detected(&ascii), (encoding_rs::UTF_8, "detected"));
+    }
+
+    #[test]
+    fn a_character_split_between_chunks_is_still_utf8() {
+        let text = "Jürgen".as_bytes();
+        let mut check = Utf8Check::default();
+        check.feed(&text[..2]);
+        check.feed(&text[2..]);
+        assert!(check.is_valid());
+        let mut cut = Utf8Check::default();
+        cut.feed(&text[..2]);
+        assert!(!cut.is_valid(), "a stream may not end inside a character");
+        let mut latin = Utf8Check::default();
+        latin.feed(b"J\xfcrgen");
+        latin.feed(b"more");
+        assert!(!latin.is_valid());
     }
 }

@@ -304,6 +304,17 @@ fn apply(
         }
         c.attributes = Attributes(attrs);
     }
+    // The objections are the record: a row that lost their effect (an
+    // unsubscribe that landed between another import's read and write) gets
+    // it back.
+    for o in in_force.iter().filter(|o| o.kind.is_none()) {
+        match o.channel {
+            Channel::Email => {
+                c.unsubscribed_at.get_or_insert(o.at);
+            }
+            Channel::Phone => c.do_not_call = true,
+        }
+    }
     let mut write = CustomerWrite {
         customer: c,
         events,
