@@ -168,7 +168,9 @@ async fn plan_pending(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>
         .await?
     {
         let result = match run.rule_kind.as_str() {
-            "checkin" => crate::tasks::create_tasks(app, &run, now).await.map(|_| ()),
+            "checkin" => crate::tasks::call_list::fill(app, &run, now)
+                .await
+                .map(|_| ()),
             _ => crate::plan::plan_campaign(app, &run, now).await.map(|_| ()),
         };
         if let Err(e) = result {

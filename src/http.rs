@@ -33,7 +33,8 @@ use crate::config::Staff;
 use crate::deliver::Delivery;
 use crate::mailer::SessionFailure;
 use crate::render::SAMPLE_TOKEN;
-use crate::tasks::OutcomeProblem;
+use crate::store::TaskState;
+use crate::tasks::OutcomeError;
 use crate::tasks::digest::staff_locale;
 use crate::tasks::view::CallView;
 use crate::tokens::{Purpose, TokenError};
@@ -389,10 +390,10 @@ async fn task_outcome(
     {
         Ok(true) => "saved",
         Ok(false) => "already",
-        Err(e) => match e.downcast_ref::<OutcomeProblem>() {
-            Some(problem) => {
+        Err(e) => match e.downcast_ref::<OutcomeError>() {
+            Some(mistake) => {
                 let status = StatusCode::UNPROCESSABLE_ENTITY;
-                return task_response(&app, id, status, None, Some(problem.key())).await;
+                return task_response(&app, id, status, None, Some(mistake)).await;
             }
             None => return server_error(&app, e),
         },
@@ -406,9 +407,9 @@ async fn task_response(
     task_id: i64,
     status: StatusCode,
     flash: Option<&str>,
-    problem: Option<&str>,
+    mistake: Option<&OutcomeError>,
 ) -> Response {
-    match task_context(app, task_id, flash, problem).await {
+    match task_context(app, task_id, flash, mistake).await {
         Ok((locale, ctx)) => page(app, status, "task_page", Some(&locale), ctx),
         Err(e) => server_error(app, e),
     }
@@ -419,7 +420,7 @@ async fn task_context(
     app: &App,
     task_id: i64,
     flash: Option<&str>,
-    problem: Option<&str>,
+    mistake: Option<&OutcomeError>,
 ) -> Result<(String, Value)> {
     let task = app
         .store
@@ -438,7 +439,7 @@ async fn task_context(
         .locale_for("task_page", "html", staff.map(|s| staff_locale(app, s)));
     let now = Utc::now();
     let today = match app.config.resolved.staff.get(&task.staff_id) {
-        Some(rules) => crate::tasks::Roster::today(rules, now),
+        Some(rules) => now.with_timezone(&rules.timezone).date_naive(),
         None => now
             .with_timezone(&app.config.resolved.timezone)
             .date_naive(),
@@ -455,14 +456,17 @@ async fn task_context(
     .await?;
     // Closed by expiry, not by anyone: what was just sent was not saved.
     let flash = match flash {
-        Some("already") if task.state == "expired" => Some("expired"),
+        Some("already") if matches!(task.state, TaskState::Expired | TaskState::Returned) => {
+            Some("expired")
+        }
         other => other,
     };
+    let problem = mistake.map(|m| m.page_problem(&locale));
     Ok((locale, task_page_context(&call, flash, problem)))
 }
 
 /// What the `task_page` template sees.
-pub fn task_page_context(call: &CallView, flash: Option<&str>, problem: Option<&str>) -> Value {
+pub fn task_page_context(call: &CallView, flash: Option<&str>, problem: Option<Value>) -> Value {
     context! {
         call => Value::from(Serde(call)),
         talking_points => &call.talking_points,

@@ -5,10 +5,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use outreach::commands::{self, Cli};
+use outreach::commands::{self, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run) {
+        quiet_on_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,5 +31,17 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command whose output is cut short (`outreach tasks list | head -3`) ends
+/// quietly, as other command line tools do, instead of panicking on the next
+/// line it prints: the default action of SIGPIPE, which Rust programs ignore.
+/// Not for the daemon, which must outlive a closed log stream or socket.
+fn quiet_on_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal before any other
+    // thread exists; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

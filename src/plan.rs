@@ -3,7 +3,8 @@
 //! Every customer the audience matches gets a row, also those who get
 //! nothing: they are `suppressed` with the reason (no consent, unsubscribed,
 //! frequency cap, pool exhausted …), so the run's counts add up and an admin
-//! can see why someone did not get a message. Quiet hours defer a row
+//! can see why someone did not get a message. Quiet hours, and for a
+//! campaign with `skip_closed_days` the business's closing days, defer a row
 //! (`not_before`), never drop it.
 //!
 //! Planning walks the customer table page by page and writes rows in batches
@@ -220,13 +221,35 @@ async fn plan_one(
         },
         None => None,
     };
+    let mut not_before = quiet_release(app, customer, now);
+    if campaign.skip_closed_days {
+        not_before = open_release(app, customer, not_before);
+    }
     Ok(NewMessage {
         customer_id: customer.id,
         state: "planned",
         reason: None,
-        not_before: quiet_release(app, customer, now),
+        not_before,
         voucher_code,
     })
+}
+
+/// For a campaign with `skip_closed_days`: a message due on a closing day of
+/// the business waits for the start of the next open day (and its quiet hours).
+fn open_release(app: &App, customer: &Customer, at: DateTime<Utc>) -> DateTime<Utc> {
+    let tz = app.config.resolved.timezone;
+    let day = at.with_timezone(&tz).date_naive();
+    let open = app.config.resolved.closed.next_open(day);
+    if open == day {
+        return at;
+    }
+    let start = open
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_local_timezone(tz)
+        .earliest()
+        .map_or(at, |t| t.with_timezone(&Utc));
+    quiet_release(app, customer, start)
 }
 
 /// When a message to this customer may go out, given quiet hours in their zone.

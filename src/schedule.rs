@@ -45,10 +45,11 @@ pub async fn create_due_runs(app: &App, now: DateTime<Utc>) -> Result<Vec<i64>> 
         let cursor = recorded.map_or(armed, |r| r.max(armed));
         // Walk forward from the last recorded occurrence: forward iteration
         // yields a repeated wall-clock time (DST fall-back) once.
+        // (Computed only up to now: a tick must not work out a thousand future ones.)
         let mut due: Vec<DateTime<Utc>> = schedule
-            .upcoming(cursor, MAX_MISSED)
-            .into_iter()
-            .filter(|t| *t <= now)
+            .occurrences(cursor)
+            .take(MAX_MISSED)
+            .take_while(|t| *t <= now)
             .collect();
         let Some(latest_due) = due.pop() else {
             continue;

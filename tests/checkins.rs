@@ -9,7 +9,7 @@ mod common;
 
 use axum::http::StatusCode;
 use base64::Engine;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
 use common::app::{TestApp, berlin, body_text, get, post};
 use common::databases;
 use common::mail::Mail;
@@ -206,7 +206,7 @@ async fn a_check_in_run_creates_call_tasks_never_emails_a_customer_and_records_w
         let runs = t.runs_of("hallo").await;
         assert_eq!(runs[0].state, "done");
         assert!(
-            runs[0].detail.contains("3 call task(s), 3 left out"),
+            runs[0].detail.contains("3 on the call list, 3 left out"),
             "{}",
             runs[0].detail
         );
@@ -319,9 +319,12 @@ async fn with_least_loaded_the_calls_are_shared_out_whoever_the_owner_is() {
     }
 }
 
+/// Calls beyond the daily capacity wait on the call list, not as tasks
+/// planned days ahead: each day's list is filled in the morning (and, once
+/// its digest is out, the next working day's as calls are made), counting
+/// the calls still open from earlier days.
 #[tokio::test]
-async fn calls_beyond_the_daily_capacity_wait_for_the_next_working_day_and_earlier_ones_keep_their_day()
- {
+async fn calls_beyond_the_daily_capacity_wait_on_the_call_list_for_the_next_working_day() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         let extra = format!(
@@ -345,23 +348,70 @@ async fn calls_beyond_the_daily_capacity_wait_for_the_next_working_day_and_earli
         ))
         .await;
         run_checkin(&t, thursday + Duration::hours(2)).await;
-        let mut due = Vec::new();
-        for key in ["P1", "P2", "P3", "P4", "P5"] {
-            let task = task_of(&t, key).await;
-            assert_eq!(task.staff_id, "paula", "{url}: {key} stays with the owner");
-            due.push(task.due_on);
-        }
+        let planned = |keys: &'static [&'static str]| {
+            let t = &t;
+            async move {
+                let mut out = Vec::new();
+                for key in keys {
+                    out.push(
+                        tasks_of(t, key)
+                            .await
+                            .first()
+                            .map(|t| (t.staff_id.clone(), t.due_on)),
+                    );
+                }
+                out
+            }
+        };
+        let paula = |d: u32| Some(("paula".to_string(), day(2026, 11, d)));
         assert_eq!(
-            due,
-            [
-                day(2026, 11, THU),
-                day(2026, 11, THU),
-                day(2026, 11, FRI),
-                day(2026, 11, FRI),
-                day(2026, 11, 30), // not on the weekend: Monday
-            ],
+            planned(&["P1", "P2", "P3", "P4", "P5"]).await,
+            [paula(THU), paula(THU), None, None, None],
+            "{url}: two for Thursday, the rest wait"
+        );
+        let waiting = t.app.store.call_list(true).await.unwrap();
+        assert_eq!(waiting.len(), 3, "{url}: {waiting:?}");
+
+        // Paula makes one call on Thursday: her Friday list gets one.
+        let p1 = task_of(&t, "P1").await;
+        record_outcome(
+            &t.app,
+            p1.id,
+            "reached",
+            None,
+            None,
+            berlin(2026, 11, THU, 11, 0),
+        )
+        .await
+        .unwrap();
+        t.tick(berlin(2026, 11, THU, 11, 5)).await;
+        assert_eq!(
+            planned(&["P3", "P4", "P5"]).await,
+            [paula(FRI), None, None],
+            "{url}: Pia's place goes to Petra on Friday; Paul is still on Friday's list"
+        );
+        // Friday: the digest brings Paul and Petra, and both are called.
+        t.tick(berlin(2026, 11, FRI, 8, 30)).await;
+        for key in ["P2", "P3"] {
+            let call = task_of(&t, key).await;
+            record_outcome(
+                &t.app,
+                call.id,
+                "reached",
+                None,
+                None,
+                berlin(2026, 11, FRI, 10, 0),
+            )
+            .await
+            .unwrap();
+        }
+        t.tick(berlin(2026, 11, FRI, 10, 5)).await;
+        assert_eq!(
+            planned(&["P4", "P5"]).await,
+            [paula(30), paula(30)], // not on the weekend: Monday
             "{url}"
         );
+        assert!(t.app.store.call_list(true).await.unwrap().is_empty());
     }
 }
 
@@ -764,8 +814,19 @@ async fn callback_closes_the_task_and_creates_a_call_task_for_the_agreed_day() {
                 again.due_on,
                 again.parent_id
             ),
-            ("call", "open", "jonas", day(2026, 11, THU), Some(call.id)),
-            "{url}"
+            (
+                "callback",
+                "open",
+                "jonas",
+                day(2026, 11, THU),
+                Some(call.id)
+            ),
+            "{url}: marked as an agreed callback"
+        );
+        assert_eq!(
+            (again.agreed_on, again.owner_id.as_str()),
+            (Some(day(2026, 11, THU)), "jonas"),
+            "{url}: it keeps its day and its owner"
         );
         assert!(
             again.reason.contains("lieber Donnerstag"),
@@ -1129,14 +1190,16 @@ async fn the_task_form_refuses_an_unknown_outcome_and_a_callback_without_a_date(
         );
     }
     assert_eq!(task(&t, call.id).await.state, "open");
+    // Three days on, or the Monday after if that is a weekend: Maria works Monday to Friday.
+    let mut callback_on = (now + Duration::days(3)).date_naive();
+    while matches!(callback_on.weekday(), Weekday::Sat | Weekday::Sun) {
+        callback_on = callback_on.succ_opt().unwrap();
+    }
     let response = router
         .clone()
         .oneshot(post(
             &format!("/t/{token}"),
-            &format!(
-                "outcome=callback&callback_on={}",
-                (now + Duration::days(3)).date_naive()
-            ),
+            &format!("outcome=callback&callback_on={callback_on}"),
         ))
         .await
         .unwrap();
@@ -1250,8 +1313,11 @@ async fn a_call_overdue_longer_than_escalate_after_goes_to_the_manager_once() {
     }
 }
 
+/// Expiry counts from a call's day, not from when the task was made, and a
+/// call only goes back to the call list after the manager was told, never in
+/// the same pass. It comes back with its history, for a colleague.
 #[tokio::test]
-async fn a_call_untouched_for_expire_after_closes_as_expired_with_the_reason() {
+async fn an_overdue_call_goes_back_on_the_call_list_expire_after_its_day_once_the_manager_knows() {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         let t = TestApp::new(
@@ -1266,7 +1332,7 @@ async fn a_call_untouched_for_expire_after_closes_as_expired_with_the_reason() {
         ))
         .await;
         run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
-        // Bruno's call was tried on Wednesday: that counts as touched.
+        // Bruno was not reached on Wednesday: his call is due again on Thursday.
         let bruno = task_of(&t, "B").await;
         record_outcome(
             &t.app,
@@ -1279,27 +1345,98 @@ async fn a_call_untouched_for_expire_after_closes_as_expired_with_the_reason() {
         .await
         .unwrap();
 
-        t.tick(berlin(2026, 11, SAT, 6, 59)).await;
+        // Anna's call is overdue since Tuesday 00:00: five days later is Sunday 00:00.
+        t.tick(berlin(2026, 11, SAT, 23, 59)).await;
         assert_eq!(task_of(&t, "A").await.state, "open", "{url}: 4d 23h 59m");
-        t.tick(berlin(2026, 11, SAT, 7, 1)).await;
-        let anna = task_of(&t, "A").await;
-        assert_eq!(anna.state, "expired", "{url}");
+        assert!(escalations(&t).is_empty(), "{url}");
+        t.tick(berlin(2026, 11, 29, 0, 0)).await;
+        let told = escalations(&t);
+        assert_eq!(told.len(), 1, "{url}: the manager is told first");
         assert!(
-            anna.note
+            told[0].to.contains("hallo@cafe-test.example"),
+            "{}",
+            told[0].to
+        );
+        // Words, not line breaks: the plain text is wrapped.
+        let text = told[0]
+            .text()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(text.contains("Anna") && !text.contains("Bruno"), "{text}");
+        assert!(
+            text.contains("geht jetzt zurück auf die Anrufliste"),
+            "{text}"
+        );
+        assert_eq!(
+            task_of(&t, "A").await.state,
+            "open",
+            "{url}: not in the same pass"
+        );
+        t.tick(berlin(2026, 11, 29, 0, 1)).await;
+        let anna = tasks_of(&t, "A").await;
+        assert_eq!(anna[0].state, "expired", "{url}");
+        assert!(
+            anna[0]
+                .note
                 .as_deref()
                 .unwrap_or("")
-                .contains("expired: untouched for 5days"),
+                .contains("expired: overdue since 2026-11-24"),
             "{anna:?}"
         );
-        assert!(anna.outcome_at.is_some());
-        assert_eq!(task_of(&t, "B").await.state, "open", "touched on Wednesday");
-        t.tick(berlin(2026, 11, 30, 10, 1)).await;
-        assert_eq!(task_of(&t, "B").await.state, "expired", "{url}");
+        assert!(anna[0].outcome_at.is_some());
+        // Back on the call list, and planned at once for a colleague's next list.
+        assert_eq!(anna.len(), 2, "{url}: {anna:?}");
+        assert_eq!(
+            (
+                anna[1].staff_id.as_str(),
+                anna[1].state.as_str(),
+                anna[1].due_on,
+                anna[1].parent_id
+            ),
+            ("jonas", "open", day(2026, 11, 30), Some(anna[0].id)),
+            "{url}: not Maria, who left it"
+        );
+        let entry = t
+            .app
+            .store
+            .customer_call_list(anna[0].customer_id)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(
+            (entry.from_task_id, entry.task_id, entry.state.as_str()),
+            (Some(anna[0].id), Some(anna[1].id), "planned"),
+            "{url}"
+        );
+        assert!(
+            call_outcomes(&t, "A").await.is_empty(),
+            "no outcome was invented"
+        );
+        let history = outreach::history::customer_history(&t.app.store, anna[0].customer_id)
+            .await
+            .unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|h| h.kind == "call_list" && h.detail.contains("not made")),
+            "{history:?}"
+        );
 
-        // An expired call is no open call: the next run may suggest it again.
-        let run = run_checkin(&t, berlin(2026, 12, 1, 7, 0)).await;
-        assert!(skip_counts(&t, run).await.is_empty(), "{url}");
-        assert_eq!(tasks_of(&t, "A").await.len(), 2);
+        // Bruno's call was due Thursday: overdue since Friday, back on Wednesday.
+        t.tick(berlin(2026, 12, 1, 23, 59)).await;
+        assert_eq!(task_of(&t, "B").await.state, "open", "{url}");
+        t.tick(berlin(2026, 12, 2, 0, 0)).await;
+        t.tick(berlin(2026, 12, 2, 0, 1)).await;
+        let bruno = tasks_of(&t, "B").await;
+        assert_eq!(bruno[0].state, "expired", "{url}");
+        assert_eq!(escalations(&t).len(), 2);
+        assert_eq!(
+            (bruno[1].staff_id.as_str(), bruno[1].attempts),
+            ("jonas", 1),
+            "{url}: the try on Wednesday is remembered"
+        );
     }
 }
 
@@ -1368,7 +1505,8 @@ async fn customers_show_lists_messages_tasks_and_outcomes_in_time_order() {
 // ---- robustness ----
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_escalation_that_cannot_be_delivered_holds_up_neither_digests_nor_expiry() {
+async fn an_escalation_that_cannot_be_delivered_holds_up_neither_digests_nor_other_calls_and_keeps_its_call()
+ {
     let dir = tempfile::tempdir().unwrap();
     for url in databases(dir.path()).await {
         let (port, received) = common::smtp::start(None);
@@ -1389,23 +1527,32 @@ async fn an_escalation_that_cannot_be_delivered_holds_up_neither_digests_nor_exp
         t.import(&format!("{CSV_HEADER}{}", callable("M", "Mia", "maria")))
             .await;
         run_checkin(&t, berlin(2026, 11, WED, 7, 0)).await;
-        // Wednesday 08:30: Pia's call is overdue for 1d 8h; Olga's is 2d old.
+        // Wednesday 08:30: both calls are overdue for 1d 8h and escalated;
+        // the escalation to Paula's manager fails.
         let result =
             outreach::daemon::tick(&t.app, &t.delivery, berlin(2026, 11, WED, 8, 30)).await;
         assert!(result.is_ok(), "{url}: {result:?}");
-        assert_eq!(task_of(&t, "O").await.state, "expired", "{url}");
         assert_eq!(
             received.count_to(MARIA),
-            1,
-            "{url}: Maria's digest goes out all the same"
+            2,
+            "{url}: Maria's digest goes out all the same, and (as Jonas's manager) her weekly summary"
         );
         assert_eq!(
             received.count_to("paula@cafe-test.example"),
-            0,
-            "hers expired"
+            1,
+            "{url}: and Paula's, with Pia's call"
         );
+        assert_eq!(received.count_to("hallo@cafe-test.example"), 1, "{url}");
+        // Thursday 00:30: overdue for two days. Olga's call goes back on the
+        // call list; Pia's stays with Paula until her manager has been told.
+        let result =
+            outreach::daemon::tick(&t.app, &t.delivery, berlin(2026, 11, THU, 0, 30)).await;
+        assert!(result.is_ok(), "{url}: {result:?}");
+        assert_eq!(tasks_of(&t, "O").await[0].state, "expired", "{url}");
+        let pia = task_of(&t, "P").await;
+        assert_eq!(pia.state, "open", "{url}: not before the manager knows");
         assert!(
-            task_of(&t, "P").await.escalated_at.is_none(),
+            pia.escalated_at.is_none(),
             "not marked as escalated: it is tried again"
         );
     }
@@ -1460,10 +1607,13 @@ async fn an_outcome_sent_for_an_expired_task_says_so_instead_of_already_recorded
         .await;
         t.import(&format!("{CSV_HEADER}{}", callable("A", "Anna", "maria")))
             .await;
+        // Planned ten days ago (for the next working day at the latest), so
+        // overdue for more than five days: escalated, then back on the list.
         let now = Utc::now();
-        run_checkin(&t, now - Duration::days(6)).await;
+        run_checkin(&t, now - Duration::days(10)).await;
+        t.tick(now - Duration::minutes(1)).await;
         t.tick(now).await;
-        let call = task_of(&t, "A").await;
+        let call = tasks_of(&t, "A").await.remove(0);
         assert_eq!(call.state, "expired", "{url}");
         let token = t
             .app
@@ -1578,5 +1728,831 @@ async fn the_gdpr_export_holds_call_notes_and_forgetting_erases_them() {
             (None, None, None)
         );
         assert!(customer.forgotten_at.is_some());
+    }
+}
+
+// ---- promises kept over weeks ----
+//
+// Each test below shows one way the old planning lost a promise made to a
+// customer, or kept nobody informed, and what happens now.
+
+/// A `[[staff]]` entry with extra keys (capacity, days, absences, manager).
+fn member(id: &str, keys: &str) -> String {
+    format!(
+        "\n[[staff]]\nid = \"{id}\"\nname = \"{}\"\nemail = \"{id}@cafe-test.example\"\n{keys}\n",
+        id[..1].to_uppercase() + &id[1..]
+    )
+}
+
+/// Customers `{prefix}1`..`{prefix}{n}` owned by `owner`, as CSV.
+fn many(prefix: &str, n: usize, owner: &str) -> String {
+    let mut csv = CSV_HEADER.to_string();
+    for i in 1..=n {
+        csv.push_str(&callable(
+            &format!("{prefix}{i}"),
+            &format!("Kunde {prefix}{i}"),
+            owner,
+        ));
+    }
+    csv
+}
+
+/// Records an outcome at `at`, which must be accepted.
+async fn outcome(
+    t: &TestApp,
+    task: &Task,
+    what: &str,
+    callback_on: Option<NaiveDate>,
+    at: DateTime<Utc>,
+) {
+    assert!(
+        record_outcome(&t.app, task.id, what, None, callback_on, at)
+            .await
+            .unwrap(),
+        "{what} for task {}",
+        task.id
+    );
+}
+
+/// The open calls on a staff member's list for a day (due then or earlier).
+async fn list_of(t: &TestApp, staff: &str, on: NaiveDate) -> Vec<Task> {
+    t.app
+        .store
+        .tasks(Some(staff), true)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.due_on <= on)
+        .collect()
+}
+
+/// Days from `from` to `to`, both included.
+fn days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    from.iter_days().take_while(move |d| *d <= to)
+}
+
+fn at(d: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
+    berlin(d.year(), d.month(), d.day(), h, m)
+}
+
+/// Before: one run made every call at once, planned weeks ahead, and the
+/// expiry (counted from when a task was made) closed them before their day.
+#[tokio::test]
+async fn a_run_plans_nothing_weeks_ahead_and_no_call_expires_before_its_day() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.replace("expire_after = \"60d\"", "expire_after = \"14d\"")
+            + &member("paula", "daily_capacity = 2");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&many("P", 20, "paula")).await;
+        run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        let open = t.app.store.tasks(None, true).await.unwrap();
+        assert_eq!(
+            open.len(),
+            2,
+            "{url}: one day's capacity, not all 20: {open:#?}"
+        );
+        assert!(open.iter().all(|t| t.due_on == day(2026, 11, MON)), "{url}");
+        assert_eq!(
+            t.app.store.call_list(true).await.unwrap().len(),
+            18,
+            "{url}"
+        );
+        // Paula calls her list every working morning: everyone is called
+        // within ten working days, and nothing expires on the way.
+        for d in days(day(2026, 11, MON), day(2026, 12, 11)) {
+            t.tick(at(d, 8, 30)).await;
+            for call in list_of(&t, "paula", d).await {
+                outcome(&t, &call, "reached", None, at(d, 10, 0)).await;
+            }
+            t.tick(at(d, 10, 5)).await;
+        }
+        let all = t.app.store.tasks(None, false).await.unwrap();
+        assert_eq!(all.len(), 20, "{url}");
+        assert!(all.iter().all(|t| t.state == "done"), "{url}: {all:#?}");
+        assert!(
+            all.iter().all(|t| t.due_on <= day(2026, 12, 4)),
+            "{url}: ten working days"
+        );
+    }
+}
+
+/// Before: a callback agreed three weeks ahead expired after 14 days and
+/// never reached a digest.
+#[tokio::test]
+async fn a_callback_weeks_ahead_keeps_its_day_and_is_in_that_days_digest_marked_as_agreed() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN
+            .replace("expire_after = \"60d\"", "expire_after = \"14d\"")
+            .replace("escalate_after = \"30d\"", "escalate_after = \"3d\"");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&format!(
+            "{CSV_HEADER}{}",
+            callable("A", "Kunde A", "jonas")
+        ))
+        .await;
+        run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        let call = task_of(&t, "A").await;
+        let agreed = day(2026, 12, 17);
+        outcome(
+            &t,
+            &call,
+            "callback",
+            Some(agreed),
+            berlin(2026, 11, MON, 10, 0),
+        )
+        .await;
+        for d in days(day(2026, 11, TUE), day(2026, 12, 16)) {
+            t.tick(at(d, 9, 0)).await;
+        }
+        let callback = tasks_of(&t, "A").await.pop().unwrap();
+        assert_eq!(
+            (
+                callback.kind.as_str(),
+                callback.state.as_str(),
+                callback.due_on,
+                callback.owner_id.as_str()
+            ),
+            ("callback", "open", agreed, "jonas"),
+            "{url}"
+        );
+        assert!(escalations(&t).is_empty(), "{url}: nothing is overdue");
+        assert!(
+            digests_to(&t, JONAS).is_empty(),
+            "{url}: nothing was due before"
+        );
+        t.tick(at(agreed, 9, 0)).await;
+        let digest = digests_to(&t, JONAS);
+        assert_eq!(digest.len(), 1, "{url}");
+        let text = digest[0].text();
+        assert!(text.contains("Kunde A"), "{text}");
+        assert!(
+            text.contains("Rückruf vereinbart für heute"),
+            "{url}: {text}"
+        );
+    }
+}
+
+/// Before: an absence moved every open call of the absent staff member,
+/// agreed callbacks after their return included, to a colleague on the
+/// first free day, and with them the customers' calls for good.
+#[tokio::test]
+async fn an_absence_recorded_later_moves_only_the_calls_inside_it_on_their_day_and_ownership_stays()
+{
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let paula = member("paula", "manager = \"maria\"");
+        let t = with_calls(&url, &paula, "paula", &["P1", "P2", "P3"]).await;
+        let monday = berlin(2026, 11, MON, 10, 0);
+        let (p1, p2, p3) = (
+            task_of(&t, "P1").await,
+            task_of(&t, "P2").await,
+            task_of(&t, "P3").await,
+        );
+        outcome(&t, &p1, "callback", Some(day(2026, 11, THU)), monday).await;
+        outcome(&t, &p2, "not_reached", None, monday).await; // again on Tuesday
+        outcome(&t, &p3, "callback", Some(day(2026, 11, 30)), monday).await; // after her return
+        // Then her absence from Tuesday to Friday is recorded.
+        let away = CHECKIN.to_string()
+            + &member(
+                "paula",
+                "manager = \"maria\"\nabsences = [{ from = 2026-11-24, to = 2026-11-27 }]",
+            );
+        std::fs::write(
+            &t.app.config.path,
+            common::base_config(&url, &t.outbox()) + &away,
+        )
+        .unwrap();
+        let reloaded = t.sibling("after-reload").await;
+        outreach::daemon::tick(&reloaded, &t.delivery, berlin(2026, 11, MON, 12, 0))
+            .await
+            .unwrap();
+        let now_of = |key: &'static str| {
+            let t = &t;
+            async move { tasks_of(t, key).await.pop().unwrap() }
+        };
+        let (c1, r2, c3) = (now_of("P1").await, now_of("P2").await, now_of("P3").await);
+        assert_ne!(
+            c1.staff_id, "paula",
+            "{url}: Thursday's callback goes to a colleague"
+        );
+        assert_eq!(
+            (
+                c1.kind.as_str(),
+                c1.due_on,
+                c1.agreed_on,
+                c1.owner_id.as_str()
+            ),
+            (
+                "callback",
+                day(2026, 11, THU),
+                Some(day(2026, 11, THU)),
+                "paula"
+            ),
+            "{url}: on its day, and still hers"
+        );
+        assert_ne!(r2.staff_id, "paula", "{url}");
+        assert_eq!(
+            (r2.id, r2.due_on, r2.owner_id.as_str(), r2.attempts),
+            (p2.id, day(2026, 11, TUE), "paula", 1),
+            "{url}: the retry moves on its day, with its history"
+        );
+        assert_eq!(
+            (c3.staff_id.as_str(), c3.due_on, c3.owner_id.as_str()),
+            ("paula", day(2026, 11, 30), "paula"),
+            "{url}: after her return, hers"
+        );
+        for key in ["P1", "P2", "P3"] {
+            assert_eq!(
+                customer(&t, key).await.owner.as_deref(),
+                Some("paula"),
+                "{url}"
+            );
+        }
+        // A week on, with her back, nothing more has moved.
+        for d in days(day(2026, 11, TUE), day(2026, 11, 30)) {
+            outreach::daemon::tick(&reloaded, &t.delivery, at(d, 7, 0))
+                .await
+                .unwrap();
+        }
+        assert_eq!(now_of("P3").await.staff_id, "paula", "{url}");
+    }
+}
+
+/// Before: retries, callbacks and follow-ups came on top of the daily
+/// capacity.
+#[tokio::test]
+async fn retries_and_callbacks_count_against_the_days_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.to_string() + &member("paula", "daily_capacity = 3");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&many("P", 8, "paula")).await;
+        run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        t.tick(berlin(2026, 11, MON, 8, 30)).await;
+        let monday = list_of(&t, "paula", day(2026, 11, MON)).await;
+        assert_eq!(monday.len(), 3, "{url}");
+        let ten = berlin(2026, 11, MON, 10, 0);
+        outcome(&t, &monday[0], "not_reached", None, ten).await;
+        outcome(&t, &monday[1], "callback", Some(day(2026, 11, TUE)), ten).await;
+        outcome(&t, &monday[2], "reached", None, ten).await;
+        t.tick(berlin(2026, 11, MON, 10, 5)).await;
+        t.tick(berlin(2026, 11, TUE, 8, 30)).await;
+        let tuesday = list_of(&t, "paula", day(2026, 11, TUE)).await;
+        assert_eq!(
+            tuesday.len(),
+            3,
+            "{url}: the retry and the callback take two of three places: {tuesday:#?}"
+        );
+        let digests = digests_to(&t, "paula@cafe-test.example");
+        assert_eq!(digests.len(), 2, "{url}");
+        let digest = digests
+            .iter()
+            .find(|m| m.text().contains("24.11.2026"))
+            .expect("Tuesday's digest");
+        assert_eq!(digest.subject, "Ihre Anrufe für heute (3)", "{url}");
+        let text = digest.text();
+        assert!(text.contains("2. Versuch"), "{text}");
+        assert!(text.contains("Rückruf vereinbart für heute"), "{text}");
+    }
+}
+
+/// Before: a colleague who calls nobody got a day's capacity of new calls
+/// every day, and their digest grew and grew.
+#[tokio::test]
+async fn a_colleague_who_never_calls_gets_no_new_calls_and_theirs_go_to_colleagues_after_the_manager_is_told()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.replace("escalate_after = \"30d\"", "escalate_after = \"2d\"")
+            + &member("sam", "daily_capacity = 2\nmanager = \"maria\"");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&many("S", 10, "sam")).await;
+        run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        let mut sizes = Vec::new();
+        for d in days(day(2026, 11, MON), day(2026, 11, FRI)) {
+            t.tick(at(d, 6, 0)).await;
+            t.tick(at(d, 8, 30)).await;
+            sizes.push(list_of(&t, "sam", d).await.len());
+            // Maria and Jonas make their calls.
+            for staff in ["maria", "jonas"] {
+                for call in list_of(&t, staff, d).await {
+                    outcome(&t, &call, "reached", None, at(d, 10, 0)).await;
+                }
+            }
+            t.tick(at(d, 10, 5)).await;
+        }
+        assert!(sizes.iter().all(|n| *n <= 2), "{url}: {sizes:?}");
+        let sams = digests_to(&t, "sam@cafe-test.example");
+        assert!(
+            sams.iter().all(|m| m.subject.ends_with("(2)")),
+            "{url}: {:?}",
+            sams.iter().map(|m| &m.subject).collect::<Vec<_>>()
+        );
+        // Each of his unmade calls went to Maria first, then back on the list.
+        let told = escalations(&t);
+        let gone: Vec<Task> = t
+            .app
+            .store
+            .tasks(Some("sam"), false)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.state == "expired")
+            .collect();
+        assert!(!gone.is_empty(), "{url}");
+        for task in &gone {
+            assert!(
+                task.escalated_at.unwrap() < task.outcome_at.unwrap(),
+                "{task:?}"
+            );
+            let c = t
+                .app
+                .store
+                .customers_by_ids(&[task.customer_id])
+                .await
+                .unwrap();
+            assert!(
+                told.iter()
+                    .any(|m| m.to == MARIA && m.text().contains(&c[0].label())),
+                "{url}: Maria was told about {}",
+                c[0].label()
+            );
+        }
+        let mut reached = 0;
+        for i in 1..=10 {
+            if customer(&t, &format!("S{i}"))
+                .await
+                .last_personal_contact_at
+                .is_some()
+            {
+                reached += 1;
+            }
+        }
+        assert!(
+            reached >= 6,
+            "{url}: colleagues called his customers ({reached})"
+        );
+    }
+}
+
+/// Before: a customer not reached three times went to the back of a queue
+/// planned weeks ahead.
+#[tokio::test]
+async fn a_customer_not_reached_three_times_keeps_their_place_in_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.replace("schedule = \"0 3 1 1 *\"", "schedule = \"0 7 * * Mon\"")
+            + &member("paula", "daily_capacity = 1");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&many("P", 9, "paula")).await;
+        t.tick(berlin(2026, 11, 22, 20, 0)).await; // the daemon runs from Sunday
+        let mut tries = 0;
+        for d in days(day(2026, 11, MON), day(2026, 11, 30)) {
+            t.tick(at(d, 7, 0)).await;
+            t.tick(at(d, 8, 30)).await;
+            for call in list_of(&t, "paula", d).await {
+                let what = if call.customer_id == customer(&t, "P1").await.id {
+                    tries += 1;
+                    "not_reached"
+                } else {
+                    "reached"
+                };
+                outcome(&t, &call, what, None, at(d, 10, 0)).await;
+            }
+            t.tick(at(d, 10, 5)).await;
+        }
+        assert_eq!(tries, 3, "{url}");
+        // Monday's run put P1 back on the list in her old place, ahead of
+        // everyone still waiting: hers is the next free place, Tuesday's.
+        let p1 = tasks_of(&t, "P1").await;
+        assert_eq!(p1.len(), 2, "{url}: {p1:#?}");
+        assert_eq!(p1[1].due_on, day(2026, 12, 1), "{url}");
+        for key in ["P7", "P8", "P9"] {
+            assert!(tasks_of(&t, key).await.is_empty(), "{url}: {key} after her");
+        }
+    }
+}
+
+/// Before: there were no public holidays, so calls were planned on
+/// Christmas Day; a callback on a closing day was accepted.
+#[tokio::test]
+async fn no_calls_digests_or_callbacks_on_closing_days() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let t = TestApp::with_fragment(
+            &url,
+            CHECKIN,
+            "[business]\nclosed = [\"holidays:de\", \"12-24\"]\n",
+        )
+        .await;
+        t.import(&format!(
+            "{CSV_HEADER}{}{}",
+            callable("A", "Anna", "maria"),
+            callable("B", "Ben", "maria")
+        ))
+        .await;
+        // Wednesday 23 December: calls for today.
+        let wednesday = berlin(2026, 12, 23, 9, 0);
+        t.tick(wednesday).await;
+        run_checkin(&t, wednesday).await;
+        for key in ["A", "B"] {
+            assert_eq!(task_of(&t, key).await.due_on, day(2026, 12, 23), "{url}");
+        }
+        let anna = task_of(&t, "A").await;
+        for (closed, next) in [
+            (day(2026, 12, 24), day(2026, 12, 28)), // Christmas Eve, then the holidays and a weekend
+            (day(2027, 1, 1), day(2027, 1, 4)),     // New Year's Day
+        ] {
+            let err = record_outcome(&t.app, anna.id, "callback", None, Some(closed), wednesday)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.downcast_ref::<outreach::tasks::OutcomeError>(),
+                Some(&outreach::tasks::OutcomeError::ClosedDay {
+                    day: closed,
+                    next: Some(next)
+                }),
+                "{url}: {err}"
+            );
+        }
+        let ben = task_of(&t, "B").await;
+        outcome(&t, &ben, "not_reached", None, berlin(2026, 12, 23, 11, 0)).await;
+        assert_eq!(
+            task_of(&t, "B").await.due_on,
+            day(2026, 12, 28),
+            "{url}: the retry skips them"
+        );
+        for d in days(day(2026, 12, 24), day(2026, 12, 27)) {
+            t.tick(at(d, 9, 0)).await;
+        }
+        assert_eq!(digests_to(&t, MARIA).len(), 1, "{url}: only Wednesday's");
+        t.tick(berlin(2026, 12, 28, 9, 0)).await;
+        assert_eq!(digests_to(&t, MARIA).len(), 2, "{url}");
+    }
+}
+
+/// Before: a callback on the staff member's day off was accepted without a
+/// word, on the task page and on the command line.
+#[tokio::test]
+async fn a_callback_on_a_day_off_is_refused_with_the_next_possible_day_on_the_page_and_the_command_line()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        // Real time here: the page checks its link against the clock.
+        let t = TestApp::new(&url, CHECKIN).await;
+        t.import(&format!("{CSV_HEADER}{}", callable("A", "Anna", "maria")))
+            .await;
+        let now = Utc::now();
+        run_checkin(&t, now).await;
+        let call = task_of(&t, "A").await;
+        // Maria works Monday to Friday: the next Saturday is refused, Monday offered.
+        let mut saturday = (now + Duration::days(1)).date_naive();
+        while saturday.weekday() != Weekday::Sat {
+            saturday = saturday.succ_opt().unwrap();
+        }
+        let monday = saturday + chrono::Days::new(2);
+        let token = t
+            .app
+            .signer
+            .sign(Purpose::Task, call.id, now + Duration::days(7));
+        let page = t
+            .router()
+            .await
+            .oneshot(post(
+                &format!("/t/{token}"),
+                &format!("outcome=callback&callback_on={saturday}"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        let html = body_text(page).await;
+        let local = |d: NaiveDate| d.format("%d.%m.%Y").to_string();
+        assert!(
+            html.contains(&format!("Maria arbeitet am {} nicht", local(saturday))),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("Nächster möglicher Tag: {}", local(monday))),
+            "{html}"
+        );
+        let out = std::process::Command::new(common::BIN)
+            .arg("--config")
+            .arg(&t.app.config.path)
+            .args([
+                "tasks",
+                "done",
+                &call.id.to_string(),
+                "--outcome",
+                "callback",
+                "--callback-on",
+            ])
+            .arg(saturday.to_string())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{url}: {}",
+            common::stdout(&out)
+        );
+        let err = common::stderr(&out);
+        assert!(
+            err.contains(&format!("Maria does not work on {saturday}")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("the next possible day is {monday}")),
+            "{err}"
+        );
+        assert_eq!(
+            task(&t, call.id).await.state,
+            "open",
+            "{url}: nothing recorded"
+        );
+        assert_eq!(tasks_of(&t, "A").await.len(), 1);
+    }
+}
+
+/// Before: "needs help" from someone without a manager became a follow-up
+/// for that same person.
+#[tokio::test]
+async fn needs_help_always_reaches_someone_else() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        // Maria has no manager: without a business contact, a colleague.
+        let t = with_calls(&url, "", "maria", &["A"]).await;
+        let call = task_of(&t, "A").await;
+        outcome(&t, &call, "needs_help", None, berlin(2026, 11, MON, 10, 0)).await;
+        let follow_up = tasks_of(&t, "A").await.pop().unwrap();
+        assert_eq!(
+            (follow_up.kind.as_str(), follow_up.staff_id.as_str()),
+            ("follow_up", "jonas"),
+            "{url}"
+        );
+        t.tick(berlin(2026, 11, TUE, 8, 30)).await;
+        let digest = digests_to(&t, JONAS).pop().unwrap();
+        assert!(
+            digest.text().contains("Nachfassen: braucht Unterstützung"),
+            "{}",
+            digest.text()
+        );
+
+        // With a business contact, the contact.
+        let t = TestApp::with_fragment(
+            &url,
+            &format!("{CHECKIN}{LENA_IN_NEW_YORK}"),
+            "[business]\ncontact_staff = \"lena\"\n",
+        )
+        .await;
+        t.import(&format!("{CSV_HEADER}{}", callable("B", "Ben", "maria")))
+            .await;
+        run_checkin(&t, berlin(2026, 11, WED, 7, 0)).await;
+        let call = task_of(&t, "B").await;
+        outcome(&t, &call, "needs_help", None, berlin(2026, 11, WED, 10, 0)).await;
+        let follow_up = tasks_of(&t, "B").await.pop().unwrap();
+        assert_eq!(
+            (follow_up.kind.as_str(), follow_up.staff_id.as_str()),
+            ("follow_up", "lena"),
+            "{url}"
+        );
+    }
+}
+
+/// Before: `outreach tasks list --open | head -3` panicked with "failed
+/// printing to stdout: Broken pipe".
+#[test]
+fn output_to_a_closed_pipe_ends_quietly_for_every_command() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let env = common::Env::in_dir(dir, &url, CHECKIN);
+    assert!(env.run(&["migrate"]).status.success());
+    for args in [
+        &["tasks", "list", "--open"][..],
+        &["status"],
+        &["runs", "list"],
+        &["check"],
+        &["tasks", "list", "--json"],
+    ] {
+        // The reading end is closed before the command prints anything.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env.command(args).stdout(writer).output().unwrap();
+        let err = common::stderr(&out);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
+}
+
+/// Before: nothing showed how many regulars were waiting, nor when the
+/// team would have reached them.
+#[tokio::test]
+async fn status_runs_show_and_the_weekly_summary_show_the_call_list_and_when_all_will_have_been_called()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let extra = CHECKIN.to_string() + &member("paula", "daily_capacity = 2");
+        let t = TestApp::new(&url, &extra).await;
+        t.import(&(many("P", 10, "paula") + "X,x@example.de,Xaver,+49 221 9,yes,yes,yes,no,\n"))
+            .await;
+        let run = run_checkin(&t, berlin(2026, 11, MON, 7, 0)).await;
+        let nine = berlin(2026, 11, MON, 9, 0);
+        t.tick(nine).await;
+        // Two for Monday; eight wait, two a day from Tuesday: Friday.
+        let summary = outreach::tasks::summary::summarize(&t.app, nine)
+            .await
+            .unwrap();
+        assert_eq!(summary.waiting, 8, "{url}: {summary:?}");
+        assert_eq!(
+            summary
+                .by_reason
+                .iter()
+                .map(|(r, n)| (r.as_str(), *n))
+                .collect::<Vec<_>>(),
+            [("regular", 8)],
+            "{url}"
+        );
+        assert_eq!(summary.all_called_by, Some(day(2026, 11, FRI)), "{url}");
+        // Maria manages Jonas: her weekly summary says the same.
+        let weekly: Vec<Mail> = mails_to(&t, MARIA)
+            .into_iter()
+            .filter(|m| m.subject == "Anrufliste: Wochenüberblick")
+            .collect();
+        assert_eq!(weekly.len(), 1, "{url}");
+        let text = weekly[0].text();
+        assert!(
+            text.contains("Auf der Anrufliste warten 8 Menschen:"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- Stammgäste mit Ansprechperson: 8"),
+            "{text}"
+        );
+        assert!(text.contains("alle bis zum 27.11.2026 angerufen"), "{text}");
+        t.tick(berlin(2026, 11, TUE, 9, 0)).await;
+        assert_eq!(
+            mails_to(&t, MARIA)
+                .iter()
+                .filter(|m| m.subject.starts_with("Anrufliste"))
+                .count(),
+            1,
+            "{url}: once a week"
+        );
+
+        let cli = |args: &[&str]| {
+            let out = std::process::Command::new(common::BIN)
+                .arg("--config")
+                .arg(&t.app.config.path)
+                .args(args)
+                .env_remove("RUST_LOG")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+            common::stdout(&out)
+        };
+        let status = cli(&["status"]);
+        assert!(status.contains("Call list:"), "{status}");
+        assert!(status.contains("8 waiting on the call list:"), "{status}");
+        assert!(
+            status.contains("check-in, regular of a staff member: 8"),
+            "{status}"
+        );
+        assert!(
+            status.contains("everyone will have been called by"),
+            "{status}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&cli(&["status", "--json"])).unwrap();
+        assert_eq!(json["call_list"]["waiting"], 8, "{json}");
+        let show = cli(&["runs", "show", &run.to_string()]);
+        for line in [
+            "planned as calls: 2",
+            "waiting on the call list: 8",
+            "check-in, regular of a staff member: 8",
+            "Left out: 1",
+            "do not call: 1",
+        ] {
+            assert!(show.contains(line), "{url}: `{line}` in:\n{show}");
+        }
+    }
+}
+
+/// A campaign may say that its email waits while the business is closed.
+#[tokio::test]
+async fn a_campaign_that_skips_closing_days_holds_its_email_until_the_business_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let quiet = NEWS.replace("id = \"news\"", "id = \"ruhig\"") + "skip_closed_days = true\n";
+        let t = TestApp::with_fragment(
+            &url,
+            &format!("{CHECKIN}{NEWS}{quiet}"),
+            "[business]\nclosed = [\"holidays:de\"]\n",
+        )
+        .await;
+        t.import(&format!("{CSV_HEADER}{}", callable("A", "Anna", "maria")))
+            .await;
+        let christmas = berlin(2026, 12, 25, 10, 0);
+        let news = start_now(&t.app, "news", christmas).await.unwrap();
+        let held = start_now(&t.app, "ruhig", christmas).await.unwrap();
+        t.tick(christmas).await;
+        t.deliver_all(christmas).await;
+        assert_eq!(t.count(news, "sent").await, 1, "{url}: no say, no wait");
+        assert_eq!(t.count(held, "planned").await, 1, "{url}");
+        t.deliver_all(berlin(2026, 12, 26, 23, 59)).await;
+        assert_eq!(
+            t.count(held, "sent").await,
+            0,
+            "{url}: the 26th is a holiday too"
+        );
+        t.deliver_all(berlin(2026, 12, 27, 0, 1)).await;
+        assert_eq!(t.count(held, "sent").await, 1, "{url}");
+    }
+}
+
+/// A database an older version left (callbacks stored as plain calls)
+/// migrates forward: callbacks are marked with their day and owner, and
+/// nothing is lost.
+#[tokio::test]
+async fn an_old_database_migrates_forward_with_its_callbacks_marked() {
+    const OLD_ROWS: &str = "
+        INSERT INTO customers (name, phone, phone_consent, created_at, updated_at)
+            VALUES ('Anna', '+49 1', TRUE, '2026-11-20T09:00:00+00:00', '2026-11-20T09:00:00+00:00'),
+                   ('Ben', '+49 2', TRUE, '2026-11-20T09:00:00+00:00', '2026-11-20T09:00:00+00:00');
+        INSERT INTO tasks (rule_id, customer_id, staff_id, kind, state, reason, due_on, attempts, outcome, outcome_at, created_at, updated_at)
+            VALUES ('hallo', 1, 'jonas', 'call', 'done', 'Lange nichts gehört', '2026-11-23', 1, 'callback', '2026-11-23T10:00:00+00:00', '2026-11-20T09:00:00+00:00', '2026-11-23T10:00:00+00:00');
+        INSERT INTO tasks (rule_id, customer_id, staff_id, kind, state, reason, due_on, parent_id, created_at, updated_at)
+            VALUES ('hallo', 1, 'jonas', 'call', 'open', 'callback agreed: lieber Donnerstag', '2026-12-17', 1, '2026-11-23T10:00:00+00:00', '2026-11-23T10:00:00+00:00'),
+                   ('hallo', 2, 'maria', 'call', 'open', 'Lange nichts gehört', '2026-11-24', NULL, '2026-11-20T09:00:00+00:00', '2026-11-20T09:00:00+00:00');";
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let backend = if url.starts_with("sqlite") {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        let old = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(common::repo_path(&format!("migrations/{backend}"))).unwrap()
+        {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.as_str() < "0007" {
+                std::fs::copy(&path, old.path().join(&name)).unwrap();
+            }
+        }
+        // (A fresh database: the rows get ids 1, 2, 3 in order.)
+        let migrator = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
+        if backend == "sqlite" {
+            let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+                .await
+                .unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        let store = outreach::store::Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let callback = store.task(2).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                callback.kind.as_str(),
+                callback.agreed_on,
+                callback.owner_id.as_str(),
+                callback.state.as_str()
+            ),
+            ("callback", Some(day(2026, 12, 17)), "jonas", "open"),
+            "{url}"
+        );
+        let call = store.task(3).await.unwrap().unwrap();
+        assert_eq!(
+            (call.kind.as_str(), call.owner_id.as_str(), call.agreed_on),
+            ("call", "maria", None),
+            "{url}"
+        );
+        assert_eq!(
+            store.tasks(None, false).await.unwrap().len(),
+            3,
+            "{url}: nothing lost"
+        );
+        assert_eq!(
+            store.customers_with_open_call().await.unwrap().len(),
+            2,
+            "{url}: an open callback is an open call"
+        );
+        assert!(store.call_list(false).await.unwrap().is_empty());
+        store.close().await;
     }
 }

@@ -288,3 +288,34 @@ fn an_smtp_ca_file_without_a_certificate_is_refused_naming_it() {
         );
     }
 }
+
+#[test]
+fn closing_days_and_the_business_contact_are_checked_with_the_file_that_set_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite(&dir);
+    let env = Env::in_dir(dir, &url, "");
+    let fragment = env.write(
+        "conf.d/10-closed.toml",
+        "[business]\nclosed = [\"holidays:de\", \"24.12.\", \"12-24\"]\ncontact_staff = \"chef\"\n",
+    );
+    let out = env.run(&["check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for piece in [
+        format!(
+            "{}: business.closed[1]: \"24.12.\" is not a closing day",
+            fragment.display()
+        ),
+        "write a date (\"2026-12-24\"), a day every year (\"12-24\")".to_string(),
+        format!(
+            "{}: business.contact_staff: unknown staff id \"chef\"",
+            fragment.display()
+        ),
+    ] {
+        assert!(err.contains(&piece), "`{piece}` missing in: {err}");
+    }
+    assert!(
+        !err.contains("closed[0]") && !err.contains("closed[2]"),
+        "{err}"
+    );
+}

@@ -223,7 +223,7 @@ async fn staff_read_their_own_language_everywhere_and_the_talking_points_fit_the
             help.contains("Anruf von Jonas – braucht Unterstützung"),
             "{help}"
         );
-        let call_back = task_page(&t, &router, of_kind("call")).await;
+        let call_back = task_page(&t, &router, of_kind("callback")).await;
         assert!(
             call_back.contains("Rückruf, wie vereinbart („nach dem Arzttermin“)."),
             "{call_back}"

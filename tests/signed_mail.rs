@@ -94,6 +94,8 @@ fn kind(mail: &Mail) -> &'static str {
         "digest"
     } else if subject.starts_with("Überfällige Anrufe") || subject.starts_with("Overdue calls") {
         "escalation"
+    } else if subject.starts_with("Anrufliste") || subject.starts_with("Call list") {
+        "weekly summary"
     } else if subject.starts_with("Keine Gutscheincodes") || subject.starts_with("No voucher codes")
     {
         "notice"
@@ -122,7 +124,8 @@ async fn every_kind_of_email_is_signed_and_verifies_with_rsa_and_ed25519_keys() 
                 "customer",
                 "digest",
                 "escalation",
-                "notice"
+                "notice",
+                "weekly summary"
             ],
             "{key}"
         );

@@ -15,7 +15,11 @@ use crate::http::{
     approval_page_context, error_page_context, task_page_context, unsubscribe_page_context,
 };
 use crate::secret::Secret;
-use crate::tasks::digest::{calendar_event_context, digest_context, escalation_context};
+use crate::tasks::OutcomeError;
+use crate::tasks::digest::{
+    Escalation, calendar_event_context, digest_context, escalation_context,
+};
+use crate::tasks::summary::summary_context;
 use crate::tasks::view::CallView;
 use crate::templates::{Fragment, Templates};
 use crate::tokens::{Purpose, Signer};
@@ -163,6 +167,12 @@ fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
     for (name, ext) in STAFF_TEMPLATES {
         for locale in templates.locales_of(name, ext) {
             let open = CallView::sample(&locale, points.clone());
+            // The mistake that names the most: a day, the next day, a name.
+            let sample_mistake = OutcomeError::DayOff {
+                day: open.day,
+                name: "Maria".into(),
+                next: Some(open.day + chrono::Days::new(1)),
+            };
             let closed = CallView {
                 open: false,
                 ..open.clone()
@@ -171,7 +181,11 @@ fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
             let preview = preview.value(config, &run, &locale);
             let contexts = match name {
                 "task_page" => vec![
-                    task_page_context(&open, Some("saved"), Some("callback_date_missing")),
+                    task_page_context(
+                        &open,
+                        Some("saved"),
+                        Some(sample_mistake.page_problem(&locale)),
+                    ),
                     task_page_context(&closed, Some("expired"), None),
                 ],
                 "approval_page" => {
@@ -195,8 +209,31 @@ fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
                     vec![digest_context(staff, "…".into(), &[open], business.clone())]
                 }
                 "approval_request" => vec![request_context(preview, "Maria", "https://…")],
-                "escalation" => vec![escalation_context(Some("Maria"), &[("Jonas".into(), open)])],
+                "escalation" => vec![escalation_context(
+                    Some("Maria"),
+                    &[Escalation {
+                        staff: "Jonas".into(),
+                        back_on: Some(open.due.clone()),
+                        call: open,
+                    }],
+                )],
                 "voucher_pool_empty" => vec![context! { pool => "sample" }],
+                "call_list_summary" => {
+                    let summary = crate::tasks::summary::CallListSummary {
+                        waiting: 3,
+                        by_reason: crate::store::ListReason::ALL
+                            .iter()
+                            .map(|r| (*r, 1))
+                            .collect(),
+                        returned: 1,
+                        all_called_by: Some(open.day),
+                    };
+                    let staff = vec![context! { name => "Jonas", open => 4, overdue => 1 }];
+                    vec![
+                        summary_context("Maria", &summary, staff, &locale),
+                        summary_context("Maria", &Default::default(), vec![], &locale),
+                    ]
+                }
                 "calendar_event" => vec![calendar_event_context(&open)],
                 // Talking points for call backs and follow-ups.
                 _ => vec![context! {
@@ -225,7 +262,7 @@ fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
 }
 
 /// The staff-facing templates and their kind of file.
-const STAFF_TEMPLATES: [(&str, &str); 11] = [
+const STAFF_TEMPLATES: [(&str, &str); 12] = [
     ("task_page", "html"),
     ("approval_page", "html"),
     ("unsubscribe_page", "html"),
@@ -237,4 +274,5 @@ const STAFF_TEMPLATES: [(&str, &str); 11] = [
     ("calendar_event", "md"),
     ("callback", "md"),
     ("follow_up", "md"),
+    ("call_list_summary", "md"),
 ];

@@ -92,6 +92,12 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One run: its messages, or for a check-in run its call list.
+    Show {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Approve a run waiting for approval.
     Approve { run: i64 },
     /// Cancel a run waiting for approval; its messages end suppressed.
@@ -282,6 +288,7 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
             html,
         } => runs::preview(app, &campaign, customer.as_deref(), html).await,
         Command::Runs(RunsCommand::List { json }) => runs::list(app, json).await,
+        Command::Runs(RunsCommand::Show { run, json }) => runs::show(app, run, json).await,
         Command::Runs(RunsCommand::Approve { run }) => runs::decide(app, run, true).await,
         Command::Runs(RunsCommand::Cancel { run }) => runs::decide(app, run, false).await,
         Command::Runs(RunsCommand::Start { id }) => runs::start(app, &id).await,

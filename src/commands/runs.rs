@@ -1,4 +1,4 @@
-//! `preview`, `runs list|approve|cancel|start|retry-unknown`, `import vouchers`.
+//! `preview`, `runs list|show|approve|cancel|start|retry-unknown`, `import vouchers`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use crate::app::App;
 use crate::render::{render_campaign, sample_voucher, unsubscribe_url};
+use crate::store::{DropReason, EntryState, ListReason, Run, RunCount};
 
 pub async fn preview(
     app: &App,
@@ -103,37 +104,119 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
     if runs.is_empty() {
         println!("no runs yet");
     }
-    let tz = app.config.resolved.timezone;
     for r in &runs {
-        let mut states: BTreeMap<&str, i64> = BTreeMap::new();
-        for c in counts.iter().filter(|c| c.run_id == r.id) {
-            *states.entry(c.state.as_str()).or_default() += c.n;
+        print_run(app, r, &counts);
+    }
+    Ok(())
+}
+
+/// One run in a line, with its messages per state and why any were suppressed.
+fn print_run(app: &App, r: &Run, counts: &[RunCount]) {
+    let tz = app.config.resolved.timezone;
+    let mut states: BTreeMap<&str, i64> = BTreeMap::new();
+    for c in counts.iter().filter(|c| c.run_id == r.id) {
+        *states.entry(c.state.as_str()).or_default() += c.n;
+    }
+    let summary: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    println!(
+        "run {:<5} {:<22} {:<18} {} ({}) {}{}",
+        r.id,
+        r.rule_id,
+        r.state,
+        r.occurrence.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+        r.trigger,
+        summary.join(", "),
+        if r.detail.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", r.detail)
         }
-        let summary: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    );
+    for c in counts
+        .iter()
+        .filter(|c| c.run_id == r.id && c.reason.is_some())
+    {
         println!(
-            "run {:<5} {:<22} {:<18} {} ({}) {}{}",
-            r.id,
-            r.rule_id,
-            r.state,
-            r.occurrence.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
-            r.trigger,
-            summary.join(", "),
-            if r.detail.is_empty() {
-                String::new()
-            } else {
-                format!(" — {}", r.detail)
-            }
+            "          suppressed {}: {}",
+            c.reason.as_deref().unwrap_or(""),
+            c.n
         );
-        for c in counts
-            .iter()
-            .filter(|c| c.run_id == r.id && c.reason.is_some())
-        {
+    }
+}
+
+/// `runs show RUN`: the run, and for a check-in run what became of the
+/// customers it selected (planned, waiting per reason, dropped per reason),
+/// who it left out and why, and the call list as it is now.
+pub async fn show(app: &App, run_id: i64, json: bool) -> Result<()> {
+    let Some(run) = app.store.run(run_id).await? else {
+        bail!("no run {run_id}");
+    };
+    let counts = app.store.run_counts(&[run_id]).await?;
+    if run.rule_kind != "checkin" {
+        if json {
             println!(
-                "          suppressed {}: {}",
-                c.reason.as_deref().unwrap_or(""),
-                c.n
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "run": run, "messages": counts })
+                )?
             );
+        } else {
+            print_run(app, &run, &counts);
         }
+        return Ok(());
+    }
+    let mut planned = 0;
+    let mut waiting: BTreeMap<ListReason, i64> = BTreeMap::new();
+    let mut dropped: BTreeMap<DropReason, i64> = BTreeMap::new();
+    for (state, reason, drop_reason, n) in app.store.run_call_list_counts(run_id).await? {
+        match (state, drop_reason) {
+            (EntryState::Planned, _) => planned += n,
+            (EntryState::Waiting, _) => *waiting.entry(reason).or_default() += n,
+            (EntryState::Dropped, Some(why)) => *dropped.entry(why).or_default() += n,
+            (EntryState::Dropped, None) => {}
+        }
+    }
+    let left_out = app.store.checkin_skip_counts(run_id).await?;
+    let now_summary = crate::tasks::summary::summarize(app, Utc::now()).await?;
+    if json {
+        let doc = serde_json::json!({
+            "run": run,
+            "call_list": { "planned": planned, "waiting": waiting, "dropped": dropped },
+            "left_out": left_out.iter().cloned().collect::<BTreeMap<_, _>>(),
+            "call_list_now": now_summary,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    print_run(app, &run, &counts);
+    println!("  From this run:");
+    println!("    planned as calls: {planned}");
+    println!(
+        "    waiting on the call list: {}",
+        waiting.values().sum::<i64>()
+    );
+    for (reason, n) in &waiting {
+        println!("      {}: {n}", reason.describe());
+    }
+    if !dropped.is_empty() {
+        println!(
+            "    left the call list without a call: {}",
+            dropped.values().sum::<i64>()
+        );
+        for (why, n) in &dropped {
+            println!("      {why}: {n}");
+        }
+    }
+    println!(
+        "  Left out: {}",
+        left_out.iter().map(|(_, n)| n).sum::<i64>()
+    );
+    for (reason, n) in &left_out {
+        println!("    {reason}: {n}");
+    }
+    println!("  The call list now:");
+    for line in crate::tasks::summary::describe(&now_summary).lines() {
+        println!("    {line}");
     }
     Ok(())
 }

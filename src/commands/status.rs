@@ -33,6 +33,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
             e.1 += 1;
         }
     }
+    let call_list = crate::tasks::summary::summarize(app, now).await?;
     let failures = app.store.recent_failures(10).await?;
     let waiting_for = app.store.waiting_reasons(5).await?;
     let waiting = app.store.runs_in_state("awaiting_approval").await?;
@@ -41,6 +42,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
             "queue": queue.iter().cloned().collect::<BTreeMap<_, _>>(),
             "next_runs": next_runs,
             "tasks": per_staff.iter().map(|(s, (open, overdue))| (s.clone(), serde_json::json!({"open": open, "overdue": overdue}))).collect::<BTreeMap<_, _>>(),
+            "call_list": call_list,
             "awaiting_approval": waiting.iter().map(|r| r.id).collect::<Vec<_>>(),
             "waiting": waiting_for,
             "recent_failures": failures,
@@ -83,6 +85,10 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     println!("Tasks (open / overdue):");
     for (s, (open, overdue)) in &per_staff {
         println!("  {s:<12} {open} / {overdue}");
+    }
+    println!("Call list:");
+    for line in crate::tasks::summary::describe(&call_list).lines() {
+        println!("  {line}");
     }
     println!("Recent failures:");
     if failures.is_empty() {

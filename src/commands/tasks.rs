@@ -4,7 +4,8 @@ use anyhow::{Result, anyhow, bail};
 use chrono::{NaiveDate, Utc};
 
 use crate::app::App;
-use crate::tasks::OUTCOMES;
+use crate::store::TaskState;
+use crate::tasks::{CallOutcome, OutcomeError};
 
 pub async fn list(app: &App, staff: Option<&str>, only_open: bool, json: bool) -> Result<()> {
     if let Some(s) = staff
@@ -65,21 +66,18 @@ pub async fn done(
     note: Option<&str>,
     callback_on: Option<NaiveDate>,
 ) -> Result<()> {
-    if !OUTCOMES.contains(&outcome) {
-        bail!(
-            "unknown outcome \"{outcome}\"; use one of: {}",
-            OUTCOMES.join(", ")
-        );
+    if outcome.parse::<CallOutcome>().is_err() {
+        return Err(OutcomeError::Unknown(outcome.to_string()).into());
     }
     let Some(before) = app.store.task(task).await? else {
         bail!("no task {task}");
     };
     if crate::tasks::record_outcome(app, task, outcome, note, callback_on, Utc::now()).await? {
         println!("task {task}: {outcome} recorded");
-    } else if before.state == "expired" {
+    } else if matches!(before.state, TaskState::Expired | TaskState::Returned) {
         println!(
-            "task {task} had expired ({}); nothing recorded",
-            before.note.as_deref().unwrap_or("untouched too long")
+            "task {task} went back to the call list ({}); nothing recorded",
+            before.note.as_deref().unwrap_or("not made in time")
         );
     } else {
         println!("task {task}: an outcome was already recorded; nothing changed");

@@ -65,6 +65,14 @@ pub struct Business {
     /// How German emails address customers: "Sie" or "du" (the `greeting`).
     #[serde(default)]
     pub address_form: AddressForm,
+    /// Days without calls, digests or callbacks: dates, yearly days
+    /// (`"12-24"`), ranges and `"holidays:de"` (German public holidays).
+    #[serde(default)]
+    pub closed: Vec<String>,
+    /// The staff member who takes "needs help" follow-ups from anyone
+    /// without a manager (and gets the weekly call list summary).
+    #[serde(default)]
+    pub contact_staff: Option<String>,
 }
 
 /// The German forms of address; English emails follow it too (first name
@@ -514,6 +522,9 @@ pub struct Campaign {
     /// Hold a run whose template did not change since the last run and ask the approvers to update it.
     #[serde(default)]
     pub require_fresh_text: bool,
+    /// Hold messages due on a day the business is closed (`business.closed`) until it opens.
+    #[serde(default)]
+    pub skip_closed_days: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -554,7 +565,8 @@ pub struct Checkin {
     pub due_in: String,
     #[serde(default = "default_escalate_after")]
     pub escalate_after: String,
-    /// Open tasks untouched this long are closed as `expired`.
+    /// An overdue call goes back to the call list this long after its last
+    /// day on time (always after its manager was told).
     #[serde(default = "default_expire_after")]
     pub expire_after: String,
     /// How often a `not_reached` call is retried before the task closes.

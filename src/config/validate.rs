@@ -13,7 +13,9 @@ use chrono_tz::Tz;
 use super::model::*;
 use super::{ConfigError, Problem};
 use crate::audience::Audience;
-use crate::domain::{Email, FrequencyCap, QuietHours, Schedule, parse_clock, parse_duration};
+use crate::domain::{
+    ClosedDays, Email, FrequencyCap, QuietHours, Schedule, parse_clock, parse_duration,
+};
 use crate::secret::Secret;
 
 /// Values parsed out of [`Settings`] during validation, ready to use.
@@ -48,6 +50,8 @@ pub struct Resolved {
     pub checkin_durations: HashMap<String, CheckinDurations>,
     /// `[import.columns]`: which field a header fills.
     pub import_columns: crate::import::ColumnRules,
+    /// `business.closed`, parsed.
+    pub closed: ClosedDays,
 }
 
 /// A staff member's working pattern, parsed.
@@ -170,6 +174,12 @@ pub fn validate(
     }
     if let Err(message) = check_base_url(&b.base_url) {
         c.problem("business.base_url", message);
+    }
+
+    let mut closed = ClosedDays::default();
+    for (i, entry) in b.closed.iter().enumerate() {
+        let result = closed.add(entry);
+        c.ok(&format!("business.closed[{i}]"), result);
     }
 
     let db = &settings.database.url;
@@ -298,6 +308,15 @@ pub fn validate(
                 },
             );
         }
+    }
+
+    if let Some(contact) = &b.contact_staff
+        && !staff_ids.contains(contact)
+    {
+        c.problem(
+            "business.contact_staff",
+            format!("unknown staff id \"{contact}\"; it must be the id of a [[staff]] entry"),
+        );
     }
 
     let pool_ids = c.unique_ids(
@@ -502,6 +521,7 @@ pub fn validate(
             approval_timeouts,
             checkin_durations,
             import_columns,
+            closed,
         }),
         _ => Err(ConfigError(c.problems)),
     }

@@ -1,6 +1,7 @@
 //! Values parsed once at the edge (config, CSV, URLs) so the rest of the code
 //! never handles a raw string that means an email, a schedule or a limit.
 
+mod closed_days;
 mod customer;
 mod date;
 mod email;
@@ -9,6 +10,7 @@ mod locale;
 mod objection;
 mod schedule;
 
+pub use closed_days::{ClosedDays, GERMAN_FEDERAL_HOLIDAYS, easter_sunday, german_federal_holiday};
 pub use customer::{Attributes, Customer, Salutation, Tags};
 pub use date::{DATE_FORMS, parse_date};
 pub use email::Email;

@@ -96,20 +96,14 @@ impl Schedule {
             .map(|t| t.with_timezone(&Utc))
     }
 
+    /// The occurrences after `after`, computed one at a time as asked for.
+    pub fn occurrences(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        std::iter::successors(self.next_after(after), |t| self.next_after(*t))
+    }
+
     /// The next `n` occurrences after `after`.
     pub fn upcoming(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
-        let mut out = Vec::with_capacity(n);
-        let mut cursor = after;
-        while out.len() < n {
-            match self.next_after(cursor) {
-                Some(t) => {
-                    out.push(t);
-                    cursor = t;
-                }
-                None => break,
-            }
-        }
-        out
+        self.occurrences(after).take(n).collect()
     }
 }
 

@@ -349,6 +349,7 @@ impl Store {
                 "UPDATE customer_events SET detail = '' WHERE customer_id = $1",
                 "UPDATE tasks SET note = NULL WHERE customer_id = $1",
                 "UPDATE objections SET note = NULL WHERE customer_id = $1",
+                "UPDATE call_list SET detail = NULL WHERE customer_id = $1",
                 "UPDATE messages SET smtp_reply = NULL, reason = CASE WHEN state IN ('failed', 'unknown') THEN 'erased' ELSE reason END WHERE customer_id = $1",
                 "UPDATE mail_reports SET detail = '' WHERE customer_id = $1",
             ] {

@@ -4,8 +4,34 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::{Store, dispatch};
+use super::call_list::{NewEntry, insert_waiting};
+use super::{Store, dispatch, text_enum};
 use crate::domain::{Channel, NewObjection};
+
+text_enum! {
+    /// What a task asks of a staff member.
+    pub enum TaskKind {
+        /// A check-in call from the call list.
+        Call = "call",
+        /// A callback agreed with the customer for a day (`agreed_on`).
+        Callback = "callback",
+        /// A call by someone else after "needs help".
+        FollowUp = "follow_up",
+    }
+}
+
+text_enum! {
+    pub enum TaskState {
+        Open = "open",
+        /// An outcome was recorded.
+        Done = "done",
+        /// Overdue and not made: back on the call list, after the manager was told.
+        Expired = "expired",
+        /// Planned for a day its staff member turned out not to work and no
+        /// colleague had room: back on the call list before its day.
+        Returned = "returned",
+    }
+}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Task {
@@ -13,11 +39,18 @@ pub struct Task {
     pub rule_id: String,
     pub run_id: Option<i64>,
     pub customer_id: i64,
+    /// Who makes the call.
     pub staff_id: String,
-    pub kind: String,
-    pub state: String,
+    /// Whose call it is: who it was planned for or who agreed the callback.
+    /// A colleague covering an absence takes `staff_id`, never this.
+    pub owner_id: String,
+    pub kind: TaskKind,
+    pub state: TaskState,
     pub reason: String,
     pub due_on: NaiveDate,
+    /// For a callback: the day agreed with the customer.
+    pub agreed_on: Option<NaiveDate>,
+    /// Unanswered tries so far, carried over when an unmade call comes back.
     pub attempts: i32,
     pub outcome: Option<String>,
     pub note: Option<String>,
@@ -28,17 +61,36 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Task {
+    /// A callback on the day agreed with the customer: the one kind of call
+    /// that may take a staff member's list beyond their capacity.
+    pub fn is_agreed_for(&self, day: NaiveDate) -> bool {
+        self.kind == TaskKind::Callback && self.agreed_on == Some(day)
+    }
+}
+
 /// A task to create.
 #[derive(Debug, Clone)]
-pub struct NewTask<'a> {
-    pub rule_id: &'a str,
+pub struct NewTask {
+    pub rule_id: String,
     pub run_id: Option<i64>,
     pub customer_id: i64,
-    pub staff_id: &'a str,
-    pub kind: &'a str,
-    pub reason: &'a str,
+    pub staff_id: String,
+    pub owner_id: String,
+    pub kind: TaskKind,
+    pub reason: String,
     pub due_on: NaiveDate,
+    pub agreed_on: Option<NaiveDate>,
+    pub attempts: i32,
     pub parent_id: Option<i64>,
+}
+
+/// Where a callback or follow-up goes: a task on a day, or the call list
+/// when its staff member has no room.
+#[derive(Debug, Clone)]
+pub enum FollowUp {
+    Task(NewTask),
+    Waiting(NewEntry),
 }
 
 /// What an outcome changes, applied in one transaction.
@@ -49,34 +101,52 @@ pub struct OutcomeChange {
     pub personal_contact: bool,
     pub add_tags: Vec<String>,
     pub do_not_call: bool,
-    /// A follow-up or callback task to create.
-    pub follow_up: Option<(String, String, String, NaiveDate)>, // (staff, kind, reason, due)
+    pub follow_up: Option<FollowUp>,
     pub event: String,
 }
 
-const TASK_COLUMNS: &str = "id, rule_id, run_id, customer_id, staff_id, kind, state, reason, due_on, attempts, outcome, note, outcome_at, escalated_at, parent_id, created_at, updated_at";
+/// How an unmade call goes back to the call list.
+#[derive(Debug, Clone)]
+pub struct TaskReturn {
+    pub state: TaskState,
+    pub note: String,
+    pub entry: NewEntry,
+    /// For the customer's history.
+    pub event: String,
+}
+
+const TASK_COLUMNS: &str = "id, rule_id, run_id, customer_id, staff_id, owner_id, kind, state, reason, due_on, agreed_on, attempts, outcome, note, outcome_at, escalated_at, parent_id, created_at, updated_at";
+
+pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (rule_id, run_id, customer_id, staff_id, owner_id, kind, state, reason, due_on, agreed_on, attempts, parent_id, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $10, $11, $12, $12)
+     ON CONFLICT DO NOTHING RETURNING id";
+
+/// Binds a [`NewTask`] to [`INSERT_TASK`].
+macro_rules! bind_task {
+    ($query:expr, $t:expr, $now:expr) => {
+        $query
+            .bind(&$t.rule_id)
+            .bind($t.run_id)
+            .bind($t.customer_id)
+            .bind(&$t.staff_id)
+            .bind(&$t.owner_id)
+            .bind($t.kind)
+            .bind(&$t.reason)
+            .bind($t.due_on)
+            .bind($t.agreed_on)
+            .bind($t.attempts)
+            .bind($t.parent_id)
+            .bind($now)
+    };
+}
+pub(super) use bind_task;
 
 impl Store {
-    /// Creates a task; `None` if the customer already has an open call task
+    /// Creates a task; `None` if the customer already has an open call
     /// (or this run already made one for them).
-    pub async fn create_task(&self, t: &NewTask<'_>, now: DateTime<Utc>) -> Result<Option<i64>> {
+    pub async fn create_task(&self, t: &NewTask, now: DateTime<Utc>) -> Result<Option<i64>> {
         let row: Option<(i64,)> = dispatch!(self, pool => {
-            sqlx::query_as(
-                "INSERT INTO tasks (rule_id, run_id, customer_id, staff_id, kind, state, reason, due_on, parent_id, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $9, $9)
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(t.rule_id)
-            .bind(t.run_id)
-            .bind(t.customer_id)
-            .bind(t.staff_id)
-            .bind(t.kind)
-            .bind(t.reason)
-            .bind(t.due_on)
-            .bind(t.parent_id)
-            .bind(now)
-            .fetch_optional(pool)
-            .await
+            bind_task!(sqlx::query_as(INSERT_TASK), t, now).fetch_optional(pool).await
         })
         .context("creating a task")?;
         Ok(row.map(|r| r.0))
@@ -116,7 +186,7 @@ impl Store {
         })?)
     }
 
-    /// Tasks, newest first; filtered by staff and to open ones if asked.
+    /// Tasks by due day; filtered by staff and to open ones if asked.
     pub async fn tasks(&self, staff: Option<&str>, only_open: bool) -> Result<Vec<Task>> {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE ($1 IS NULL OR staff_id = $1) AND ($2 = FALSE OR state = 'open') ORDER BY due_on, id"
@@ -146,12 +216,13 @@ impl Store {
 
     pub async fn customers_with_open_call(&self) -> Result<std::collections::HashSet<i64>> {
         let rows: Vec<(i64,)> = dispatch!(self, pool => {
-            sqlx::query_as("SELECT customer_id FROM tasks WHERE state = 'open' AND kind = 'call'").fetch_all(pool).await
+            sqlx::query_as("SELECT customer_id FROM tasks WHERE state = 'open' AND kind IN ('call', 'callback')").fetch_all(pool).await
         })?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
-    pub async fn reassign_task(
+    /// Gives an open task to another staff member for `due_on`; its owner stays.
+    pub async fn move_task(
         &self,
         id: i64,
         staff: &str,
@@ -186,27 +257,41 @@ impl Store {
         Ok(())
     }
 
-    /// Closes open tasks untouched since `before` as expired; returns them.
-    pub async fn expire_tasks(
+    /// Closes an open task without an outcome and puts its customer back on
+    /// the call list, with a line in their history, at once; false if the
+    /// task was not open any more.
+    pub async fn return_task(
         &self,
-        rule_id: &str,
-        before: DateTime<Utc>,
-        reason: &str,
+        task: &Task,
+        ret: &TaskReturn,
         now: DateTime<Utc>,
-    ) -> Result<Vec<i64>> {
-        let rows: Vec<(i64,)> = dispatch!(self, pool => {
-            sqlx::query_as(
-                "UPDATE tasks SET state = 'expired', note = $1, outcome_at = $2, updated_at = $2
-                 WHERE state = 'open' AND rule_id = $3 AND updated_at < $4 RETURNING id",
+    ) -> Result<bool> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE tasks SET state = $1, note = $2, outcome_at = $3, updated_at = $3 WHERE id = $4 AND state = 'open'",
             )
-            .bind(reason)
+            .bind(ret.state)
+            .bind(&ret.note)
             .bind(now)
-            .bind(rule_id)
-            .bind(before)
-            .fetch_all(pool)
-            .await
-        })?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+            .bind(task.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            insert_waiting!(&mut *tx, &ret.entry, now).await?;
+            sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, 'call_list', $3)")
+                .bind(task.customer_id)
+                .bind(now)
+                .bind(&ret.event)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await.map(|_| true)
+        })
+        .context("putting an unmade call back on the call list")
     }
 
     /// Records an outcome and its effects at once; false if the task was not
@@ -293,21 +378,14 @@ impl Store {
                         .await?;
                 }
             }
-            if let Some((staff, kind, reason, due)) = &change.follow_up {
-                sqlx::query(
-                    "INSERT INTO tasks (rule_id, run_id, customer_id, staff_id, kind, state, reason, due_on, parent_id, created_at, updated_at)
-                     VALUES ($1, NULL, $2, $3, $4, 'open', $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
-                )
-                .bind(&task.rule_id)
-                .bind(task.customer_id)
-                .bind(staff)
-                .bind(kind)
-                .bind(reason)
-                .bind(due)
-                .bind(task.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            match &change.follow_up {
+                Some(FollowUp::Task(t)) => {
+                    bind_task!(sqlx::query(INSERT_TASK), t, now).execute(&mut *tx).await?;
+                }
+                Some(FollowUp::Waiting(entry)) => {
+                    insert_waiting!(&mut *tx, entry, now).await?;
+                }
+                None => {}
             }
             sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, 'call_outcome', $3)")
                 .bind(task.customer_id)
@@ -318,6 +396,16 @@ impl Store {
             tx.commit().await.map(|_| true)
         })
         .context("recording the call outcome")
+    }
+
+    /// Staff members whose digest for a day from `since` on went out.
+    pub async fn digests_since(&self, since: NaiveDate) -> Result<Vec<(String, NaiveDate)>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as("SELECT staff_id, day FROM digests WHERE day >= $1")
+                .bind(since)
+                .fetch_all(pool)
+                .await
+        })?)
     }
 
     /// Claims today's digest for a staff member; false if one went out already.

@@ -18,13 +18,14 @@ use minijinja::{Value, context};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::Roster;
-use super::view::{CallView, TaskKind};
+use super::overdue::Escalated;
+use super::roster::works_on;
+use super::view::CallView;
 use crate::app::App;
 use crate::config::Staff;
 use crate::domain::Customer;
 use crate::mailer::{MailerSettings, SendResult};
-use crate::store::Task;
+use crate::store::{Task, TaskKind};
 use crate::tokens::Purpose;
 
 /// How many of a customer's last contacts a digest shows per call.
@@ -73,11 +74,21 @@ pub fn digest_context(
     }
 }
 
-/// What the `escalation` template sees: each call with whose it is.
-pub fn escalation_context(manager: Option<&str>, calls: &[(String, CallView)]) -> Value {
+/// An overdue call as its escalation lists it.
+pub struct Escalation {
+    /// Whose call it is (their name).
+    pub staff: String,
+    /// The day it goes back on the call list for a colleague (`None`: now).
+    pub back_on: Option<String>,
+    pub call: CallView,
+}
+
+/// What the `escalation` template sees: each call with whose it is and
+/// when it goes back on the call list.
+pub fn escalation_context(manager: Option<&str>, calls: &[Escalation]) -> Value {
     let calls: Vec<Value> = calls
         .iter()
-        .map(|(staff, call)| context! { staff, ..Value::from(Serde(call)) })
+        .map(|e| context! { staff => &e.staff, back_on => &e.back_on, ..Value::from(Serde(&e.call)) })
         .collect();
     context! { manager, calls }
 }
@@ -298,7 +309,7 @@ pub async fn send_digest(
 /// send a second at `digest_at`. False if nothing is due.
 pub async fn send_now(app: &App, staff: &Staff, now: DateTime<Utc>) -> Result<bool> {
     let today = match app.config.resolved.staff.get(&staff.id) {
-        Some(rules) => Roster::today(rules, now),
+        Some(rules) => now.with_timezone(&rules.timezone).date_naive(),
         None => now
             .with_timezone(&app.config.resolved.timezone)
             .date_naive(),
@@ -316,7 +327,7 @@ pub async fn send_now(app: &App, staff: &Staff, now: DateTime<Utc>) -> Result<bo
     result
 }
 
-async fn send(app: &App, message: &lettre::Message) -> Result<()> {
+pub(super) async fn send(app: &App, message: &lettre::Message) -> Result<()> {
     let mut mailer = MailerSettings::from_config(&app.config).open()?;
     match mailer.send(message).await {
         SendResult::Sent(_) => Ok(()),
@@ -333,7 +344,7 @@ pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<()> {
         };
         let local = now.with_timezone(&rules.timezone);
         let today = local.date_naive();
-        if !Roster::works_on(staff, rules, today) || local.time() < rules.digest_at {
+        if !works_on(app, staff, rules, today) || local.time() < rules.digest_at {
             continue;
         }
         // Nothing due: no digest, and none claimed, so tasks created later today still get one.
@@ -349,11 +360,12 @@ pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
-/// One email to a manager listing overdue tasks.
+/// One email to a manager listing overdue tasks, and when each goes back
+/// on the call list.
 pub async fn send_escalation(
     app: &App,
     to: &str,
-    tasks: &[Task],
+    tasks: &[Escalated],
     now: DateTime<Utc>,
 ) -> Result<()> {
     let manager = app.settings().staff.iter().find(|s| s.email == to);
@@ -362,10 +374,10 @@ pub async fn send_escalation(
             .locale_for("escalation", "md", manager.map(|s| staff_locale(app, s)));
     let customers = app
         .store
-        .customers_by_ids(&tasks.iter().map(|t| t.customer_id).collect::<Vec<_>>())
+        .customers_by_ids(&tasks.iter().map(|t| t.task.customer_id).collect::<Vec<_>>())
         .await?;
     let mut calls = Vec::with_capacity(tasks.len());
-    for task in tasks {
+    for Escalated { task, back_on } in tasks {
         let Some(customer) = customers.iter().find(|c| c.id == task.customer_id) else {
             continue;
         };
@@ -373,10 +385,11 @@ pub async fn send_escalation(
             .with_timezone(&app.config.resolved.timezone)
             .date_naive();
         let call = CallView::build(app, task, customer, &locale, today, 0, now).await?;
-        calls.push((
-            super::view::staff_name(app.settings(), &task.staff_id),
+        calls.push(Escalation {
+            staff: super::view::staff_name(app.settings(), &task.staff_id),
+            back_on: back_on.map(|day| crate::render::local_date(day, &locale)),
             call,
-        ));
+        });
     }
     let rendered = app.templates.render_staff_email(
         "escalation",

@@ -15,41 +15,17 @@ use crate::context::{business_value, customer_value};
 use crate::domain::Customer;
 use crate::history::Contact;
 use crate::render::local_date;
-use crate::store::Task;
+use crate::store::{Task, TaskKind, TaskState};
 use crate::templates::Fragment;
 
-/// Why a task exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskKind {
-    /// A check-in rule suggested the call.
-    Call,
-    /// The customer and a colleague agreed on a call back.
-    Callback,
-    /// A colleague found the customer needs help and handed it on.
-    FollowUp,
-}
-
-impl TaskKind {
-    pub fn of(task: &Task) -> TaskKind {
-        if task.kind == "follow_up" {
-            TaskKind::FollowUp
-        } else if task.parent_id.is_some() {
-            TaskKind::Callback
-        } else {
-            TaskKind::Call
-        }
-    }
-
-    /// The talking points' template: the rule's for its own calls, a built-in
-    /// one (adjustable like any template) for call backs and follow-ups,
-    /// whose reason is a different one.
-    fn talking_points_template(self, app: &App, task: &Task) -> Option<String> {
-        match self {
-            TaskKind::Call => app.checkin(&task.rule_id).map(|r| r.template.clone()),
-            TaskKind::Callback => Some("callback".into()),
-            TaskKind::FollowUp => Some("follow_up".into()),
-        }
+/// The talking points' template: the rule's for its own calls, a built-in
+/// one (adjustable like any template) for callbacks and follow-ups, whose
+/// reason is a different one.
+fn talking_points_template(app: &App, task: &Task) -> Option<String> {
+    match task.kind {
+        TaskKind::Call => app.checkin(&task.rule_id).map(|r| r.template.clone()),
+        TaskKind::Callback => Some("callback".into()),
+        TaskKind::FollowUp => Some("follow_up".into()),
     }
 }
 
@@ -75,6 +51,13 @@ pub struct CallView {
     pub due: String,
     pub until: Option<String>,
     pub overdue: bool,
+    /// For a callback: the day agreed with the customer, and whether that is today.
+    pub agreed_on: Option<String>,
+    pub agreed_today: bool,
+    /// The how-many-th try this is, from the second on.
+    pub attempt: Option<i32>,
+    /// Whose call this was when a colleague took it over (their name).
+    pub taken_over_from: Option<String>,
     /// Open for an outcome; else how it ended.
     pub open: bool,
     pub outcome: String,
@@ -140,6 +123,10 @@ impl CallView {
             due: local_date(day, locale),
             until: Some(local_date(day, locale)),
             overdue: true,
+            agreed_on: Some(local_date(day, locale)),
+            agreed_today: false,
+            attempt: Some(2),
+            taken_over_from: Some("Jonas".into()),
             open: true,
             outcome: "not_reached".into(),
             note: Some("…".into()),
@@ -164,13 +151,13 @@ impl CallView {
         contacts: usize,
         now: DateTime<Utc>,
     ) -> Result<CallView> {
-        let kind = TaskKind::of(task);
+        let kind = task.kind;
         let parent = match task.parent_id {
             Some(id) => app.store.task(id).await?,
             None => None,
         };
         let deadline = super::deadline(app, task);
-        let open = task.state == "open";
+        let open = task.state == TaskState::Open;
         let overdue = open && deadline < today;
         let phone = customer.phone.clone().unwrap_or_default();
         let tel = if phone.trim().is_empty() {
@@ -185,7 +172,7 @@ impl CallView {
                 .to_string(),
             None => task.reason.clone(),
         };
-        let points = talking_points(app, task, kind, customer, locale)?;
+        let points = talking_points(app, task, customer, locale)?;
         let contacts = crate::history::last_contacts(&app.store, customer.id, contacts)
             .await?
             .into_iter()
@@ -209,8 +196,16 @@ impl CallView {
             due: local_date(task.due_on, locale),
             until: (deadline > task.due_on).then(|| local_date(deadline, locale)),
             overdue,
+            agreed_on: task.agreed_on.map(|d| local_date(d, locale)),
+            agreed_today: task.agreed_on == Some(today),
+            attempt: (task.attempts > 0).then_some(task.attempts + 1),
+            taken_over_from: (task.owner_id != task.staff_id)
+                .then(|| staff_name(app.settings(), &task.owner_id)),
             open,
-            outcome: task.outcome.clone().unwrap_or_else(|| task.state.clone()),
+            outcome: task
+                .outcome
+                .clone()
+                .unwrap_or_else(|| task.state.to_string()),
             note: task.note.clone(),
             link: super::digest::task_link(app, task, now),
             contacts,
@@ -260,11 +255,10 @@ impl ContactView {
 fn talking_points(
     app: &App,
     task: &Task,
-    kind: TaskKind,
     customer: &Customer,
     locale: &str,
 ) -> Result<Option<Fragment>> {
-    let Some(template) = kind.talking_points_template(app, task) else {
+    let Some(template) = talking_points_template(app, task) else {
         return Ok(None);
     };
     let ctx = context! {

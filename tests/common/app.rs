@@ -76,12 +76,15 @@ impl TestApp {
     }
 
     pub async fn in_dir(dir: TempDir, db_url: &str, extra: &str) -> TestApp {
+        let text = super::base_config(db_url, &dir.path().join("outbox")) + extra;
+        Self::with_config(dir, db_url, &text).await
+    }
+
+    /// A whole config of the test's own (its staff, its business), written
+    /// to `outreach.toml` in `dir`.
+    pub async fn with_config(dir: TempDir, db_url: &str, text: &str) -> TestApp {
         let path = dir.path().join("outreach.toml");
-        std::fs::write(
-            &path,
-            super::base_config(db_url, &dir.path().join("outbox")) + extra,
-        )
-        .unwrap();
+        std::fs::write(&path, text).unwrap();
         let config = Config::load_with_env(&path, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
         let store = Store::connect(db_url, 4).await.unwrap();
         store.migrate().await.unwrap();

@@ -1,0 +1,287 @@
+//! The call list: a check-in run puts customers on it, and each working day
+//! every staff member's list is filled from it, within their capacity.
+//!
+//! The list is served in this order (for the staff member being planned):
+//! 1. agreed callbacks that were missed on their day, and follow-ups after
+//!    "needs help" (a follow-up waits for its manager while they are present);
+//! 2. their own regulars (customers whose `owner` they are);
+//! 3. everyone else;
+//!
+//! each group longest without personal contact first, then first come, first
+//! served: someone selected again without having been reached (not reached
+//! on every try, or a call nobody made) keeps their place in line. A regular waits for their owner unless the owner is away (an
+//! absence, not a day off) or no longer on staff, or the rule assigns
+//! `least_loaded`; a call someone left unmade goes to a colleague.
+//!
+//! Which list takes the next customer nobody keeps: the one for the earliest
+//! day, then whoever has the most room left on it, then fewest open calls,
+//! then by id. A day's list is filled until its digest goes out; after that,
+//! the next working day's. Nothing is planned further ahead than that.
+
+use std::collections::HashSet;
+
+use anyhow::{Result, anyhow};
+use chrono::{DateTime, NaiveDate, Utc};
+use tracing::info;
+
+use super::roster::{Member, Roster};
+use crate::app::App;
+use crate::config::{Assign, Checkin};
+use crate::context::customer_value_on;
+use crate::domain::Customer;
+use crate::store::{
+    Candidate, CandidateQuery, ListReason, NewEntry, NewTask, Planned, Run, TaskKind,
+};
+
+/// Why a matched customer is not put on the call list, if anything.
+fn call_blocker(customer: &Customer, rule: &Checkin, now: DateTime<Utc>) -> Option<String> {
+    if customer.do_not_call {
+        return Some("do not call".into());
+    }
+    if !customer.is_business && !customer.phone_consent {
+        return Some("no phone consent (consumer)".into());
+    }
+    if customer
+        .phone
+        .as_deref()
+        .is_none_or(|p| p.trim().is_empty())
+    {
+        return Some("no phone number".into());
+    }
+    if let Some(last) = customer.last_personal_contact_at {
+        let days = (now - last).num_days();
+        if days < i64::from(rule.min_days_between_personal_contacts) {
+            return Some(format!(
+                "personal contact within the last {} days",
+                rule.min_days_between_personal_contacts
+            ));
+        }
+    }
+    None
+}
+
+/// Runs a check-in rule: the customers it selects join the call list; the
+/// others are recorded with why they were left out. Returns how many joined.
+pub async fn fill(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u64> {
+    let Some(rule) = app.checkin(&run.rule_id) else {
+        app.store
+            .transition_run(
+                run.id,
+                &["planning"],
+                "skipped",
+                Some("the check-in rule is no longer in the config"),
+                now,
+            )
+            .await?;
+        return Ok(0);
+    };
+    let audience = app
+        .config
+        .resolved
+        .audiences
+        .get(&rule.id)
+        .ok_or_else(|| anyhow!("check-in {}: audience not compiled", rule.id))?;
+    let open = app.store.customers_with_open_call().await?;
+    let waiting = app.store.customers_on_call_list().await?;
+    let places = app.store.places_in_line().await?;
+    let staff: HashSet<&str> = app.settings().staff.iter().map(|s| s.id.as_str()).collect();
+    let (mut added, mut skipped) = (0u64, 0u64);
+    let day = run
+        .occurrence
+        .with_timezone(&app.config.resolved.timezone)
+        .date_naive();
+    let mut after = 0;
+    loop {
+        let page = app
+            .store
+            .customers_page(after, 2000, &crate::store::CustomerColumns::all())
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for customer in &page {
+            match audience.matches(&customer_value_on(customer, day)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    app.store
+                        .record_checkin_skip(run.id, customer.id, &format!("audience error: {e}"))
+                        .await?;
+                    continue;
+                }
+            }
+            let blocker = if open.contains(&customer.id) {
+                Some("already has an open call task".to_string())
+            } else if waiting.contains(&customer.id) {
+                Some("already on the call list".to_string())
+            } else {
+                call_blocker(customer, rule, now)
+            };
+            if let Some(reason) = blocker {
+                app.store
+                    .record_checkin_skip(run.id, customer.id, &reason)
+                    .await?;
+                skipped += 1;
+                continue;
+            }
+            let reason = match customer.owner.as_deref() {
+                Some(owner) if staff.contains(owner) => ListReason::Regular,
+                _ => ListReason::Checkin,
+            };
+            let entry = NewEntry {
+                customer_id: customer.id,
+                rule_id: rule.id.clone(),
+                run_id: Some(run.id),
+                reason,
+                staff_id: None,
+                avoid_staff_id: None,
+                not_before: None,
+                attempts: 0,
+                from_task_id: None,
+                detail: None,
+                place: places.get(&customer.id).copied(),
+            };
+            if app.store.add_to_call_list(&entry, now).await? {
+                added += 1;
+            }
+        }
+    }
+    app.store
+        .transition_run(
+            run.id,
+            &["planning"],
+            "done",
+            Some(&format!("{added} on the call list, {skipped} left out")),
+            now,
+        )
+        .await?;
+    info!(run = run.id, rule = %rule.id, added, skipped, "check-in: customers put on the call list");
+    Ok(added)
+}
+
+/// One staff member's list being filled.
+struct Slot<'a> {
+    member: Member<'a>,
+    day: NaiveDate,
+    room: i64,
+    candidates: std::vec::IntoIter<Candidate>,
+}
+
+/// Fills every staff member's next list from the call list, up to their
+/// capacity (see the module docs for the order).
+pub async fn plan(app: &App, now: DateTime<Utc>) -> Result<()> {
+    let roster = Roster::load(app, now).await?;
+    let mut slots: Vec<Slot> = roster
+        .members()
+        .iter()
+        .filter_map(|m| {
+            let day = roster.plan_day(*m)?;
+            Some(Slot {
+                member: *m,
+                day,
+                room: roster.room(*m, day),
+                candidates: Vec::new().into_iter(),
+            })
+        })
+        .filter(|s| s.room > 0)
+        .collect();
+    let total: i64 = slots.iter().map(|s| s.room).sum();
+    if total == 0 {
+        return Ok(());
+    }
+    let least_loaded: Vec<String> = app
+        .settings()
+        .checkins
+        .iter()
+        .filter(|r| r.assign == Assign::LeastLoaded)
+        .map(|r| r.id.clone())
+        .collect();
+    let alone = roster.members().len() == 1;
+    for slot in &mut slots {
+        let present = roster.present_on(slot.day);
+        // As many as all rooms together: others may take some of the first.
+        let waiting = CandidateQuery {
+            staff: slot.member.id(),
+            day: slot.day,
+            present: &present,
+            least_loaded: &least_loaded,
+            alone,
+            limit: total,
+        };
+        slot.candidates = app.store.call_list_candidates(&waiting).await?.into_iter();
+    }
+    let mut taken = HashSet::new();
+    let mut planned = 0;
+    // One at a time: to the list of the earliest day, so nobody is called
+    // later than they could be; among lists of one day, to whoever has the
+    // most room left, so that customers nobody keeps are shared out evenly.
+    while let Some(slot) = slots.iter_mut().filter(|s| s.room > 0).min_by_key(|s| {
+        (
+            s.day,
+            -s.room,
+            roster.open_count(s.member.id()),
+            s.member.id().to_string(),
+        )
+    }) {
+        let Some(candidate) = slot.candidates.by_ref().find(|c| !taken.contains(&c.id)) else {
+            slot.room = 0;
+            continue;
+        };
+        taken.insert(candidate.id);
+        let task = planned_task(app, &candidate, slot.member.id(), slot.day);
+        if let Planned::Task(_) = app.store.plan_entry(candidate.id, &task, now).await? {
+            slot.room -= 1;
+            planned += 1;
+        }
+    }
+    if planned > 0 {
+        info!(calls = planned, "calls planned from the call list");
+    }
+    Ok(())
+}
+
+/// The call task a waiting customer becomes.
+fn planned_task(app: &App, entry: &Candidate, staff: &str, day: NaiveDate) -> NewTask {
+    // Kept in the business language (`customers show`, `tasks list`);
+    // pages and digests show the rule's reason in the reader's.
+    let reason = entry.detail.clone().unwrap_or_else(|| {
+        app.checkin(&entry.rule_id)
+            .map(|r| {
+                r.reason
+                    .get(None, &app.settings().business.locale)
+                    .to_string()
+            })
+            .unwrap_or_default()
+    });
+    NewTask {
+        rule_id: entry.rule_id.clone(),
+        run_id: entry.run_id,
+        customer_id: entry.customer_id,
+        staff_id: staff.to_string(),
+        owner_id: staff.to_string(),
+        kind: if entry.reason == ListReason::FollowUp {
+            TaskKind::FollowUp
+        } else {
+            TaskKind::Call
+        },
+        reason,
+        due_on: day,
+        agreed_on: None,
+        attempts: entry.attempts,
+        parent_id: entry.from_task_id,
+    }
+}
+
+/// Customers who may no longer be called, or whose rule is gone, leave the
+/// call list, each with the reason.
+pub async fn prune(app: &App, now: DateTime<Utc>) -> Result<()> {
+    let rules: Vec<String> = app
+        .settings()
+        .checkins
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    for (reason, customers) in app.store.prune_call_list(&rules, now).await? {
+        info!(%reason, customers, "left the call list without a call");
+    }
+    Ok(())
+}
