@@ -59,16 +59,10 @@ pub async fn request(
     stale_since: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let timeout = app
-        .config
-        .resolved
-        .approval_timeouts
-        .get(&campaign.id)
-        .copied()
-        .unwrap_or_default();
-    let deadline =
-        now + chrono::Duration::from_std(timeout).context("approval_timeout is too long")?;
-    app.store.set_run_approval(run.id, deadline).await?;
+    let deadline = deadline(app, campaign, now)?;
+    app.store
+        .set_run_approval(run.id, deadline, stale_since)
+        .await?;
     // For `runs list` and logs; pages and emails say it in the reader's language.
     let detail = match stale_since {
         Some(previous) => format!(
@@ -76,7 +70,8 @@ pub async fn request(
         ),
         None => "waiting for approval".to_string(),
     };
-    app.store
+    if !app
+        .store
         .transition_run(
             run.id,
             &["planning"],
@@ -84,7 +79,57 @@ pub async fn request(
             Some(&detail),
             now,
         )
-        .await?;
+        .await?
+    {
+        // Stopped while it was being planned: nobody needs to decide.
+        return Ok(());
+    }
+    ask_approvers(app, run, campaign, deadline, None, now).await
+}
+
+/// Holds a sending run for approval once more, after a pause that lasted
+/// since `paused_since`; `why` is the run's detail. False if it was not
+/// sending any more.
+pub async fn request_again(
+    app: &App,
+    run: &Run,
+    campaign: &Campaign,
+    why: &str,
+    paused_since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let deadline = deadline(app, campaign, now)?;
+    if !app
+        .store
+        .hold_for_approval_again(run.id, why, deadline, now)
+        .await?
+    {
+        return Ok(false);
+    }
+    ask_approvers(app, run, campaign, deadline, Some(paused_since), now).await?;
+    Ok(true)
+}
+
+fn deadline(app: &App, campaign: &Campaign, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let timeout = app
+        .config
+        .resolved
+        .approval_timeouts
+        .get(&campaign.id)
+        .copied()
+        .unwrap_or_default();
+    Ok(now + chrono::Duration::from_std(timeout).context("approval_timeout is too long")?)
+}
+
+/// Emails each approver the counts, a sample and their own link to decide.
+async fn ask_approvers(
+    app: &App,
+    run: &Run,
+    campaign: &Campaign,
+    deadline: DateTime<Utc>,
+    paused_since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let run = app
         .store
         .run(run.id)
@@ -103,6 +148,7 @@ pub async fn request(
             preview.value(&app.config, &run, &locale),
             &staff.name,
             &app.link(&format!("/a/{token}")),
+            paused_since.map(|at| local_datetime(&app.config, at, &locale)),
         );
         let rendered = app
             .templates
@@ -127,9 +173,15 @@ pub async fn request(
     Ok(())
 }
 
-/// What the `approval_request` template sees, besides the preview's values.
-pub fn request_context(preview: Value, approver: &str, link: &str) -> Value {
-    context! { approver, link, ..preview }
+/// What the `approval_request` template sees, besides the preview's values;
+/// `paused_since`: asked again because a pause held the run that long.
+pub fn request_context(
+    preview: Value,
+    approver: &str,
+    link: &str,
+    paused_since: Option<String>,
+) -> Value {
+    context! { approver, link, paused_since, ..preview }
 }
 
 /// What an approver reviews: the counts, one sample, whether the text is stale.
@@ -252,6 +304,10 @@ impl Preview {
             decided_by: Some("maria".into()),
             decided_at: Some(at),
             created_at: at,
+            held_since: None,
+            stale_since: Some(1),
+            stopped_by: None,
+            stopped_at: None,
         };
         (preview, run)
     }
@@ -314,11 +370,21 @@ fn reason_key(reason: &str) -> (&'static str, &str) {
     (key, reason)
 }
 
-/// Approves or cancels a waiting run; `by` is recorded.
+/// What a person decided about a waiting run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    /// Approve a run held because its text did not change, knowing so.
+    ApproveUnchanged,
+    Cancel,
+}
+
+/// Approves or cancels a waiting run; `by` is recorded. A run held because
+/// its text is unchanged is approved only with [`Decision::ApproveUnchanged`].
 pub async fn decide(
     app: &App,
     run_id: i64,
-    approve: bool,
+    decision: Decision,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<&'static str> {
@@ -328,16 +394,23 @@ pub async fn decide(
     if run.state != "awaiting_approval" {
         bail!("run {run_id} is {}, not awaiting approval", run.state);
     }
-    let to = if approve { "sending" } else { "cancelled" };
+    let (to, detail) = match (decision, run.stale_since) {
+        (Decision::Approve, Some(previous)) => bail!(
+            "run {run_id} is held because its text is the same as in run {previous}; update the template, or send it unchanged with `outreach runs approve {run_id} --force`"
+        ),
+        (Decision::ApproveUnchanged, Some(previous)) => (
+            "sending",
+            format!("sending by {by}: approved with the text unchanged since run {previous}"),
+        ),
+        (Decision::Approve | Decision::ApproveUnchanged, None) => {
+            ("sending", format!("sending by {by}"))
+        }
+        (Decision::Cancel, _) => ("cancelled", format!("cancelled by {by}")),
+    };
+    let approve = to == "sending";
     if !app
         .store
-        .transition_run(
-            run_id,
-            &["awaiting_approval"],
-            to,
-            Some(&format!("{to} by {by}")),
-            now,
-        )
+        .transition_run(run_id, &["awaiting_approval"], to, Some(&detail), now)
         .await?
     {
         bail!("run {run_id} was decided by someone else just now");

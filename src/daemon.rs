@@ -28,8 +28,6 @@ use crate::{http, systemd};
 
 /// Everything time-driven (schedules, approvals, leases, digests) runs at least this often.
 const TICK: Duration = Duration::from_secs(5);
-/// Runs waiting to be planned are looked for this often.
-const POLL: Duration = Duration::from_millis(250);
 
 /// Terminal: plain text with time. Under systemd (`JOURNAL_STREAM` set): no
 /// timestamps (journald adds its own) and no colours. `json` if configured.
@@ -95,9 +93,16 @@ pub async fn run(config: Config) -> Result<()> {
     drop(results);
     let bounces = tokio::spawn(crate::bounces::imap::run(shared.clone(), stop_rx.clone()));
     check_smtp_session(&shared.current(), delivery.clone());
+    // A command (`runs start`, `pause`, …) wakes the scheduler at once.
+    let changes = Arc::new(tokio::sync::Notify::new());
+    let watcher = tokio::spawn({
+        let (store, changes, stop) = (store.clone(), changes.clone(), stop_rx.clone());
+        async move { store.watch_changes(&changes, stop).await }
+    });
     let scheduler = tokio::spawn(scheduler_loop(
         shared.clone(),
         delivery.clone(),
+        changes,
         stop_rx.clone(),
     ));
     systemd::ready();
@@ -114,6 +119,7 @@ pub async fn run(config: Config) -> Result<()> {
     bounces
         .await
         .context("the bounce mailbox poller panicked")?;
+    watcher.await.context("the change watcher panicked")?;
     server.await.context("the HTTP server panicked")??;
     store.close().await;
     info!("stopped");
@@ -145,6 +151,7 @@ pub async fn tick(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) ->
     crate::schedule::create_due_runs(app, now).await?;
     plan_pending(app, delivery, now).await?;
     crate::approval::expire_overdue(app, now).await?;
+    crate::control::apply(app, delivery, now).await?;
     let expired = app.store.expire_claims(now, Some(&app.instance)).await?;
     if expired > 0 {
         warn!(
@@ -182,34 +189,31 @@ async fn plan_pending(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>
     Ok(())
 }
 
-/// Runs a full [`tick`] every [`TICK`] (or at the next occurrence, if
-/// sooner) and in between looks for runs to plan every [`POLL`], so that
-/// `outreach runs start` is picked up within a second.
-async fn scheduler_loop(shared: Shared, delivery: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
-    let mut next_full = tokio::time::Instant::now();
+/// Runs a [`tick`] every [`TICK`], at the next occurrence if sooner, and
+/// at once when a command announced a change (see `store::changes`): a run
+/// started or approved, a pause, a stop, an absence.
+async fn scheduler_loop(
+    shared: Shared,
+    delivery: Arc<Delivery>,
+    changes: Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let app = shared.current();
         let now = Utc::now();
-        let step = if tokio::time::Instant::now() >= next_full {
-            let until_next = crate::schedule::next_wake(&app, now)
-                .and_then(|t| (t - now).to_std().ok())
-                .unwrap_or(TICK)
-                .min(TICK);
-            next_full = tokio::time::Instant::now() + until_next;
-            tick(&app, &delivery, now).await
-        } else {
-            plan_pending(&app, &delivery, now).await
-        };
-        match step {
+        match tick(&app, &delivery, now).await {
             // The watchdog is fed from the loop that does the work: a hung step starves it.
             Ok(()) => systemd::watchdog(),
             Err(e) => warn!(error = %format!("{e:#}"), "scheduler step failed; retrying"),
         }
-        let sleep = next_full
-            .saturating_duration_since(tokio::time::Instant::now())
-            .min(POLL);
+        let sleep = crate::schedule::next_wake(&app, now)
+            .map(|t| (t - Utc::now()).to_std().unwrap_or_default())
+            .unwrap_or(TICK)
+            .min(TICK);
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
+            // An approval or a resume needs no tick: the workers look at once.
+            _ = changes.notified() => delivery.wake.notify_waiters(),
             _ = stop.changed() => break,
         }
     }

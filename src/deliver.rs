@@ -29,6 +29,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::app::{App, Shared};
+use crate::control::{Closed, Gate, STOPPED};
 use crate::domain::Customer;
 use crate::mailer::{Mailer, MailerSettings, SendResult, SessionFailure, is_bad_address};
 use crate::plan::quiet_release;
@@ -65,6 +66,8 @@ pub struct Delivery {
     rules: Mutex<HashMap<i64, String>>,
     /// Woken when new work may be due (a run approved, planned or started).
     pub wake: Notify,
+    /// Pauses and stops that reach a batch already claimed.
+    pub gate: crate::control::Gate,
     pub metrics: crate::metrics::DeliveryMetrics,
     /// How the latest attempt to open an SMTP session ended (`None`: none
     /// made yet), for `/healthz`.
@@ -210,17 +213,38 @@ async fn send_claimed(
             while built.len() < 2 && i + built.len() < claimed.len() {
                 built.push_back(build(i + built.len(), mailer.takes_8bit()).await);
             }
+            // A pause or stop made since the batch was claimed: no slot is
+            // waited for (looked at again after a wait for one).
+            let rule = runs.get(&message.run_id).and_then(|r| r.as_deref());
+            let gate = &delivery.gate;
             // (Only under a limit, where no envelope goes ahead: ending the
             // batch here leaves no transaction open on the SMTP session.)
             let slot = match built.front() {
-                Some(Ok(_)) if rate > 0 => {
+                Some(Ok(_)) if rate > 0 && gate.check(message.run_id, rule).is_none() => {
                     let want = slots_at_once(app, rate).min((claimed.len() - i) as u32);
-                    send_slot(app, rate, want, &mut slots, give_back_at, stop.clone()).await
+                    send_slot(
+                        app,
+                        rate,
+                        want,
+                        &mut slots,
+                        give_back_at,
+                        gate,
+                        stop.clone(),
+                    )
+                    .await
                 }
                 _ => Slot::Go,
             };
+            let closed = gate.check(message.run_id, rule);
             match (built.pop_front().expect("built just above"), slot) {
                 (Err(outcome), _) => outcome,
+                (Ok(_), _) if closed == Some(Closed::Held) => {
+                    give_back(app, &claimed[i..]).await;
+                    break;
+                }
+                (Ok(_), _) if closed == Some(Closed::Stopped) => Outcome::Suppressed {
+                    reason: STOPPED.into(),
+                },
                 (Ok(_), Slot::GiveBack) => {
                     give_back(app, &claimed[i..]).await;
                     break;
@@ -371,8 +395,8 @@ pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Handed>, tokio::task::Joi
 /// Whether a message may go out under the rate limit.
 enum Slot {
     Go,
-    /// The daemon is stopping, or the batch has taken half its lease:
-    /// the rest of the batch is given back.
+    /// The daemon is stopping, the batch has taken half its lease, or a
+    /// pause or stop came: the rest of the batch is given back.
     GiveBack,
     /// No slot could be reserved: the rest of the batch waits, as when the
     /// SMTP server is away.
@@ -399,6 +423,7 @@ async fn send_slot(
     want: u32,
     slots: &mut VecDeque<DateTime<Utc>>,
     give_back_at: Instant,
+    gate: &Gate,
     mut stop: watch::Receiver<bool>,
 ) -> Slot {
     loop {
@@ -424,7 +449,7 @@ async fn send_slot(
         }
         if let Some(at) = slots.pop_front() {
             let wait = (at - now).to_std().unwrap_or_default();
-            return if waited_unstopped(&mut stop, wait).await {
+            return if waited_unstopped(&mut stop, gate, wait).await {
                 Slot::Go
             } else {
                 Slot::GiveBack
@@ -437,7 +462,7 @@ async fn send_slot(
         match reply {
             Ok(SendSlots::Reserved(reserved)) => slots.extend(reserved),
             Ok(SendSlots::Full(retry)) => {
-                if !waited_unstopped(&mut stop, retry.min(left)).await {
+                if !waited_unstopped(&mut stop, gate, retry.min(left)).await {
                     return Slot::GiveBack;
                 }
             }
@@ -449,11 +474,14 @@ async fn send_slot(
     }
 }
 
-/// Sleeps for `wait`; false if the daemon began stopping meanwhile.
-async fn waited_unstopped(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
+/// Sleeps for `wait`; false if the daemon began stopping meanwhile, or a
+/// pause or stop came (the batch goes back, the rest of a minute's wait is
+/// not sat out for it).
+async fn waited_unstopped(stop: &mut watch::Receiver<bool>, gate: &Gate, wait: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(wait) => true,
         Ok(_) = stop.wait_for(|stopping| *stopping) => false,
+        _ = gate.closed_more() => false,
     }
 }
 

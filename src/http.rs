@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::{App, Shared};
+use crate::approval::Decision;
 use crate::config::Staff;
 use crate::deliver::Delivery;
 use crate::mailer::SessionFailure;
@@ -131,9 +132,15 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let app = state.shared.current();
-    let (database, mail) = tokio::join!(database_health(&app), mail_health(&app, &state.delivery));
+    let (database, mail, holds) = tokio::join!(
+        database_health(&app),
+        mail_health(&app, &state.delivery),
+        tokio::time::timeout(HEALTH_CHECK_TIMEOUT, hold_lines(&app))
+    );
     let healthy = database.is_ok() && mail.is_ok();
-    let lines = [database, mail].map(|line| line.unwrap_or_else(|line| line));
+    let mut lines = Vec::from([database, mail].map(|line| line.unwrap_or_else(|line| line)));
+    // A pause is not a fault: shown, but the answer stays 200.
+    lines.extend(holds.ok().and_then(Result::ok).unwrap_or_default());
     let status = if healthy {
         StatusCode::OK
     } else {
@@ -147,6 +154,22 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
             lines.join("\n")
         ),
     )
+}
+
+/// `/healthz` lines for pauses in force: email to customers held.
+async fn hold_lines(app: &App) -> Result<Vec<String>> {
+    let holds = crate::control::Holds::load(app, Utc::now()).await?;
+    let mut lines = Vec::new();
+    if let Some(all) = holds.everything() {
+        lines.push(format!(
+            "hold: all customer email {}; planned messages wait",
+            crate::control::paused(app, all)
+        ));
+    }
+    for (id, why) in holds.paused_rules(app) {
+        lines.push(format!("hold: {id} {why}"));
+    }
+    Ok(lines)
 }
 
 /// The database's line of `/healthz`: `Ok` when healthy, `Err` with the reason.
@@ -280,6 +303,16 @@ async fn render_metrics(app: &App, delivery: &Delivery) -> Result<String> {
             "outreach_mail_reports_total{{kind=\"{}\"}} {n}\n",
             kind.as_str()
         ));
+    }
+    let holds = crate::control::Holds::load(app, now).await?;
+    out.push_str("# HELP outreach_customer_email_held 1 while all email to customers is paused (`outreach pause`).\n# TYPE outreach_customer_email_held gauge\n");
+    out.push_str(&format!(
+        "outreach_customer_email_held {}\n",
+        u8::from(holds.everything().is_some())
+    ));
+    out.push_str("# HELP outreach_rule_paused Campaigns and check-in rules paused or disabled in the config.\n# TYPE outreach_rule_paused gauge\n");
+    for (id, _) in holds.paused_rules(app) {
+        out.push_str(&format!("outreach_rule_paused{{rule=\"{id}\"}} 1\n"));
     }
     delivery.metrics.render(&mut out);
     Ok(out)
@@ -530,22 +563,31 @@ async fn approval_decision(
         Ok(found) => found,
         Err(response) => return *response,
     };
-    let approve = match form.action.as_str() {
-        "approve" => true,
-        "cancel" => false,
+    let decision = match form.action.as_str() {
+        "approve" => Decision::Approve,
+        "approve_unchanged" => Decision::ApproveUnchanged,
+        "cancel" => Decision::Cancel,
         _ => {
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "action must be approve or cancel",
+                "action must be approve, approve_unchanged or cancel",
             )
                 .into_response();
         }
     };
     let by = approver.map_or("approval link", |s| s.id.as_str());
-    let flash = match crate::approval::decide(&app, id, approve, by, Utc::now()).await {
+    let flash = match crate::approval::decide(&app, id, decision, by, Utc::now()).await {
         Ok(_) => {
             state.delivery.wake.notify_waiters();
-            if approve { "approved" } else { "cancelled" }
+            // Other daemons on the database start sending at once too.
+            if let Err(e) = app.store.announce_change().await {
+                tracing::warn!(error = %format!("{e:#}"), "could not tell other daemons about the decision");
+            }
+            if decision == Decision::Cancel {
+                "cancelled"
+            } else {
+                "approved"
+            }
         }
         // Decided before (by someone else, or expired): the page says so.
         Err(e) => match app.store.run(id).await {

@@ -8,7 +8,19 @@ use clap::Parser;
 use outreach::commands::{self, Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // A mistake on the command line is one the user must fix: 1,
+            // like every other (clap would say 2); help and version are 0.
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     if !matches!(cli.command, Command::Run) {
         quiet_on_closed_pipe();
     }

@@ -21,7 +21,7 @@ use crate::audience::Audience;
 use crate::config::Campaign;
 use crate::context::{columns_read_by, customer_value_on};
 use crate::domain::Customer;
-use crate::store::{CustomerColumns, NewMessage, Run};
+use crate::store::{CustomerColumns, NewMessage, Occasion, Run};
 
 const PAGE: i64 = 5000;
 
@@ -98,6 +98,13 @@ async fn plan_rows(
     // Objections to this kind of email only; one to every email is on the
     // customer row and makes `mailable` fail.
     let objecting = app.store.objecting_to_kind(kind).await?;
+    // An anniversary is one occasion per customer and day (a birthday: once a
+    // year), however many runs of the campaign that day has (a manual start).
+    let occasion_key = format!("{}:{day}", campaign.id);
+    let occasion = anniversary_of.map(|_| Occasion {
+        key: &occasion_key,
+        run_id: run.id,
+    });
     let columns = planning_columns(audience, anniversary_of);
     let mut page = next_page(app, targets.as_deref(), 0, &columns).await?;
     while let Some(last) = page.last() {
@@ -146,7 +153,7 @@ async fn plan_rows(
                         ),
                         _ => {
                             *count += 1;
-                            plan_one(app, campaign, customer, now).await?
+                            plan_one(app, campaign, customer, occasion.as_ref(), now).await?
                         }
                     }
                 }
@@ -212,10 +219,11 @@ async fn plan_one(
     app: &App,
     campaign: &Campaign,
     customer: &Customer,
+    occasion: Option<&Occasion<'_>>,
     now: DateTime<Utc>,
 ) -> Result<NewMessage> {
     let voucher_code = match &campaign.voucher_pool {
-        Some(pool) => match crate::vouchers::assign(app, pool, customer.id, now).await? {
+        Some(pool) => match crate::vouchers::assign(app, pool, customer.id, occasion, now).await? {
             Ok(code) => Some(code),
             Err(reason) => return Ok(suppressed(customer.id, now, reason)),
         },

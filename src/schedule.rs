@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use crate::app::App;
+use crate::control::{Held, Holds};
 use crate::store::NewRun;
 
 /// How many missed occurrences are looked at (and recorded as skipped) per rule.
@@ -38,18 +39,20 @@ fn scheduled_rules(app: &App) -> Vec<(&str, &'static str)> {
 /// Creates the runs that are due at `now`. Returns the ids created here.
 pub async fn create_due_runs(app: &App, now: DateTime<Utc>) -> Result<Vec<i64>> {
     let mut created = Vec::new();
+    let holds = Holds::load(app, now).await?;
     for (rule_id, kind) in scheduled_rules(app) {
         let schedule = &app.config.resolved.schedules[rule_id];
         let armed = armed_at(app, rule_id, now).await?;
         let recorded = app.store.latest_occurrence(rule_id).await?;
         let cursor = recorded.map_or(armed, |r| r.max(armed));
         // Walk forward from the last recorded occurrence: forward iteration
-        // yields a repeated wall-clock time (DST fall-back) once.
-        // (Computed only up to now: a tick must not work out a thousand future ones.)
+        // yields a repeated wall-clock time (DST fall-back) once. Only up to
+        // now: a rare schedule (29 February) costs years of searching per
+        // occurrence, and this runs every tick.
         let mut due: Vec<DateTime<Utc>> = schedule
             .occurrences(cursor)
-            .take(MAX_MISSED)
             .take_while(|t| *t <= now)
+            .take(MAX_MISSED)
             .collect();
         let Some(latest_due) = due.pop() else {
             continue;
@@ -87,6 +90,11 @@ pub async fn create_due_runs(app: &App, now: DateTime<Utc>) -> Result<Vec<i64>> 
                 now,
             )
             .await?;
+            continue;
+        }
+        if let Some(held) = holds.of_rule(rule_id) {
+            info!(rule = rule_id, occurrence = %latest_due, why = %held.describe(app), "occurrence skipped: the rule is paused");
+            record_skipped(app, rule_id, kind, latest_due, &held.describe(app), now).await?;
             continue;
         }
         let new = NewRun {
@@ -149,6 +157,14 @@ pub async fn start_now(app: &App, rule_id: &str, now: DateTime<Utc>) -> Result<i
     } else {
         anyhow::bail!("no campaign or check-in rule with id \"{rule_id}\" in the config");
     };
+    match Holds::load(app, now).await?.of_rule(rule_id) {
+        Some(held @ Held::Paused(_)) => anyhow::bail!(
+            "{rule_id} is {}; nothing started (`outreach campaigns resume {rule_id}` ends the pause)",
+            held.describe(app)
+        ),
+        Some(held) => anyhow::bail!("{rule_id} is {}; nothing started", held.describe(app)),
+        None => {}
+    }
     let run = NewRun {
         rule_id,
         rule_kind: kind,

@@ -32,7 +32,7 @@ pub mod view;
 pub use outcomes::{CallOutcome, OutcomeError, record_outcome};
 
 /// A staff member's time zone (the business's for someone no longer in the config).
-fn staff_zone(app: &App, staff_id: &str) -> chrono_tz::Tz {
+pub fn staff_zone(app: &App, staff_id: &str) -> chrono_tz::Tz {
     app.config
         .resolved
         .staff

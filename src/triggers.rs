@@ -15,6 +15,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use tracing::info;
 
 use crate::app::App;
+use crate::control::rule_held;
 use crate::domain::Customer;
 use crate::import::AttributeChange;
 use crate::store::NewRun;
@@ -73,15 +74,23 @@ pub async fn on_import(
         if targets.is_empty() {
             continue;
         }
+        // A paused campaign's run is recorded as skipped, with the reason.
+        let held = rule_held(app, &campaign.id, now).await?;
         let run = NewRun {
             rule_id: &campaign.id,
             rule_kind: "campaign",
             occurrence: now,
             trigger: "attribute_change",
-            state: "planning",
-            detail: "",
+            state: if held.is_some() {
+                "skipped"
+            } else {
+                "planning"
+            },
+            detail: held.as_deref().unwrap_or(""),
         };
-        if let Some(id) = app.store.create_run(&run, now).await? {
+        if let Some(id) = app.store.create_run(&run, now).await?
+            && held.is_none()
+        {
             app.store.add_run_targets(id, &targets).await?;
             info!(campaign = %campaign.id, run = id, customers = targets.len(), "attribute change triggered a run");
             created.push((campaign.id.clone(), id, targets.len()));

@@ -13,6 +13,7 @@ use tracing::warn;
 
 use crate::app::App;
 use crate::config::VoucherPool;
+use crate::store::Occasion;
 
 /// Codes from the pattern alphabet: no 0/O or 1/I, which people misread.
 const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -26,19 +27,44 @@ fn pool<'a>(app: &'a App, id: &str) -> Result<&'a VoucherPool> {
 }
 
 /// A code for this customer, or why none can be had: "pool exhausted" (no
-/// codes left) or "already received a code from pool …" (their share taken).
+/// codes left) or "already received a code …" (their share taken).
+///
+/// With an `occasion` (a campaign on an anniversary) the customer gets one
+/// code per occasion, whichever run of it gets there first; `per_customer`
+/// counts the codes given without one.
 pub async fn assign(
     app: &App,
     pool_id: &str,
     customer_id: i64,
+    occasion: Option<&Occasion<'_>>,
     now: DateTime<Utc>,
 ) -> Result<Result<String, String>> {
     let pool = pool(app, pool_id)?;
-    if let Some(code) = app.store.unused_code_of(pool_id, customer_id).await? {
-        return Ok(Ok(code));
-    }
-    if app.store.codes_held(pool_id, customer_id).await? >= i64::from(pool.per_customer) {
-        return Ok(Err(format!("already received a code from pool {pool_id}")));
+    match occasion {
+        Some(occasion) => {
+            if let Some((code, run)) = app
+                .store
+                .occasion_code(pool_id, customer_id, occasion.key)
+                .await?
+            {
+                return Ok(if run == Some(occasion.run_id) {
+                    Ok(code)
+                } else {
+                    Err(format!(
+                        "already received a code for this occasion{}",
+                        run.map(|r| format!(" (run {r})")).unwrap_or_default()
+                    ))
+                });
+            }
+        }
+        None => {
+            if let Some(code) = app.store.unused_code_of(pool_id, customer_id).await? {
+                return Ok(Ok(code));
+            }
+            if app.store.codes_held(pool_id, customer_id).await? >= i64::from(pool.per_customer) {
+                return Ok(Err(format!("already received a code from pool {pool_id}")));
+            }
+        }
     }
     // Valid from the business's day (not the UTC date, a day behind before 01:00/02:00 in Berlin).
     let today = now
@@ -47,7 +73,7 @@ pub async fn assign(
     let expires = today + Days::new(u64::from(pool.valid_days));
     if let Some(code) = app
         .store
-        .claim_code(pool_id, customer_id, expires, now)
+        .claim_code(pool_id, customer_id, expires, occasion, now)
         .await?
     {
         return Ok(Ok(code));
@@ -57,7 +83,7 @@ pub async fn assign(
             let code = generate(pattern);
             if app
                 .store
-                .insert_assigned_code(pool_id, &code, customer_id, expires, now)
+                .insert_assigned_code(pool_id, &code, customer_id, expires, occasion, now)
                 .await?
             {
                 return Ok(Ok(code));

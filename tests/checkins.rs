@@ -16,6 +16,7 @@ use common::mail::Mail;
 use outreach::domain::Customer;
 use outreach::schedule::start_now;
 use outreach::store::Task;
+use outreach::tasks::digest::{SentNow, send_now};
 use outreach::tasks::record_outcome;
 use outreach::tokens::Purpose;
 use tower::ServiceExt;
@@ -1565,10 +1566,9 @@ async fn a_digest_sent_by_hand_replaces_that_days_scheduled_one() {
         let t = with_calls(&url, "", "maria", &["A"]).await;
         let maria = t.app.settings().staff[0].clone();
         let early = berlin(2026, 11, MON, 7, 30);
-        assert!(
-            outreach::tasks::digest::send_now(&t.app, &maria, early)
-                .await
-                .unwrap()
+        assert_eq!(
+            send_now(&t.app, &maria, false, early).await.unwrap(),
+            SentNow::Sent
         );
         assert_eq!(digests_to(&t, MARIA).len(), 1, "{url}");
         t.tick(berlin(2026, 11, MON, 8, 30)).await;
@@ -1578,19 +1578,25 @@ async fn a_digest_sent_by_hand_replaces_that_days_scheduled_one() {
             1,
             "{url}: `tasks digest` sends it instead of at digest_at, not as well"
         );
-        // Asked for again by hand, it is sent again; the next day as usual.
-        assert!(
-            outreach::tasks::digest::send_now(&t.app, &maria, early + Duration::hours(6))
-                .await
-                .unwrap()
+        // Asked for again by hand, it is not sent twice, unless asked to;
+        // the next day as usual.
+        let later = early + Duration::hours(6);
+        assert_eq!(
+            send_now(&t.app, &maria, false, later).await.unwrap(),
+            SentNow::AlreadySent(early),
+            "{url}"
+        );
+        assert_eq!(digests_to(&t, MARIA).len(), 1, "{url}");
+        assert_eq!(
+            send_now(&t.app, &maria, true, later).await.unwrap(),
+            SentNow::Sent
         );
         t.tick(berlin(2026, 11, TUE, 8, 30)).await;
         assert_eq!(digests_to(&t, MARIA).len(), 3, "{url}");
         let jonas = t.app.settings().staff[1].clone();
-        assert!(
-            !outreach::tasks::digest::send_now(&t.app, &jonas, early)
-                .await
-                .unwrap(),
+        assert_eq!(
+            send_now(&t.app, &jonas, false, early).await.unwrap(),
+            SentNow::NothingDue,
             "nothing due, nothing sent"
         );
     }

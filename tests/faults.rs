@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::{Daemon, json};
 use common::smtp::{self, Received};
 use common::{Env, free_port, fresh_postgres, http_get, stderr, stdout, wait_for};
 
@@ -80,12 +80,6 @@ fn start_run(env: &Env) -> i64 {
         .unwrap_or_else(|| panic!("no run id in {text:?}"))
 }
 
-fn json(env: &Env, args: &[&str]) -> serde_json::Value {
-    let out = env.run(args);
-    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
 /// Outbox messages by state (`outreach status --json`).
 fn queue(env: &Env) -> BTreeMap<String, i64> {
     serde_json::from_value(json(env, &["status", "--json"])["queue"].clone()).unwrap()
@@ -139,107 +133,6 @@ fn smtp_env(port: u16, connections: u32) -> Vec<(&'static str, String)> {
         ("OUTREACH__MAIL__RATE_PER_MINUTE", "0".into()),
         ("OUTREACH__MAIL__GIVE_UP_AFTER", "\"1h\"".into()),
     ]
-}
-
-/// An `outreach run` process with its own HTTP port and log file.
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    name: String,
-}
-
-impl Daemon {
-    fn start(env: &Env, name: &str, vars: &[(&str, String)]) -> Daemon {
-        let port = free_port();
-        let log = env.dir.path().join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut cmd = env.command(&["run"]);
-        cmd.env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
-            .stdout(Stdio::null())
-            .stderr(file);
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn outreach run");
-        let mut daemon = Daemon {
-            child,
-            port,
-            log,
-            name: name.to_string(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(port, "/healthz").is_none() {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("{name} exited ({status}) on start:\n{}", daemon.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not come up:\n{}",
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn healthz(&self) -> (u16, String) {
-        http_get(self.port, "/healthz")
-            .unwrap_or_else(|| panic!("{}: /healthz did not answer", self.name))
-    }
-
-    /// One sample of `/metrics`, e.g. `outreach_send_attempts_total{result="sent"}`.
-    fn metric(&self, series: &str) -> f64 {
-        let (code, text) = http_get(self.port, "/metrics")
-            .unwrap_or_else(|| panic!("{}: /metrics did not answer", self.name));
-        assert_eq!(code, 200, "{text}");
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{}: no {series} in {text}", self.name))
-    }
-
-    fn sent(&self) -> f64 {
-        self.metric("outreach_send_attempts_total{result=\"sent\"}")
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM and wait for a clean exit.
-    fn stop(&mut self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "{}: kill -TERM: {status}\n{}",
-            self.name,
-            self.log()
-        );
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "{}: {status}\n{}", self.name, self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// Recipients the SMTP server accepted, with how often each.

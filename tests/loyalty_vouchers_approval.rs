@@ -10,6 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use common::app::{TestApp, berlin};
 use common::databases;
+use outreach::approval::Decision;
 
 const NO_LIMITS: &str = r#"
 [limits]
@@ -1036,7 +1037,7 @@ async fn an_approved_run_sends_and_a_cancelled_one_suppresses_its_messages_with_
         let (t, first) = waiting_run(&url).await;
         let now = berlin(2026, 11, 26, 10, 5);
         assert_eq!(
-            outreach::approval::decide(&t.app, first, true, "jonas", now)
+            outreach::approval::decide(&t.app, first, Decision::Approve, "jonas", now)
                 .await
                 .unwrap(),
             "sending"
@@ -1051,7 +1052,7 @@ async fn an_approved_run_sends_and_a_cancelled_one_suppresses_its_messages_with_
         let second = t.runs_of("wochenbrief").await[1].id;
         assert_eq!(run_state(&t, second).await.0, "awaiting_approval", "{url}");
         assert_eq!(
-            outreach::approval::decide(&t.app, second, false, "jonas", next)
+            outreach::approval::decide(&t.app, second, Decision::Cancel, "jonas", next)
                 .await
                 .unwrap(),
             "cancelled"
@@ -1072,7 +1073,7 @@ async fn an_approved_run_sends_and_a_cancelled_one_suppresses_its_messages_with_
         );
         assert_eq!(t.deliver_all(next).await, 0);
         assert!(
-            outreach::approval::decide(&t.app, second, true, "maria", next)
+            outreach::approval::decide(&t.app, second, Decision::Approve, "maria", next)
                 .await
                 .is_err(),
             "decided is decided"
@@ -1156,7 +1157,7 @@ async fn a_run_nobody_approves_expires_after_the_timeout_and_its_messages_are_su
         );
         assert_eq!(t.deliver_all(late).await, 0);
         assert_eq!(customer_mails(&t), 0, "{url}");
-        let err = outreach::approval::decide(&t.app, run, true, "jonas", late)
+        let err = outreach::approval::decide(&t.app, run, Decision::Approve, "jonas", late)
             .await
             .unwrap_err();
         assert!(

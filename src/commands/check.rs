@@ -122,13 +122,14 @@ pub async fn run(config: &Config) -> Result<()> {
         s.voucher_pools.len(),
         s.templates.dir.display()
     );
-    let ids = s
-        .campaigns
-        .iter()
-        .map(|c| c.id.as_str())
-        .chain(s.checkins.iter().map(|c| c.id.as_str()));
+    let ids = s.rule_ids();
+    let disabled: Vec<&str> = s.disabled_rule_ids().collect();
     let now = Utc::now();
     for id in ids {
+        if disabled.contains(&id) {
+            println!("  {id}: disabled (enabled = false); its occurrences are skipped");
+            continue;
+        }
         match config.resolved.schedules.get(id) {
             Some(schedule) => {
                 let next: Vec<String> = schedule
@@ -208,7 +209,12 @@ fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
                         .map_or(("maria", "Maria"), |m| (m.id.as_str(), m.name.as_str()));
                     vec![digest_context(staff, "…".into(), &[open], business.clone())]
                 }
-                "approval_request" => vec![request_context(preview, "Maria", "https://…")],
+                "approval_request" => vec![request_context(
+                    preview,
+                    "Maria",
+                    "https://…",
+                    Some("…".into()),
+                )],
                 "escalation" => vec![escalation_context(
                     Some("Maria"),
                     &[Escalation {

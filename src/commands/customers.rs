@@ -203,7 +203,8 @@ fn yes_no(v: bool) -> &'static str {
     if v { "yes" } else { "no" }
 }
 
-pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
+pub async fn show(app: &App, key: &str, json: bool) -> Result<()> {
+    let store = &app.store;
     let customer = find(store, key).await?;
     let history = history(store, &customer).await?;
     let objections = store.customer_objections(customer.id).await?;
@@ -219,6 +220,8 @@ pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
         return Ok(());
     }
     let c = &customer;
+    let tz = app.config.resolved.timezone;
+    let day = |t: chrono::DateTime<Utc>| t.with_timezone(&tz).date_naive();
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     println!("Customer {} — {} <{}>", c.id, opt(&c.name), opt(&c.email));
     println!(
@@ -238,7 +241,7 @@ pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
     let consent = match (c.consent, c.consent_at) {
         (true, Some(at)) => format!(
             "yes, since {} (source: {})",
-            at.date_naive(),
+            day(at),
             opt(&c.consent_source)
         ),
         (true, None) => "yes".into(),
@@ -250,7 +253,7 @@ pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
     println!(
         "  email consent: {consent}{}",
         c.unsubscribed_at
-            .map(|u| format!("; unsubscribed {}", u.date_naive()))
+            .map(|u| format!("; unsubscribed {}", day(u)))
             .unwrap_or_default()
     );
     println!(
@@ -295,14 +298,14 @@ pub async fn show(store: &Store, key: &str, json: bool) -> Result<()> {
     println!(
         "  last personal contact: {}",
         c.last_personal_contact_at
-            .map(|t| t.date_naive().to_string())
+            .map(|t| day(t).to_string())
             .unwrap_or_else(|| "never".into())
     );
-    println!("History:");
+    println!("History (times in {}):", tz.name());
     for h in &history {
         println!(
             "  {}  {:<18} {}",
-            h.at.format("%Y-%m-%d %H:%M"),
+            crate::local_time::bare_time_in(h.at, tz),
             h.kind,
             h.detail
         );

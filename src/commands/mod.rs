@@ -4,20 +4,27 @@
 //! `--json` for scripts. Every error returned from here ends the process with
 //! exit status 1 and a message naming what to fix.
 
+mod campaigns;
 mod check;
 mod customers;
+mod explain;
 mod runs;
+mod runs_show;
+mod staff;
 mod status;
 mod tasks;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
+use crate::approval::Decision;
 use crate::config::Config;
 use crate::domain::Channel;
+use crate::domain::MessageState;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
@@ -67,11 +74,69 @@ pub enum Command {
     /// Bounces and complaints that come back by email.
     #[command(subcommand)]
     Bounces(BouncesCommand),
-    /// Queue by state, next runs, open/overdue tasks per staff, recent failures.
+    /// Queue by state, next runs, open/overdue tasks per staff, recent failures,
+    /// pauses, who is away and why messages wait.
     Status {
         #[arg(long)]
         json: bool,
     },
+    /// Campaigns and check-in rules: their next occurrence, and pausing one.
+    #[command(subcommand)]
+    Campaigns(CampaignsCommand),
+    /// Hold all email to customers (nothing is dropped; staff email goes on).
+    Pause {
+        /// Hold until this day begins (YYYY-MM-DD or DD.MM.YYYY, business time zone).
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        until: Option<NaiveDate>,
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        note: String,
+    },
+    /// End the hold on email to customers: what waited goes out.
+    Resume,
+    /// Staff members and their absences.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignsCommand {
+    /// Every campaign and check-in rule: kind, schedule or trigger, next occurrence, paused or not.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause one campaign or check-in rule: its occurrences are skipped, its messages wait.
+    Pause {
+        id: String,
+        /// Paused until this day begins (YYYY-MM-DD or DD.MM.YYYY, business time zone).
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        until: Option<NaiveDate>,
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        note: String,
+    },
+    /// End a campaign's or check-in rule's pause.
+    Resume { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Staff members, their working days and who is away.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record an absence (first and last day included): their tasks move to colleagues.
+    Away {
+        id: String,
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        from: NaiveDate,
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        to: NaiveDate,
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        note: String,
+    },
+    /// End the recorded absence in progress today.
+    Back { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,20 +157,38 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One run: its messages, or for a check-in run its call list.
-    Show {
-        run: i64,
-        #[arg(long)]
-        json: bool,
-    },
     /// Approve a run waiting for approval.
-    Approve { run: i64 },
+    Approve {
+        run: i64,
+        /// Send a run held because its text is unchanged since the last one, as it is.
+        #[arg(long)]
+        force: bool,
+    },
     /// Cancel a run waiting for approval; its messages end suppressed.
     Cancel { run: i64 },
     /// Start a campaign or check-in rule now, as if its schedule had fired.
     Start { id: String },
     /// Queue a run's `unknown` messages again (after checking they did not arrive).
     RetryUnknown { run: i64 },
+    /// One run: every recipient with state, reason and time, counts by state
+    /// and reason; for a check-in run, what became of its customers.
+    Show {
+        run: i64,
+        /// Only recipients in this state (planned, sending, sent, failed, suppressed, unknown).
+        #[arg(long, value_name = "S")]
+        state: Option<MessageState>,
+        /// Only recipients whose reason contains this text.
+        #[arg(long, value_name = "R")]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a run: its planned messages end suppressed ("stopped"); what is on the wire finishes.
+    Stop {
+        run: i64,
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        note: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,10 +214,13 @@ pub enum TasksCommand {
         #[arg(long, value_name = "DATE", value_parser = crate::domain::parse_date)]
         callback_on: Option<chrono::NaiveDate>,
     },
-    /// Send the digest email(s) now instead of at digest_at.
+    /// Send the digest email(s) now instead of at digest_at (once a day).
     Digest {
         #[arg(long)]
         staff: Option<String>,
+        /// Send it even if today's digest went out already.
+        #[arg(long)]
+        again: bool,
     },
 }
 
@@ -215,11 +301,19 @@ pub async fn execute(cli: Cli) -> Result<()> {
         }
         command => {
             let store = open_store(&config).await?;
+            let announce = command.reaches_the_daemon();
             let result = async {
                 let app = crate::daemon::cli_app(config.clone(), store.clone()).await?;
                 with_app(&app, command).await
             }
             .await;
+            // Also after an error: part of it may have been done (an import
+            // with rejected rows still started runs for the good ones).
+            if announce && let Err(e) = store.announce_change().await {
+                eprintln!(
+                    "note: the running daemon could not be told at once ({e:#}); it sees the change within a few seconds"
+                );
+            }
             // Ends the sessions properly, also after an error: PostgreSQL
             // logs a connection that just vanishes ("could not receive data
             // from client"), and a command run from cron would fill its log.
@@ -253,7 +347,7 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
             runs::import_vouchers(app, &pool, &file).await
         }
         Command::Customers(CustomersCommand::Show { customer, json }) => {
-            customers::show(&app.store, &customer, json).await
+            customers::show(app, &customer, json).await
         }
         Command::Customers(CustomersCommand::Export { customer }) => {
             customers::export(&app.store, &customer).await
@@ -288,9 +382,24 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
             html,
         } => runs::preview(app, &campaign, customer.as_deref(), html).await,
         Command::Runs(RunsCommand::List { json }) => runs::list(app, json).await,
-        Command::Runs(RunsCommand::Show { run, json }) => runs::show(app, run, json).await,
-        Command::Runs(RunsCommand::Approve { run }) => runs::decide(app, run, true).await,
-        Command::Runs(RunsCommand::Cancel { run }) => runs::decide(app, run, false).await,
+        Command::Runs(RunsCommand::Approve { run, force }) => {
+            let decision = if force {
+                Decision::ApproveUnchanged
+            } else {
+                Decision::Approve
+            };
+            runs::decide(app, run, decision).await
+        }
+        Command::Runs(RunsCommand::Cancel { run }) => {
+            runs::decide(app, run, Decision::Cancel).await
+        }
+        Command::Runs(RunsCommand::Show {
+            run,
+            state,
+            reason,
+            json,
+        }) => runs_show::show(app, run, state, reason.as_deref(), json).await,
+        Command::Runs(RunsCommand::Stop { run, note }) => runs::stop(app, run, &note).await,
         Command::Runs(RunsCommand::Start { id }) => runs::start(app, &id).await,
         Command::Runs(RunsCommand::RetryUnknown { run }) => runs::retry_unknown(app, run).await,
         Command::Tasks(TasksCommand::List { staff, open, json }) => {
@@ -302,8 +411,8 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
             note,
             callback_on,
         }) => tasks::done(app, task, &outcome, note.as_deref(), callback_on).await,
-        Command::Tasks(TasksCommand::Digest { staff }) => {
-            tasks::digest(app, staff.as_deref()).await
+        Command::Tasks(TasksCommand::Digest { staff, again }) => {
+            tasks::digest(app, staff.as_deref(), again).await
         }
         Command::Bounces(BouncesCommand::Ingest { file }) => {
             let raw = crate::bounces::read_input(file.as_deref())?;
@@ -312,6 +421,20 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
             Ok(())
         }
         Command::Status { json } => status::run(app, json).await,
+        Command::Campaigns(CampaignsCommand::List { json }) => campaigns::list(app, json).await,
+        Command::Campaigns(CampaignsCommand::Pause { id, until, note }) => {
+            campaigns::pause(app, Some(&id), until, &note).await
+        }
+        Command::Campaigns(CampaignsCommand::Resume { id }) => {
+            campaigns::resume(app, Some(&id)).await
+        }
+        Command::Pause { until, note } => campaigns::pause(app, None, until, &note).await,
+        Command::Resume => campaigns::resume(app, None).await,
+        Command::Staff(StaffCommand::List { json }) => staff::list(app, json).await,
+        Command::Staff(StaffCommand::Away { id, from, to, note }) => {
+            staff::away(app, &id, from, to, &note).await
+        }
+        Command::Staff(StaffCommand::Back { id }) => staff::back(app, &id).await,
         Command::Run | Command::Check | Command::Migrate => {
             unreachable!("execute handles these without an App")
         }
@@ -337,4 +460,62 @@ pub async fn open_store(config: &Config) -> Result<Store> {
         return Err(e);
     }
     Ok(store)
+}
+
+impl Command {
+    /// Whether the command changes what a running daemon does: it is told
+    /// at once (see `store::changes`) instead of finding out at its next tick.
+    fn reaches_the_daemon(&self) -> bool {
+        matches!(
+            self,
+            Command::Import(_)
+                | Command::Pause { .. }
+                | Command::Resume
+                | Command::Campaigns(
+                    CampaignsCommand::Pause { .. } | CampaignsCommand::Resume { .. }
+                )
+                | Command::Staff(StaffCommand::Away { .. } | StaffCommand::Back { .. })
+                | Command::Runs(
+                    RunsCommand::Approve { .. }
+                        | RunsCommand::Cancel { .. }
+                        | RunsCommand::Start { .. }
+                        | RunsCommand::Stop { .. }
+                        | RunsCommand::RetryUnknown { .. }
+                )
+        )
+    }
+}
+
+/// A day on the command line: `2027-01-07` or `07.01.2027`.
+pub fn parse_date(raw: &str) -> Result<NaiveDate, String> {
+    let raw = raw.trim();
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(raw, "%d.%m.%Y"))
+        .map_err(|_| format!("\"{raw}\" is not a date; write it as YYYY-MM-DD or DD.MM.YYYY"))
+}
+
+/// Who acts from the command line, as recorded on what they change.
+pub(crate) fn by_whom() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "someone".into());
+    format!("{user} (command line)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn days_are_read_the_iso_and_the_german_way() {
+        let day = NaiveDate::from_ymd_opt(2027, 1, 7).unwrap();
+        assert_eq!(parse_date("2027-01-07"), Ok(day));
+        assert_eq!(parse_date(" 07.01.2027 "), Ok(day));
+        assert_eq!(
+            parse_date("7/1/2027"),
+            Err("\"7/1/2027\" is not a date; write it as YYYY-MM-DD or DD.MM.YYYY".into())
+        );
+        assert!(parse_date("2027-02-30").is_err());
+    }
 }

@@ -1,4 +1,5 @@
-//! `preview`, `runs list|show|approve|cancel|start|retry-unknown`, `import vouchers`.
+//! `preview`, `runs list|approve|cancel|start|stop|retry-unknown`, the check-in part of
+//! `runs show`, `import vouchers`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use chrono::Utc;
 
 use crate::app::App;
+use crate::approval::Decision;
 use crate::render::{render_campaign, sample_voucher, unsubscribe_url};
 use crate::store::{DropReason, EntryState, ListReason, Run, RunCount};
 
@@ -123,7 +125,7 @@ fn print_run(app: &App, r: &Run, counts: &[RunCount]) {
         r.id,
         r.rule_id,
         r.state,
-        r.occurrence.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+        crate::local_time::time_in(r.occurrence, tz),
         r.trigger,
         summary.join(", "),
         if r.detail.is_empty() {
@@ -144,27 +146,12 @@ fn print_run(app: &App, r: &Run, counts: &[RunCount]) {
     }
 }
 
-/// `runs show RUN`: the run, and for a check-in run what became of the
-/// customers it selected (planned, waiting per reason, dropped per reason),
-/// who it left out and why, and the call list as it is now.
-pub async fn show(app: &App, run_id: i64, json: bool) -> Result<()> {
-    let Some(run) = app.store.run(run_id).await? else {
-        bail!("no run {run_id}");
-    };
+/// `runs show RUN` of a check-in run: what became of the customers it
+/// selected (planned, waiting per reason, dropped per reason), who it left
+/// out and why, and the call list as it is now.
+pub async fn show_checkin(app: &App, run: &Run, json: bool) -> Result<()> {
+    let run_id = run.id;
     let counts = app.store.run_counts(&[run_id]).await?;
-    if run.rule_kind != "checkin" {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "run": run, "messages": counts })
-                )?
-            );
-        } else {
-            print_run(app, &run, &counts);
-        }
-        return Ok(());
-    }
     let mut planned = 0;
     let mut waiting: BTreeMap<ListReason, i64> = BTreeMap::new();
     let mut dropped: BTreeMap<DropReason, i64> = BTreeMap::new();
@@ -188,7 +175,7 @@ pub async fn show(app: &App, run_id: i64, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
-    print_run(app, &run, &counts);
+    print_run(app, run, &counts);
     println!("  From this run:");
     println!("    planned as calls: {planned}");
     println!(
@@ -221,25 +208,38 @@ pub async fn show(app: &App, run_id: i64, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn decide(app: &App, run: i64, approve: bool) -> Result<()> {
-    let who = std::env::var("USER").unwrap_or_else(|_| "command line".into());
-    let to = crate::approval::decide(
-        app,
-        run,
-        approve,
-        &format!("{who} (command line)"),
-        Utc::now(),
-    )
-    .await?;
+pub async fn decide(app: &App, run: i64, decision: Decision) -> Result<()> {
+    let to = crate::approval::decide(app, run, decision, &super::by_whom(), Utc::now()).await?;
     println!("run {run}: {to}");
     Ok(())
 }
 
+pub async fn stop(app: &App, run: i64, note: &str) -> Result<()> {
+    let (before, suppressed) =
+        crate::control::stop(app, run, note, &super::by_whom(), Utc::now()).await?;
+    println!(
+        "run {run} of {} stopped (was {}): {suppressed} planned message(s) suppressed (\"{}\"); messages being sent right now finish",
+        before.rule_id,
+        before.state,
+        crate::control::STOPPED
+    );
+    Ok(())
+}
+
 pub async fn start(app: &App, rule: &str) -> Result<()> {
-    let id = crate::schedule::start_now(app, rule, Utc::now()).await?;
+    let now = Utc::now();
+    let id = crate::schedule::start_now(app, rule, now).await?;
     println!(
         "run {id} of {rule} started; the running daemon plans and sends it (approval still applies)"
     );
+    if let Some(all) = crate::control::Holds::load(app, now).await?.everything()
+        && app.campaign(rule).is_some()
+    {
+        println!(
+            "note: all customer email is {}; its messages wait until then",
+            crate::control::paused(app, all)
+        );
+    }
     Ok(())
 }
 

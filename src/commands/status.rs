@@ -6,6 +6,9 @@ use anyhow::Result;
 use chrono::Utc;
 
 use crate::app::App;
+use crate::control::{self, Holds};
+use crate::local_time::bare_time_in;
+use crate::staff::Absences;
 
 pub async fn run(app: &App, json: bool) -> Result<()> {
     let now = Utc::now();
@@ -14,10 +17,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     let mut next_runs = BTreeMap::new();
     for (id, schedule) in &app.config.resolved.schedules {
         if let Some(t) = schedule.next_after(now) {
-            next_runs.insert(
-                id.clone(),
-                t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string(),
-            );
+            next_runs.insert(id.clone(), bare_time_in(t, tz));
         }
     }
     let mut per_staff: BTreeMap<String, (i64, i64)> = app
@@ -37,10 +37,39 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     let failures = app.store.recent_failures(10).await?;
     let waiting_for = app.store.waiting_reasons(5).await?;
     let waiting = app.store.runs_in_state("awaiting_approval").await?;
+    let holds = Holds::load(app, now).await?;
+    let everything = holds.everything().map(|h| control::paused(app, h));
+    let paused: BTreeMap<&str, String> = holds.paused_rules(app).into_iter().collect();
+    let absences = Absences::load(app).await?;
+    let away: BTreeMap<&str, String> = app
+        .settings()
+        .staff
+        .iter()
+        .filter_map(|s| {
+            let today = crate::staff::today_of(app, &s.id, now);
+            absences
+                .on(&s.id, today)
+                .map(|a| (s.id.as_str(), super::staff::absence_text(a)))
+        })
+        .collect();
+    let mut live = app.store.runs_in_state("sending").await?;
+    live.extend(waiting.iter().cloned());
+    let explained = super::explain::waiting(app, &holds, &live, now).await?;
+    let rule_of = |id: &i64| {
+        live.iter()
+            .find(|r| r.id == *id)
+            .map(|r| r.rule_id.clone())
+            .unwrap_or_default()
+    };
     if json {
         let doc = serde_json::json!({
             "queue": queue.iter().cloned().collect::<BTreeMap<_, _>>(),
+            "timezone": tz.name(),
             "next_runs": next_runs,
+            "hold": everything,
+            "paused": paused,
+            "away": away,
+            "waiting": explained.iter().map(|(run, lines)| (run.to_string(), serde_json::json!({"rule": rule_of(run), "why": lines}))).collect::<BTreeMap<_, _>>(),
             "tasks": per_staff.iter().map(|(s, (open, overdue))| (s.clone(), serde_json::json!({"open": open, "overdue": overdue}))).collect::<BTreeMap<_, _>>(),
             "call_list": call_list,
             "awaiting_approval": waiting.iter().map(|r| r.id).collect::<Vec<_>>(),
@@ -50,6 +79,11 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
+    if let Some(hold) = &everything {
+        println!(
+            "HOLD: all customer email {hold}; planned messages wait (`outreach resume` ends it)"
+        );
+    }
     println!("Queue:");
     if queue.is_empty() {
         println!("  empty");
@@ -57,7 +91,21 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     for (state, n) in &queue {
         println!("  {state:<11} {n}");
     }
-    println!("Next runs:");
+    if !explained.is_empty() {
+        println!("Waiting:");
+        for (run, lines) in &explained {
+            for line in lines {
+                println!("  run {run} ({}): {line}", rule_of(run));
+            }
+        }
+    }
+    if !paused.is_empty() {
+        println!("Paused:");
+        for (id, why) in &paused {
+            println!("  {id:<24} {why}");
+        }
+    }
+    println!("Next runs ({}):", tz.name());
     for (id, t) in &next_runs {
         println!("  {id:<24} {t}");
     }
@@ -86,18 +134,24 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     for (s, (open, overdue)) in &per_staff {
         println!("  {s:<12} {open} / {overdue}");
     }
+    if !away.is_empty() {
+        println!("Away today:");
+        for (s, absence) in &away {
+            println!("  {s:<12} {absence}");
+        }
+    }
     println!("Call list:");
     for line in crate::tasks::summary::describe(&call_list).lines() {
         println!("  {line}");
     }
-    println!("Recent failures:");
+    println!("Recent failures ({}):", tz.name());
     if failures.is_empty() {
         println!("  none");
     }
     for f in &failures {
         println!(
             "  {} message {} ({}): {}",
-            f.at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            bare_time_in(f.at, tz),
             f.message_id,
             f.state,
             f.reason

@@ -5,6 +5,7 @@ use chrono::{NaiveDate, Utc};
 
 use crate::app::App;
 use crate::store::TaskState;
+use crate::tasks::digest::SentNow;
 use crate::tasks::{CallOutcome, OutcomeError};
 
 pub async fn list(app: &App, staff: Option<&str>, only_open: bool, json: bool) -> Result<()> {
@@ -85,7 +86,7 @@ pub async fn done(
     Ok(())
 }
 
-pub async fn digest(app: &App, staff: Option<&str>) -> Result<()> {
+pub async fn digest(app: &App, staff: Option<&str>, again: bool) -> Result<()> {
     let now = Utc::now();
     let members: Vec<_> = app
         .settings()
@@ -100,10 +101,14 @@ pub async fn digest(app: &App, staff: Option<&str>) -> Result<()> {
         ));
     }
     for s in members {
-        if crate::tasks::digest::send_now(app, s, now).await? {
-            println!("digest sent to {} <{}>", s.id, s.email);
-        } else {
-            println!("{}: no open tasks due, no digest", s.id);
+        match crate::tasks::digest::send_now(app, s, again, now).await? {
+            SentNow::Sent => println!("digest sent to {} <{}>", s.id, s.email),
+            SentNow::NothingDue => println!("{}: no open tasks due, no digest", s.id),
+            SentNow::AlreadySent(at) => println!(
+                "{}: today's digest went out at {}; not sent again (--again sends it anyway)",
+                s.id,
+                crate::local_time::time_in(at, crate::tasks::staff_zone(app, &s.id))
+            ),
         }
     }
     Ok(())

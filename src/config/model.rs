@@ -42,6 +42,30 @@ pub struct Settings {
     pub checkins: Vec<Checkin>,
 }
 
+impl Settings {
+    /// The ids of every campaign and check-in rule (one id space), in config order.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.campaigns
+            .iter()
+            .map(|c| c.id.as_str())
+            .chain(self.checkins.iter().map(|c| c.id.as_str()))
+    }
+
+    /// Campaigns and check-in rules with `enabled = false`.
+    pub fn disabled_rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.campaigns
+            .iter()
+            .filter(|c| !c.enabled)
+            .map(|c| c.id.as_str())
+            .chain(
+                self.checkins
+                    .iter()
+                    .filter(|c| !c.enabled)
+                    .map(|c| c.id.as_str()),
+            )
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Business {
@@ -525,6 +549,9 @@ pub struct Campaign {
     /// Hold messages due on a day the business is closed (`business.closed`) until it opens.
     #[serde(default)]
     pub skip_closed_days: bool,
+    /// `false` pauses the campaign for good (see `outreach campaigns pause`).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -579,6 +606,9 @@ pub struct Checkin {
     /// Tags added to the customer for each outcome.
     #[serde(default)]
     pub outcome_tags: OutcomeTags,
+    /// `false` pauses the rule for good (see `outreach campaigns pause`).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
 }
 
 fn default_timezone() -> String {
@@ -654,6 +684,9 @@ fn default_per_customer() -> u32 {
 }
 fn default_trigger_at() -> String {
     "09:00".into()
+}
+fn default_enabled() -> bool {
+    true
 }
 fn default_audience() -> String {
     "true".into()

@@ -9,6 +9,7 @@ mod limits;
 mod locale;
 mod objection;
 mod schedule;
+mod state;
 
 pub use closed_days::{ClosedDays, GERMAN_FEDERAL_HOLIDAYS, easter_sunday, german_federal_holiday};
 pub use customer::{Attributes, Customer, Salutation, Tags};
@@ -18,3 +19,4 @@ pub use limits::{FrequencyCap, QuietHours, parse_clock, parse_duration, sha256_h
 pub use locale::{LocalText, reader_locale};
 pub use objection::{Channel, NewObjection, Objection};
 pub use schedule::Schedule;
+pub use state::{MessageState, RunState};

@@ -87,6 +87,31 @@ pub struct Waiting {
     pub next_try: DateTime<Utc>,
 }
 
+/// Planned messages of a run that wait alike (see [`Store::planned_breakdown`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PlannedGroup {
+    pub run_id: i64,
+    pub timezone: Option<String>,
+    pub not_before: DateTime<Utc>,
+    pub reason: Option<String>,
+    pub n: i64,
+}
+
+/// One recipient of a run (`outreach runs show`).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Recipient {
+    pub message_id: i64,
+    pub customer_id: i64,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub state: String,
+    pub reason: Option<String>,
+    /// When it was sent, or reached its state.
+    pub at: DateTime<Utc>,
+    /// When a planned message may go out.
+    pub not_before: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Failure {
     pub message_id: i64,
@@ -264,8 +289,18 @@ impl Store {
                  ORDER BY not_before, id LIMIT $5 {lock})
              RETURNING id, run_id, customer_id, message_id, attempts, first_attempt_at, voucher_code"
         );
+        // A run held by a pause sends nothing; the hold is looked up here, so
+        // that a pause holds every claim made after it.
         let runs: Vec<(i64,)> = dispatch!(self, pool => {
-            sqlx::query_as("SELECT id FROM runs WHERE state = 'sending' AND rule_kind = 'campaign' ORDER BY id").fetch_all(pool).await
+            sqlx::query_as(
+                "SELECT id FROM runs WHERE state = 'sending' AND rule_kind = 'campaign' AND held_since IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM holds h WHERE (h.scope = $1 OR h.scope = runs.rule_id) AND (h.until_at IS NULL OR h.until_at > $2))
+                 ORDER BY id",
+            )
+            .bind(super::control::ALL_EMAIL)
+            .bind(now)
+            .fetch_all(pool)
+            .await
         })?;
         let mut claimed: Vec<Claimed> = Vec::new();
         for (run_id,) in runs {
@@ -502,6 +537,56 @@ impl Store {
             .fetch_all(pool)
             .await
         })?)
+    }
+
+    /// A run's planned messages grouped by when they may go out, why they
+    /// wait (the last temporary failure, if any) and the customer's time
+    /// zone: what `status` and `runs show` explain waiting messages with.
+    pub async fn planned_breakdown(&self, run_ids: &[i64]) -> Result<Vec<PlannedGroup>> {
+        if run_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT m.run_id, c.timezone, m.not_before, m.reason, COUNT(*) AS n
+             FROM messages m JOIN customers c ON c.id = m.customer_id
+             WHERE m.state = 'planned' AND m.run_id IN ({})
+             GROUP BY m.run_id, c.timezone, m.not_before, m.reason ORDER BY m.run_id, m.not_before",
+            super::id_list(run_ids)
+        );
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as(sql.as_str()).fetch_all(pool).await
+        })?)
+    }
+
+    /// A run's recipients, in message order, optionally only those in one
+    /// state and whose reason contains a text.
+    pub async fn run_recipients(
+        &self,
+        run_id: i64,
+        state: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<Vec<Recipient>> {
+        let rows: Vec<Recipient> = dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT m.id AS message_id, m.customer_id, c.email, c.name, m.state, m.reason,
+                        COALESCE(m.sent_at, m.updated_at) AS at, m.not_before
+                 FROM messages m JOIN customers c ON c.id = m.customer_id
+                 WHERE m.run_id = $1 AND ($2 IS NULL OR m.state = $2)
+                 ORDER BY m.id",
+            )
+            .bind(run_id)
+            .bind(state)
+            .fetch_all(pool)
+            .await
+        })?;
+        // Matched here: LIKE is case-blind on SQLite and not on PostgreSQL.
+        Ok(match reason {
+            Some(text) => rows
+                .into_iter()
+                .filter(|r| r.reason.as_deref().is_some_and(|x| x.contains(text)))
+                .collect(),
+            None => rows,
+        })
     }
 
     /// The first message of a run, for previews in approval requests.

@@ -14,12 +14,15 @@
 //! - states and reasons are Rust enums stored as text ([`text_enum!`]).
 
 mod call_list;
+mod changes;
+mod control;
 mod customers;
 mod messages;
 mod objections;
 mod reports;
 mod runs;
 mod send_slots;
+mod staff;
 mod tasks;
 mod vouchers;
 
@@ -27,12 +30,17 @@ pub use call_list::{
     CallListCount, Candidate, CandidateQuery, DropReason, Entry, EntryState, ListReason, NewEntry,
     Planned,
 };
+pub use control::{ALL_EMAIL, Hold};
 pub use customers::{CustomerColumns, CustomerWrite, HistoryEntry, NewEvent};
-pub use messages::{Claimed, Failure, MessageInfo, NewMessage, Outcome, Waiting};
+pub use messages::{
+    Claimed, Failure, MessageInfo, NewMessage, Outcome, PlannedGroup, Recipient, Waiting,
+};
 pub use reports::{MailReport, ReportKind, SentMessage};
 pub use runs::{NewRun, Run, RunCount};
 pub use send_slots::SendSlots;
+pub use staff::StoredAbsence;
 pub use tasks::{FollowUp, NewTask, OutcomeChange, Task, TaskKind, TaskReturn, TaskState};
+pub use vouchers::Occasion;
 
 use std::str::FromStr;
 use std::sync::Arc;

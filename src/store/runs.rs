@@ -22,6 +22,12 @@ pub struct Run {
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Its messages wait for a pause to end, since then.
+    pub held_since: Option<DateTime<Utc>>,
+    /// Held for approval: the text is the same as in this earlier run.
+    pub stale_since: Option<i64>,
+    pub stopped_by: Option<String>,
+    pub stopped_at: Option<DateTime<Utc>>,
 }
 
 /// What a new run is.
@@ -42,7 +48,7 @@ pub struct RunCount {
     pub n: i64,
 }
 
-const RUN_COLUMNS: &str = "id, rule_id, rule_kind, occurrence, trigger, state, detail, template_hash, approval_deadline, decided_by, decided_at, created_at";
+const RUN_COLUMNS: &str = "id, rule_id, rule_kind, occurrence, trigger, state, detail, template_hash, approval_deadline, decided_by, decided_at, created_at, held_since, stale_since, stopped_by, stopped_at";
 
 impl Store {
     /// Records a run unless its (rule, occurrence) exists; `None` if it did.
@@ -206,10 +212,18 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_run_approval(&self, id: i64, deadline: DateTime<Utc>) -> Result<()> {
+    /// The run waits for approval until `deadline`; `stale_since`: because
+    /// its text is the same as in that run.
+    pub async fn set_run_approval(
+        &self,
+        id: i64,
+        deadline: DateTime<Utc>,
+        stale_since: Option<i64>,
+    ) -> Result<()> {
         dispatch!(self, pool => {
-            sqlx::query("UPDATE runs SET approval_deadline = $1 WHERE id = $2")
+            sqlx::query("UPDATE runs SET approval_deadline = $1, stale_since = $2 WHERE id = $3")
                 .bind(deadline)
+                .bind(stale_since)
                 .bind(id)
                 .execute(pool)
                 .await

@@ -429,6 +429,22 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// When today's digest went out, if it did.
+    pub async fn digest_sent_at(
+        &self,
+        staff: &str,
+        day: NaiveDate,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let row: Option<(DateTime<Utc>,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT sent_at FROM digests WHERE staff_id = $1 AND day = $2")
+                .bind(staff)
+                .bind(day)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|r| r.0))
+    }
+
     /// Gives a claimed digest back after the email could not be sent.
     pub async fn release_digest(&self, staff: &str, day: NaiveDate) -> Result<()> {
         dispatch!(self, pool => {

@@ -5,13 +5,23 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Store, dispatch};
 
+/// What a code is given for when a customer may have one per occasion
+/// rather than per pool (an anniversary: one per customer and year).
+#[derive(Debug, Clone, Copy)]
+pub struct Occasion<'a> {
+    /// E.g. `geburtstag:2027-03-14`: the campaign and the day it celebrates.
+    pub key: &'a str,
+    /// The run the code is given in (a resumed plan takes it up again).
+    pub run_id: i64,
+}
+
 impl Store {
     /// A code of this pool already given to the customer but not yet used by
     /// any message (a plan interrupted between the two writes).
     pub async fn unused_code_of(&self, pool: &str, customer_id: i64) -> Result<Option<String>> {
         let row: Option<(String,)> = dispatch!(self, pool_ => {
             sqlx::query_as(
-                "SELECT vc.code FROM voucher_codes vc WHERE vc.pool_id = $1 AND vc.customer_id = $2
+                "SELECT vc.code FROM voucher_codes vc WHERE vc.pool_id = $1 AND vc.customer_id = $2 AND vc.occasion IS NULL
                    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.customer_id = vc.customer_id AND m.voucher_code = vc.code)
                  ORDER BY vc.id LIMIT 1",
             )
@@ -23,9 +33,27 @@ impl Store {
         Ok(row.map(|r| r.0))
     }
 
+    /// The code given to the customer for an occasion, and the run it was given for.
+    pub async fn occasion_code(
+        &self,
+        pool: &str,
+        customer_id: i64,
+        occasion: &str,
+    ) -> Result<Option<(String, Option<i64>)>> {
+        Ok(dispatch!(self, p => {
+            sqlx::query_as("SELECT code, run_id FROM voucher_codes WHERE pool_id = $1 AND customer_id = $2 AND occasion = $3")
+                .bind(pool)
+                .bind(customer_id)
+                .bind(occasion)
+                .fetch_optional(p)
+                .await
+        })?)
+    }
+
+    /// Codes the customer holds from the pool, not counting those given for an occasion.
     pub async fn codes_held(&self, pool: &str, customer_id: i64) -> Result<i64> {
         let (n,): (i64,) = dispatch!(self, p => {
-            sqlx::query_as("SELECT COUNT(*) FROM voucher_codes WHERE pool_id = $1 AND customer_id = $2")
+            sqlx::query_as("SELECT COUNT(*) FROM voucher_codes WHERE pool_id = $1 AND customer_id = $2 AND occasion IS NULL")
                 .bind(pool)
                 .bind(customer_id)
                 .fetch_one(p)
@@ -35,16 +63,20 @@ impl Store {
     }
 
     /// Gives the next free imported code to the customer; `None` if the pool is empty.
+    /// A code for an occasion that the customer got one for already (another
+    /// daemon, just now) fails on `voucher_codes_one_per_occasion`: the plan
+    /// is retried and finds that code.
     pub async fn claim_code(
         &self,
         pool: &str,
         customer_id: i64,
         expires_on: NaiveDate,
+        occasion: Option<&Occasion<'_>>,
         now: DateTime<Utc>,
     ) -> Result<Option<String>> {
         let row: Option<(String,)> = dispatch!(self, p => {
             sqlx::query_as(
-                "UPDATE voucher_codes SET customer_id = $1, assigned_at = $2, expires_on = $3
+                "UPDATE voucher_codes SET customer_id = $1, assigned_at = $2, expires_on = $3, occasion = $5, run_id = $6
                  WHERE id = (SELECT id FROM voucher_codes WHERE pool_id = $4 AND customer_id IS NULL ORDER BY id LIMIT 1)
                    AND customer_id IS NULL
                  RETURNING code",
@@ -53,6 +85,8 @@ impl Store {
             .bind(now)
             .bind(expires_on)
             .bind(pool)
+            .bind(occasion.map(|o| o.key))
+            .bind(occasion.map(|o| o.run_id))
             .fetch_optional(p)
             .await
         })
@@ -67,18 +101,21 @@ impl Store {
         code: &str,
         customer_id: i64,
         expires_on: NaiveDate,
+        occasion: Option<&Occasion<'_>>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let n = dispatch!(self, p => {
             sqlx::query(
-                "INSERT INTO voucher_codes (pool_id, code, customer_id, assigned_at, expires_on, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (pool_id, code) DO NOTHING",
+                "INSERT INTO voucher_codes (pool_id, code, customer_id, assigned_at, expires_on, created_at, occasion, run_id)
+                 VALUES ($1, $2, $3, $4, $5, $4, $6, $7) ON CONFLICT (pool_id, code) DO NOTHING",
             )
             .bind(pool)
             .bind(code)
             .bind(customer_id)
             .bind(now)
             .bind(expires_on)
+            .bind(occasion.map(|o| o.key))
+            .bind(occasion.map(|o| o.run_id))
             .execute(p)
             .await
             .map(|r| r.rows_affected())

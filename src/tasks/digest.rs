@@ -19,7 +19,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::overdue::Escalated;
-use super::roster::works_on;
+use super::roster::Roster;
 use super::view::CallView;
 use crate::app::App;
 use crate::config::Staff;
@@ -304,10 +304,25 @@ pub async fn send_digest(
     Ok(true)
 }
 
+/// What `outreach tasks digest` did for one staff member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentNow {
+    Sent,
+    NothingDue,
+    /// Today's digest went out at this time (scheduled or by hand).
+    AlreadySent(DateTime<Utc>),
+}
+
 /// `outreach tasks digest`: sends a staff member's digest now, whatever the
 /// hour, and takes the place of today's scheduled one, so the daemon does not
-/// send a second at `digest_at`. False if nothing is due.
-pub async fn send_now(app: &App, staff: &Staff, now: DateTime<Utc>) -> Result<bool> {
+/// send a second at `digest_at`. Once a day, like the scheduled one, unless
+/// `again`.
+pub async fn send_now(
+    app: &App,
+    staff: &Staff,
+    again: bool,
+    now: DateTime<Utc>,
+) -> Result<SentNow> {
     let today = match app.config.resolved.staff.get(&staff.id) {
         Some(rules) => now.with_timezone(&rules.timezone).date_naive(),
         None => now
@@ -316,15 +331,24 @@ pub async fn send_now(app: &App, staff: &Staff, now: DateTime<Utc>) -> Result<bo
     };
     let due = due_tasks(app, staff, today).await?.len() as i64;
     if due == 0 {
-        return Ok(false);
+        return Ok(SentNow::NothingDue);
     }
-    // Already claimed (sent earlier today): sent again all the same, as asked.
     let claimed = app.store.claim_digest(&staff.id, today, due, now).await?;
+    if !claimed
+        && !again
+        && let Some(at) = app.store.digest_sent_at(&staff.id, today).await?
+    {
+        return Ok(SentNow::AlreadySent(at));
+    }
     let result = send_digest(app, staff, today, now).await;
     if claimed && !matches!(result, Ok(true)) {
         app.store.release_digest(&staff.id, today).await?;
     }
-    result
+    Ok(if result? {
+        SentNow::Sent
+    } else {
+        SentNow::NothingDue
+    })
 }
 
 pub(super) async fn send(app: &App, message: &lettre::Message) -> Result<()> {
@@ -338,13 +362,12 @@ pub(super) async fn send(app: &App, message: &lettre::Message) -> Result<()> {
 /// Sends every digest that is due now (working day, not absent, past
 /// `digest_at`, tasks due, none sent today).
 pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<()> {
-    for staff in &app.settings().staff {
-        let Some(rules) = app.config.resolved.staff.get(&staff.id) else {
-            continue;
-        };
+    let roster = Roster::load(app, now).await?;
+    for &m in roster.members() {
+        let (staff, rules) = (m.staff, m.rules);
         let local = now.with_timezone(&rules.timezone);
         let today = local.date_naive();
-        if !works_on(app, staff, rules, today) || local.time() < rules.digest_at {
+        if !roster.works_on(m, today) || local.time() < rules.digest_at {
             continue;
         }
         // Nothing due: no digest, and none claimed, so tasks created later today still get one.

@@ -80,7 +80,7 @@ fn release_of(app: &App, roster: &Roster, task: &Task, now: DateTime<Utc>) -> Op
         .unwrap_or(chrono::Duration::days(14));
     if now - since >= expire_after {
         Some(Release::Expired)
-    } else if m.is_absent(m.today(now)) {
+    } else if roster.is_absent(m, m.today(now)) {
         Some(Release::Away)
     } else if roster.piled_up(m) {
         Some(Release::PiledUp)
@@ -138,7 +138,7 @@ pub async fn move_from_absent(app: &App, now: DateTime<Utc>) -> Result<()> {
         let day = task.due_on.max(today);
         let stays = match member {
             // Overdue calls wait for escalation, unless their staff member is away.
-            Some(m) if overdue => !m.is_absent(today),
+            Some(m) if overdue => !roster.is_absent(m, today),
             Some(m) => roster.works_on(m, day),
             None => false,
         };

@@ -1,8 +1,9 @@
 //! Who takes calls on which day, and how full each person's list is.
 //!
 //! A staff member works on a day that is one of their `days`, not inside one
-//! of their `absences` and not a closing day of the business, judged in their
-//! own time zone. Their *list* for a day is every open task due that day or
+//! of their absences (the config's and those recorded with `outreach staff
+//! away`) and not a closing day of the business, judged in their own time
+//! zone. Their *list* for a day is every open task due that day or
 //! earlier: calls left over from earlier days count against the day's
 //! capacity, so someone who does not call gets no new calls.
 
@@ -13,6 +14,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 
 use crate::app::App;
 use crate::config::{Staff, StaffRules};
+use crate::staff::Absences;
 
 /// How far ahead a working day is searched for.
 pub const HORIZON_DAYS: u64 = 60;
@@ -34,36 +36,9 @@ impl Member<'_> {
         now.with_timezone(&self.rules.timezone).date_naive()
     }
 
-    pub fn is_absent(&self, day: NaiveDate) -> bool {
-        is_absent(self.staff, day)
-    }
-
     fn capacity(&self) -> i64 {
         i64::from(self.staff.daily_capacity)
     }
-}
-
-pub fn is_absent(staff: &Staff, day: NaiveDate) -> bool {
-    staff.absences.iter().any(|a| a.from <= day && day <= a.to)
-}
-
-/// Whether `staff` takes calls on `day`.
-pub fn works_on(app: &App, staff: &Staff, rules: &StaffRules, day: NaiveDate) -> bool {
-    rules.days.contains(&day.weekday())
-        && !is_absent(staff, day)
-        && !app.config.resolved.closed.is_closed(day)
-}
-
-/// The first day after `day` on which `staff` works.
-pub fn next_working_day(
-    app: &App,
-    staff: &Staff,
-    rules: &StaffRules,
-    day: NaiveDate,
-) -> Option<NaiveDate> {
-    (1..=HORIZON_DAYS)
-        .map(|i| day + Days::new(i))
-        .find(|d| works_on(app, staff, rules, *d))
 }
 
 /// The staff, their open tasks per due day and which digests went out.
@@ -71,6 +46,7 @@ pub struct Roster<'a> {
     app: &'a App,
     now: DateTime<Utc>,
     members: Vec<Member<'a>>,
+    absences: Absences,
     load: HashMap<String, BTreeMap<NaiveDate, i64>>,
     digests_sent: HashSet<(String, NaiveDate)>,
 }
@@ -95,6 +71,7 @@ impl<'a> Roster<'a> {
             app,
             now,
             members,
+            absences: Absences::load(app).await?,
             load,
             digests_sent,
         })
@@ -108,12 +85,22 @@ impl<'a> Roster<'a> {
         self.members.iter().copied().find(|m| m.id() == id)
     }
 
-    pub fn works_on(&self, m: Member<'_>, day: NaiveDate) -> bool {
-        works_on(self.app, m.staff, m.rules, day)
+    pub fn is_absent(&self, m: Member<'_>, day: NaiveDate) -> bool {
+        self.absences.is_absent(m.id(), day)
     }
 
+    /// Whether `m` takes calls on `day`.
+    pub fn works_on(&self, m: Member<'_>, day: NaiveDate) -> bool {
+        m.rules.days.contains(&day.weekday())
+            && !self.is_absent(m, day)
+            && !self.app.config.resolved.closed.is_closed(day)
+    }
+
+    /// The first day after `day` on which `m` works.
     pub fn next_working_day(&self, m: Member<'_>, day: NaiveDate) -> Option<NaiveDate> {
-        next_working_day(self.app, m.staff, m.rules, day)
+        (1..=HORIZON_DAYS)
+            .map(|i| day + Days::new(i))
+            .find(|d| self.works_on(m, *d))
     }
 
     /// The first working day from `day` on (`day` itself if one).
@@ -139,7 +126,7 @@ impl<'a> Roster<'a> {
     /// The day whose list is filled now: the next list day, but nothing
     /// while `m` is away (their regulars meanwhile go to colleagues).
     pub fn plan_day(&self, m: Member<'_>) -> Option<NaiveDate> {
-        if m.is_absent(m.today(self.now)) {
+        if self.is_absent(m, m.today(self.now)) {
             return None;
         }
         self.next_list_day(m)
@@ -182,7 +169,7 @@ impl<'a> Roster<'a> {
     pub fn present_on(&self, day: NaiveDate) -> Vec<String> {
         self.members
             .iter()
-            .filter(|m| m.capacity() > 0 && !m.is_absent(day))
+            .filter(|m| m.capacity() > 0 && !self.is_absent(**m, day))
             .map(|m| m.id().to_string())
             .collect()
     }

@@ -121,7 +121,10 @@ fn forecast(app: &App, roster: &Roster, counts: &[CallListCount]) -> Option<Naiv
         shared -= take;
         room -= take;
         for (keeper, n) in kept.iter_mut() {
-            if roster.member(keeper).is_none_or(|m| m.is_absent(day)) {
+            if roster
+                .member(keeper)
+                .is_none_or(|m| roster.is_absent(m, day))
+            {
                 let take = (*n).min(room);
                 *n -= take;
                 room -= take;

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 pub mod app;
+pub mod daemon;
 pub mod dkim;
 pub mod dovecot;
 pub mod mail;

@@ -1,0 +1,51 @@
+//! Times and days as people read them on the command line, in status text
+//! and in logs meant for them: in the business's (or a staff member's) time
+//! zone, with the zone named. The database keeps UTC.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::app::App;
+
+/// `2026-12-03 10:00 Europe/Berlin`.
+pub fn time_in(t: DateTime<Utc>, tz: Tz) -> String {
+    format!(
+        "{} {}",
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+        tz.name()
+    )
+}
+
+/// `2026-12-03 10:00`, for tables whose heading names the zone.
+pub fn bare_time_in(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// A time in the business's zone, the zone named.
+pub fn business_time(app: &App, t: DateTime<Utc>) -> String {
+    time_in(t, app.config.resolved.timezone)
+}
+
+/// The day in the business's zone.
+pub fn business_day(app: &App, t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&app.config.resolved.timezone).date_naive()
+}
+
+/// A day written the business's way (`07.01.2027` in German).
+pub fn business_date(app: &App, day: NaiveDate) -> String {
+    crate::render::local_date(day, &app.settings().business.locale)
+}
+
+/// The instant `day` begins in the business's zone (the first valid
+/// instant, should a DST change swallow midnight).
+pub fn start_of_business_day(app: &App, day: NaiveDate) -> DateTime<Utc> {
+    let tz = app.config.resolved.timezone;
+    let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+    (0..=120)
+        .find_map(|m| {
+            tz.from_local_datetime(&(midnight + chrono::Duration::minutes(m)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| midnight.and_utc())
+}
