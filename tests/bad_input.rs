@@ -349,7 +349,7 @@ async fn wrong_form_fields_get_a_4xx_that_says_what_is_wrong_and_change_nothing(
                 &approval,
                 "action=delete",
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "approve or cancel",
+                "approve, approve_unchanged or cancel",
             ),
             (
                 &approval,

@@ -459,7 +459,8 @@ fn command_line_dates_take_the_forms_the_import_takes() {
         "--callback-on",
         "12/10/2026",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    // A mistake on the command line is one the user must fix: exit 1.
+    assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("\"12/10/2026\" is not a date; write YYYY-MM-DD or DD.MM.YYYY"),
         "{}",
