@@ -58,7 +58,7 @@
 #   postgres  baseline: INSERT…SELECT outbox rows        4.39      1.0
 #   postgres  planning: runs start → awaiting_approval  11.74      2.7      62 MB (the daemon)
 #
-# Planning meets both targets; README.md "A million customers" says what got
+# Planning meets both targets; benches/README.md "A million customers" says what got
 # it there. Since commit 4affa1a the import reads the file a line at a time:
 # peak 174 MB (SQLite) / 155 MB (PostgreSQL) for the million.
 set -euo pipefail

@@ -10,7 +10,7 @@
 //!   and comes back: the daemon rides it out;
 //! - the clock jumps (NTP steps back an hour, a wrong clock days ahead and
 //!   corrected, a step back inside the repeated DST hour): no occurrence runs
-//!   twice and catch-up follows README (in process, tests/common/app.rs);
+//!   twice and catch-up follow docs/schedules.md (in process, tests/common/app.rs);
 //! - the outbox folder of the file transport cannot be created;
 //! - a daemon with a rate limit is stopped and started again, or shares the
 //!   limit with a second daemon on one PostgreSQL database: never more than
@@ -1116,7 +1116,7 @@ async fn the_clock_stepping_back_an_hour_across_an_occurrence_runs_it_once() {
             "{url}"
         );
         // 11:00 was passed over by the jump: 35 minutes late, within
-        // limits.catch_up (6 h), so it runs once as a catch-up (README).
+        // limits.catch_up (6 h), so it runs once as a catch-up (docs/schedules.md).
         assert_eq!(
             runs_local(&t, "hourly").await,
             expect(&[
@@ -1248,7 +1248,7 @@ async fn the_clock_stepping_back_in_the_repeated_dst_hour_runs_that_night_once()
             "{url}"
         );
         // The hourly rule: 02:00 is a wall-clock time that exists twice that
-        // night, and like any such time it runs once (README: DST).
+        // night, and like any such time it runs once (docs/schedules.md).
         let hourly = runs_local(&t, "hourly").await;
         assert_eq!(
             &hourly[..4],
