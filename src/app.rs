@@ -30,6 +30,14 @@ impl App {
         )
         .with_context(|| format!("{}: templates.dir", config.path.display()))?;
         let signer = Signer::new(token_keys(&config, &store).await?);
+        let suppression_key = match &config.resolved.suppression_key {
+            Some(key) => key.clone(),
+            None => kept_secret(&store, "suppression_key").await?,
+        };
+        store
+            .use_suppression_key(&suppression_key)
+            .await
+            .with_context(|| format!("{}: security.suppression_key_file", config.path.display()))?;
         Ok(App {
             config,
             templates,
@@ -76,13 +84,19 @@ async fn token_keys(config: &Config, store: &Store) -> Result<Vec<Secret>> {
     if !config.resolved.token_keys.is_empty() {
         return Ok(config.resolved.token_keys.clone());
     }
+    Ok(vec![kept_secret(store, "token_key").await?])
+}
+
+/// A random 32-byte secret generated once and kept in the database under
+/// `name`, for secrets the config does not name a file for.
+async fn kept_secret(store: &Store, name: &str) -> Result<Secret> {
     let generated: [u8; 32] = rand::random();
     let encoded = base64::engine::general_purpose::STANDARD.encode(generated);
-    let stored = store.kv_get_or_insert("token_key", &encoded).await?;
+    let stored = store.kv_get_or_insert(name, &encoded).await?;
     let key = base64::engine::general_purpose::STANDARD
         .decode(stored)
-        .context("the token key stored in the database is damaged")?;
-    Ok(vec![Secret::from_bytes(key)])
+        .with_context(|| format!("the {name} stored in the database is damaged"))?;
+    Ok(Secret::from_bytes(key))
 }
 
 /// The current [`App`], swapped on reload; readers take a cheap `Arc` clone.

@@ -28,10 +28,15 @@ use crate::{http, systemd};
 
 /// Everything time-driven (schedules, approvals, leases, digests) runs at least this often.
 const TICK: Duration = Duration::from_secs(5);
+/// A planning that failed (the database refused a write) is tried again
+/// after this long, not only when its lease runs out.
+const PLAN_RETRY: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Terminal: plain text with time. Under systemd (`JOURNAL_STREAM` set): no
-/// timestamps (journald adds its own) and no colours. `json` if configured.
-/// `RUST_LOG` overrides the configured level.
+/// timestamps (journald adds its own), no colours, and each line starts
+/// with its syslog priority (`<4>` for a warning), which journald takes as
+/// the entry's level: `journalctl -p warning` shows warnings and errors.
+/// `json` if configured. `RUST_LOG` overrides the configured level.
 pub fn init_logging(log: &Log) {
     use tracing_subscriber::EnvFilter;
     // sqlx reports PostgreSQL notices (e.g. "relation already exists, skipping" from
@@ -48,12 +53,48 @@ pub fn init_logging(log: &Log) {
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match log.format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Auto if under_journal => builder.without_time().with_target(false).try_init(),
+        LogFormat::Auto if under_journal => builder
+            .event_format(JournalLevel(
+                tracing_subscriber::fmt::format()
+                    .without_time()
+                    .with_target(false),
+            ))
+            .try_init(),
         _ => builder.try_init(),
     };
 }
 
+/// Puts the syslog priority of the event's level before a line for journald
+/// (sd-daemon(3)'s prefixes), then the line as `inner` writes it.
+struct JournalLevel<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JournalLevel<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
 pub async fn run(config: Config) -> Result<()> {
+    for warning in &config.resolved.warnings {
+        warn!("{warning}");
+    }
     let store = crate::commands::open_store(&config).await?;
     // Unique per start, also when a restarted daemon gets the same pid: its
     // predecessor's claims must never look like its own.
@@ -163,6 +204,11 @@ pub async fn tick(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) ->
         info!(run, "run finished");
     }
     crate::tasks::housekeeping(app, now).await?;
+    // Worth a warning, not a failed pass: the watchdog must not restart a
+    // daemon that sends fine because old files could not be deleted.
+    if let Err(e) = crate::retention::daily(app, now).await {
+        warn!(error = %format!("{e:#}"), "retention pass failed; tried again tomorrow");
+    }
     delivery.wake.notify_waiters();
     Ok(())
 }
@@ -171,7 +217,12 @@ pub async fn tick(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) ->
 async fn plan_pending(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) -> Result<()> {
     while let Some(run) = app
         .store
-        .claim_run_for_planning(&app.instance, now, now + deliver::LEASE)
+        .claim_run_for_planning(
+            &app.instance,
+            now,
+            now + deliver::LEASE,
+            now + deliver::LEASE - PLAN_RETRY,
+        )
         .await?
     {
         let result = match run.rule_kind.as_str() {
@@ -299,6 +350,22 @@ fn needs_restart(
 ) -> Vec<&'static str> {
     [
         ("http.listen", old.http.listen != new.http.listen),
+        (
+            "http.max_connections",
+            old.http.max_connections != new.http.max_connections,
+        ),
+        (
+            "http.header_timeout, http.idle_timeout, http.shutdown_timeout",
+            (
+                &old.http.header_timeout,
+                &old.http.idle_timeout,
+                &old.http.shutdown_timeout,
+            ) != (
+                &new.http.header_timeout,
+                &new.http.idle_timeout,
+                &new.http.shutdown_timeout,
+            ),
+        ),
         (
             "mail.smtp.connections",
             old.mail.workers() != new.mail.workers(),

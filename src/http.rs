@@ -12,8 +12,11 @@
 //! staff member's on task and approval pages, the customer's on the
 //! unsubscribe page, the business's where the reader is unknown.
 
+pub mod guard;
+pub mod health;
+pub mod server;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use axum::Router;
@@ -32,7 +35,6 @@ use crate::app::{App, Shared};
 use crate::approval::Decision;
 use crate::config::Staff;
 use crate::deliver::Delivery;
-use crate::mailer::SessionFailure;
 use crate::render::SAMPLE_TOKEN;
 use crate::store::TaskState;
 use crate::tasks::OutcomeError;
@@ -44,17 +46,22 @@ use crate::tokens::{Purpose, TokenError};
 pub struct AppState {
     pub shared: Shared,
     pub delivery: Arc<Delivery>,
+    pub health: Arc<health::HealthCache>,
 }
 
 impl AppState {
     pub fn new(shared: Shared, delivery: Arc<Delivery>) -> Self {
-        AppState { shared, delivery }
+        AppState {
+            shared,
+            delivery,
+            health: Arc::default(),
+        }
     }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics))
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
         .route("/t/{token}", get(task_page).post(task_outcome))
@@ -65,21 +72,21 @@ pub fn router(state: AppState) -> Router {
         })
         // Forms here are a few hundred bytes; refuse anything large early.
         .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::pages,
+        ))
         .with_state(state)
 }
 
-/// Serves until `stop` turns true, then lets open requests finish.
+/// Serves until `stop` turns true, then drains ([`server`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
-    Ok(())
+    let limits = server::Limits::from_config(&state.shared.current().config);
+    server::serve(listener, router(state), limits, stop).await
 }
 
 /// A page from its template, or, should the template fail, the error page.
@@ -120,135 +127,6 @@ fn server_error(app: &App, e: anyhow::Error) -> Response {
                 "500 Internal Server Error\n",
             )
                 .into_response()
-        }
-    }
-}
-
-/// How long `/healthz` waits for any one check. The checks run side by side,
-/// so a health checker gets its answer (503 and the reason when something is
-/// away) within about this long, not after the database pool's acquire
-/// timeout (10 s) or a hung file system.
-const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let app = state.shared.current();
-    let (database, mail, holds) = tokio::join!(
-        database_health(&app),
-        mail_health(&app, &state.delivery),
-        tokio::time::timeout(HEALTH_CHECK_TIMEOUT, hold_lines(&app))
-    );
-    let healthy = database.is_ok() && mail.is_ok();
-    let mut lines = Vec::from([database, mail].map(|line| line.unwrap_or_else(|line| line)));
-    // A pause is not a fault: shown, but the answer stays 200.
-    lines.extend(holds.ok().and_then(Result::ok).unwrap_or_default());
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        format!(
-            "{}\n{}\n",
-            if healthy { "ok" } else { "unhealthy" },
-            lines.join("\n")
-        ),
-    )
-}
-
-/// `/healthz` lines for pauses in force: email to customers held.
-async fn hold_lines(app: &App) -> Result<Vec<String>> {
-    let holds = crate::control::Holds::load(app, Utc::now()).await?;
-    let mut lines = Vec::new();
-    if let Some(all) = holds.everything() {
-        lines.push(format!(
-            "hold: all customer email {}; planned messages wait",
-            crate::control::paused(app, all)
-        ));
-    }
-    for (id, why) in holds.paused_rules(app) {
-        lines.push(format!("hold: {id} {why}"));
-    }
-    Ok(lines)
-}
-
-/// The database's line of `/healthz`: `Ok` when healthy, `Err` with the reason.
-async fn database_health(app: &App) -> Result<String, String> {
-    match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, app.store.ping()).await {
-        Ok(Ok(())) => Ok("database: reachable".to_string()),
-        Ok(Err(e)) => Err(format!("database: {e:#}")),
-        Err(_) => Err(format!(
-            "database: no answer within {} s",
-            HEALTH_CHECK_TIMEOUT.as_secs()
-        )),
-    }
-}
-
-/// The mail transport's line of `/healthz`. For SMTP, a session that could
-/// not be opened (TLS, login) counts, not just whether the port answers.
-async fn mail_health(app: &App, delivery: &Delivery) -> Result<String, String> {
-    let mail = &app.settings().mail;
-    match mail.transport {
-        crate::config::Transport::File => {
-            // File system calls cannot be cancelled: the probe runs on a
-            // blocking thread, and while one hangs (a dead network mount)
-            // no second one is started.
-            static PROBING: std::sync::atomic::AtomicBool =
-                std::sync::atomic::AtomicBool::new(false);
-            use std::sync::atomic::Ordering;
-            let dir = mail.file_dir.clone();
-            if PROBING.swap(true, Ordering::AcqRel) {
-                return Err(format!(
-                    "mail: the outbox folder {} did not answer (an earlier check still waits); messages wait in the queue",
-                    dir.display()
-                ));
-            }
-            struct Done;
-            impl Drop for Done {
-                fn drop(&mut self) {
-                    PROBING.store(false, Ordering::Release);
-                }
-            }
-            let probe = tokio::task::spawn_blocking({
-                let dir = dir.clone();
-                move || {
-                    let _done = Done;
-                    crate::mailer::outbox_writable(&dir)
-                }
-            });
-            match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, probe).await {
-                Ok(Ok(Ok(()))) => Ok(format!("mail: writing files to {}", dir.display())),
-                Ok(Ok(Err(e))) => Err(format!("mail: {e:#}; messages wait in the queue")),
-                Ok(Err(e)) => Err(format!("mail: checking the outbox folder failed: {e}")),
-                Err(_) => Err(format!(
-                    "mail: the outbox folder {} did not answer within {} s; messages wait in the queue",
-                    dir.display(),
-                    HEALTH_CHECK_TIMEOUT.as_secs()
-                )),
-            }
-        }
-        crate::config::Transport::Smtp => {
-            // A TLS or login failure stands until a session opens again; a
-            // server that could not be reached is looked at afresh below.
-            if let Some(failure) = delivery
-                .session_failure()
-                .filter(|f| !matches!(f, SessionFailure::Unreachable(_)))
-            {
-                return Err(format!("smtp: {failure}; messages wait in the queue"));
-            }
-            let addr = (mail.smtp.host.as_str(), mail.smtp.port);
-            match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, tokio::net::TcpStream::connect(addr))
-                .await
-            {
-                Ok(Ok(_)) => Ok(format!(
-                    "smtp: {}:{} reachable",
-                    mail.smtp.host, mail.smtp.port
-                )),
-                _ => Err(format!(
-                    "smtp: {}:{} not reachable; messages wait in the queue",
-                    mail.smtp.host, mail.smtp.port
-                )),
-            }
         }
     }
 }

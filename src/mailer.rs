@@ -20,10 +20,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lettre::Message;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::net::TcpStream;
 
 use crate::config::{Smtp, Tls, Transport};
@@ -111,7 +111,7 @@ impl MailerSettings {
         Ok(match self.transport {
             Transport::File => {
                 outbox_writable(&self.file_dir)?;
-                Mailer::File(AsyncFileTransport::new(&self.file_dir))
+                Mailer::File(self.file_dir.clone())
             }
             Transport::Smtp => Mailer::Smtp(Box::new(self.session())),
         })
@@ -153,7 +153,7 @@ impl MailerSettings {
 /// there; the error names the folder (`mail.file_dir`) to fix.
 pub fn outbox_writable(dir: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
-    std::fs::create_dir_all(dir).with_context(|| {
+    crate::mail_files::create_folder(dir).with_context(|| {
         format!(
             "mail.file_dir: cannot create the outbox folder {}",
             dir.display()
@@ -171,7 +171,8 @@ pub fn outbox_writable(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 pub enum Mailer {
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// `.eml` files in this folder ([`crate::mail_files`]).
+    File(PathBuf),
     Smtp(Box<SmtpSession>),
 }
 
@@ -192,11 +193,20 @@ impl Mailer {
         now: DateTime<Utc>,
     ) -> SendResult {
         match self {
-            Mailer::File(transport) => match transport.send(message.clone()).await {
-                Ok(id) => SendResult::Sent(format!("written {id}.eml")),
-                // A full disk or an unwritable folder: keep the message queued.
-                Err(e) => SendResult::Temporary(format!("cannot write to the outbox folder: {e}")),
-            },
+            Mailer::File(dir) => {
+                let (dir, bytes) = (dir.clone(), message.formatted());
+                let written =
+                    tokio::task::spawn_blocking(move || crate::mail_files::write(&dir, &bytes))
+                        .await;
+                match written {
+                    Ok(Ok(id)) => SendResult::Sent(format!("written {id}.eml")),
+                    // A full disk or an unwritable folder: keep the message queued.
+                    Ok(Err(e)) => {
+                        SendResult::Temporary(format!("cannot write to the outbox folder: {e}"))
+                    }
+                    Err(e) => SendResult::Temporary(format!("writing the message failed: {e}")),
+                }
+            }
             Mailer::Smtp(session) => session.send(message, next, now).await,
         }
     }

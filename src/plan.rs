@@ -14,10 +14,10 @@
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::app::App;
-use crate::audience::Audience;
+use crate::audience::{Audience, AudienceError};
 use crate::config::Campaign;
 use crate::context::{columns_read_by, customer_value_on};
 use crate::domain::Customer;
@@ -47,7 +47,16 @@ pub async fn plan_campaign(app: &App, run: &Run, now: DateTime<Utc>) -> Result<P
             .await?;
         return Ok(PlanSummary::default());
     };
-    let summary = plan_rows(app, run, campaign, now).await?;
+    let summary = match plan_rows(app, run, campaign, now).await {
+        Ok(summary) => summary,
+        Err(e) => match e.downcast_ref::<AudienceError>() {
+            Some(AudienceError::Runaway(why)) => {
+                stop_runaway(app, run, why, now).await?;
+                return Ok(PlanSummary::default());
+            }
+            _ => return Err(e),
+        },
+    };
     info!(run = run.id, campaign = %campaign.id, matched = summary.matched, planned = summary.planned, suppressed = summary.suppressed, "run planned");
     let stale = crate::approval::text_is_stale(app, campaign, run).await?;
     app.store
@@ -118,6 +127,7 @@ async fn plan_rows(
             }
             let matched = match audience.matches(&customer_value_on(customer, day)) {
                 Ok(m) => m,
+                Err(e @ AudienceError::Runaway(_)) => return Err(e.into()),
                 Err(e) => {
                     // A broken expression for one customer is recorded, not fatal for the run.
                     summary.matched += 1;
@@ -171,6 +181,24 @@ async fn plan_rows(
         page = next?;
     }
     Ok(summary)
+}
+
+/// Ends a run whose audience is too costly to evaluate: nothing more is
+/// planned or sent for it (trying again would cost the same). Named in the
+/// log and in `runs list`; after fixing the audience, `runs start` makes a
+/// new run.
+pub async fn stop_runaway(app: &App, run: &Run, why: &str, now: DateTime<Utc>) -> Result<()> {
+    error!(run = run.id, rule = %run.rule_id, why, "run stopped: its audience runs away");
+    app.store
+        .transition_run(
+            run.id,
+            &["planning"],
+            "skipped",
+            Some(&format!("{}: {why}", run.rule_id)),
+            now,
+        )
+        .await?;
+    Ok(())
 }
 
 /// What planning reads of each customer: what consent, quiet hours and the

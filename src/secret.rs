@@ -40,6 +40,21 @@ impl Secret {
     }
 }
 
+/// Why a secret file is too open, if group or others may read or write it
+/// (e.g. a key file created under the usual umask 022: 0644).
+pub fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidate = resolve(path);
+    let mode = std::fs::metadata(&candidate).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "secret file {} has mode {mode:04o}: other users can read it; `chmod 600` it \
+             (or hand it over with systemd's LoadCredential=)",
+            candidate.display()
+        )
+    })
+}
+
 fn resolve(path: &Path) -> PathBuf {
     if path.is_relative()
         && let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY")
@@ -70,6 +85,18 @@ mod tests {
         let secret = Secret::from_file(&path).unwrap();
         assert_eq!(secret.expose(), b"hunter2");
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn secret_files_others_can_read_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "k").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(readable_by_others(&path).unwrap().contains("0644"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(readable_by_others(&path), None);
     }
 
     #[test]

@@ -52,6 +52,12 @@ const LAYOUT: &str = "_layout.html";
 /// The frame of staff emails (digest, approval request, escalation, notices).
 const STAFF_LAYOUT: &str = "_staff_layout.html";
 
+/// Work one rendering may do (minijinja's fuel: about one unit per
+/// instruction, plus the data it makes). The shipped templates need a few
+/// thousand; the limit stops a runaway loop in a template within
+/// milliseconds instead of holding `check` or a delivery worker forever.
+const TEMPLATE_FUEL: u64 = 500_000;
+
 /// Starts a value in rendered Markdown (and a placeholder in the Markdown parsed for HTML).
 const OPEN: char = '\u{E000}';
 /// Ends a value, a fragment or a placeholder.
@@ -239,6 +245,7 @@ impl Templates {
     pub fn load(dir: &Path, default_locale: &str) -> Result<Self> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html") {
                 AutoEscape::Html
@@ -504,8 +511,15 @@ fn describe(e: &minijinja::Error) -> String {
         text.push_str(": ");
         text.push_str(detail);
     }
-    if e.kind() == minijinja::ErrorKind::UndefinedError {
-        text.push_str(" (a variable or field that does not exist; check its spelling)");
+    match e.kind() {
+        minijinja::ErrorKind::UndefinedError => {
+            text.push_str(" (a variable or field that does not exist; check its spelling)")
+        }
+        minijinja::ErrorKind::OutOfFuel => text.push_str(&format!(
+            " (rendering took more than {TEMPLATE_FUEL} steps, far more than any message needs: \
+             a loop or range() that runs away; simplify the template)"
+        )),
+        _ => {}
     }
     text
 }

@@ -644,3 +644,131 @@ fn spreadsheet_formulas_in_imported_cells_are_kept_verbatim_and_exported_as_plai
         assert!(stdout(&shown).contains(name), "{id}: {}", stdout(&shown));
     }
 }
+
+/// A request as a browser on another site would send it.
+fn cross_site(
+    path: &str,
+    body: &'static str,
+    origin: Option<&str>,
+    fetch_site: Option<&str>,
+) -> Request<Body> {
+    let mut request =
+        Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    if let Some(site) = fetch_site {
+        request = request.header("sec-fetch-site", site);
+    }
+    request.body(Body::from(body)).unwrap()
+}
+
+#[tokio::test]
+async fn pages_are_never_cached_framed_sniffed_or_passed_on_as_referrers() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let f = fixture(&url).await;
+        let router = f.t.router().await;
+        let mut requests: Vec<Request<Body>> = f
+            .links()
+            .iter()
+            .map(|(prefix, token, _)| get(&format!("{prefix}{token}")))
+            .collect();
+        requests.push(get("/t/not-a-token"));
+        requests.push(post(&format!("/a/{}", f.approval), "action=bogus"));
+        for request in requests {
+            let path = request.uri().to_string();
+            let response = router.clone().oneshot(request).await.unwrap();
+            let headers = response.headers();
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_else(|| panic!("{url}: {path}: no {name}"))
+            };
+            assert_eq!(header("cache-control"), "no-store", "{path}");
+            assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+            assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+            let csp = header("content-security-policy");
+            assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+            assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cross_site_post_to_a_task_or_approval_page_gets_403_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let f = fixture(&url).await;
+        let router = f.t.router().await;
+        let before = f.snapshot().await;
+        let task = format!("/t/{}", f.task_token);
+        let approval = format!("/a/{}", f.approval);
+        for (path, form) in [
+            (&task, "outcome=do_not_call"),
+            (&approval, "action=approve"),
+        ] {
+            for (origin, site) in [
+                (Some("https://evil.example"), None),
+                (Some("https://evil.example"), Some("cross-site")),
+                (None, Some("cross-site")),
+                (Some("null"), None),
+                // Another port is another origin.
+                (Some("http://127.0.0.1:9999"), Some("same-site")),
+            ] {
+                let (status, body) = send(&router, cross_site(path, form, origin, site)).await;
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{url}: {path} {origin:?} {site:?}: {body}"
+                );
+                assert_no_data(path, &body);
+            }
+        }
+        assert_eq!(
+            f.snapshot().await,
+            before,
+            "{url}: a cross-site POST changed something"
+        );
+
+        // From the page itself (its origin is base_url's), the form works.
+        let (status, body) = send(
+            &router,
+            cross_site(
+                &approval,
+                "action=approve",
+                Some("http://127.0.0.1:8080"),
+                Some("same-origin"),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{url}: {body}");
+        let run = f.t.app.store.run(f.run).await.unwrap().unwrap();
+        assert_eq!(run.state, "sending", "{url}");
+        // Behind a proxy that keeps the Host header, the page's own origin is the host's.
+        let proxied = Request::post(&task)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("host", "post.cafe-test.example")
+            .header("origin", "https://post.cafe-test.example")
+            .body(Body::from("outcome=reached"))
+            .unwrap();
+        let (status, body) = send(&router, proxied).await;
+        assert_eq!(status, StatusCode::OK, "{url}: {body}");
+
+        // RFC 8058 one-click unsubscribes come from mail providers: accepted from anywhere.
+        let (status, body) = send(
+            &router,
+            cross_site(
+                &format!("/u/{}", f.unsubscribe),
+                "List-Unsubscribe=One-Click",
+                Some("https://mail.provider.example"),
+                Some("cross-site"),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{url}: {body}");
+        let anna = f.t.app.store.customers_by_ids(&[f.customer]).await.unwrap();
+        assert!(anna[0].unsubscribed_at.is_some(), "{url}");
+    }
+}

@@ -829,11 +829,11 @@ async fn callback_closes_the_task_and_creates_a_call_task_for_the_agreed_day() {
             (Some(day(2026, 11, THU)), "jonas"),
             "{url}: it keeps its day and its owner"
         );
-        assert!(
-            again.reason.contains("lieber Donnerstag"),
-            "{}",
-            again.reason
-        );
+        // The note stays on the call it was written for (and in its history
+        // entry, which the callback's page lists); a reason is shown wherever
+        // the task is, so it carries none.
+        assert_eq!(again.reason, "callback agreed", "{url}");
+        assert_eq!(tasks[0].note.as_deref(), Some("lieber Donnerstag"), "{url}");
         // The callback is a call like any other: it shows in Thursday's digest.
         t.tick(berlin(2026, 11, WED, 9, 0)).await;
         assert!(
@@ -900,7 +900,8 @@ voucher_pool = "hilfe"
             ),
             "{url}: Jonas's manager follows up"
         );
-        assert!(follow_up.reason.contains("Laden zu, Mann krank"));
+        assert_eq!(follow_up.reason, "needs help (call by jonas)", "{url}");
+        assert_eq!(tasks[0].note.as_deref(), Some("Laden zu, Mann krank"));
         let anna = customer(&t, "A").await;
         assert!(anna.tags.0.contains(&"needs-support".to_string()), "{url}");
         assert!(anna.last_personal_contact_at.is_some());
@@ -1135,14 +1136,15 @@ async fn a_name_full_of_markdown_is_text_on_the_task_page_and_in_the_digest() {
                 ] {
                     assert!(!html.contains(made), "{url}: {what}: `{made}` in {html}");
                 }
-                // The digest's Markdown keeps the name's line breaks; the page's
-                // heading is text with minijinja's HTML escaping.
+                // The import made the name one line (a line break in a name
+                // splits every list that shows it); still no heading or list.
+                // The page's heading is text with minijinja's HTML escaping.
                 let shown = match what {
                     "digest" => {
-                        "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` &lt;b&gt;x&lt;/b&gt; &amp;amp;<br />\n# Titel<br />\n- Punkt"
+                        "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** `code` &lt;b&gt;x&lt;/b&gt; &amp;amp; # Titel - Punkt"
                     }
                     _ => {
-                        "[Klick hier](http:&#x2f;&#x2f;evil.example) ![](http:&#x2f;&#x2f;track.example&#x2f;p.gif) **fett** `code` &lt;b&gt;x&lt;&#x2f;b&gt; &amp;amp;\n# Titel\n- Punkt</h1>"
+                        "[Klick hier](http:&#x2f;&#x2f;evil.example) ![](http:&#x2f;&#x2f;track.example&#x2f;p.gif) **fett** `code` &lt;b&gt;x&lt;&#x2f;b&gt; &amp;amp; # Titel - Punkt</h1>"
                     }
                 };
                 assert!(

@@ -14,7 +14,11 @@
 //! - the outbox folder of the file transport cannot be created;
 //! - a daemon with a rate limit is stopped and started again, or shares the
 //!   limit with a second daemon on one PostgreSQL database: never more than
-//!   the limit in a minute.
+//!   the limit in a minute;
+//! - the file system under the SQLite database fills up (a small tmpfs) when
+//!   a run is started, in the middle of planning and in the middle of
+//!   sending, and is freed again: nothing is reported done that was not
+//!   stored, and nobody gets a message twice.
 
 mod common;
 
@@ -425,8 +429,12 @@ async fn smtp_server_down_at_start_then_back_every_message_goes_out_once() {
     // The server comes back on that port.
     let (smtp_port, received) = smtp::start(None);
     forward(TcpListener::bind(("127.0.0.1", port)).unwrap(), smtp_port);
-    let (code, health) = daemon.healthz();
-    assert_eq!(code, 200, "{health}");
+    // (A probe may be answered from a check up to a second old.)
+    wait_for(
+        "/healthz to see the server back",
+        Duration::from_secs(5),
+        || daemon.healthz().0 == 200,
+    );
     let q = wait_drained(&env, n as i64, Duration::from_secs(120), "after the outage");
     eprintln!(
         "smtp outage: all {n} sent {:.1?} after the server came back (retry backoff)",
@@ -1263,4 +1271,151 @@ async fn the_clock_stepping_back_in_the_repeated_dst_hour_runs_that_night_once()
         let runs = runs_sent(&t, "daily").await + runs_sent(&t, "hourly").await;
         assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
     }
+}
+
+// ---------------------------------------------------------------- disk full
+
+/// A small tmpfs of its own (mounting needs root, which CI has), unmounted
+/// when the test ends.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test fills a file system of its own and mounts a tmpfs for it: run it as root ({})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(at)
+    }
+
+    /// Fills the file system until `leave` bytes are free.
+    fn fill(&self, leave: u64) {
+        use std::io::ErrorKind;
+        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match filler.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the tmpfs: {e}"),
+            }
+        }
+        let len = filler.metadata().unwrap().len();
+        filler.set_len(len.saturating_sub(leave)).unwrap();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_under_the_database_is_never_a_false_success_and_nobody_gets_a_message_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(dir.path().join("fs"), "16m");
+    let url = format!("sqlite://{}/outreach.db", fs.0.display());
+    let env = Env::in_dir(dir, &url, CAMPAIGN);
+    let n = 1000;
+    import_customers(&env, n);
+    // Slow enough that the disk can fill while the run is going out.
+    let (smtp_port, received) = smtp::start(Some(std::sync::Arc::new(|_: &[String]| {
+        std::thread::sleep(Duration::from_millis(4))
+    })));
+    let mut daemon = Daemon::start(&env, "full", &smtp_env(smtp_port, 2));
+
+    // Full: starting a run fails, and says so; nothing was recorded.
+    fs.fill(0);
+    let out = env.run(&["runs", "start", "news"]);
+    assert!(
+        !out.status.success(),
+        "`runs start` on a full disk reported: {}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("full"), "{}", stderr(&out));
+    assert_eq!(
+        json(&env, &["runs", "list", "--json"]),
+        serde_json::json!([])
+    );
+    // (A probe may be answered from a check up to a second old.)
+    wait_for(
+        "/healthz to report the full disk",
+        Duration::from_secs(5),
+        || {
+            let (code, health) = daemon.healthz();
+            code == 503 && health.contains("database:")
+        },
+    );
+    let status = env.run(&["status"]);
+    assert!(
+        stdout(&status).contains("FAILING  database"),
+        "{}",
+        stdout(&status)
+    );
+
+    // Room for the run, not for its plan: planning fails, and resumes once
+    // the disk has room.
+    fs.free();
+    fs.fill(64 * 1024);
+    let run = start_run(&env);
+    wait_for("planning to fail", Duration::from_secs(20), || {
+        daemon.log().contains("planning failed; will retry")
+    });
+    assert_eq!(run_counts(&env, run).0, "planning");
+    assert_eq!(received.total(), 0);
+    fs.free();
+    wait_for("sending to begin", Duration::from_secs(30), || {
+        received.total() >= 100
+    });
+
+    // Full in the middle of sending: results wait, nothing is sent again.
+    fs.fill(0);
+    wait_for("a commit to fail", Duration::from_secs(20), || {
+        daemon.log().contains("recording send results failed")
+    });
+    let (state, counts) = run_counts(&env, run);
+    assert_eq!(state, "sending", "{counts:?}");
+    assert!(
+        (count(&counts, "sent") as usize) <= received.total(),
+        "recorded as sent more than the server has: {counts:?} vs {}",
+        received.total()
+    );
+    fs.free();
+
+    let q = wait_drained(
+        &env,
+        n as i64,
+        Duration::from_secs(120),
+        "after the disk was freed",
+    );
+    assert_eq!(count(&q, "sent"), n as i64, "{q:?}\n{}", daemon.log());
+    let per = received_per_address(&received);
+    assert_nobody_twice(&per, "disk full");
+    assert_eq!(per.len(), n, "every customer got the run");
+    wait_for("the run to finish", Duration::from_secs(20), || {
+        run_counts(&env, run).0 == "done"
+    });
+    daemon.stop();
 }

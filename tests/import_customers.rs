@@ -294,11 +294,13 @@ async fn line_breaks_are_kept_but_other_control_characters_are_refused() {
             text.contains("line 3: `Notiz` contains the control character U+0007"),
             "{text}"
         );
+        // Kept as line breaks of one kind (CR LF and CR become LF).
         let a = show_json(&env, "a@example.de");
         // "Notiz" is the note field; its line break stays in it (and in row 2).
         assert_eq!(
             a["customer"]["note"],
-            "Ruft lieber abends an.\r\nHund heißt Bello."
+            "Ruft lieber abends an.
+Hund heißt Bello."
         );
     }
 }

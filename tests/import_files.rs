@@ -63,10 +63,8 @@ async fn a_german_excel_csv_in_windows_1252_goes_in_with_one_command() {
         assert_eq!(erika["birthday"], "1980-12-24");
         assert_eq!(erika["customer_since"], "2015-03-01");
         assert_eq!(erika["consent"], true);
-        assert_eq!(
-            erika["note"],
-            "Mag Käsekuchen.\r\nRuft lieber vormittags an."
-        );
+        // Excel's CR LF in the cell becomes one kind of line break.
+        assert_eq!(erika["note"], "Mag Käsekuchen.\nRuft lieber vormittags an.");
         assert_eq!(erika["attributes"]["stadtteil"], "Ehrenfeld");
         let juergen = show(&env, "juergen.mueller@example.de");
         assert_eq!(juergen["birthday"], "1975-07-03", "DD.MM.YY");
@@ -121,10 +119,6 @@ async fn rows_and_values_match_what_libreoffice_reads_from_the_same_csv() {
             let mut c = show(&env, email);
             for volatile in ["id", "created_at", "updated_at"] {
                 c[volatile] = Value::Null;
-            }
-            // LibreOffice keeps a line break in a cell as \n.
-            if let Some(note) = c["note"].as_str() {
-                c["note"] = note.replace("\r\n", "\n").into();
             }
             if let Some(at) = c["consent_at"].as_str()
                 && !at.starts_with("2023")

@@ -31,6 +31,8 @@ template = "points"
 /// code, raw HTML, an entity, and a new line that starts a heading, a list
 /// and a quote.
 const EVIL_NAME: &str = "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** _kursiv_ `code` <b>x</b> &amp;\n# Titel\n- Punkt\n> Zitat";
+/// The name as the import keeps it: a name is one line.
+const EVIL_NAME_IMPORTED: &str = "[Klick hier](http://evil.example) ![](http://track.example/p.gif) **fett** _kursiv_ `code` <b>x</b> &amp; # Titel - Punkt > Zitat";
 /// A custom attribute: a link, an image, a code span, emphasis.
 const EVIL_ATTRIBUTE: &str =
     "[Platin](http://evil.example/p) `30` ![x](http://track.example/q.gif) *x*";
@@ -137,8 +139,8 @@ async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_
         let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
         assert_eq!(
             anna.name.as_deref(),
-            Some(EVIL_NAME),
-            "{url}: imported as is"
+            Some(EVIL_NAME_IMPORTED),
+            "{url}: imported as is, on one line"
         );
         let now = berlin(2026, 11, 23, 12, 0);
         start_now(&t.app, "points", now).await.unwrap();
@@ -158,11 +160,11 @@ async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_
                 assert_no_markup_from_values(&html, &context);
                 let shown = as_text(&html);
                 assert!(
-                    shown.contains(EVIL_NAME),
+                    shown.contains(EVIL_NAME_IMPORTED),
                     "{context}: shown as text: {shown}"
                 );
                 assert!(
-                    words(&text).contains(&words(EVIL_NAME)),
+                    words(&text).contains(&words(EVIL_NAME_IMPORTED)),
                     "{context}: the text part has the name verbatim: {text}"
                 );
                 assert!(
@@ -245,7 +247,10 @@ async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_
         let preview = common::stdout(&out);
         assert!(out.status.success(), "{}", common::stderr(&out));
         assert_no_markup_from_values(&preview, &format!("{url}: preview --html"));
-        assert!(as_text(&preview).contains(EVIL_NAME), "{url}: {preview}");
+        assert!(
+            as_text(&preview).contains(EVIL_NAME_IMPORTED),
+            "{url}: {preview}"
+        );
         assert!(
             preview.contains("<a href=\"http://127.0.0.1:8080/u/"),
             "{url}: {preview}"

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use libfuzzer_sys::fuzz_target;
-use outreach::import::{ImportOptions, import_customers};
+use outreach::import::{ColumnRules, ImportOptions, import_customers};
 use outreach::store::Store;
 
 const INPUTS_PER_STORE: u32 = 200;
@@ -36,6 +36,9 @@ static STORE: Mutex<Option<(Store, u32)>> = Mutex::new(None);
 async fn fresh_store() -> Store {
     let store = Store::connect("sqlite::memory:", 1).await.unwrap();
     store.migrate().await.unwrap();
+    // The import checks the list of forgotten people, keyed with this.
+    let key = outreach::secret::Secret::from_bytes(vec![7; 32]);
+    store.use_suppression_key(&key).await.unwrap();
     store
 }
 
@@ -54,10 +57,16 @@ fuzz_target!(|data: &[u8]| {
         }
         let (store, used) = slot.as_mut().unwrap();
         *used += 1;
+        let columns = ColumnRules::default();
         let options = ImportOptions {
             dry_run: false,
             staff_ids: ["maria", "jonas"].into_iter().map(String::from).collect(),
             default_consent_source: "fuzz".into(),
+            columns: &columns,
+            encoding: None,
+            sheet: None,
+            region: Some("de"),
+            recorded_by: "fuzz".into(),
             progress: None,
         };
         let _ = import_customers(store, &FILE, options).await;

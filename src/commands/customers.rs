@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
 
 use crate::app::App;
@@ -329,21 +329,38 @@ pub async fn export(store: &Store, key: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn forget(store: &Store, key: &str) -> Result<()> {
+/// Erases the person: their `.eml` files first (found by their address,
+/// which the database is about to lose), then the database.
+pub async fn forget(app: &App, key: &str) -> Result<()> {
+    let store = &app.store;
     let customer = find(store, key).await?;
+    let email = customer.email.as_deref().and_then(|e| Email::parse(e).ok());
     let mut keys = Vec::new();
-    if let Some(email) = customer.email.as_deref().and_then(|e| Email::parse(e).ok()) {
+    let mut files = 0;
+    if let Some(email) = &email {
         keys.push(email.suppression_key());
+        let dir = &app.settings().mail.file_dir;
+        files = crate::mail_files::delete_addressed_to(dir, email.as_str()).with_context(|| {
+            format!(
+                "mail.file_dir: deleting the emails to customer {}",
+                customer.id
+            )
+        })?;
     }
     if let Some(ext) = &customer.external_id {
         keys.push(import::external_id_suppression_key(ext));
     }
-    store
+    let settled = store
         .forget_customer(customer.id, &keys, Utc::now())
         .await?;
     println!(
-        "customer {} forgotten: personal data erased; an anonymous record keeps later imports from adding them again",
+        "customer {} forgotten: personal data erased, {files} email file(s) deleted; an anonymous record keeps later imports from adding them again",
         customer.id
     );
+    if !settled {
+        println!(
+            "  note: the database was busy; the erased data leaves the database file at its next checkpoint (at the latest when the daemon stops)"
+        );
+    }
     Ok(())
 }

@@ -353,7 +353,7 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
             customers::export(&app.store, &customer).await
         }
         Command::Customers(CustomersCommand::Forget { customer }) => {
-            customers::forget(&app.store, &customer).await
+            customers::forget(app, &customer).await
         }
         Command::Customers(CustomersCommand::Unsubscribe {
             customer,

@@ -61,6 +61,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
             .map(|r| r.rule_id.clone())
             .unwrap_or_default()
     };
+    let storage = crate::http::health::storage(app).await;
     if json {
         let doc = serde_json::json!({
             "queue": queue.iter().cloned().collect::<BTreeMap<_, _>>(),
@@ -75,9 +76,20 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
             "awaiting_approval": waiting.iter().map(|r| r.id).collect::<Vec<_>>(),
             "waiting": waiting_for,
             "recent_failures": failures,
+            "storage": storage.iter().map(|line| match line {
+                Ok(text) => serde_json::json!({"ok": true, "detail": text}),
+                Err(text) => serde_json::json!({"ok": false, "detail": text}),
+            }).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
+    }
+    println!("Storage:");
+    for line in &storage {
+        match line {
+            Ok(text) => println!("  ok       {text}"),
+            Err(text) => println!("  FAILING  {text}"),
+        }
     }
     if let Some(hold) = &everything {
         println!(

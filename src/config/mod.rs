@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use layers::ENV_PREFIX;
 pub use model::*;
-pub use validate::{Resolved, StaffRules};
+pub use validate::{HttpLimits, Resolved, RetentionAges, StaffRules};
 
 /// One thing wrong with the configuration, located for the admin.
 #[derive(Debug, Clone, PartialEq, Eq)]

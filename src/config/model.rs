@@ -25,6 +25,8 @@ pub struct Settings {
     #[serde(default)]
     pub security: Security,
     #[serde(default)]
+    pub retention: Retention,
+    #[serde(default)]
     pub import: Import,
     #[serde(default)]
     pub bounces: Bounces,
@@ -256,12 +258,55 @@ pub struct Dkim {
 pub struct Http {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Open connections at most; more are answered 503 and closed at once.
+    /// Lowered to what the open-file limit leaves after what the database,
+    /// the outbox and SMTP need.
+    #[serde(default = "default_max_connections_http")]
+    pub max_connections: u32,
+    /// A client must send a request's headers within this time (also
+    /// between requests on a kept-alive connection).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: String,
+    /// A connection on which nothing moves this long is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: String,
+    /// On stop, requests being answered get this long; then every
+    /// connection is closed.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: String,
 }
 
 impl Default for Http {
     fn default() -> Self {
         Http {
             listen: default_listen(),
+            max_connections: default_max_connections_http(),
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+/// How long personal data is kept (GDPR: no longer than needed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// `.eml` files in `mail.file_dir` older than this are deleted.
+    #[serde(default = "default_retention_outbox_files")]
+    pub outbox_files: String,
+    /// What was written about a contact beyond its date, kind and outcome
+    /// (call notes, SMTP replies, imported values that changed) is erased
+    /// after this long. Proofs of consent stay.
+    #[serde(default = "default_retention_details")]
+    pub details: String,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            outbox_files: default_retention_outbox_files(),
+            details: default_retention_details(),
         }
     }
 }
@@ -297,6 +342,11 @@ pub struct Security {
     /// Old keys still accepted for verification after a rotation.
     #[serde(default)]
     pub previous_token_key_files: Vec<PathBuf>,
+    /// Keys the hashes on the list of forgotten people. Without it, a random
+    /// key is generated once and kept in the database. Never change it once
+    /// someone was forgotten: their hashes would stop matching.
+    #[serde(default)]
+    pub suppression_key_file: Option<PathBuf>,
 }
 
 /// Where bounces and complaints come back, and how they are read.
@@ -646,6 +696,24 @@ fn default_timeout_secs() -> u64 {
 }
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+fn default_max_connections_http() -> u32 {
+    2048
+}
+fn default_header_timeout() -> String {
+    "10s".into()
+}
+fn default_idle_timeout() -> String {
+    "60s".into()
+}
+fn default_shutdown_timeout() -> String {
+    "5s".into()
+}
+fn default_retention_outbox_files() -> String {
+    "14d".into()
+}
+fn default_retention_details() -> String {
+    "180d".into()
 }
 fn default_frequency_cap() -> String {
     "2/7d".into()

@@ -42,6 +42,15 @@ pub struct Resolved {
     pub smtp_ca: Option<Vec<u8>>,
     /// Signing key first, then previous keys still accepted.
     pub token_keys: Vec<Secret>,
+    /// Keys the suppression list, if `security.suppression_key_file` is set.
+    pub suppression_key: Option<Secret>,
+    /// Secret files that other users may read: worth fixing, not fatal
+    /// (`check` prints them, the daemon logs them at start).
+    pub warnings: Vec<Problem>,
+    /// `[http]` durations.
+    pub http: HttpLimits,
+    /// `[retention]` ages.
+    pub retention: RetentionAges,
     /// Schedules of campaigns and check-in rules by id.
     pub schedules: HashMap<String, Schedule>,
     pub audiences: HashMap<String, Audience>,
@@ -62,6 +71,25 @@ pub struct StaffRules {
     pub days: HashSet<Weekday>,
 }
 
+/// How long connections may take, parsed from `[http]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+/// How long things are kept, parsed from `[retention]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionAges {
+    pub outbox_files: Duration,
+    pub details: Duration,
+}
+
+/// Keys that sign or key something must be at least this long: a shorter
+/// one can be guessed.
+const MIN_KEY_BYTES: usize = 32;
+
 #[derive(Debug, Clone, Copy)]
 pub struct CheckinDurations {
     pub due_in: Duration,
@@ -72,6 +100,7 @@ pub struct CheckinDurations {
 struct Checker<'a> {
     origin: &'a dyn Fn(&str) -> String,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
@@ -97,7 +126,43 @@ impl Checker<'_> {
     fn secret(&mut self, key: &str, path: &Path) -> Option<Secret> {
         let result =
             Secret::from_file(path).map_err(|e| format!("{e}; create the file or fix the path"));
-        self.ok(key, result)
+        let secret = self.ok(key, result)?;
+        if let Some(warning) = crate::secret::readable_by_others(path) {
+            self.warnings.push(Problem {
+                origin: (self.origin)(key),
+                key: key.to_string(),
+                message: warning,
+            });
+        }
+        Some(secret)
+    }
+
+    fn positive_duration(&mut self, key: &str, raw: &str) -> Duration {
+        match self.ok(key, parse_duration(raw)) {
+            Some(d) if d.is_zero() => {
+                self.problem(key, "must be longer than 0");
+                d
+            }
+            d => d.unwrap_or_default(),
+        }
+    }
+
+    /// A secret file holding a key (random bytes, or their base64).
+    fn key(&mut self, key: &str, path: &Path) -> Option<Secret> {
+        let secret = self.secret(key, path)?;
+        if secret.expose().len() < MIN_KEY_BYTES {
+            self.problem(
+                key,
+                format!(
+                    "{} holds {} bytes; a key needs at least {MIN_KEY_BYTES}: \
+                     `head -c 32 /dev/urandom | base64 > FILE`",
+                    path.display(),
+                    secret.expose().len()
+                ),
+            );
+            return None;
+        }
+        Some(secret)
     }
 
     fn unique_ids<'b>(
@@ -142,6 +207,7 @@ pub fn validate(
     let mut c = Checker {
         origin,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     let b = &settings.business;
     let timezone = c
@@ -260,7 +326,7 @@ pub fn validate(
         .and_then(|path| c.secret("database.password_file", path));
     let mut token_keys = Vec::new();
     if let Some(path) = &settings.security.token_key_file {
-        token_keys.extend(c.secret("security.token_key_file", path));
+        token_keys.extend(c.key("security.token_key_file", path));
     }
     for (i, path) in settings
         .security
@@ -268,8 +334,27 @@ pub fn validate(
         .iter()
         .enumerate()
     {
-        token_keys.extend(c.secret(&format!("security.previous_token_key_files[{i}]"), path));
+        token_keys.extend(c.key(&format!("security.previous_token_key_files[{i}]"), path));
     }
+    let suppression_key = settings
+        .security
+        .suppression_key_file
+        .as_ref()
+        .and_then(|path| c.key("security.suppression_key_file", path));
+    let http = HttpLimits {
+        header_timeout: c.positive_duration("http.header_timeout", &settings.http.header_timeout),
+        idle_timeout: c.positive_duration("http.idle_timeout", &settings.http.idle_timeout),
+        shutdown_timeout: c
+            .positive_duration("http.shutdown_timeout", &settings.http.shutdown_timeout),
+    };
+    if settings.http.max_connections == 0 {
+        c.problem("http.max_connections", "must be at least 1");
+    }
+    let retention = RetentionAges {
+        outbox_files: c
+            .positive_duration("retention.outbox_files", &settings.retention.outbox_files),
+        details: c.positive_duration("retention.details", &settings.retention.details),
+    };
 
     let staff_ids = c.unique_ids("staff", settings.staff.iter().map(|s| s.id.as_str()));
     let mut staff = HashMap::new();
@@ -515,6 +600,10 @@ pub fn validate(
             dkim,
             smtp_ca,
             token_keys,
+            suppression_key,
+            warnings: c.warnings,
+            http,
+            retention,
             schedules,
             audiences,
             staff,

@@ -20,6 +20,7 @@
 
 mod columns;
 mod delimited;
+mod limits;
 mod row;
 mod table;
 mod upsert;
@@ -131,6 +132,13 @@ pub async fn import_customers(
             region: opts.region,
         },
     )?;
+    limits::check_columns(table.header.len()).map_err(|e| {
+        anyhow!(
+            "{}: row {} (the header) {e}",
+            path.display(),
+            table.header_row
+        )
+    })?;
     let mapping = Mapping::new(&table.header, table.first_column, opts.columns).map_err(|e| {
         let sheet = table
             .sheet

@@ -3,12 +3,14 @@
 //! Only the columns the file has change a customer; an empty cell clears
 //! the field (but never consent: an empty consent cell changes nothing).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use super::columns::{Column, Field, Mapping, Target};
+use super::limits::normalise_line_breaks;
 use super::table::Cell;
 use crate::domain::{Email, Salutation, parse_date};
 
@@ -86,6 +88,16 @@ pub fn parse(
             _ => None,
         };
         let text = cell.into_text();
+        // Attributes and the note may keep line breaks (as `\n`); every
+        // other field is one line.
+        let one_line = !matches!(
+            column.target,
+            Target::Attribute(_) | Target::Field(Field::Note)
+        );
+        let text = match normalise_line_breaks(&text, one_line) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(normalised) => normalised,
+        };
         let text = match text.trim() {
             trimmed if trimmed.len() == text.len() => text,
             trimmed => trimmed.to_string(),

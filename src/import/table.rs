@@ -19,6 +19,7 @@ use encoding_rs::Encoding;
 
 use super::columns::column_letter;
 use super::delimited::{self, Records};
+use super::limits::RecordLimit;
 
 /// A cell as the file holds it. Numbers and booleans arrive as text
 /// ("12", "yes"): the field decides what it accepts.
@@ -109,7 +110,7 @@ pub fn open(path: &Path, how: &Reading<'_>) -> Result<Table> {
     open_text(path, how)
 }
 
-fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..])? {
@@ -191,7 +192,9 @@ fn text_encoding(
     path: &Path,
     how: &Reading<'_>,
 ) -> std::io::Result<Result<(&'static Encoding, &'static str, usize)>> {
-    let mut file = File::open(path)?;
+    // This pass reads every byte before any row is imported, so a row too
+    // long to hold (a missing closing quote) fails the file here.
+    let mut file = RecordLimit::new(File::open(path)?);
     let mut chunk = vec![0u8; 64 * 1024];
     let n = read_up_to(&mut file, &mut chunk)?;
     let first = &chunk[..n];

@@ -1,6 +1,5 @@
 //! Customers, their event history and the suppression list.
 
-use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use anyhow::{Context, Result};
@@ -182,27 +181,6 @@ impl Store {
         Ok(found)
     }
 
-    /// Which of `keys` are on the suppression list of forgotten people.
-    pub async fn suppressed_keys(&self, keys: &[String]) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
-        for chunk in keys.chunks(500) {
-            let sql = format!(
-                "SELECT key FROM suppressions WHERE key IN ({})",
-                self.placeholders(1, chunk.len())
-            );
-            let rows: Vec<(String,)> = dispatch!(self, pool => {
-                let mut q = sqlx::query_as(sql.as_str());
-                for k in chunk {
-                    q = q.bind(k);
-                }
-                q.fetch_all(pool).await
-            })
-            .context("checking the suppression list")?;
-            found.extend(rows.into_iter().map(|r| r.0));
-        }
-        Ok(found)
-    }
-
     /// Inserts (id 0) or updates customers with their new events and
     /// objections, all in one transaction: an import chunk is either fully
     /// recorded or not at all.
@@ -329,14 +307,25 @@ impl Store {
 
     /// Erases a customer's personal data: the row keeps only its id and
     /// creation time (so counts and "never twice" records stay intact);
-    /// history details, call notes, SMTP replies and bounce diagnostics
-    /// (which may quote the address) are blanked; the suppression keys go on the anonymous list.
+    /// history details, call notes, objection notes, task reasons (older
+    /// versions copied notes into them), the values that started a run for
+    /// them, SMTP replies and bounce diagnostics (which may quote the
+    /// address) are blanked; their open tasks end as expired; the
+    /// suppression keys go on the anonymous list, keyed.
+    /// On SQLite the log is then checkpointed into the file, where
+    /// `secure_delete` has overwritten the old content: false if a reader
+    /// kept part of it for the next checkpoint.
     pub async fn forget_customer(
         &self,
         id: i64,
         suppression_keys: &[String],
         at: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        let keyed = suppression_keys
+            .iter()
+            .map(|k| self.keyed(k))
+            .collect::<Result<Vec<_>>>()?;
+        let _writer = self.write_guard().await;
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             let (created_at,): (DateTime<Utc>,) = sqlx::query_as("SELECT created_at FROM customers WHERE id = $1")
@@ -345,11 +334,17 @@ impl Store {
                 .await?;
             let erased = Customer { id, forgotten_at: Some(at), created_at, updated_at: at, ..Customer::default() };
             bind_customer!(sqlx::query(UPDATE_SQL.as_str()), erased).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE tasks SET state = 'expired', outcome_at = $2, updated_at = $2 WHERE customer_id = $1 AND state = 'open'")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
             for erase in [
                 "UPDATE customer_events SET detail = '' WHERE customer_id = $1",
-                "UPDATE tasks SET note = NULL WHERE customer_id = $1",
+                "UPDATE tasks SET note = NULL, reason = '' WHERE customer_id = $1",
                 "UPDATE objections SET note = NULL WHERE customer_id = $1",
                 "UPDATE call_list SET detail = NULL WHERE customer_id = $1",
+                "UPDATE run_targets SET detail = '' WHERE customer_id = $1",
                 "UPDATE messages SET smtp_reply = NULL, reason = CASE WHEN state IN ('failed', 'unknown') THEN 'erased' ELSE reason END WHERE customer_id = $1",
                 "UPDATE mail_reports SET detail = '' WHERE customer_id = $1",
             ] {
@@ -360,7 +355,7 @@ impl Store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-            for key in suppression_keys {
+            for key in &keyed {
                 sqlx::query("INSERT INTO suppressions (key, reason, created_at) VALUES ($1, 'forgotten', $2) ON CONFLICT (key) DO NOTHING")
                     .bind(key)
                     .bind(at)
@@ -369,7 +364,8 @@ impl Store {
             }
             tx.commit().await
         })
-        .context("forgetting the customer")
+        .context("forgetting the customer")?;
+        self.checkpoint().await
     }
 
     /// Customers (not forgotten) with `id > after`, in id order: planning

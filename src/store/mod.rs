@@ -12,6 +12,12 @@
 //!   text timestamps keep one format and compare correctly;
 //! - lists, tags and attributes are JSON text on both backends;
 //! - states and reasons are Rust enums stored as text ([`text_enum!`]).
+//! - an `… RETURNING` statement is read with `fetch_all`, never `fetch_one`
+//!   or `fetch_optional`. Outside a transaction SQLite commits a statement
+//!   when it is stepped to its end; those two stop at the first row, and a
+//!   commit that then fails (a full disk) is never reported while the row
+//!   is: the caller would take a write that did not happen for done.
+//!   `fetch_all` steps to the end and returns the commit's error.
 
 mod call_list;
 mod changes;
@@ -20,9 +26,11 @@ mod customers;
 mod messages;
 mod objections;
 mod reports;
+mod retention;
 mod runs;
 mod send_slots;
 mod staff;
+mod suppressions;
 mod tasks;
 mod vouchers;
 
@@ -36,14 +44,16 @@ pub use messages::{
     Claimed, Failure, MessageInfo, NewMessage, Outcome, PlannedGroup, Recipient, Waiting,
 };
 pub use reports::{MailReport, ReportKind, SentMessage};
+pub use retention::Erased;
 pub use runs::{NewRun, Run, RunCount};
 pub use send_slots::SendSlots;
 pub use staff::StoredAbsence;
 pub use tasks::{FollowUp, NewTask, OutcomeChange, Task, TaskKind, TaskReturn, TaskState};
 pub use vouchers::Occasion;
 
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -187,13 +197,19 @@ pub struct Store {
     /// their short write transactions instead of sleeping in SQLite's busy
     /// handler (which backs off in steps of several milliseconds).
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// Keys the suppression list's hashes ([`Store::use_suppression_key`]);
+    /// set once per process, by whoever builds the app first.
+    suppression_key: Arc<OnceLock<crate::secret::Secret>>,
 }
 
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`). A SQLite file
-    /// and its folder are created if missing; WAL lets the HTTP server read
-    /// while the sender writes, and `synchronous=FULL` makes every commit
-    /// durable before we tell anyone a message was sent.
+    /// and its folder are created if missing, private to this user
+    /// ([`private_sqlite_files`]); WAL lets the HTTP server read while the
+    /// sender writes, `synchronous=FULL` makes every commit durable before
+    /// we tell anyone a message was sent, and `secure_delete` overwrites what
+    /// is deleted or changed, so erased personal data does not linger in
+    /// free pages of the file.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
         Self::connect_with_password(url, max_connections, None).await
     }
@@ -212,17 +228,14 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(15))
                 .foreign_keys(true);
+            let options = options.pragma("secure_delete", "on");
             let path = options.get_filename().to_path_buf();
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create database folder {}", dir.display()))?;
+            let in_memory = url.contains(":memory:");
+            if !in_memory {
+                private_sqlite_files(&path)?;
             }
             // An in-memory database exists per connection: keep exactly one.
-            let max = if url.contains(":memory:") {
-                1
-            } else {
-                max_connections.max(1)
-            };
+            let max = if in_memory { 1 } else { max_connections.max(1) };
             Backend::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(max)
@@ -252,6 +265,7 @@ impl Store {
         Ok(Store {
             backend,
             sqlite_writer: Arc::default(),
+            suppression_key: Arc::default(),
         })
     }
 
@@ -332,6 +346,57 @@ impl Store {
         Ok(value.map(|v| v.0))
     }
 
+    pub async fn kv_set(&self, key: &str, value: &str) -> Result<()> {
+        dispatch!(self, pool => {
+            sqlx::query("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .with_context(|| format!("storing {key}"))
+    }
+
+    /// Proves the database takes a write now (a full disk, a read-only file
+    /// system or a read-only PostgreSQL fail here), for `/healthz` and
+    /// `status`. Overwrites one small row.
+    pub async fn write_probe(&self, at: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        self.kv_set("write_probe", &at.to_rfc3339())
+            .await
+            .context("the database does not take writes")
+    }
+
+    /// The SQLite file, if this is SQLite (for its free space).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let path = pool.connect_options().get_filename().to_path_buf();
+                (path.as_os_str() != ":memory:").then_some(path)
+            }
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Moves everything in SQLite's write-ahead log into the database file
+    /// and empties the log, so that erased content is gone from both files
+    /// (with `secure_delete` the freed space was overwritten). False if a
+    /// reader kept part of the log in use; the rest moves at the next
+    /// checkpoint. PostgreSQL: nothing to do here (its own vacuum reclaims).
+    pub async fn checkpoint(&self) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let (busy, _, _): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(pool)
+                        .await
+                        .context("checkpointing the database")?;
+                Ok(busy == 0)
+            }
+            Backend::Postgres(_) => Ok(true),
+        }
+    }
+
     /// Stores `value` unless the key exists; returns the value now stored
     /// (so two daemons racing to create a key agree on one).
     pub async fn kv_get_or_insert(&self, key: &str, value: &str) -> Result<String> {
@@ -349,6 +414,55 @@ impl Store {
     }
 }
 
+/// Creates the database's folder (and any missing parent) as 0700 and the
+/// file as 0600, whatever the umask: it holds customers' personal data.
+/// SQLite gives its `-wal` and `-shm` files the mode of the database file.
+/// A file left readable by others (made by an older version or by hand) is
+/// made private.
+fn private_sqlite_files(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create database folder {}", dir.display()))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot create database file {}", path.display()));
+        }
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = std::path::PathBuf::from(file);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).with_context(
+                || {
+                    format!(
+                        "{} is readable by other users and cannot be made private",
+                        file.display()
+                    )
+                },
+            )?;
+            tracing::info!(file = %file.display(), "made the database file private (0600)");
+        }
+    }
+    Ok(())
+}
+
 /// A database URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
@@ -357,5 +471,41 @@ pub fn redact(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The rule in the module docs: a `RETURNING` statement is read to its
+    /// end, so that SQLite reports a commit that failed.
+    #[test]
+    fn every_returning_statement_is_read_with_fetch_all() {
+        let sources = [
+            ("customers.rs", include_str!("customers.rs")),
+            ("messages.rs", include_str!("messages.rs")),
+            ("retention.rs", include_str!("retention.rs")),
+            ("runs.rs", include_str!("runs.rs")),
+            ("send_slots.rs", include_str!("send_slots.rs")),
+            ("suppressions.rs", include_str!("suppressions.rs")),
+            ("tasks.rs", include_str!("tasks.rs")),
+            ("vouchers.rs", include_str!("vouchers.rs")),
+        ];
+        let mut checked = 0;
+        for (file, text) in sources {
+            for (at, _) in text.match_indices("RETURNING") {
+                let rest = &text[at..];
+                let fetch = rest
+                    .find(".fetch")
+                    .map(|i| &rest[i..])
+                    .unwrap_or_else(|| panic!("{file}: a RETURNING statement is never fetched"));
+                assert!(
+                    fetch.starts_with(".fetch_all("),
+                    "{file}: a RETURNING statement is read with {}",
+                    &fetch[..fetch.find('(').unwrap_or(12)]
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8, "only {checked} RETURNING statements found");
     }
 }

@@ -66,10 +66,11 @@ impl Store {
             .bind(run.state)
             .bind(run.detail)
             .bind(now)
-            .fetch_optional(pool)
+            .fetch_all(pool)
             .await
         })
-        .context("recording a run")?;
+        .context("recording a run")?
+        .pop();
         Ok(id.map(|r| r.0))
     }
 
@@ -130,23 +131,30 @@ impl Store {
     }
 
     /// Takes a run in `planning` for this daemon; leases let another daemon
-    /// take over a run whose planner died.
+    /// take over a run whose planner died. Our own lease ending before
+    /// `retry_own_until` (a planning of ours that failed, e.g. on a full
+    /// disk, taken a while ago) is taken again: this daemon plans one run at
+    /// a time, so it is not planning that run now.
     pub async fn claim_run_for_planning(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        retry_own_until: DateTime<Utc>,
     ) -> Result<Option<Run>> {
+        let free =
+            "(lease_until IS NULL OR lease_until < $3 OR (lease_owner = $1 AND lease_until < $4))";
         let sql = format!(
             "UPDATE runs SET lease_owner = $1, lease_until = $2
-             WHERE id = (SELECT id FROM runs WHERE state = 'planning' AND (lease_until IS NULL OR lease_until < $3) ORDER BY id LIMIT 1)
-               AND state = 'planning' AND (lease_until IS NULL OR lease_until < $3)
+             WHERE id = (SELECT id FROM runs WHERE state = 'planning' AND {free} ORDER BY id LIMIT 1)
+               AND state = 'planning' AND {free}
              RETURNING {RUN_COLUMNS}"
         );
-        dispatch!(self, pool => {
-            sqlx::query_as(sql.as_str()).bind(owner).bind(lease_until).bind(now).fetch_optional(pool).await
+        let mut rows: Vec<Run> = dispatch!(self, pool => {
+            sqlx::query_as(sql.as_str()).bind(owner).bind(lease_until).bind(now).bind(retry_own_until).fetch_all(pool).await
         })
-        .context("claiming a run to plan")
+        .context("claiming a run to plan")?;
+        Ok(rows.pop())
     }
 
     /// Moves a run from one state to another; false if it was not in `from`

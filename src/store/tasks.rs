@@ -146,9 +146,10 @@ impl Store {
     /// (or this run already made one for them).
     pub async fn create_task(&self, t: &NewTask, now: DateTime<Utc>) -> Result<Option<i64>> {
         let row: Option<(i64,)> = dispatch!(self, pool => {
-            bind_task!(sqlx::query_as(INSERT_TASK), t, now).fetch_optional(pool).await
+            bind_task!(sqlx::query_as(INSERT_TASK), t, now).fetch_all(pool).await
         })
-        .context("creating a task")?;
+        .context("creating a task")?
+        .pop();
         Ok(row.map(|r| r.0))
     }
 

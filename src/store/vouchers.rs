@@ -87,10 +87,11 @@ impl Store {
             .bind(pool)
             .bind(occasion.map(|o| o.key))
             .bind(occasion.map(|o| o.run_id))
-            .fetch_optional(p)
+            .fetch_all(p)
             .await
         })
-        .context("claiming a voucher code")?;
+        .context("claiming a voucher code")?
+        .pop();
         Ok(row.map(|r| r.0))
     }
 

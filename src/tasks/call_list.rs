@@ -26,6 +26,7 @@ use tracing::info;
 
 use super::roster::{Member, Roster};
 use crate::app::App;
+use crate::audience::AudienceError;
 use crate::config::{Assign, Checkin};
 use crate::context::customer_value_on;
 use crate::domain::Customer;
@@ -102,6 +103,10 @@ pub async fn fill(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u64> {
             match audience.matches(&customer_value_on(customer, day)) {
                 Ok(true) => {}
                 Ok(false) => continue,
+                Err(AudienceError::Runaway(why)) => {
+                    crate::plan::stop_runaway(app, run, &why, now).await?;
+                    return Ok(added);
+                }
                 Err(e) => {
                     app.store
                         .record_checkin_skip(run.id, customer.id, &format!("audience error: {e}"))

@@ -207,7 +207,9 @@ pub fn outcome_change(
                 staff_id: task.staff_id.clone(),
                 owner_id: task.staff_id.clone(),
                 kind: TaskKind::Callback,
-                reason: format!("callback agreed{note_text}"),
+                // The note stays with this task and its history entry: a
+                // reason is shown wherever the task is, and is no place for it.
+                reason: "callback agreed".into(),
                 due_on: day,
                 agreed_on: Some(day),
                 attempts: 0,
@@ -217,7 +219,7 @@ pub fn outcome_change(
         CallOutcome::NeedsHelp => {
             change.personal_contact = true;
             change.add_tags = tags(|t| &t.needs_help);
-            let reason = format!("needs help (call by {}){note_text}", task.staff_id);
+            let reason = format!("needs help (call by {})", task.staff_id);
             let to = helper(app, roster, &task.staff_id, today);
             let due = to.and_then(|m| roster.next_working_day(m, today));
             change.follow_up = Some(match (to, due) {

@@ -101,6 +101,11 @@ file_dir = "{outbox}"
 [templates]
 dir = "{templates}"
 
+# The outbox files carry the real clock's time, tests tick with their own:
+# tests of retention set it in a conf.d fragment.
+[retention]
+outbox_files = "36500d"
+
 [[staff]]
 id = "maria"
 name = "Maria"
