@@ -3,23 +3,33 @@
 //! vouchers) to customers who consented, and turns the personal part —
 //! "call and ask how they are" — into call tasks for staff.
 //!
-//! Layout, in the order a message travels:
-//! - [`config`]: the TOML files, layered and validated as a whole;
+//! Layout, in the order a message travels (ARCHITECTURE.md has the map):
+//! - [`config`]: the TOML files, layered and validated as a whole; [`app`]:
+//!   one loaded configuration with its templates, signer and store;
 //! - [`domain`]: values parsed once (emails, schedules, limits, customers);
-//! - [`audience`]: boolean expressions that select customers;
-//! - [`store`]: SQLite or PostgreSQL; all SQL lives there;
-//! - [`import`]: customers from CSV and spreadsheet files;
-//! - [`greeting`]: "Liebe Frau Schäfer," — how an email opens;
+//! - [`audience`], [`context`]: expressions that select customers, and the
+//!   values they and templates see;
+//! - [`schedule`], [`triggers`]: which runs happen, and when;
+//! - [`plan`]: a campaign run's outbox rows; [`vouchers`]: codes;
+//!   [`approval`]: the gate before a run sends;
+//! - [`deliver`]: workers that claim, send and record; [`mailer`]: files or
+//!   SMTP; [`render`], [`compose`], [`dkim`]: the email itself;
+//! - [`templates`], [`plain_text`], [`greeting`]: what customers and staff
+//!   read, per language;
+//! - [`tasks`]: check-ins — the call list, digests, outcomes;
+//! - [`control`], [`staff`]: pauses, stops and absences;
 //! - [`bounces`]: bounces and complaints that come back by email;
-//! - [`commands`]: what each CLI command prints;
-//! - [`daemon`]: `outreach run` — wires the store, the HTTP server and the
-//!   background loops, and shuts down cleanly;
-//! - [`control`]: pausing email to customers and stopping runs;
-//! - [`staff`]: who is away, from the config and the command line;
-//! - [`http`]: the web endpoints (health, metrics, links in emails);
-//! - [`templates`], [`plain_text`]: what customers and staff read, per language;
-//! - [`secret`]: secrets from files that never print themselves;
-//! - [`systemd`]: readiness and stopping notifications.
+//! - [`import`]: customers from CSV and spreadsheet files;
+//! - [`history`]: a customer's contacts in time order;
+//! - [`store`]: SQLite or PostgreSQL; all SQL lives there;
+//! - [`http`], [`tokens`]: the pages behind the links in emails;
+//!   [`metrics`]: counters for `/metrics`;
+//! - [`retention`], [`mail_files`], [`secret`]: what is kept, files only the
+//!   service reads, secrets from files;
+//! - [`commands`]: what each CLI command prints; [`local_time`]: times as
+//!   people read them;
+//! - [`daemon`]: `outreach run` — wires it all and shuts down cleanly;
+//!   [`systemd`]: readiness, watchdog and stopping notifications.
 
 pub mod app;
 pub mod approval;

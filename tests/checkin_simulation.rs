@@ -140,6 +140,11 @@ file_dir = "{outbox}"
 [templates]
 dir = "{templates}"
 
+# The outbox files carry the real clock's times; the simulation ticks weeks
+# ahead with its own, so they are kept for good.
+[retention]
+outbox_files = "36500d"
+
 [limits]
 frequency_cap = ""
 quiet_hours = ""

@@ -481,11 +481,14 @@ mod tests {
     #[test]
     fn every_returning_statement_is_read_with_fetch_all() {
         let sources = [
+            ("call_list.rs", include_str!("call_list.rs")),
+            ("control.rs", include_str!("control.rs")),
             ("customers.rs", include_str!("customers.rs")),
             ("messages.rs", include_str!("messages.rs")),
             ("retention.rs", include_str!("retention.rs")),
             ("runs.rs", include_str!("runs.rs")),
             ("send_slots.rs", include_str!("send_slots.rs")),
+            ("staff.rs", include_str!("staff.rs")),
             ("suppressions.rs", include_str!("suppressions.rs")),
             ("tasks.rs", include_str!("tasks.rs")),
             ("vouchers.rs", include_str!("vouchers.rs")),

@@ -29,7 +29,7 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        let (id,): (i64,) = dispatch!(self, pool => {
+        let mut rows: Vec<(i64,)> = dispatch!(self, pool => {
             sqlx::query_as(
                 "INSERT INTO staff_absences (staff_id, from_on, to_on, note, created_by, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -40,10 +40,13 @@ impl Store {
             .bind(note)
             .bind(by)
             .bind(now)
-            .fetch_one(pool)
+            .fetch_all(pool)
             .await
         })
         .context("recording the absence")?;
+        let (id,) = rows
+            .pop()
+            .context("recording the absence: no id came back")?;
         Ok(id)
     }
 
