@@ -45,7 +45,9 @@ fn protect(response: &mut Response) {
     let headers = response.headers_mut();
     let set = [
         (header::CACHE_CONTROL, "no-store"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: under it browsers send `Origin: null` with the
+        // page's own form, which then looks like a post from anywhere.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CONTENT_SECURITY_POLICY, CSP),
@@ -58,15 +60,15 @@ fn protect(response: &mut Response) {
 }
 
 /// Why a request comes from another site, if it does. Browsers say so in
-/// `Sec-Fetch-Site` and `Origin`; a request with neither (curl, a mail
-/// client's one-click, an old browser) is taken as it is.
+/// `Sec-Fetch-Site` (which a page cannot set) and `Origin`; a request with
+/// neither (curl, a mail client's one-click, an old browser) is taken as it is.
 fn cross_site(request: &Request, base_url: &str) -> Option<&'static str> {
     let headers = request.headers();
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
-    {
-        return Some("Sec-Fetch-Site: cross-site");
+    match headers.get("sec-fetch-site").map(|v| v.as_bytes()) {
+        Some(b"same-origin") => return None,
+        Some(b"cross-site") => return Some("Sec-Fetch-Site: cross-site"),
+        Some(b"same-site") => return Some("Sec-Fetch-Site: same-site (another origin)"),
+        _ => {}
     }
     let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or("null");
     let ours = url::Url::parse(base_url)
