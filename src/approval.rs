@@ -17,7 +17,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::config::{ApprovalMode, Campaign, Config, Staff};
+use crate::config::{ApprovalMode, Campaign, CampaignKind, Config, Staff};
 use crate::mailer::{MailerSettings, SendResult};
 use crate::render::{local_datetime, render_sample, sample_voucher, voucher_for};
 use crate::store::Run;
@@ -353,6 +353,12 @@ fn sample_content(text: &str, html: &str, footer: &Fragment, locale: &str) -> Fr
 
 /// A suppression reason as a key the templates know, and its detail.
 fn reason_key(reason: &str) -> (&'static str, &str) {
+    if let Some(kind) = CampaignKind::ALL
+        .into_iter()
+        .find(|k| k.declined_reason() == reason)
+    {
+        return ("declined", kind.as_str());
+    }
     let key = match reason {
         "no consent" => "no_consent",
         "unsubscribed" => "unsubscribed",

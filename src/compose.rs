@@ -167,6 +167,22 @@ fn fits_8bit(text: &str) -> bool {
     !text.contains(['\0', '\r']) && text.split('\n').all(|line| line.len() <= 998)
 }
 
+/// An email to a customer that is no campaign (the confirmation of a
+/// sign-up): marked machine-made, without List-Unsubscribe (there is no list
+/// to leave yet).
+pub fn notice_email(
+    config: &Config,
+    to: &str,
+    subject: &str,
+    text: &str,
+    html: &str,
+) -> Result<Message> {
+    let builder = internal(config, to, "recipient", subject)?;
+    let body = MultiPart::alternative_plain_html(text.to_string(), html.to_string());
+    let message = builder.multipart(body).context("building the email")?;
+    signed(config, message)
+}
+
 /// An email to staff (digest, approval request, escalation), optionally with
 /// an attachment such as an `.ics` calendar file.
 pub fn staff_email(

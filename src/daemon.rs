@@ -204,6 +204,7 @@ pub async fn tick(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>) ->
         info!(run, "run finished");
     }
     crate::tasks::housekeeping(app, now).await?;
+    crate::signup::housekeeping(app, now).await?;
     // Worth a warning, not a failed pass: the watchdog must not restart a
     // daemon that sends fine because old files could not be deleted.
     if let Err(e) = crate::retention::daily(app, now).await {

@@ -347,8 +347,9 @@ async fn record(app: &App, results: &Results, now: DateTime<Utc>) -> Result<()> 
     for (_, customer_id, outcome) in results {
         if let Outcome::Failed { reply } = outcome
             && is_bad_address(reply)
+            && app.store.mark_bad_address(*customer_id, reply, now).await?
         {
-            app.store.mark_bad_address(*customer_id, reply, now).await?;
+            crate::tasks::call_list::ask_for_working_address(app, *customer_id, now).await?;
         }
     }
     Ok(())
@@ -532,7 +533,7 @@ async fn build_one(
             });
         }
     };
-    let unsubscribe = unsubscribe_url(app, customer.id, now);
+    let unsubscribe = unsubscribe_url(app, customer.id, campaign.kind, now);
     let rendered = render_campaign(
         app,
         campaign,

@@ -16,12 +16,13 @@ pub mod guard;
 pub mod health;
 pub mod server;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Form, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::{NaiveDate, Utc};
@@ -33,9 +34,10 @@ use tokio::sync::watch;
 
 use crate::app::{App, Shared};
 use crate::approval::Decision;
-use crate::config::Staff;
+use crate::config::{CampaignKind, Staff};
 use crate::deliver::Delivery;
 use crate::render::SAMPLE_TOKEN;
+use crate::signup::{Answer, SignupForm, SignupGuard, SignupOutcome};
 use crate::store::TaskState;
 use crate::tasks::OutcomeError;
 use crate::tasks::digest::staff_locale;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub shared: Shared,
     pub delivery: Arc<Delivery>,
     pub health: Arc<health::HealthCache>,
+    /// Sign-up counters and the posts per client address.
+    pub signups: Arc<SignupGuard>,
 }
 
 impl AppState {
@@ -55,6 +59,7 @@ impl AppState {
             shared,
             delivery,
             health: Arc::default(),
+            signups: Arc::default(),
         }
     }
 }
@@ -66,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
         .route("/t/{token}", get(task_page).post(task_outcome))
         .route("/a/{token}", get(approval_page).post(approval_decision))
+        .route("/s", get(signup_page).post(signup_post))
+        .route("/c/{token}", get(confirm_page).post(confirm_post))
         // A link cut or mangled on its way (e.g. a `/` in the token): the same plain page as a bad token.
         .fallback(|State(state): State<AppState>| async move {
             token_error(&state.shared.current(), TokenError::Malformed)
@@ -133,13 +140,13 @@ fn server_error(app: &App, e: anyhow::Error) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let app = state.shared.current();
-    match render_metrics(&app, &state.delivery).await {
+    match render_metrics(&app, &state.delivery, &state.signups).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(e) => server_error(&app, e),
     }
 }
 
-async fn render_metrics(app: &App, delivery: &Delivery) -> Result<String> {
+async fn render_metrics(app: &App, delivery: &Delivery, signups: &SignupGuard) -> Result<String> {
     let mut out = String::from(
         "# HELP outreach_messages Outbox messages by state.\n# TYPE outreach_messages gauge\n",
     );
@@ -193,34 +200,121 @@ async fn render_metrics(app: &App, delivery: &Delivery) -> Result<String> {
         out.push_str(&format!("outreach_rule_paused{{rule=\"{id}\"}} 1\n"));
     }
     delivery.metrics.render(&mut out);
+    signups.render(&mut out);
     Ok(out)
 }
 
-// ---- unsubscribe ----
+// ---- unsubscribe and preferences ----
+
+/// What the unsubscribe page shows (`state` in the `unsubscribe_page` template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreferencesState {
+    /// The link was opened: what the customer gets, by kind, to keep or end.
+    Choose,
+    /// The choices were saved; the form shows them again.
+    Saved,
+    /// Every email was ended (the button, or a link from before kinds).
+    Done,
+    /// One kind was ended by a one-click unsubscribe (RFC 8058).
+    KindDone,
+    /// The link was opened, but the customer gets no email from us at all.
+    Off,
+    /// The link in an approval sample: it acts on nobody.
+    Sample,
+}
+
+impl PreferencesState {
+    pub const ALL: [PreferencesState; 6] = [
+        PreferencesState::Choose,
+        PreferencesState::Saved,
+        PreferencesState::Done,
+        PreferencesState::KindDone,
+        PreferencesState::Off,
+        PreferencesState::Sample,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreferencesState::Choose => "choose",
+            PreferencesState::Saved => "saved",
+            PreferencesState::Done => "done",
+            PreferencesState::KindDone => "kind_done",
+            PreferencesState::Off => "off",
+            PreferencesState::Sample => "sample",
+        }
+    }
+}
+
+/// The customer an unsubscribe link is for, and the kind of email it came
+/// with (`None`: a link from before links named their kind, which stands
+/// for every email).
+fn unsubscribe_link(app: &App, token: &str) -> Result<(i64, Option<CampaignKind>), TokenError> {
+    let (id, holder) = app
+        .signer
+        .verify_holder(token, Purpose::Unsubscribe, Utc::now())?;
+    match holder {
+        None => Ok((id, None)),
+        Some(kind) => CampaignKind::parse(&kind)
+            .map(|k| (id, Some(k)))
+            .ok_or(TokenError::Malformed),
+    }
+}
 
 async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let app = state.shared.current();
-    unsubscribe_response(&app, &token, "ask").await
+    if token == SAMPLE_TOKEN {
+        return sample_unsubscribe(&app);
+    }
+    match unsubscribe_link(&app, &token) {
+        Ok((id, kind)) => preferences_response(&app, id, kind, PreferencesState::Choose).await,
+        Err(e) => token_error(&app, e),
+    }
 }
 
-/// The unsubscribe page in `state` ("ask" or "done") for the token's
-/// customer, in their language; the sample's link gets the "sample" page.
-async fn unsubscribe_response(app: &App, token: &str, state: &str) -> Response {
-    let business = &app.settings().business;
-    if token == SAMPLE_TOKEN {
-        let ctx = unsubscribe_page_context("sample", &business.name);
-        return page(app, StatusCode::OK, "unsubscribe_page", None, ctx);
-    }
-    let id = match app.signer.verify(token, Purpose::Unsubscribe, Utc::now()) {
-        Ok(id) => id,
-        Err(e) => return token_error(app, e),
-    };
-    let customer = match app.store.customers_by_ids(&[id]).await {
-        Ok(mut c) => c.pop(),
+fn sample_unsubscribe(app: &App) -> Response {
+    let ctx = unsubscribe_page_context(
+        PreferencesState::Sample,
+        &app.settings().business.name,
+        &[],
+        None,
+    );
+    page(app, StatusCode::OK, "unsubscribe_page", None, ctx)
+}
+
+/// The page in `state` for the link's customer, in their language, with
+/// what they get now.
+async fn preferences_response(
+    app: &App,
+    customer_id: i64,
+    link_kind: Option<CampaignKind>,
+    state: PreferencesState,
+) -> Response {
+    let ids = [customer_id];
+    let (customer, objections) = match tokio::try_join!(
+        app.store.customers_by_ids(&ids),
+        app.store.active_objections(&ids)
+    ) {
+        Ok((mut c, o)) => (c.pop(), o),
         Err(e) => return server_error(app, e),
     };
+    let off = customer
+        .as_ref()
+        .is_none_or(|c| c.unsubscribed_at.is_some() || c.forgotten_at.is_some());
+    let state = match state {
+        PreferencesState::Choose | PreferencesState::Saved if off => PreferencesState::Off,
+        other => other,
+    };
+    let kinds: Vec<(CampaignKind, bool)> = crate::signup::configured_kinds(app)
+        .into_iter()
+        .map(|k| {
+            let declined = objections.iter().any(|o| {
+                o.channel == crate::domain::Channel::Email && o.kind.as_deref() == Some(k.as_str())
+            });
+            (k, !declined)
+        })
+        .collect();
     let locale = customer.and_then(|c| c.locale);
-    let ctx = unsubscribe_page_context(state, &business.name);
+    let ctx = unsubscribe_page_context(state, &app.settings().business.name, &kinds, link_kind);
     page(
         app,
         StatusCode::OK,
@@ -230,30 +324,335 @@ async fn unsubscribe_response(app: &App, token: &str, state: &str) -> Response {
     )
 }
 
-/// POST from our page or RFC 8058 one-click (`List-Unsubscribe=One-Click`): 200, no redirect.
-/// The body is not needed, but taking it applies the body limit: an oversized POST gets 413.
-/// The sample's link (in approval requests) changes nothing.
+/// Where an objection made on the page or by the link comes from.
+const PREFERENCE_CENTRE: &str = "preference centre";
+const ONE_CLICK: &str = "unsubscribe link";
+
+/// POST to `/u/…`: from the page (`action=save` with the kinds to keep as
+/// `keep`, or `action=all`), or RFC 8058 one-click
+/// (`List-Unsubscribe=One-Click`, no `action`), which ends only the kind of
+/// email the link came with — every email for links without a kind. Answers
+/// 200, no redirect. The body is taken as bytes (one-click senders use
+/// either form encoding), which also applies the body limit. The sample's
+/// link (in approval requests) changes nothing.
 async fn unsubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    _body: axum::body::Bytes,
+    body: axum::body::Bytes,
 ) -> Response {
     let app = state.shared.current();
-    if token != SAMPLE_TOKEN {
-        let id = match app.signer.verify(&token, Purpose::Unsubscribe, Utc::now()) {
-            Ok(id) => id,
-            Err(e) => return token_error(&app, e),
-        };
-        state.delivery.note_unsubscribe(id);
-        if let Err(e) = app
+    if token == SAMPLE_TOKEN {
+        return sample_unsubscribe(&app);
+    }
+    let (id, link_kind) = match unsubscribe_link(&app, &token) {
+        Ok(found) => found,
+        Err(e) => return token_error(&app, e),
+    };
+    // A body that is not a form (a multipart one-click) has no action.
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let action = fields
+        .iter()
+        .find(|(k, _)| k == "action")
+        .map(|(_, v)| v.as_str());
+    let now = Utc::now();
+    let result = match (action, link_kind) {
+        (Some("all"), _) | (None, None) => {
+            let how = if action.is_some() {
+                PREFERENCE_CENTRE
+            } else {
+                ONE_CLICK
+            };
+            state.delivery.note_unsubscribe(id);
+            app.store
+                .unsubscribe(id, how, now)
+                .await
+                .map(|_| PreferencesState::Done)
+        }
+        (None, Some(kind)) => app
             .store
-            .unsubscribe(id, "unsubscribe link", Utc::now())
+            .set_email_preferences(id, &[kind], &[], ONE_CLICK, now)
             .await
-        {
-            return server_error(&app, e);
+            .map(|_| PreferencesState::KindDone),
+        (Some("save"), _) => {
+            let keep: Vec<CampaignKind> = fields
+                .iter()
+                .filter(|(k, _)| k == "keep")
+                .filter_map(|(_, v)| CampaignKind::parse(v))
+                .collect();
+            let (kept, declined): (Vec<_>, Vec<_>) = crate::signup::configured_kinds(&app)
+                .into_iter()
+                .partition(|k| keep.contains(k));
+            app.store
+                .set_email_preferences(id, &declined, &kept, PREFERENCE_CENTRE, now)
+                .await
+                .map(|_| PreferencesState::Saved)
+        }
+        (Some(_), _) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "action must be save or all",
+            )
+                .into_response();
+        }
+    };
+    match result {
+        Ok(state) => preferences_response(&app, id, link_kind, state).await,
+        Err(e) => server_error(&app, e),
+    }
+}
+
+// ---- cross-site posts ----
+
+/// The origin of `business.base_url`: where our own pages are.
+fn own_origin(app: &App) -> Option<String> {
+    url::Url::parse(&app.settings().business.base_url)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+}
+
+/// Whether a POST may act, by the `Origin` a browser sends with it: our own
+/// pages, or one of `also` (the sign-up form's allowed websites). A POST
+/// without `Origin` is no browser form from another site (mail clients'
+/// one-click unsubscribe, command-line tools) and may act.
+fn origin_allowed(app: &App, headers: &HeaderMap, also: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    own_origin(app).as_deref() == Some(origin) || also.iter().any(|a| a == origin)
+}
+
+/// A POST from a form on another website: refused, changing nothing.
+fn foreign_origin(app: &App) -> Response {
+    tracing::info!("a post from a form on another website was refused");
+    page(
+        app,
+        StatusCode::FORBIDDEN,
+        "error_page",
+        None,
+        error_page_context("link"),
+    )
+}
+
+// ---- sign-up (double opt-in) ----
+
+#[derive(Deserialize)]
+struct SignupQuery {
+    lang: Option<String>,
+}
+
+/// The hosted sign-up form; `?lang=en` for English (default: the business language).
+async fn signup_page(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<SignupQuery>,
+) -> Response {
+    let app = state.shared.current();
+    if !app.settings().signup.enabled {
+        return token_error(&app, TokenError::Malformed);
+    }
+    signup_response(
+        &app,
+        StatusCode::OK,
+        query.lang.as_deref(),
+        SignupState::Form,
+        None,
+        &SignupForm::default(),
+    )
+}
+
+/// What the `signup_page` template shows (`state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupState {
+    Form,
+    Sent,
+    TooMany,
+}
+
+impl SignupState {
+    pub const ALL: [SignupState; 3] = [SignupState::Form, SignupState::Sent, SignupState::TooMany];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignupState::Form => "form",
+            SignupState::Sent => "sent",
+            SignupState::TooMany => "too_many",
         }
     }
-    unsubscribe_response(&app, &token, "done").await
+}
+
+/// What the `signup_page` template sees: the state, the business, the kinds
+/// of email offered, what to fix (`problem`: "email" or "kinds") and what
+/// was posted (`form.email`, `form.name`), to fill the form in again.
+pub fn signup_page_context(
+    state: SignupState,
+    business: &str,
+    kinds: &[CampaignKind],
+    problem: Option<&str>,
+    form: &SignupForm,
+) -> Value {
+    context! {
+        state => state.as_str(),
+        business,
+        kinds => kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        problem,
+        form => context! { email => &form.email, name => &form.name },
+    }
+}
+
+fn signup_response(
+    app: &App,
+    status: StatusCode,
+    locale: Option<&str>,
+    state: SignupState,
+    problem: Option<&str>,
+    form: &SignupForm,
+) -> Response {
+    let kinds = crate::signup::configured_kinds(app);
+    let ctx = signup_page_context(state, &app.settings().business.name, &kinds, problem, form);
+    page(app, status, "signup_page", locale, ctx)
+}
+
+/// The client a request comes from: behind the reverse proxy the daemon is
+/// published through, the address the proxy added last to
+/// `X-Forwarded-For`; else the peer of the connection.
+fn client_address(request: &axum::extract::Request) -> String {
+    if let Some(forwarded) = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        && let Some(last) = forwarded.rsplit(',').next().map(str::trim)
+        && !last.is_empty()
+    {
+        return last.to_string();
+    }
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+}
+
+/// A sign-up posted by the hosted form or a form on the business's website.
+async fn signup_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let app = state.shared.current();
+    let settings = &app.settings().signup;
+    if !settings.enabled {
+        return token_error(&app, TokenError::Malformed);
+    }
+    if !origin_allowed(&app, request.headers(), &settings.allowed_origins) {
+        state.signups.ignore(SignupOutcome::ForeignOrigin);
+        return foreign_origin(&app);
+    }
+    let client = client_address(&request);
+    let body = match axum::body::to_bytes(request.into_body(), 16 * 1024).await {
+        Ok(body) => body,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response(),
+    };
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let form = SignupForm::from_fields(&fields);
+    let locale = Some(form.language.as_str()).filter(|l| !l.is_empty());
+    if !state.signups.allow(
+        &client,
+        settings.per_client_per_hour,
+        std::time::Instant::now(),
+    ) {
+        state.signups.ignore(SignupOutcome::RateLimited);
+        return signup_response(
+            &app,
+            StatusCode::TOO_MANY_REQUESTS,
+            locale,
+            SignupState::TooMany,
+            None,
+            &SignupForm::default(),
+        );
+    }
+    match crate::signup::request(&app, &state.signups, &form, Utc::now()).await {
+        Ok(Answer::Sent) => signup_response(
+            &app,
+            StatusCode::OK,
+            locale,
+            SignupState::Sent,
+            None,
+            &SignupForm::default(),
+        ),
+        Ok(Answer::BadAddress) => signup_response(
+            &app,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            locale,
+            SignupState::Form,
+            Some("email"),
+            &form,
+        ),
+        Ok(Answer::NoKinds) => signup_response(
+            &app,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            locale,
+            SignupState::Form,
+            Some("kinds"),
+            &form,
+        ),
+        Err(e) => server_error(&app, e),
+    }
+}
+
+/// What the `confirm_page` template sees; `state` is "ask" or "done".
+pub fn confirm_page_context(state: &str, business: &str) -> Value {
+    context! { state, business }
+}
+
+/// The request a confirmation link is for, in the language it was made in.
+async fn confirm_link(app: &App, token: &str) -> Result<crate::store::Signup, Box<Response>> {
+    let id = app
+        .signer
+        .verify(token, Purpose::Confirm, Utc::now())
+        .map_err(|e| Box::new(token_error(app, e)))?;
+    match app.store.signup(id).await {
+        Ok(Some(signup)) => Ok(signup),
+        // Deleted unconfirmed after a week: as expired.
+        Ok(None) => Err(Box::new(token_error(app, TokenError::Expired))),
+        Err(e) => Err(Box::new(server_error(app, e))),
+    }
+}
+
+async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let app = state.shared.current();
+    let signup = match confirm_link(&app, &token).await {
+        Ok(signup) => signup,
+        Err(response) => return *response,
+    };
+    let shown = if signup.confirmed_at.is_some() {
+        "done"
+    } else {
+        "ask"
+    };
+    let ctx = confirm_page_context(shown, &app.settings().business.name);
+    page(
+        &app,
+        StatusCode::OK,
+        "confirm_page",
+        Some(&signup.locale),
+        ctx,
+    )
+}
+
+async fn confirm_post(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let app = state.shared.current();
+    let signup = match confirm_link(&app, &token).await {
+        Ok(signup) => signup,
+        Err(response) => return *response,
+    };
+    if let Err(e) = crate::signup::confirm(&app, &state.signups, signup.id, Utc::now()).await {
+        return server_error(&app, e);
+    }
+    let ctx = confirm_page_context("done", &app.settings().business.name);
+    page(
+        &app,
+        StatusCode::OK,
+        "confirm_page",
+        Some(&signup.locale),
+        ctx,
+    )
 }
 
 // ---- task page ----
@@ -386,9 +785,26 @@ pub fn task_page_context(call: &CallView, flash: Option<&str>, problem: Option<V
     }
 }
 
-/// What the `unsubscribe_page` template sees; `state` is `ask`, `done` or `sample`.
-pub fn unsubscribe_page_context(state: &str, business: &str) -> Value {
-    context! { state, business }
+/// What the `unsubscribe_page` template sees: the page's state, the
+/// business, the kinds of email with whether the customer gets them
+/// (`kinds`: `[{kind: "voucher", wanted: true}, …]`), and the kind of email
+/// the link came with (`link_kind`, none for links from before kinds).
+pub fn unsubscribe_page_context(
+    state: PreferencesState,
+    business: &str,
+    kinds: &[(CampaignKind, bool)],
+    link_kind: Option<CampaignKind>,
+) -> Value {
+    let kinds: Vec<Value> = kinds
+        .iter()
+        .map(|(kind, wanted)| context! { kind => kind.as_str(), wanted => *wanted })
+        .collect();
+    context! {
+        state => state.as_str(),
+        business,
+        kinds,
+        link_kind => link_kind.map(CampaignKind::as_str),
+    }
 }
 
 /// What the `approval_page` template sees, besides the preview's values.

@@ -19,6 +19,7 @@
 //! - [`tasks`]: check-ins — the call list, digests, outcomes;
 //! - [`control`], [`staff`]: pauses, stops and absences;
 //! - [`bounces`]: bounces and complaints that come back by email;
+//!   [`signup`]: signing up by double opt-in;
 //! - [`import`]: customers from CSV and spreadsheet files;
 //! - [`history`]: a customer's contacts in time order;
 //! - [`store`]: SQLite or PostgreSQL; all SQL lives there;
@@ -58,6 +59,7 @@ pub mod render;
 pub mod retention;
 pub mod schedule;
 pub mod secret;
+pub mod signup;
 pub mod staff;
 pub mod store;
 pub mod systemd;

@@ -103,10 +103,9 @@ async fn plan_rows(
         .with_timezone(&resolved.timezone)
         .date_naive();
     let domain = app.mail_domain();
-    let kind = campaign.kind.as_str();
     // Objections to this kind of email only; one to every email is on the
     // customer row and makes `mailable` fail.
-    let objecting = app.store.objecting_to_kind(kind).await?;
+    let objecting = app.store.objecting_to_kind(campaign.kind).await?;
     // An anniversary is one occasion per customer and day (a birthday: once a
     // year), however many runs of the campaign that day has (a manual start).
     let occasion_key = format!("{}:{day}", campaign.id);
@@ -147,7 +146,7 @@ async fn plan_rows(
             let row = match customer.mailable() {
                 Err(reason) => suppressed(customer.id, now, reason.to_string()),
                 Ok(_) if objecting.contains(&customer.id) => {
-                    suppressed(customer.id, now, format!("unsubscribed from {kind} emails"))
+                    suppressed(customer.id, now, campaign.kind.declined_reason().into())
                 }
                 Ok(_) => {
                     let count = recent.entry(customer.id).or_insert(0);

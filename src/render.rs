@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use minijinja::{Value, context};
 
 use crate::app::App;
-use crate::config::{Campaign, Config};
+use crate::config::{Campaign, CampaignKind, Config};
 use crate::context::{business_value, customer_value_on};
 use crate::domain::Customer;
 use crate::domain::LocalText;
@@ -32,11 +32,19 @@ pub struct VoucherShown {
     pub expires: Option<NaiveDate>,
 }
 
-/// The customer's own unsubscribe link, signed for them.
-pub fn unsubscribe_url(app: &App, customer_id: i64, now: DateTime<Utc>) -> String {
-    let token = app.signer.sign(
+/// The customer's own unsubscribe link, signed for them, naming the kind
+/// of email it comes with: the link opens their preferences, and a
+/// one-click unsubscribe (RFC 8058) with it ends only that kind.
+pub fn unsubscribe_url(
+    app: &App,
+    customer_id: i64,
+    kind: CampaignKind,
+    now: DateTime<Utc>,
+) -> String {
+    let token = app.signer.sign_for(
         Purpose::Unsubscribe,
         customer_id,
+        kind.as_str(),
         now + Duration::days(UNSUBSCRIBE_VALID_DAYS),
     );
     app.link(&format!("/u/{token}"))

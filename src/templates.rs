@@ -113,6 +113,24 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/unsubscribe_page.en.html"),
     ),
     (
+        "signup_page.de.html",
+        include_str!("../templates/signup_page.de.html"),
+    ),
+    (
+        "signup_page.en.html",
+        include_str!("../templates/signup_page.en.html"),
+    ),
+    (
+        "confirm_page.de.html",
+        include_str!("../templates/confirm_page.de.html"),
+    ),
+    (
+        "confirm_page.en.html",
+        include_str!("../templates/confirm_page.en.html"),
+    ),
+    ("confirm.de.md", include_str!("../templates/confirm.de.md")),
+    ("confirm.en.md", include_str!("../templates/confirm.en.md")),
+    (
         "error_page.de.html",
         include_str!("../templates/error_page.de.html"),
     ),
@@ -347,6 +365,21 @@ impl Templates {
         crate::domain::sha256_hex(&joined)
     }
 
+    /// A fingerprint of several templates' sources (`(name, ext)`) in all
+    /// their locales: which text someone saw and agreed to.
+    pub fn fingerprint_of(&self, templates: &[(&str, &str)]) -> String {
+        let mut joined = String::new();
+        for (name, ext) in templates {
+            let mut locales = self.locales_of(name, ext);
+            locales.sort();
+            for l in locales {
+                joined.push_str(&self.sources[&format!("{name}.{l}.{ext}")]);
+                joined.push('\u{0}');
+            }
+        }
+        crate::domain::sha256_hex(&joined)
+    }
+
     /// Renders a Markdown template without a frame (talking points): its
     /// subject, its body as text and as an HTML fragment.
     pub fn render_plain(&self, name: &str, locale: Option<&str>, ctx: &Value) -> Result<Rendered> {
@@ -388,6 +421,14 @@ impl Templates {
             html: footer.html(),
         };
         Ok((body, footer))
+    }
+
+    /// Renders an email to a customer that is no campaign (the sign-up's
+    /// confirmation): the body in the customers' layout, without the
+    /// unsubscribe footer.
+    pub fn render_notice(&self, name: &str, locale: Option<&str>, ctx: &Value) -> Result<Rendered> {
+        let body = self.render_plain(name, locale, ctx)?;
+        self.framed(LAYOUT, body, None, ctx)
     }
 
     /// Renders a staff email (digest, approval request …): the body as text

@@ -3,7 +3,8 @@
 //! A token is `base64url(purpose.id.expiry[.holder]).base64url(hmac)`,
 //! HMAC-SHA256 over the payload. The optional holder names whom a link was
 //! given to (the approver of an approval link), so what is done with it is
-//! recorded as theirs. The purpose is part of what is signed, so an unsubscribe
+//! recorded as theirs; in an unsubscribe link it names the kind of email
+//! the link came with (links without one stand for every email). The purpose is part of what is signed, so an unsubscribe
 //! token can never open a task page. Verification is constant-time and
 //! accepts any of the configured keys, so keys can be rotated: sign with the
 //! new one, keep the old one in `previous_token_key_files` until its links
@@ -24,6 +25,8 @@ pub enum Purpose {
     Unsubscribe,
     Task,
     Approval,
+    /// The link in a sign-up's confirmation email (double opt-in).
+    Confirm,
 }
 
 impl Purpose {
@@ -32,6 +35,7 @@ impl Purpose {
             Purpose::Unsubscribe => "u",
             Purpose::Task => "t",
             Purpose::Approval => "a",
+            Purpose::Confirm => "c",
         }
     }
 }

@@ -582,3 +582,82 @@ fn check_names_the_bounce_settings_that_are_wrong() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+#[tokio::test]
+async fn a_regular_whose_address_bounces_for_good_joins_the_call_list() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        for (update, joins) in [
+            // Maria's regular, who may be called: staff ask for a working address.
+            (
+                "external_id,phone,phone_consent,owner\nA,+49 221 555 0101,yes,maria\n",
+                true,
+            ),
+            // No phone consent: email just stops, nobody calls.
+            (
+                "external_id,phone,phone_consent,owner\nA,+49 221 555 0101,no,maria\n",
+                false,
+            ),
+            // Nobody's regular: no call either.
+            (
+                "external_id,phone,phone_consent\nA,+49 221 555 0101,yes\n",
+                false,
+            ),
+        ] {
+            let url = another_database(dir.path(), &url).await;
+            let t = TestApp::new(&url, NEWS).await;
+            let sent_at = berlin(2026, 12, 10, 9, 0);
+            let sent = news_sent(&t, sent_at).await;
+            t.import(update).await;
+            let effect = ingest(
+                &t.app,
+                &report(&sent, "postfix-dsn.eml"),
+                sent_at + Duration::days(1),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                effect,
+                Effect::AddressBounced {
+                    customer_id: sent.customer_id
+                }
+            );
+            let waiting = t.app.store.call_list(true).await.unwrap();
+            let entry = waiting.iter().find(|e| e.customer_id == sent.customer_id);
+            assert_eq!(entry.is_some(), joins, "{update} on {url}: {waiting:?}");
+            let events = t.app.store.customer_events(sent.customer_id).await.unwrap();
+            let noted = events
+                .iter()
+                .any(|e| e.kind == "call_list" && e.detail.contains("staff ask for a working one"));
+            assert_eq!(noted, joins, "{update}: {events:?}");
+            if let Some(entry) = entry {
+                assert_eq!(entry.reason, outreach::store::ListReason::BadAddress);
+                assert!(
+                    entry
+                        .detail
+                        .as_deref()
+                        .is_some_and(|d| d.contains("nach einer Adresse fragen")),
+                    "{entry:?}"
+                );
+                // The same report again changes nothing: one entry, one event.
+                ingest(
+                    &t.app,
+                    &report(&sent, "postfix-dsn.eml"),
+                    sent_at + Duration::days(2),
+                )
+                .await
+                .unwrap();
+                assert_eq!(t.app.store.call_list(true).await.unwrap().len(), 1);
+                // The call is planned for her owner like any call.
+                t.tick(berlin(2026, 12, 14, 7, 0)).await;
+                let tasks = t.app.store.tasks(None, true).await.unwrap();
+                assert!(
+                    tasks.iter().any(|task| task.customer_id == sent.customer_id
+                        && task.staff_id == "maria"
+                        && task.reason.contains("nach einer Adresse fragen")),
+                    "{tasks:?}"
+                );
+            }
+        }
+    }
+}

@@ -423,7 +423,7 @@ impl Sim<'_> {
                     .staff_id
                     .as_deref()
                     .is_none_or(|k| k == s.id || !present(k)),
-                ListReason::Regular | ListReason::Checkin => {
+                ListReason::Regular | ListReason::Checkin | ListReason::BadAddress => {
                     owners[&e.customer_id].as_deref().is_none_or(|o| {
                         o == s.id || !present(o) || e.avoid_staff_id.as_deref() == Some(o)
                     })

@@ -442,7 +442,7 @@ async fn an_objection_to_one_kind_of_email_holds_back_only_that_kind() {
         assert!(
             loyalty.contains(&(
                 "suppressed".into(),
-                Some("unsubscribed from loyalty emails".into()),
+                Some("no loyalty emails wanted".into()),
                 1
             )),
             "{loyalty:?}"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The task page in a real browser (tests/browser/task_page.sh): headless
-# Chromium at phone size records a call outcome end to end. Installs
+# The task page and the hosted sign-up form in a real browser
+# (tests/browser/task_page.sh, tests/browser/signup_form.sh): headless
+# Chromium at phone size records a call outcome, and signs someone up and
+# confirms it, end to end. Installs
 # Debian's chromium and chromium-driver when they are missing (CI starts on
 # a machine without them); a failed install fails CI, it is not a skip.
 set -euo pipefail
@@ -19,4 +21,5 @@ if ! have_browser; then
             "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; } ||
         { echo "browser: cannot install chromium and chromium-driver with apt-get" >&2; exit 1; }
 fi
-exec bash tests/browser/task_page.sh
+bash tests/browser/task_page.sh
+exec bash tests/browser/signup_form.sh

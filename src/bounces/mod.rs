@@ -490,9 +490,13 @@ async fn act(app: &App, incoming: Incoming, digest: &str, now: DateTime<Utc>) ->
     Ok(match kind {
         ReportKind::Permanent => {
             let why = format!("{} {detail}", status.unwrap_or_default());
-            app.store
+            if app
+                .store
                 .mark_bad_address(customer_id, why.trim(), now)
-                .await?;
+                .await?
+            {
+                crate::tasks::call_list::ask_for_working_address(app, customer_id, now).await?;
+            }
             Effect::AddressBounced { customer_id }
         }
         ReportKind::Temporary => {
@@ -505,13 +509,17 @@ async fn act(app: &App, incoming: Incoming, digest: &str, now: DateTime<Utc>) ->
                 )
                 .await?;
             if in_window >= SOFT_LIMIT {
-                app.store
+                if app
+                    .store
                     .mark_bad_address(
                         customer_id,
                         &format!("{in_window} temporary bounces within {SOFT_WINDOW_DAYS} days"),
                         now,
                     )
-                    .await?;
+                    .await?
+                {
+                    crate::tasks::call_list::ask_for_working_address(app, customer_id, now).await?;
+                }
                 Effect::AddressBounced { customer_id }
             } else {
                 app.store

@@ -9,11 +9,12 @@ use minijinja::context;
 
 use crate::approval::{Preview, request_context};
 use crate::audience::AudienceError;
-use crate::config::Config;
+use crate::config::{CampaignKind, Config};
 use crate::context::{business_value, customer_value, sample_customer};
 use crate::greeting::greeting;
 use crate::http::{
-    approval_page_context, error_page_context, task_page_context, unsubscribe_page_context,
+    PreferencesState, SignupState, approval_page_context, confirm_page_context, error_page_context,
+    signup_page_context, task_page_context, unsubscribe_page_context,
 };
 use crate::secret::Secret;
 use crate::tasks::OutcomeError;
@@ -216,9 +217,39 @@ fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
                         Some("approved"),
                     )]
                 }
-                "unsubscribe_page" => ["ask", "done", "sample"]
-                    .map(|state| unsubscribe_page_context(state, &s.business.name))
+                "unsubscribe_page" => {
+                    let kinds = CampaignKind::ALL.map(|k| (k, k != CampaignKind::Voucher));
+                    PreferencesState::ALL
+                        .map(|state| {
+                            unsubscribe_page_context(
+                                state,
+                                &s.business.name,
+                                &kinds,
+                                Some(CampaignKind::Voucher),
+                            )
+                        })
+                        .to_vec()
+                }
+                "signup_page" => SignupState::ALL
+                    .map(|state| {
+                        signup_page_context(
+                            state,
+                            &s.business.name,
+                            &CampaignKind::ALL,
+                            Some("email"),
+                            &Default::default(),
+                        )
+                    })
                     .to_vec(),
+                "confirm_page" => ["ask", "done"]
+                    .map(|state| confirm_page_context(state, &s.business.name))
+                    .to_vec(),
+                "confirm" => vec![context! {
+                    business => business.clone(),
+                    confirm_url => "https://…",
+                    valid_until => "…",
+                    kinds => CampaignKind::ALL.map(CampaignKind::as_str).to_vec(),
+                }],
                 "error_page" => ["link", "expired", "server"]
                     .map(error_page_context)
                     .to_vec(),
@@ -273,6 +304,7 @@ fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
                     (_, "calendar_event" | "callback" | "follow_up") => {
                         templates.render_plain(name, Some(&locale), &ctx).map(drop)
                     }
+                    (_, "confirm") => templates.render_notice(name, Some(&locale), &ctx).map(drop),
                     _ => templates
                         .render_staff_email(name, Some(&locale), &ctx)
                         .map(drop),
@@ -288,10 +320,13 @@ fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
 }
 
 /// The staff-facing templates and their kind of file.
-const STAFF_TEMPLATES: [(&str, &str); 12] = [
+const STAFF_TEMPLATES: [(&str, &str); 15] = [
     ("task_page", "html"),
     ("approval_page", "html"),
     ("unsubscribe_page", "html"),
+    ("signup_page", "html"),
+    ("confirm_page", "html"),
+    ("confirm", "md"),
     ("error_page", "html"),
     ("digest", "md"),
     ("approval_request", "md"),

@@ -324,6 +324,7 @@ pub async fn export(store: &Store, key: &str) -> Result<()> {
         "messages": store.customer_messages(customer.id).await?,
         "call_tasks": store.customer_tasks(customer.id).await?,
         "call_list": store.customer_call_list(customer.id).await?,
+        "signups": store.customer_signups(customer.id).await?,
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())

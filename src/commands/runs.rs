@@ -32,7 +32,7 @@ pub async fn preview(
         None => crate::context::sample_customer(&app.settings().business.locale),
     };
     let voucher = sample_voucher(app, campaign, now);
-    let unsubscribe = unsubscribe_url(app, customer.id, now);
+    let unsubscribe = unsubscribe_url(app, customer.id, campaign.kind, now);
     let rendered = render_campaign(
         app,
         campaign,

@@ -31,6 +31,8 @@ pub struct Settings {
     #[serde(default)]
     pub bounces: Bounces,
     #[serde(default)]
+    pub signup: Signup,
+    #[serde(default)]
     pub templates: Templates,
     #[serde(default)]
     pub log: Log,
@@ -349,6 +351,39 @@ pub struct Security {
     pub suppression_key_file: Option<PathBuf>,
 }
 
+/// Signing up by email with double opt-in (`/s`): a form on the
+/// business's own website, or the hosted one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signup {
+    /// Off by default: `/s` then answers like an unknown link.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Websites whose forms may post to `/s` besides the daemon's own
+    /// (`business.base_url`), as origins: "https://www.cafe-linde.example".
+    /// A browser says where a form was posted from (`Origin`); a post from
+    /// anywhere else is refused.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Sign-ups one client address may post per hour.
+    #[serde(default = "default_signups_per_client")]
+    pub per_client_per_hour: u32,
+}
+
+impl Default for Signup {
+    fn default() -> Self {
+        Signup {
+            enabled: false,
+            allowed_origins: Vec::new(),
+            per_client_per_hour: default_signups_per_client(),
+        }
+    }
+}
+
+fn default_signups_per_client() -> u32 {
+    5
+}
+
 /// Where bounces and complaints come back, and how they are read.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -544,6 +579,16 @@ impl CampaignKind {
             CampaignKind::StatusUpdate => "status_update",
             CampaignKind::Loyalty => "loyalty",
             CampaignKind::Voucher => "voucher",
+        }
+    }
+
+    /// Why a customer who turned this kind down gets no message of a run of
+    /// it: "no vouchers wanted".
+    pub fn declined_reason(self) -> &'static str {
+        match self {
+            CampaignKind::StatusUpdate => "no status updates wanted",
+            CampaignKind::Loyalty => "no loyalty emails wanted",
+            CampaignKind::Voucher => "no vouchers wanted",
         }
     }
 }

@@ -241,6 +241,11 @@ pub fn validate(
     if let Err(message) = check_base_url(&b.base_url) {
         c.problem("business.base_url", message);
     }
+    for (i, origin) in settings.signup.allowed_origins.iter().enumerate() {
+        if let Err(message) = check_origin(origin) {
+            c.problem(format!("signup.allowed_origins[{i}]"), message);
+        }
+    }
 
     let mut closed = ClosedDays::default();
     for (i, entry) in b.closed.iter().enumerate() {
@@ -714,6 +719,21 @@ fn check_base_url(raw: &str) -> Result<(), String> {
             "\"{raw}\" is not an https URL; links in emails start with it"
         )),
     }
+}
+
+/// An allowed origin is what a browser sends as `Origin`: scheme, host and
+/// port if not the default, nothing else.
+fn check_origin(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|_| {
+        format!("\"{raw}\" is not an origin; write the address of the website with the form, e.g. \"https://www.cafe-linde.example\"")
+    })?;
+    let origin = url.origin().ascii_serialization();
+    if origin != raw {
+        return Err(format!(
+            "\"{raw}\" is not an origin (scheme and host only, no path or trailing slash); write \"{origin}\""
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a URL points at this machine only.

@@ -7,7 +7,8 @@
 //! on an attacker's page, submitted in the staff member's browser) is
 //! refused before it reaches a handler, whatever the page; only `/u/` takes
 //! POSTs from anywhere, because RFC 8058 one-click unsubscribes come from
-//! mail providers.
+//! mail providers, and `/s` decides itself (the sign-up form may be on the
+//! business's own website: `signup.allowed_origins`).
 
 use axum::extract::{Request, State};
 use axum::http::header::{HeaderName, HeaderValue};
@@ -24,6 +25,7 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src https:
 pub async fn pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if request.method() == Method::POST
         && !request.uri().path().starts_with("/u/")
+        && request.uri().path() != "/s"
         && let Some(why) = cross_site(
             &request,
             &state.shared.current().settings().business.base_url,

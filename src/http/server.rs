@@ -178,6 +178,9 @@ async fn connection(
     _permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new());
+    // The peer, for handlers that need the client's address (the sign-up
+    // form's limit per client), as axum's `ConnectInfo` would give it.
+    let peer = stream.peer_addr().ok();
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: activity.clone(),
@@ -186,7 +189,12 @@ async fn connection(
     let service = {
         let answering = answering.clone();
         let tower = TowerToHyperService::new(router);
-        hyper::service::service_fn(move |request| {
+        hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            if let Some(peer) = peer {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+            }
             let busy = Answering::start(&answering);
             let response = tower.call(request);
             async move {

@@ -25,6 +25,8 @@ text_enum! {
         Regular = "regular",
         /// A check-in for a customer without an owner.
         Checkin = "checkin",
+        /// Their email address bounced for good: staff ask for a working one.
+        BadAddress = "bad_address",
     }
 }
 
@@ -40,6 +42,7 @@ impl ListReason {
             ListReason::FollowUp => "follow-up after \"needs help\"",
             ListReason::Regular => "check-in, regular of a staff member",
             ListReason::Checkin => "check-in, no owner",
+            ListReason::BadAddress => "email address bounced, ask for a working one",
         }
     }
 }

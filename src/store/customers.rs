@@ -347,6 +347,7 @@ impl Store {
                 "UPDATE run_targets SET detail = '' WHERE customer_id = $1",
                 "UPDATE messages SET smtp_reply = NULL, reason = CASE WHEN state IN ('failed', 'unknown') THEN 'erased' ELSE reason END WHERE customer_id = $1",
                 "UPDATE mail_reports SET detail = '' WHERE customer_id = $1",
+                "UPDATE signups SET email = '', name = NULL WHERE customer_id = $1",
             ] {
                 sqlx::query(erase).bind(id).execute(&mut *tx).await?;
             }
@@ -420,27 +421,30 @@ impl Store {
         .context("reading customers")
     }
 
-    /// Marks an address as undeliverable after a 5.1.1-class reply.
+    /// Marks an address as undeliverable after a 5.1.1-class reply; true if
+    /// it was not marked before.
     pub async fn mark_bad_address(
         &self,
         customer_id: i64,
         reply: &str,
         at: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE customers SET bad_address_at = $1 WHERE id = $2 AND bad_address_at IS NULL")
+            let newly = sqlx::query("UPDATE customers SET bad_address_at = $1 WHERE id = $2 AND bad_address_at IS NULL")
                 .bind(at)
                 .bind(customer_id)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+                == 1;
             sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, 'address_bounced', $3)")
                 .bind(customer_id)
                 .bind(at)
                 .bind(reply)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await
+            tx.commit().await.map(|_| newly)
         })
         .context("marking the address as bad")
     }

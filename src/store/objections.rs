@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::{Store, dispatch};
+use crate::config::CampaignKind;
 use crate::domain::{Channel, NewObjection, Objection};
 
 /// Inserts objection `$o` of customer `$customer_id` unless one in force
@@ -92,6 +93,70 @@ impl Store {
         .await
     }
 
+    /// The customer's own choice of email kinds (the preference centre):
+    /// each kind in `declined` gets an objection of its own (unless one in
+    /// force covers it), and objections to a kind in `kept` are lifted. An
+    /// objection to every email is left as it is. Returns what changed, for
+    /// the log: (kinds declined now, kinds taken back).
+    pub async fn set_email_preferences(
+        &self,
+        customer_id: i64,
+        declined: &[CampaignKind],
+        kept: &[CampaignKind],
+        source: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<CampaignKind>, Vec<CampaignKind>)> {
+        let mut now_declined = Vec::new();
+        for &kind in declined {
+            let objection = NewObjection {
+                channel: Channel::Email,
+                kind: Some(kind.as_str().to_string()),
+                at,
+                recorded_by: "the customer".into(),
+                source: source.into(),
+                note: None,
+            };
+            if self.record_objection(customer_id, &objection).await? {
+                now_declined.push(kind);
+            }
+        }
+        let mut taken_back = Vec::new();
+        for &kind in kept {
+            let because = format!(
+                "the customer chose {} emails again via {source}",
+                kind.as_str()
+            );
+            let lifted = dispatch!(self, pool => {
+                let mut tx = pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE objections SET lifted_at = $1, lifted_because = $2
+                     WHERE customer_id = $3 AND channel = 'email' AND kind = $4 AND lifted_at IS NULL",
+                )
+                .bind(at)
+                .bind(&because)
+                .bind(customer_id)
+                .bind(kind.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n > 0 {
+                    sqlx::query("INSERT INTO customer_events (customer_id, at, kind, detail) VALUES ($1, $2, 'preferences', $3)")
+                        .bind(customer_id)
+                        .bind(at)
+                        .bind(&because)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await.map(|_| n > 0)
+            })
+            .with_context(|| format!("taking back the objection to {} emails", kind.as_str()))?;
+            if lifted {
+                taken_back.push(kind);
+            }
+        }
+        Ok((now_declined, taken_back))
+    }
+
     /// The objections in force for these customers.
     pub async fn active_objections(&self, customer_ids: &[i64]) -> Result<Vec<Objection>> {
         let mut found = Vec::new();
@@ -122,10 +187,10 @@ impl Store {
 
     /// Customers who objected to emails of this campaign kind only (an
     /// objection to every email is on the customer row already).
-    pub async fn objecting_to_kind(&self, kind: &str) -> Result<HashSet<i64>> {
+    pub async fn objecting_to_kind(&self, kind: CampaignKind) -> Result<HashSet<i64>> {
         let rows: Vec<(i64,)> = dispatch!(self, pool => {
             sqlx::query_as("SELECT customer_id FROM objections WHERE kind = $1 AND channel = 'email' AND lifted_at IS NULL")
-                .bind(kind)
+                .bind(kind.as_str())
                 .fetch_all(pool)
                 .await
         })

@@ -276,6 +276,83 @@ fn planned_task(app: &App, entry: &Candidate, staff: &str, day: NaiveDate) -> Ne
     }
 }
 
+/// The rule id of the calls that ask for a working email address (no
+/// check-in rule: they come from a bounce).
+pub const BAD_ADDRESS_RULE: &str = "bad_address";
+
+/// Why a bad-address call is due, in `locale` (staff pages, digests) or
+/// the business language (the task's stored reason).
+pub fn bad_address_reason(locale: &str) -> &'static str {
+    match locale {
+        "de" => {
+            "Die E-Mail-Adresse kommt als unzustellbar zurück: bitte nach einer Adresse fragen, die funktioniert."
+        }
+        _ => "Their email address bounced for good: please ask for one that works.",
+    }
+}
+
+/// After a permanent bounce: a customer who may be called (phone consent,
+/// or a business; a phone number; not "do not call") and who has an owner
+/// on the staff joins the call list, so that someone asks for a working
+/// address instead of email just stopping. Recorded in their history.
+/// Returns whether they joined.
+pub async fn ask_for_working_address(
+    app: &App,
+    customer_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let Some(customer) = app.store.customers_by_ids(&[customer_id]).await?.pop() else {
+        return Ok(false);
+    };
+    let has_owner = customer
+        .owner
+        .as_deref()
+        .is_some_and(|o| app.settings().staff.iter().any(|s| s.id == o));
+    let callable = customer.forgotten_at.is_none()
+        && !customer.do_not_call
+        && (customer.phone_consent || customer.is_business)
+        && customer
+            .phone
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty());
+    if !(has_owner && callable) {
+        return Ok(false);
+    }
+    let entry = NewEntry {
+        customer_id,
+        rule_id: BAD_ADDRESS_RULE.to_string(),
+        run_id: None,
+        reason: ListReason::BadAddress,
+        staff_id: None,
+        avoid_staff_id: None,
+        not_before: None,
+        attempts: 0,
+        from_task_id: None,
+        detail: Some(bad_address_reason(&app.settings().business.locale).to_string()),
+        place: None,
+    };
+    let joined = app.store.add_to_call_list(&entry, now).await?;
+    let detail = if joined {
+        "joined the call list: the email address bounced, staff ask for a working one"
+    } else {
+        "the email address bounced; already on the call list, so staff can ask for a working one there"
+    };
+    app.store
+        .add_customer_event(
+            customer_id,
+            now,
+            &crate::store::NewEvent::new("call_list", detail),
+        )
+        .await?;
+    if joined {
+        info!(
+            customer = customer_id,
+            "on the call list to ask for a working email address"
+        );
+    }
+    Ok(joined)
+}
+
 /// Customers who may no longer be called, or whose rule is gone, leave the
 /// call list, each with the reason.
 pub async fn prune(app: &App, now: DateTime<Utc>) -> Result<()> {
@@ -284,6 +361,7 @@ pub async fn prune(app: &App, now: DateTime<Utc>) -> Result<()> {
         .checkins
         .iter()
         .map(|r| r.id.clone())
+        .chain([BAD_ADDRESS_RULE.to_string()])
         .collect();
     for (reason, customers) in app.store.prune_call_list(&rules, now).await? {
         info!(%reason, customers, "left the call list without a call");

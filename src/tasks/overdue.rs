@@ -92,17 +92,19 @@ fn release_of(app: &App, roster: &Roster, task: &Task, now: DateTime<Utc>) -> Op
 /// The call list entry an unmade or unplaceable call comes back as, in its
 /// customer's old place in line.
 async fn comeback(app: &App, task: &Task, avoid: Option<&str>) -> Result<NewEntry> {
+    let list_reason = list_reason(app, task).await?;
     Ok(NewEntry {
         customer_id: task.customer_id,
         rule_id: task.rule_id.clone(),
         run_id: None,
-        reason: list_reason(app, task).await?,
+        reason: list_reason,
         staff_id: None,
         avoid_staff_id: avoid.map(str::to_string),
         not_before: None,
         attempts: task.attempts,
         from_task_id: Some(task.id),
-        detail: (task.kind != TaskKind::Call).then(|| task.reason.clone()),
+        detail: (task.kind != TaskKind::Call || list_reason == ListReason::BadAddress)
+            .then(|| task.reason.clone()),
         place: app.store.place_of_task(task.id).await?,
     })
 }
@@ -112,6 +114,9 @@ async fn list_reason(app: &App, task: &Task) -> Result<ListReason> {
     Ok(match task.kind {
         TaskKind::Callback => ListReason::Callback,
         TaskKind::FollowUp => ListReason::FollowUp,
+        TaskKind::Call if task.rule_id == super::call_list::BAD_ADDRESS_RULE => {
+            ListReason::BadAddress
+        }
         TaskKind::Call => {
             let customer = app.store.customers_by_ids(&[task.customer_id]).await?.pop();
             let owner = customer.and_then(|c| c.owner);

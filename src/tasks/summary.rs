@@ -66,7 +66,7 @@ fn keeper(app: &App, roster: &Roster, c: &CallListCount) -> Option<String> {
     let kept = match c.reason {
         ListReason::Callback | ListReason::FollowUp => c.staff_id.clone(),
         ListReason::Regular | ListReason::Checkin if least_loaded => None,
-        ListReason::Regular | ListReason::Checkin => c.owner.clone(),
+        ListReason::Regular | ListReason::Checkin | ListReason::BadAddress => c.owner.clone(),
     };
     kept.filter(|k| c.avoid_staff_id.as_deref() != Some(k))
         .filter(|k| {

@@ -170,6 +170,9 @@ impl CallView {
                 .reason
                 .get(Some(locale), &app.settings().business.locale)
                 .to_string(),
+            None if task.rule_id == super::call_list::BAD_ADDRESS_RULE => {
+                super::call_list::bad_address_reason(locale).to_string()
+            }
             None => task.reason.clone(),
         };
         let points = talking_points(app, task, customer, locale)?;

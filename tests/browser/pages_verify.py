@@ -156,6 +156,8 @@ pages = {
     "unsubscribe_page_de": unsubscribe["anna.becker@"],
     "unsubscribe_page_en": unsubscribe["david.wong@"],
     "unsubscribe_page_sample": base + "/u/sample",
+    "signup_page_de": base + "/s",
+    "signup_page_en": base + "/s?lang=en",
     "error_page": base + "/t/not-a-link",
 }
 for name, url in pages.items():
@@ -167,12 +169,27 @@ for name, url, form, expected in [
     ("task_page_problem", task_links["maria"][-1], {"outcome": "callback"}, 422),
     ("task_page_saved", task_links["maria"][-1], {"outcome": "reached", "note": "Geht gut"}, 200),
     ("task_page_saved_en", task_links["lena"][-1], {"outcome": "not_reached"}, 200),
-    ("unsubscribe_page_done", unsubscribe["anna.becker@"], {}, 200),
+    ("unsubscribe_page_saved", unsubscribe["anna.becker@"], {"action": "save", "keep": "status_update"}, 200),
+    ("unsubscribe_page_done", unsubscribe["anna.becker@"], {"action": "all"}, 200),
+    ("signup_page_problem", base + "/s", {"email": "neu@", "kinds": "status_update", "language": "de"}, 422),
+    ("signup_page_sent", base + "/s", {"email": "neu@example.org", "kinds": "status_update", "language": "en"}, 200),
 ]:
     status, page = http(url, form)
     if status != expected:
         fail(f"POST {url} {form}: {status}, not {expected}\n{page}")
     files.append(save(name, page))
+confirm_link = wait_for("the sign-up's confirmation email",
+                        lambda: next(iter(l for m in mails_to("neu@example.org")
+                                          for l in links(part(m, "text/plain"), "/c/")), None))
+pages["confirm_page"] = confirm_link
+status, page = http(confirm_link)
+if status != 200:
+    fail(f"GET {confirm_link}: {status}")
+files.append(save("confirm_page", page))
+status, page = http(confirm_link, {})
+if status != 200 or "confirmed" not in page:
+    fail(f"POST {confirm_link}: {status}\n{page}")
+files.append(save("confirm_page_done", page))
 files += [os.path.join(saved, n + ".html") for n in ["approval_page_waiting", "approval_page_decided"]]
 
 print(f"pages: the Nu validator on {len(files)} documents")
@@ -243,7 +260,7 @@ def axe(name):
 try:
     browser.call("POST", browser.session + "/timeouts", {"script": 60000})
     for name in ["task_page_de", "task_page_en", "approval_page_maria", "unsubscribe_page_en",
-                 "unsubscribe_page_sample", "error_page"]:
+                 "unsubscribe_page_sample", "signup_page_de", "confirm_page", "error_page"]:
         browser.open(pages[name])
         axe(name)
     # States reached by using the page.
@@ -257,8 +274,20 @@ try:
     browser.wait_for_text("gespeichert")
     axe("task_page_saved")
     browser.open(unsubscribe["david.wong@"])
-    browser.click("button[type=submit]")
+    browser.click("input[name=keep]")
+    browser.click("button[value=save]")
+    browser.wait_for_text("your choice is saved")
+    axe("unsubscribe_page_saved")
+    browser.click("button[value=all]")
     browser.wait_for_text("You will not receive")
     axe("unsubscribe_page_done")
+    browser.open(base + "/s?lang=en")
+    browser.call("POST", browser.session + f"/element/{browser.find('input[name=email]')}/value",
+                 {"text": "neu@"})
+    # The browser would refuse "neu@" itself; the server's answer is what is checked.
+    browser.run("document.querySelector('form').noValidate = true")
+    browser.click("button[type=submit]")
+    browser.wait_for_text("Please check the email address")
+    axe("signup_page_problem")
 finally:
     browser.close()

