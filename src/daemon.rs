@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 use crate::app::{App, Shared};
 use crate::config::{Config, Log, LogFormat};
 use crate::deliver::{self, Delivery};
+use crate::journal::{self, Journal};
 use crate::mailer::MailerSettings;
 use crate::store::Store;
 use crate::{http, systemd};
@@ -105,7 +106,7 @@ pub async fn run(config: Config) -> Result<()> {
         rand::random::<u16>()
     );
     let app = App::build(config.clone(), store.clone(), instance).await?;
-    recover_after_restart(&app).await?;
+    let journal = Arc::new(recover_after_restart(&app).await?);
     let listen = &config.settings.http.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!(
@@ -114,14 +115,14 @@ pub async fn run(config: Config) -> Result<()> {
         )
     })?;
     let shared = Shared::new(app);
-    let delivery = Arc::new(Delivery::default());
+    let delivery = Arc::new(Delivery::with_journal(journal.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     info!(address = %listener.local_addr()?, database = store.backend_name(), config = %config.path.display(), "outreach is running");
 
     let state = http::AppState::new(shared.clone(), delivery.clone());
     let server = tokio::spawn(http::serve(listener, state, stop_rx.clone()));
     let mut workers = Vec::new();
-    let (results, recorder) = deliver::spawn_recorder(shared.clone());
+    let (results, recorder) = deliver::spawn_recorder(shared.clone(), Some(journal.clone()));
     for _ in 0..config.settings.mail.workers() {
         workers.push(tokio::spawn(deliver::worker(
             shared.clone(),
@@ -156,6 +157,8 @@ pub async fn run(config: Config) -> Result<()> {
         worker.await.context("a delivery worker panicked")?;
     }
     recorder.await.context("the results recorder panicked")?;
+    // Every result is committed: this daemon's journal has nothing left to say.
+    journal.close();
     scheduler.await.context("the scheduler panicked")?;
     bounces
         .await
@@ -167,10 +170,17 @@ pub async fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
-/// After a crash: SQLite has one daemon, so whatever it had claimed is
-/// now `unknown` and its half-planned runs are resumed at once. On
-/// PostgreSQL other daemons may be alive; leases expire on their own.
-async fn recover_after_restart(app: &App) -> Result<()> {
+/// After a crash, before anything is claimed: the send journals of stopped
+/// daemons are reconciled (see `journal`), then this daemon's journal is
+/// opened. SQLite has one daemon, so whatever it had claimed beyond what a
+/// journal settled is now `unknown` and its half-planned runs are resumed
+/// at once. On PostgreSQL other daemons may be alive; leases expire on
+/// their own.
+async fn recover_after_restart(app: &App) -> Result<Journal> {
+    let dir = journal::dir(app.settings(), &app.store);
+    let database = journal::database_id(&app.store).await?;
+    journal::reconcile(&app.store, &dir, &database).await?;
+    let journal = Journal::open(&dir, &app.instance, &database)?;
     if app.store.backend_name() == "sqlite" {
         let n = app
             .store
@@ -184,7 +194,7 @@ async fn recover_after_restart(app: &App) -> Result<()> {
         }
         app.store.release_planning_leases().await?;
     }
-    Ok(())
+    Ok(journal)
 }
 
 /// One pass of everything time-driven. Tests call this directly.

@@ -7,8 +7,12 @@
 //! a sent batch's results to the recorder and goes on sending while they are
 //! committed, with at most [`COMMITTING`] batches awaiting their commit: a
 //! crash leaves at most [`IN_FLIGHT_BATCHES`] per worker in the `sending`
-//! state (awaiting commit, being sent, claimed ahead). Those become `unknown`
-//! once their lease runs out and are never resent automatically.
+//! state (awaiting commit, being sent, claimed ahead). The send journal
+//! (src/journal.rs) says what became of each of them: at the next start the
+//! results are recorded, the message that was on the wire (at most one per
+//! worker) becomes `unknown` and the rest goes back to the queue. Without a
+//! usable journal they become `unknown` once their lease runs out; `unknown`
+//! is never resent automatically.
 //!
 //! Right before each send the customer is checked again: an unsubscribe that
 //! arrived while the run was going out takes effect for everything not yet
@@ -31,6 +35,7 @@ use tracing::{debug, info, warn};
 use crate::app::{App, Shared};
 use crate::control::{Closed, Gate, STOPPED};
 use crate::domain::Customer;
+use crate::journal::{Journal, Segment};
 use crate::mailer::{Mailer, MailerSettings, SendResult, SessionFailure, is_bad_address};
 use crate::plan::quiet_release;
 use crate::render::{render_campaign, unsubscribe_url, voucher_for};
@@ -38,7 +43,7 @@ use crate::store::{Claimed, Outcome, SendSlots};
 use lettre::Message;
 
 /// Messages a worker claims at once; at most [`IN_FLIGHT_BATCHES`] per worker
-/// can end `unknown` after a crash. Each batch costs a claim, a customer read
+/// are `sending` when the process dies. Each batch costs a claim, a customer read
 /// and part of a commit: 100 sent about 10 % faster than 50 on PostgreSQL
 /// (benches/smtp.sh), 200 little more.
 pub const BATCH: i64 = 100;
@@ -48,8 +53,9 @@ pub const BATCH: i64 = 100;
 const DATABASE_WAIT: chrono::Duration = chrono::Duration::seconds(30);
 /// Batches per worker handed to the recorder and not yet committed.
 pub const COMMITTING: usize = 1;
-/// Batches per worker that a crash can leave `unknown`: those awaiting
-/// their commit, the one being sent and the one claimed ahead.
+/// Batches per worker that a crash can leave `sending`: those awaiting
+/// their commit, the one being sent and the one claimed ahead (all
+/// `unknown` if the journal is lost, see [`crate::journal`]).
 pub const IN_FLIGHT_BATCHES: usize = COMMITTING + 2;
 /// Results committed together at most (group commit).
 const GROUP: usize = 500;
@@ -69,12 +75,22 @@ pub struct Delivery {
     /// Pauses and stops that reach a batch already claimed.
     pub gate: crate::control::Gate,
     pub metrics: crate::metrics::DeliveryMetrics,
+    /// The daemon's send journal (`None` in tests that drive batches directly).
+    pub journal: Option<Arc<Journal>>,
     /// How the latest attempt to open an SMTP session ended (`None`: none
     /// made yet), for `/healthz`.
     session: Mutex<Option<Result<(), SessionFailure>>>,
 }
 
 impl Delivery {
+    /// A daemon's delivery state, its workers writing to `journal`.
+    pub fn with_journal(journal: Arc<Journal>) -> Delivery {
+        Delivery {
+            journal: Some(journal),
+            ..Delivery::default()
+        }
+    }
+
     pub fn note_unsubscribe(&self, customer_id: i64) {
         self.unsubscribed
             .lock()
@@ -110,8 +126,9 @@ impl Delivery {
 /// A sent batch's results, waiting to be recorded: (message id, customer id, outcome).
 pub type Results = Vec<(i64, i64, Outcome)>;
 
-/// A batch handed to the recorder, and how it tells the worker it is committed.
-pub type Handed = (Results, oneshot::Sender<()>);
+/// A batch handed to the recorder: its results, the journal file that holds
+/// them until they are committed, and how it tells the worker they are.
+pub type Handed = (Results, Option<Arc<Segment>>, oneshot::Sender<()>);
 
 /// Claims, sends and records one batch. Returns how many messages it handled.
 pub async fn deliver_batch(
@@ -125,7 +142,8 @@ pub async fn deliver_batch(
         return Ok(0);
     }
     let (_keep, never_stops) = watch::channel(false);
-    let results = send_claimed(app, delivery, mailer, claimed, &never_stops, now).await?;
+    // Recorded before this returns: nothing for a journal to cover.
+    let results = send_claimed(app, delivery, mailer, claimed, None, &never_stops, now).await?;
     record(app, &results, now).await?;
     Ok(results.len())
 }
@@ -158,7 +176,9 @@ async fn give_back(app: &App, claimed: &[Claimed]) {
     }
 }
 
-/// Sends a claimed batch; the results still have to be recorded.
+/// Sends a claimed batch; the results still have to be recorded. With a
+/// journal, each message's data goes out only after a `wire` line, and each
+/// result is written there before it is returned.
 /// Under a rate limit a stop (SIGTERM) ends the batch at the next wait for
 /// a send slot and gives the rest back: the wait can be minutes.
 async fn send_claimed(
@@ -166,6 +186,7 @@ async fn send_claimed(
     delivery: &Delivery,
     mailer: &mut Mailer,
     claimed: Vec<Claimed>,
+    journal: Option<&Segment>,
     stop: &watch::Receiver<bool>,
     now: DateTime<Utc>,
 ) -> Result<Results> {
@@ -253,7 +274,15 @@ async fn send_claimed(
                     at: now + DATABASE_WAIT,
                     reason: "no send slot could be reserved: the database did not answer".into(),
                 },
-                (Ok(email), Slot::Go) => {
+                (Ok(email), Slot::Go) => 'send: {
+                    if let Some(Err(e)) = journal.map(|j| j.wire(message.id)) {
+                        // Unjournaled, a crash would hide that it went out.
+                        warn!(error = %format!("{e:#}"), "the send journal cannot be written; messages wait");
+                        break 'send Outcome::Waiting {
+                            at: now + DATABASE_WAIT,
+                            reason: format!("{e:#}"),
+                        };
+                    }
                     let next = match built.front() {
                         Some(Ok(next)) if announce => Some(next),
                         _ => None,
@@ -281,6 +310,10 @@ async fn send_claimed(
             waiting = Some(outcome.clone());
         }
         delivery.metrics.count(&outcome);
+        if let Some(Err(e)) = journal.map(|j| j.result(message.id, &outcome)) {
+            // The `wire` line is there: a crash now costs an `unknown`, no more.
+            warn!(error = %format!("{e:#}"), message = message.id, "cannot write a send result to the journal");
+        }
         results.push((message.id, message.customer_id, outcome));
     }
     Ok(results)
@@ -360,15 +393,21 @@ async fn record(app: &App, results: &Results, now: DateTime<Utc>) -> Result<()> 
 /// and acknowledges each batch. It ends when every worker has dropped its
 /// sender, after committing the rest. A failed commit (database away) is
 /// retried; the claims' leases keep the rows from being sent again meanwhile.
-pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Handed>, tokio::task::JoinHandle<()>) {
+pub fn spawn_recorder(
+    shared: Shared,
+    journal: Option<Arc<Journal>>,
+) -> (mpsc::Sender<Handed>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Handed>(64);
     let handle = tokio::spawn(async move {
-        while let Some((mut pending, ack)) = rx.recv().await {
+        while let Some((mut pending, segment, ack)) = rx.recv().await {
             let mut acks = vec![ack];
+            // Released once committed: a journal file goes with its last holder.
+            let mut segments = vec![segment];
             while pending.len() < GROUP {
                 match rx.try_recv() {
-                    Ok((more, ack)) => {
+                    Ok((more, segment, ack)) => {
                         pending.extend(more);
+                        segments.push(segment);
                         acks.push(ack);
                     }
                     Err(_) => break,
@@ -383,6 +422,10 @@ pub fn spawn_recorder(shared: Shared) -> (mpsc::Sender<Handed>, tokio::task::Joi
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
+            }
+            drop(segments);
+            if let Some(journal) = &journal {
+                journal.rotate_if_large();
             }
             for ack in acks {
                 let _ = ack.send(());
@@ -658,6 +701,11 @@ pub async fn worker(
         if *stop.borrow() {
             break;
         }
+        // Registered before the claim: a wake-up (`notify_waiters`) that
+        // comes while it runs is not lost and ends the sleep after it at once.
+        let woken = delivery.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let app = shared.current();
         let settings = MailerSettings::from_config(&app.config);
         if mailer
@@ -668,7 +716,7 @@ pub async fn worker(
                 Ok(m) => mailer = Some((settings, m)),
                 Err(e) => {
                     warn!(error = %format!("{e:#}"), "cannot open the mail transport; retrying in 10 s");
-                    sleep_or_stop(&mut stop, Duration::from_secs(10), &delivery.wake).await;
+                    sleep_or_stop(&mut stop, Duration::from_secs(10), woken).await;
                     continue;
                 }
             }
@@ -680,19 +728,28 @@ pub async fn worker(
         };
         let claimed = match claimed {
             Ok(claimed) if claimed.is_empty() => {
-                sleep_or_stop(&mut stop, Duration::from_secs(2), &delivery.wake).await;
+                sleep_or_stop(&mut stop, Duration::from_secs(2), woken).await;
                 continue;
             }
             Ok(claimed) => claimed,
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "claiming messages failed; retrying in 5 s");
-                sleep_or_stop(&mut stop, Duration::from_secs(5), &delivery.wake).await;
+                sleep_or_stop(&mut stop, Duration::from_secs(5), woken).await;
                 continue;
             }
         };
         let stopping = stop.clone();
+        let segment = delivery.journal.as_ref().and_then(|j| j.segment());
         let (sent, next) = tokio::join!(
-            send_claimed(&app, &delivery, m, claimed, &stopping, Utc::now()),
+            send_claimed(
+                &app,
+                &delivery,
+                m,
+                claimed,
+                segment.as_deref(),
+                &stopping,
+                Utc::now()
+            ),
             async {
                 // Under a rate limit sending is the slow part, and a batch
                 // claimed ahead would sit out part of its lease waiting.
@@ -715,7 +772,13 @@ pub async fn worker(
                     }
                 }
                 let (ack, committed) = oneshot::channel();
-                if results.send((batch, ack)).await.is_err() {
+                if let Err(mpsc::error::SendError((_, segment, _))) =
+                    results.send((batch, segment, ack)).await
+                {
+                    // Not committed: the journal file stays for the next start.
+                    if let Some(segment) = segment {
+                        segment.keep();
+                    }
                     warn!("the results recorder stopped; stopping this worker");
                     break;
                 }
@@ -723,7 +786,7 @@ pub async fn worker(
             }
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "delivery step failed; retrying in 5 s");
-                sleep_or_stop(&mut stop, Duration::from_secs(5), &delivery.wake).await;
+                sleep_or_stop(&mut stop, Duration::from_secs(5), woken).await;
             }
         }
     }
@@ -736,10 +799,14 @@ pub async fn worker(
     info!("delivery worker stopped");
 }
 
-async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, duration: Duration, wake: &Notify) {
+async fn sleep_or_stop(
+    stop: &mut watch::Receiver<bool>,
+    duration: Duration,
+    woken: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+) {
     tokio::select! {
         _ = tokio::time::sleep(duration) => {}
-        _ = wake.notified() => {}
+        _ = woken => {}
         _ = stop.changed() => {}
     }
 }

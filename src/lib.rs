@@ -49,6 +49,7 @@ pub mod greeting;
 pub mod history;
 pub mod http;
 pub mod import;
+pub mod journal;
 pub mod local_time;
 pub mod mail_files;
 pub mod mailer;

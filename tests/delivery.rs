@@ -659,3 +659,176 @@ async fn send_slots_never_put_more_than_the_limit_in_any_minute() {
         other.close().await;
     }
 }
+
+/// A message's state and claim, by id.
+async fn state_of(t: &TestApp, claimed: &outreach::store::Claimed) -> String {
+    let messages = t
+        .app
+        .store
+        .customer_messages(claimed.customer_id)
+        .await
+        .unwrap();
+    messages
+        .into_iter()
+        .find(|m| m.id == claimed.id)
+        .map(|m| m.state)
+        .unwrap()
+}
+
+/// A journal as a daemon killed mid-send leaves it: written, unlocked, not removed.
+fn dead_journal(
+    dir: &std::path::Path,
+    instance: &str,
+    database: &str,
+) -> outreach::journal::Journal {
+    outreach::journal::Journal::open(dir, instance, database).unwrap()
+}
+
+fn abandon(journal: outreach::journal::Journal) {
+    let segment = journal.segment().unwrap();
+    segment.keep();
+    drop(segment);
+    drop(journal);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_daemons_send_journal_settles_its_claims_and_reconciling_again_changes_nothing() {
+    use outreach::journal::{self, Reconciled};
+    use outreach::store::Outcome;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(dir.path()).await {
+        let t = TestApp::with_fragment(&url, CAMPAIGN, &smtp_config(1)).await;
+        let addresses: Vec<String> = (0..5).map(|i| format!("j{i}@example.de")).collect();
+        t.import(&customers(
+            &addresses.iter().map(String::as_str).collect::<Vec<_>>(),
+        ))
+        .await;
+        let now = berlin(2026, 11, 23, 12, 0);
+        let run = start_run(&t, now).await;
+        let dead = "dead-host-1-abcd";
+        let claimed = t
+            .app
+            .store
+            .claim_messages(dead, now, now + outreach::deliver::LEASE, 5)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 5, "{url}");
+        let folder = tempfile::tempdir().unwrap();
+        let jdir = folder.path().join("journal");
+        let database = journal::database_id(&t.app.store).await.unwrap();
+        assert_eq!(journal::database_id(&t.app.store).await.unwrap(), database);
+
+        let written = dead_journal(&jdir, dead, &database);
+        let segment = written.segment().unwrap();
+        // 0: sent; 1: refused; 2: on the wire when killed; 3: claimed, never
+        // started; 4: retried earlier in the daemon's life, on the wire again.
+        let sent = Outcome::Sent {
+            reply: "250 2.0.0 Ok: queued as 1".into(),
+        };
+        let refused = Outcome::Failed {
+            reply: "550 5.1.1 no such user".into(),
+        };
+        segment.wire(claimed[0].id).unwrap();
+        segment.result(claimed[0].id, &sent).unwrap();
+        segment.wire(claimed[1].id).unwrap();
+        segment.result(claimed[1].id, &refused).unwrap();
+        segment.wire(claimed[4].id).unwrap();
+        segment
+            .result(
+                claimed[4].id,
+                &Outcome::Retry {
+                    at: now,
+                    reply: Some("451 later".into()),
+                },
+            )
+            .unwrap();
+        segment.wire(claimed[4].id).unwrap();
+        segment.wire(claimed[2].id).unwrap();
+        drop(segment);
+        abandon(written);
+        let files: Vec<_> = std::fs::read_dir(&jdir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&files[0]), 0o600);
+        assert_eq!(mode(&jdir), 0o700);
+        // A power loss may leave half a line at the end.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&files[0])
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"{\"result\":{\"id\":").unwrap();
+        drop(file);
+        let saved = std::fs::read(&files[0]).unwrap();
+
+        // A live daemon's journal and another database's are left alone.
+        let live = dead_journal(&jdir, "live-host-2-beef", &database);
+        abandon(dead_journal(&jdir, "other-host-3-cafe", "another database"));
+
+        let summary = journal::reconcile(&t.app.store, &jdir, &database)
+            .await
+            .unwrap();
+        assert_eq!(
+            summary,
+            Reconciled {
+                daemons: 1,
+                recorded: 2,
+                unknown: 2,
+                given_back: 1,
+                rebooted: 0
+            },
+            "{url}"
+        );
+        let mut states = Vec::new();
+        for c in &claimed {
+            states.push(state_of(&t, c).await);
+        }
+        assert_eq!(
+            states,
+            ["sent", "failed", "unknown", "planned", "unknown"],
+            "{url}"
+        );
+        assert!(!files[0].exists(), "{url}: a reconciled journal is removed");
+        let left = std::fs::read_dir(&jdir).unwrap().count();
+        assert_eq!(left, 2, "{url}: the live and the foreign journal stay");
+
+        // Cut short before the removal, then run again after a new daemon
+        // claimed the message given back: nothing changes.
+        let again = t
+            .app
+            .store
+            .claim_messages("new-host-4-f00d", now, now + outreach::deliver::LEASE, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.iter().map(|c| c.id).collect::<Vec<_>>(),
+            [claimed[3].id]
+        );
+        std::fs::write(&files[0], &saved).unwrap();
+        let summary = journal::reconcile(&t.app.store, &jdir, &database)
+            .await
+            .unwrap();
+        assert_eq!(
+            summary,
+            Reconciled {
+                daemons: 1,
+                ..Reconciled::default()
+            },
+            "{url}"
+        );
+        let mut after = Vec::new();
+        for c in &claimed {
+            after.push(state_of(&t, c).await);
+        }
+        assert_eq!(
+            after,
+            ["sent", "failed", "unknown", "sending", "unknown"],
+            "{url}"
+        );
+        assert_eq!(t.count(run, "sent").await, 1);
+        drop(live);
+    }
+}

@@ -173,6 +173,11 @@ pub struct Mail {
     pub smtp: Smtp,
     #[serde(default)]
     pub dkim: Option<Dkim>,
+    /// Folder of the send journal (see docs/sending.md). Default: `journal`
+    /// beside a SQLite database file; with PostgreSQL `journal` in
+    /// `$STATE_DIRECTORY`, else `data/journal` in the working directory.
+    #[serde(default)]
+    pub journal_dir: Option<PathBuf>,
 }
 
 impl Mail {
@@ -195,6 +200,7 @@ impl Default for Mail {
             unsubscribe_mailto: None,
             smtp: Smtp::default(),
             dkim: None,
+            journal_dir: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Backend, Store, dispatch};
 
@@ -36,8 +36,9 @@ pub struct Claimed {
     pub voucher_code: Option<String>,
 }
 
-/// How a send attempt ended, to record.
-#[derive(Debug, Clone)]
+/// How a send attempt ended, to record (and, as JSON, in the send journal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     Sent {
         reply: String,
@@ -410,6 +411,42 @@ impl Store {
             sqlx::query(&sql).bind(owner).execute(pool).await.map(|_| ())
         })
         .context("giving back claimed messages")
+    }
+
+    /// Marks messages of a dead daemon's claims `unknown` that its send
+    /// journal shows on the wire without a reply. Only rows still `sending`
+    /// under that claim change, so running it again changes nothing.
+    pub async fn mark_claims_unknown(&self, owner: &str, ids: &[i64], reason: &str) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = super::id_list(ids);
+        let sql = format!(
+            "UPDATE messages SET state = 'unknown', reason = $2, updated_at = $3, claimed_by = NULL, claimed_until = NULL
+             WHERE id IN ({list}) AND state = 'sending' AND claimed_by = $1"
+        );
+        let _writer = self.write_guard().await;
+        dispatch!(self, pool => {
+            sqlx::query(&sql).bind(owner).bind(reason).bind(Utc::now()).execute(pool).await.map(|r| r.rows_affected())
+        })
+        .context("marking messages unknown from the send journal")
+    }
+
+    /// Every claim a dead daemon still holds, given back to the queue: its
+    /// send journal shows that none of them went on the wire.
+    pub async fn release_all_claims(&self, owner: &str) -> Result<u64> {
+        let _writer = self.write_guard().await;
+        dispatch!(self, pool => {
+            sqlx::query(
+                "UPDATE messages SET state = 'planned', claimed_by = NULL, claimed_until = NULL
+                 WHERE state = 'sending' AND claimed_by = $1",
+            )
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .context("giving back the claims of a stopped daemon")
     }
 
     /// Claims whose lease ran out belong to a daemon that died mid-send:

@@ -369,7 +369,8 @@ impl Store {
             .context("the database does not take writes")
     }
 
-    /// The SQLite file, if this is SQLite (for its free space).
+    /// The SQLite file, if this is SQLite and not in memory (for its free
+    /// space, and the send journal beside it).
     pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
         match &self.backend {
             Backend::Sqlite(pool) => {

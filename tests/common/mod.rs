@@ -151,6 +151,9 @@ impl Env {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.arg("--config").arg(&self.config).args(args);
+        // As systemd's WorkingDirectory: files a daemon keeps by default
+        // (the PostgreSQL send journal) stay in the test's folder.
+        cmd.current_dir(self.dir.path());
         cmd.env_remove("RUST_LOG");
         for (k, _) in std::env::vars() {
             if k.starts_with("OUTREACH") {
