@@ -12,7 +12,8 @@
 //! - [`schedule`], [`triggers`]: which runs happen, and when;
 //! - [`plan`]: a campaign run's outbox rows; [`vouchers`]: codes;
 //!   [`approval`]: the gate before a run sends;
-//! - [`deliver`]: workers that claim, send and record; [`mailer`]: files or
+//! - [`deliver`]: workers that claim, send and record; [`journal`]: what
+//!   they sent, for the next start after a crash; [`mailer`]: files or
 //!   SMTP; [`render`], [`compose`], [`dkim`]: the email itself;
 //! - [`templates`], [`plain_text`], [`greeting`]: what customers and staff
 //!   read, per language;

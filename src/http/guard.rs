@@ -47,9 +47,9 @@ fn protect(response: &mut Response) {
     let headers = response.headers_mut();
     let set = [
         (header::CACHE_CONTROL, "no-store"),
-        // Not `no-referrer`: under it browsers send `Origin: null` with the
-        // page's own form, which then looks like a post from anywhere.
-        (header::REFERRER_POLICY, "same-origin"),
+        // Under it browsers send the page's own form with `Origin: null`:
+        // `Sec-Fetch-Site` tells that post from one from anywhere.
+        (header::REFERRER_POLICY, "no-referrer"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CONTENT_SECURITY_POLICY, CSP),
