@@ -410,11 +410,19 @@ fn own_origin(app: &App) -> Option<String> {
         .map(|u| u.origin().ascii_serialization())
 }
 
-/// Whether a POST may act, by the `Origin` a browser sends with it: our own
+/// Whether a POST may act, by where a browser says it comes from: our own
 /// pages, or one of `also` (the sign-up form's allowed websites). A POST
 /// without `Origin` is no browser form from another site (mail clients'
 /// one-click unsubscribe, command-line tools) and may act.
 fn origin_allowed(app: &App, headers: &HeaderMap, also: &[String]) -> bool {
+    // Our own pages' forms come with `Origin: null` (they are sent with
+    // `Referrer-Policy: no-referrer`); the browser says where they are from.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"same-origin")
+    {
+        return true;
+    }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };

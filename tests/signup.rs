@@ -319,18 +319,38 @@ async fn bad_input_repeats_and_forgotten_people_change_nothing_and_get_the_same_
             .unwrap();
         let (status, _) = send(&router, request).await;
         assert_eq!(status, 403);
+        // So is an opaque origin the browser does not vouch for…
+        let request = Request::post("/s")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", "null")
+            .body(Body::from(form("opaque%40example.org")))
+            .unwrap();
+        let (status, _) = send(&router, request).await;
+        assert_eq!(status, 403);
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert!(t.mails_to("evil@example.org").is_empty());
+        assert!(t.mails_to("opaque@example.org").is_empty());
+        // …while the hosted form itself, sent under no-referrer with
+        // `Origin: null`, is taken by the browser's `Sec-Fetch-Site`.
+        let request = Request::post("/s")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", "null")
+            .header("sec-fetch-site", "same-origin")
+            .header("x-forwarded-for", "198.51.100.77")
+            .body(Body::from(form("hosted%40example.org")))
+            .unwrap();
+        let (status, html) = send(&router, request).await;
+        assert_eq!(status, 200, "{html}");
 
         let metrics = metrics(&router).await;
         for line in [
-            "outreach_signups_total{outcome=\"mailed\"} 2",
+            "outreach_signups_total{outcome=\"mailed\"} 3",
             "outreach_signups_total{outcome=\"duplicate\"} 1",
             "outreach_signups_total{outcome=\"forgotten\"} 1",
             "outreach_signups_total{outcome=\"honeypot\"} 1",
             "outreach_signups_total{outcome=\"bad_address\"} 1",
             "outreach_signups_total{outcome=\"no_kinds\"} 1",
-            "outreach_signups_total{outcome=\"foreign_origin\"} 1",
+            "outreach_signups_total{outcome=\"foreign_origin\"} 2",
         ] {
             assert!(metrics.contains(line), "{line}: {metrics}");
         }
