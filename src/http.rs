@@ -22,7 +22,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Form, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::{NaiveDate, Utc};
@@ -403,35 +403,6 @@ async fn unsubscribe(
 
 // ---- cross-site posts ----
 
-/// The origin of `business.base_url`: where our own pages are.
-fn own_origin(app: &App) -> Option<String> {
-    url::Url::parse(&app.settings().business.base_url)
-        .ok()
-        .map(|u| u.origin().ascii_serialization())
-}
-
-/// Whether a POST may act, by where a browser says it comes from: our own
-/// pages, or one of `also` (the sign-up form's allowed websites). A POST
-/// without `Origin` is no browser form from another site (mail clients'
-/// one-click unsubscribe, command-line tools) and may act.
-fn origin_allowed(app: &App, headers: &HeaderMap, also: &[String]) -> bool {
-    // Our own pages' forms come with `Origin: null` (they are sent with
-    // `Referrer-Policy: no-referrer`); the browser says where they are from.
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"same-origin")
-    {
-        return true;
-    }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    own_origin(app).as_deref() == Some(origin) || also.iter().any(|a| a == origin)
-}
-
 /// A POST from a form on another website: refused, changing nothing.
 fn foreign_origin(app: &App) -> Response {
     tracing::info!("a post from a form on another website was refused");
@@ -548,7 +519,13 @@ async fn signup_post(State(state): State<AppState>, request: axum::extract::Requ
     if !settings.enabled {
         return token_error(&app, TokenError::Malformed);
     }
-    if !origin_allowed(&app, request.headers(), &settings.allowed_origins) {
+    if guard::cross_site(
+        request.headers(),
+        &app.settings().business.base_url,
+        &settings.allowed_origins,
+    )
+    .is_some()
+    {
         state.signups.ignore(SignupOutcome::ForeignOrigin);
         return foreign_origin(&app);
     }

@@ -11,6 +11,7 @@
 //! business's own website: `signup.allowed_origins`).
 
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::http::header::{HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
@@ -27,8 +28,9 @@ pub async fn pages(State(state): State<AppState>, request: Request, next: Next) 
         && !request.uri().path().starts_with("/u/")
         && request.uri().path() != "/s"
         && let Some(why) = cross_site(
-            &request,
+            request.headers(),
             &state.shared.current().settings().business.base_url,
+            &[],
         )
     {
         tracing::warn!(path = %request.uri().path(), why, "cross-site POST refused");
@@ -61,18 +63,28 @@ fn protect(response: &mut Response) {
     }
 }
 
-/// Why a request comes from another site, if it does. Browsers say so in
-/// `Sec-Fetch-Site` (which a page cannot set) and `Origin`; a request with
-/// neither (curl, a mail client's one-click, an old browser) is taken as it is.
-fn cross_site(request: &Request, base_url: &str) -> Option<&'static str> {
-    let headers = request.headers();
-    match headers.get("sec-fetch-site").map(|v| v.as_bytes()) {
-        Some(b"same-origin") => return None,
+/// Why a request comes from another site, if it does; a site whose origin
+/// is in `also` (the sign-up form's allowed websites) is not another site.
+/// Browsers say where a request is from in `Sec-Fetch-Site` (which a page
+/// cannot set) and `Origin`; a request with neither (curl, a mail client's
+/// one-click, an old browser) is taken as it is.
+pub fn cross_site(headers: &HeaderMap, base_url: &str, also: &[String]) -> Option<&'static str> {
+    let fetch_site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    if fetch_site == Some(b"same-origin") {
+        return None;
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("null"));
+    if origin.is_some_and(|o| also.iter().any(|a| a == o)) {
+        return None;
+    }
+    match fetch_site {
         Some(b"cross-site") => return Some("Sec-Fetch-Site: cross-site"),
         Some(b"same-site") => return Some("Sec-Fetch-Site: same-site (another origin)"),
         _ => {}
     }
-    let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or("null");
+    let origin = origin?;
     let ours = url::Url::parse(base_url)
         .ok()
         .map(|u| u.origin().ascii_serialization());
