@@ -162,14 +162,7 @@ async fn the_calendar_has_an_event_per_call_on_its_day_with_a_stable_uid_and_nam
         }
         t.import(&csv).await;
         // Today, before Tara's digest_at: the test sends the digests itself.
-        let now = Utc::now()
-            .with_timezone(&chrono_tz::Europe::Berlin)
-            .date_naive()
-            .and_hms_opt(6, 0, 0)
-            .unwrap()
-            .and_local_timezone(chrono_tz::Europe::Berlin)
-            .unwrap()
-            .with_timezone(&Utc);
+        let now = common::app::berlin_today(6, 0);
         start_now(&t.app, "hallo", now).await.unwrap();
         t.tick(now).await;
         let today = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();

@@ -175,14 +175,7 @@ async fn staff_read_their_own_language_everywhere_and_the_talking_points_fit_the
         let t = TestApp::new(&url, CONFIG).await;
         t.import(CUSTOMERS).await;
         // Today, before anyone's digest_at: the test sends the digests itself.
-        let now = Utc::now()
-            .with_timezone(&chrono_tz::Europe::Berlin)
-            .date_naive()
-            .and_hms_opt(6, 0, 0)
-            .unwrap()
-            .and_local_timezone(chrono_tz::Europe::Berlin)
-            .unwrap()
-            .with_timezone(&Utc);
+        let now = common::app::berlin_today(6, 0);
         start_now(&t.app, "wochenbrief", now).await.unwrap();
         t.tick(now).await;
         assert_eq!(t.deliver_all(now).await, 4, "{url}");

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use chrono_tz::Tz;
 use http_body_util::BodyExt;
 use outreach::app::App;
@@ -58,6 +58,13 @@ pub fn berlin(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
         .earliest()
         .unwrap()
         .with_timezone(&Utc)
+}
+
+/// Today (by Berlin's calendar) at `h:mi` Berlin time: for tests that run
+/// on the real day but must stay before (or after) a time of day.
+pub fn berlin_today(h: u32, mi: u32) -> DateTime<Utc> {
+    let today = Utc::now().with_timezone(&chrono_tz::Europe::Berlin);
+    berlin(today.year(), today.month(), today.day(), h, mi)
 }
 
 impl TestApp {
