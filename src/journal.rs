@@ -100,6 +100,7 @@ pub fn boot() -> Option<String> {
     Some(format!("booted-at:{}", wall - since_boot))
 }
 
+#[allow(unsafe_code)]
 fn clock(id: libc::clockid_t) -> Option<i64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -304,6 +305,7 @@ impl Journal {
 }
 
 /// Takes an exclusive lock without waiting; false if another process holds it.
+#[allow(unsafe_code)]
 fn lock(file: &File) -> std::io::Result<bool> {
     // SAFETY: flock on a file descriptor this `File` owns.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
 /// quietly, as other command line tools do, instead of panicking on the next
 /// line it prints: the default action of SIGPIPE, which Rust programs ignore.
 /// Not for the daemon, which must outlive a closed log stream or socket.
+#[allow(unsafe_code)]
 fn quiet_on_closed_pipe() {
     // SAFETY: restores the default disposition of one signal before any other
     // thread exists; no handler runs Rust code.

@@ -15,6 +15,7 @@ use std::path::Path;
 use common::app::{TestApp, berlin};
 use common::{Env, stderr, stdout};
 
+#[allow(unsafe_code)]
 fn umask_022() {
     // SAFETY: umask only sets the process's file mode mask.
     unsafe { libc::umask(0o022) };

@@ -24,6 +24,7 @@ fn free_port() -> u16 {
 
 /// The test holds a thousand sockets and the daemon as many: lift the
 /// soft open-file limit (both inherit it) towards the hard one.
+#[allow(unsafe_code)]
 fn raise_open_file_limit(want: u64) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -99,9 +100,10 @@ async fn half_open(port: u16) -> TcpStream {
     stream
 }
 
+#[allow(unsafe_code)]
 fn sigterm(daemon: &Daemon) {
-    // SAFETY: kill sends a signal to the process we spawned.
     assert_eq!(
+        // SAFETY: kill sends a signal to the process we spawned.
         unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) },
         0
     );

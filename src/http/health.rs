@@ -170,12 +170,14 @@ fn low_space(dir: &Path) -> Option<String> {
 }
 
 /// Bytes an unprivileged user may still write on `dir`'s file system.
+#[allow(unsafe_code)]
 fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: statvfs only writes the struct it is given; `path` is a valid C string.
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs only writes the struct it is given; `path` is a valid C string.
     if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
         return Err(std::io::Error::last_os_error());
     }

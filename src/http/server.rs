@@ -71,6 +71,7 @@ impl Limits {
 }
 
 /// The soft limit on open files of this process.
+#[allow(unsafe_code)]
 fn open_file_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
