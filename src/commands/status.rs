@@ -74,7 +74,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
             "tasks": per_staff.iter().map(|(s, (open, overdue))| (s.clone(), serde_json::json!({"open": open, "overdue": overdue}))).collect::<BTreeMap<_, _>>(),
             "call_list": call_list,
             "awaiting_approval": waiting.iter().map(|r| r.id).collect::<Vec<_>>(),
-            "waiting": waiting_for,
+            "waiting_to_send": waiting_for,
             "recent_failures": failures,
             "storage": storage.iter().map(|line| match line {
                 Ok(text) => serde_json::json!({"ok": true, "detail": text}),
