@@ -313,7 +313,21 @@ impl Store {
     /// Applies the migration set of this backend.
     pub async fn migrate(&self) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Backend::Sqlite(pool) => {
+                // A migration that rebuilds a table others reference (the way
+                // SQLite changes constraints) needs foreign keys off, and
+                // SQLite ignores switching them inside the transaction each
+                // migration runs in: off on this connection around them.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("PRAGMA foreign_keys = OFF")
+                    .execute(&mut *conn)
+                    .await?;
+                let migrated = sqlx::migrate!("migrations/sqlite").run(&mut *conn).await;
+                sqlx::query("PRAGMA foreign_keys = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                migrated
+            }
             Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
         }
         .context("applying database migrations")
