@@ -237,3 +237,38 @@ fn named_checks_are_read_from_sqlites_table_text() {
                CONSTRAINT t_state_known CHECK (state IN ('a')), CONSTRAINT \"t_b\" CHECK(1))";
     assert_eq!(named_checks(sql), ["t_state_known", "t_b"]);
 }
+
+/// A run with a state or kind no code knows is refused, and the error names
+/// the constraint.
+#[tokio::test]
+async fn a_state_or_kind_nobody_knows_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in common::databases(dir.path()).await {
+        let out = Env::new(&url, "").run(&["migrate"]);
+        assert!(out.status.success(), "{url}: {out:?}");
+        for (kind, state, constraint) in [
+            ("campaign", "gone", "runs_state_known"),
+            ("newsletter", "planning", "runs_rule_kind_known"),
+            ("campaign", "planning", ""),
+        ] {
+            let sql = format!(
+                "INSERT INTO runs (rule_id, rule_kind, occurrence, trigger, state, detail, created_at, updated_at)
+                 VALUES ('r', '{kind}', '2026-01-01T00:00:00Z', 'manual', '{state}', '', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+            );
+            let result = if url.starts_with("sqlite:") {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(&sql).execute(&mut conn).await.map(|_| ())
+            } else {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(&sql).execute(&mut conn).await.map(|_| ())
+            };
+            match result {
+                Ok(()) => assert_eq!(constraint, "", "{url}: {kind}/{state} was taken"),
+                Err(e) => assert!(
+                    !constraint.is_empty() && e.to_string().contains(constraint),
+                    "{url}: {kind}/{state}: {e}"
+                ),
+            }
+        }
+    }
+}
