@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::app::App;
 use crate::config::{ApprovalMode, Campaign, CampaignKind, Config, Staff};
+use crate::domain::{MessageState, RuleKind, RunState};
 use crate::mailer::{MailerSettings, SendResult};
 use crate::render::{local_datetime, render_sample, sample_voucher, voucher_for};
 use crate::store::Run;
@@ -74,8 +75,8 @@ pub async fn request(
         .store
         .transition_run(
             run.id,
-            &["planning"],
-            "awaiting_approval",
+            &[RunState::Planning],
+            RunState::AwaitingApproval,
             Some(&detail),
             now,
         )
@@ -195,7 +196,7 @@ pub struct Preview {
 #[derive(Serialize)]
 struct Count {
     n: i64,
-    state: String,
+    state: MessageState,
     /// A known reason (`no_consent`, `frequency_cap` …) the templates put in words.
     reason_key: Option<&'static str>,
     /// The reason as recorded, or its detail (an audience error's message).
@@ -273,13 +274,13 @@ impl Preview {
             counts: vec![
                 Count {
                     n: 2,
-                    state: "planned".into(),
+                    state: MessageState::Planned,
                     reason_key: None,
                     reason: None,
                 },
                 Count {
                     n: 1,
-                    state: "suppressed".into(),
+                    state: MessageState::Suppressed,
                     reason_key: Some("no_consent"),
                     reason: Some("no consent".into()),
                 },
@@ -294,10 +295,10 @@ impl Preview {
         let run = Run {
             id: 2,
             rule_id: "sample".into(),
-            rule_kind: "campaign".into(),
+            rule_kind: RuleKind::Campaign,
             occurrence: at,
             trigger: "schedule".into(),
-            state: "awaiting_approval".into(),
+            state: RunState::AwaitingApproval,
             detail: String::new(),
             template_hash: None,
             approval_deadline: Some(at),
@@ -319,7 +320,7 @@ impl Preview {
             run => context! {
                 id => run.id,
                 campaign => &run.rule_id,
-                state => &run.state,
+                state => run.state.as_str(),
                 stale_since => self.stale_since,
                 deadline => when(run.approval_deadline),
                 decided_by => run.decided_by.as_deref().map(|by| staff_name(&config.settings, by)),
@@ -393,11 +394,11 @@ pub async fn decide(
     decision: Decision,
     by: &str,
     now: DateTime<Utc>,
-) -> Result<&'static str> {
+) -> Result<RunState> {
     let Some(run) = app.store.run(run_id).await? else {
         bail!("no run {run_id}")
     };
-    if run.state != "awaiting_approval" {
+    if run.state != RunState::AwaitingApproval {
         bail!("run {run_id} is {}, not awaiting approval", run.state);
     }
     let (to, detail) = match (decision, run.stale_since) {
@@ -405,18 +406,24 @@ pub async fn decide(
             "run {run_id} is held because its text is the same as in run {previous}; update the template, or send it unchanged with `outreach runs approve {run_id} --force`"
         ),
         (Decision::ApproveUnchanged, Some(previous)) => (
-            "sending",
+            RunState::Sending,
             format!("sending by {by}: approved with the text unchanged since run {previous}"),
         ),
         (Decision::Approve | Decision::ApproveUnchanged, None) => {
-            ("sending", format!("sending by {by}"))
+            (RunState::Sending, format!("sending by {by}"))
         }
-        (Decision::Cancel, _) => ("cancelled", format!("cancelled by {by}")),
+        (Decision::Cancel, _) => (RunState::Cancelled, format!("cancelled by {by}")),
     };
-    let approve = to == "sending";
+    let approve = to == RunState::Sending;
     if !app
         .store
-        .transition_run(run_id, &["awaiting_approval"], to, Some(&detail), now)
+        .transition_run(
+            run_id,
+            &[RunState::AwaitingApproval],
+            to,
+            Some(&detail),
+            now,
+        )
         .await?
     {
         bail!("run {run_id} was decided by someone else just now");
@@ -427,20 +434,20 @@ pub async fn decide(
             .suppress_pending(run_id, &format!("run cancelled by {by}"), now)
             .await?;
     }
-    info!(run = run_id, decision = to, by, "approval decision");
+    info!(run = run_id, decision = %to, by, "approval decision");
     Ok(to)
 }
 
 /// Runs nobody decided on in time expire; their messages are suppressed.
 pub async fn expire_overdue(app: &App, now: DateTime<Utc>) -> Result<()> {
-    for run in app.store.runs_in_state("awaiting_approval").await? {
+    for run in app.store.runs_in_state(RunState::AwaitingApproval).await? {
         if run.approval_deadline.is_some_and(|d| d < now)
             && app
                 .store
                 .transition_run(
                     run.id,
-                    &["awaiting_approval"],
-                    "expired",
+                    &[RunState::AwaitingApproval],
+                    RunState::Expired,
                     Some("nobody approved it in time"),
                     now,
                 )

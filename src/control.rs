@@ -32,7 +32,7 @@ use tracing::info;
 use crate::app::App;
 use crate::config::ApprovalMode;
 use crate::deliver::Delivery;
-use crate::domain::RunState;
+use crate::domain::{MessageState, RuleKind, RunState};
 use crate::local_time::{business_date, business_day, business_time, start_of_business_day};
 use crate::store::{ALL_EMAIL, Hold, Run};
 
@@ -235,11 +235,11 @@ pub async fn stop(
     let Some(run) = app.store.run(run_id).await? else {
         bail!("no run {run_id}");
     };
-    let state: RunState = run.state.parse().map_err(|e: String| anyhow!(e))?;
+    let state = run.state;
     if state.is_finished() {
         bail!("run {run_id} is {state} already; nothing to stop");
     }
-    if run.rule_kind != "campaign" {
+    if run.rule_kind != RuleKind::Campaign {
         bail!("run {run_id} is a check-in run: it makes call tasks and sends nothing to stop");
     }
     if state == RunState::Sending
@@ -248,7 +248,7 @@ pub async fn stop(
             .run_counts(&[run_id])
             .await?
             .iter()
-            .any(|c| c.state == "planned" || c.state == "sending")
+            .any(|c| matches!(c.state, MessageState::Planned | MessageState::Sending))
     {
         bail!(
             "run {run_id} has sent everything already (it is done at the next tick); nothing to stop"
@@ -263,8 +263,7 @@ pub async fn stop(
         RunState::Planning,
         RunState::AwaitingApproval,
         RunState::Sending,
-    ]
-    .map(RunState::as_str);
+    ];
     match app.store.stop_run(run_id, &live, by, &detail, now).await? {
         Some(suppressed) => {
             info!(run = run_id, by, suppressed, "run stopped");
@@ -282,7 +281,7 @@ pub async fn apply(app: &App, delivery: &Delivery, now: DateTime<Utc>) -> Result
         info!(scope = %ended.scope, "a pause ended: its day came");
     }
     let holds = Holds::load(app, now).await?;
-    for run in app.store.runs_in_state("sending").await? {
+    for run in app.store.runs_in_state(RunState::Sending).await? {
         match (holds.of_run(&run.rule_id), run.held_since) {
             (Some(held), None) => {
                 // Since the pause, or since the run began sending (planned or approved).

@@ -22,9 +22,10 @@ use tracing::{error, info, warn};
 use crate::app::{App, Shared};
 use crate::config::{Config, Log, LogFormat};
 use crate::deliver::{self, Delivery};
+use crate::domain::RuleKind;
 use crate::journal::{self, Journal};
 use crate::mailer::MailerSettings;
-use crate::store::Store;
+use crate::store::{BackendKind, Store};
 use crate::{http, systemd};
 
 /// Everything time-driven (schedules, approvals, leases, digests) runs at least this often.
@@ -117,7 +118,7 @@ pub async fn run(config: Config) -> Result<()> {
     let shared = Shared::new(app);
     let delivery = Arc::new(Delivery::with_journal(journal.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
-    info!(address = %listener.local_addr()?, database = store.backend_name(), config = %config.path.display(), "outreach is running");
+    info!(address = %listener.local_addr()?, database = %store.backend_kind(), config = %config.path.display(), "outreach is running");
 
     let state = http::AppState::new(shared.clone(), delivery.clone());
     let server = tokio::spawn(http::serve(listener, state, stop_rx.clone()));
@@ -181,7 +182,7 @@ async fn recover_after_restart(app: &App) -> Result<Journal> {
     let database = journal::database_id(&app.store).await?;
     journal::reconcile(&app.store, &dir, &database).await?;
     let journal = Journal::open(&dir, &app.instance, &database)?;
-    if app.store.backend_name() == "sqlite" {
+    if app.store.backend_kind() == BackendKind::Sqlite {
         let n = app
             .store
             .expire_claims(Utc::now() + deliver::LEASE * 2, None)
@@ -236,11 +237,11 @@ async fn plan_pending(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>
         )
         .await?
     {
-        let result = match run.rule_kind.as_str() {
-            "checkin" => crate::tasks::call_list::fill(app, &run, now)
+        let result = match run.rule_kind {
+            RuleKind::Checkin => crate::tasks::call_list::fill(app, &run, now)
                 .await
                 .map(|_| ()),
-            _ => crate::plan::plan_campaign(app, &run, now).await.map(|_| ()),
+            RuleKind::Campaign => crate::plan::plan_campaign(app, &run, now).await.map(|_| ()),
         };
         if let Err(e) = result {
             error!(run = run.id, rule = %run.rule_id, error = %format!("{e:#}"), "planning failed; will retry");

@@ -5,13 +5,14 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
+use crate::domain::MessageState;
 use crate::store::{HistoryEntry, Store};
 
 pub async fn customer_history(store: &Store, customer_id: i64) -> Result<Vec<HistoryEntry>> {
     let mut entries = store.customer_events(customer_id).await?;
     for m in store.customer_messages(customer_id).await? {
-        let detail = match (&m.state[..], &m.reason) {
-            ("sent", _) => format!("{} (run {}) sent", m.rule_id, m.run_id),
+        let detail = match (m.state, &m.reason) {
+            (MessageState::Sent, _) => format!("{} (run {}) sent", m.rule_id, m.run_id),
             (state, Some(reason)) => format!("{} (run {}) {state}: {reason}", m.rule_id, m.run_id),
             (state, None) => format!("{} (run {}) {state}", m.rule_id, m.run_id),
         };
@@ -92,7 +93,7 @@ pub async fn last_contacts(store: &Store, customer_id: i64, n: usize) -> Result<
             .customer_messages(customer_id)
             .await?
             .into_iter()
-            .filter(|m| m.state == "sent")
+            .filter(|m| m.state == MessageState::Sent)
             .map(|m| Contact::Email {
                 at: m.sent_at.unwrap_or(m.created_at),
                 campaign: m.rule_id,

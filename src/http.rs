@@ -151,14 +151,7 @@ async fn render_metrics(app: &App, delivery: &Delivery, signups: &SignupGuard) -
         "# HELP outreach_messages Outbox messages by state.\n# TYPE outreach_messages gauge\n",
     );
     let queue = app.store.queue_counts().await?;
-    for state in [
-        "planned",
-        "sending",
-        "sent",
-        "failed",
-        "suppressed",
-        "unknown",
-    ] {
+    for state in crate::domain::MessageState::ALL {
         let n = queue
             .iter()
             .find(|(s, _)| s == state)
@@ -870,7 +863,7 @@ async fn approval_decision(
         }
         // Decided before (by someone else, or expired): the page says so.
         Err(e) => match app.store.run(id).await {
-            Ok(Some(run)) if run.state != "awaiting_approval" => {
+            Ok(Some(run)) if run.state != crate::domain::RunState::AwaitingApproval => {
                 tracing::info!(run = id, error = %format!("{e:#}"), "approval decision not taken");
                 "already"
             }

@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::audience::{Audience, AudienceError};
 use crate::config::Campaign;
 use crate::context::{columns_read_by, customer_value_on};
-use crate::domain::Customer;
+use crate::domain::{Customer, MessageState, RunState};
 use crate::store::{CustomerColumns, NewMessage, Occasion, Run};
 
 const PAGE: i64 = 5000;
@@ -39,8 +39,8 @@ pub async fn plan_campaign(app: &App, run: &Run, now: DateTime<Utc>) -> Result<P
         app.store
             .transition_run(
                 run.id,
-                &["planning"],
-                "skipped",
+                &[RunState::Planning],
+                RunState::Skipped,
                 Some("the campaign is no longer in the config"),
                 now,
             )
@@ -66,7 +66,7 @@ pub async fn plan_campaign(app: &App, run: &Run, now: DateTime<Utc>) -> Result<P
         crate::approval::request(app, run, campaign, stale, now).await?;
     } else {
         app.store
-            .transition_run(run.id, &["planning"], "sending", None, now)
+            .transition_run(run.id, &[RunState::Planning], RunState::Sending, None, now)
             .await?;
     }
     Ok(summary)
@@ -169,8 +169,14 @@ async fn plan_rows(
             };
             rows.push(row);
         }
-        summary.planned += rows.iter().filter(|r| r.state == "planned").count() as u64;
-        summary.suppressed += rows.iter().filter(|r| r.state == "suppressed").count() as u64;
+        summary.planned += rows
+            .iter()
+            .filter(|r| r.state == MessageState::Planned)
+            .count() as u64;
+        summary.suppressed += rows
+            .iter()
+            .filter(|r| r.state == MessageState::Suppressed)
+            .count() as u64;
         // Write this page while the next one is read (WAL lets SQLite do both).
         let (written, next) = tokio::join!(
             app.store.insert_messages(run.id, &rows, &domain, now),
@@ -191,8 +197,8 @@ pub async fn stop_runaway(app: &App, run: &Run, why: &str, now: DateTime<Utc>) -
     app.store
         .transition_run(
             run.id,
-            &["planning"],
-            "skipped",
+            &[RunState::Planning],
+            RunState::Skipped,
             Some(&format!("{}: {why}", run.rule_id)),
             now,
         )
@@ -234,7 +240,7 @@ async fn next_page(
 fn suppressed(customer_id: i64, now: DateTime<Utc>, reason: String) -> NewMessage {
     NewMessage {
         customer_id,
-        state: "suppressed",
+        state: MessageState::Suppressed,
         reason: Some(reason),
         not_before: now,
         voucher_code: None,
@@ -262,7 +268,7 @@ async fn plan_one(
     }
     Ok(NewMessage {
         customer_id: customer.id,
-        state: "planned",
+        state: MessageState::Planned,
         reason: None,
         not_before,
         voucher_code,

@@ -20,19 +20,24 @@ use tracing::{info, warn};
 
 use crate::app::App;
 use crate::control::{Held, Holds};
+use crate::domain::{RuleKind, RunState};
 use crate::store::NewRun;
 
 /// How many missed occurrences are looked at (and recorded as skipped) per rule.
 const MAX_MISSED: usize = 1000;
 
 /// A scheduled rule: a campaign with a crontab or a check-in rule.
-fn scheduled_rules(app: &App) -> Vec<(&str, &'static str)> {
+fn scheduled_rules(app: &App) -> Vec<(&str, RuleKind)> {
     let s = app.settings();
     s.campaigns
         .iter()
         .filter(|c| app.config.resolved.schedules.contains_key(&c.id))
-        .map(|c| (c.id.as_str(), "campaign"))
-        .chain(s.checkins.iter().map(|c| (c.id.as_str(), "checkin")))
+        .map(|c| (c.id.as_str(), RuleKind::Campaign))
+        .chain(
+            s.checkins
+                .iter()
+                .map(|c| (c.id.as_str(), RuleKind::Checkin)),
+        )
         .collect()
 }
 
@@ -102,7 +107,7 @@ pub async fn create_due_runs(app: &App, now: DateTime<Utc>) -> Result<Vec<i64>> 
             rule_kind: kind,
             occurrence: latest_due,
             trigger,
-            state: "planning",
+            state: RunState::Planning,
             detail: "",
         };
         if let Some(id) = app.store.create_run(&new, now).await? {
@@ -120,7 +125,7 @@ pub async fn create_due_runs(app: &App, now: DateTime<Utc>) -> Result<Vec<i64>> 
 async fn record_skipped(
     app: &App,
     rule_id: &str,
-    kind: &str,
+    kind: RuleKind,
     occurrence: DateTime<Utc>,
     why: &str,
     now: DateTime<Utc>,
@@ -130,7 +135,7 @@ async fn record_skipped(
         rule_kind: kind,
         occurrence,
         trigger: "schedule",
-        state: "skipped",
+        state: RunState::Skipped,
         detail: why,
     };
     app.store.create_run(&run, now).await?;
@@ -151,9 +156,9 @@ async fn armed_at(app: &App, rule_id: &str, now: DateTime<Utc>) -> Result<DateTi
 /// `outreach runs start ID`: a run now, as if the schedule had fired.
 pub async fn start_now(app: &App, rule_id: &str, now: DateTime<Utc>) -> Result<i64> {
     let kind = if app.campaign(rule_id).is_some() {
-        "campaign"
+        RuleKind::Campaign
     } else if app.checkin(rule_id).is_some() {
-        "checkin"
+        RuleKind::Checkin
     } else {
         anyhow::bail!("no campaign or check-in rule with id \"{rule_id}\" in the config");
     };
@@ -170,7 +175,7 @@ pub async fn start_now(app: &App, rule_id: &str, now: DateTime<Utc>) -> Result<i
         rule_kind: kind,
         occurrence: now,
         trigger: "manual",
-        state: "planning",
+        state: RunState::Planning,
         detail: "started by hand",
     };
     app.store.create_run(&run, now).await?.ok_or_else(|| {

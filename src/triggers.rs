@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::app::App;
 use crate::control::rule_held;
-use crate::domain::Customer;
+use crate::domain::{Customer, RuleKind, RunState};
 use crate::import::AttributeChange;
 use crate::store::NewRun;
 
@@ -78,13 +78,13 @@ pub async fn on_import(
         let held = rule_held(app, &campaign.id, now).await?;
         let run = NewRun {
             rule_id: &campaign.id,
-            rule_kind: "campaign",
+            rule_kind: RuleKind::Campaign,
             occurrence: now,
             trigger: "attribute_change",
             state: if held.is_some() {
-                "skipped"
+                RunState::Skipped
             } else {
-                "planning"
+                RunState::Planning
             },
             detail: held.as_deref().unwrap_or(""),
         };

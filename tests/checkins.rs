@@ -687,7 +687,7 @@ async fn reached_sets_the_last_personal_contact_closes_the_task_and_adds_the_out
         );
         let done = task(&t, call.id).await;
         assert_eq!(done.state, "done");
-        assert_eq!(done.outcome.as_deref(), Some("reached"));
+        assert_eq!(done.outcome.map(|o| o.as_str()), Some("reached"));
         assert_eq!(done.note.as_deref(), Some("Geht gut, Tochter hilft"));
         let anna = customer(&t, "A").await;
         assert_eq!(anna.last_personal_contact_at, Some(at));
@@ -709,7 +709,10 @@ async fn reached_sets_the_last_personal_contact_closes_the_task_and_adds_the_out
         assert_eq!(call_outcomes(&t, "A").await.len(), 1, "{url}");
         assert_eq!(customer(&t, "A").await.tags.0, ["angerufen"]);
         assert_eq!(tasks_of(&t, "A").await.len(), 1, "no follow-up created");
-        assert_eq!(task(&t, call.id).await.outcome.as_deref(), Some("reached"));
+        assert_eq!(
+            task(&t, call.id).await.outcome.map(|o| o.as_str()),
+            Some("reached")
+        );
     }
 }
 
@@ -737,7 +740,7 @@ async fn not_reached_is_retried_the_next_working_day_until_max_attempts_closes_t
                 (state, attempts, due),
                 "{url}: after the try at {at}"
             );
-            assert_eq!(call.outcome.as_deref(), Some("not_reached"));
+            assert_eq!(call.outcome.map(|o| o.as_str()), Some("not_reached"));
         }
         assert!(
             !record_outcome(
@@ -803,7 +806,10 @@ async fn callback_closes_the_task_and_creates_a_call_task_for_the_agreed_day() {
         let tasks = tasks_of(&t, "A").await;
         assert_eq!(tasks.len(), 2, "{url}: {tasks:?}");
         assert_eq!(
-            (tasks[0].state.as_str(), tasks[0].outcome.as_deref()),
+            (
+                tasks[0].state.as_str(),
+                tasks[0].outcome.map(|o| o.as_str())
+            ),
             ("done", Some("callback"))
         );
         let again = &tasks[1];
@@ -1053,7 +1059,7 @@ async fn the_task_page_from_the_digest_shows_the_call_on_get_and_records_the_out
         assert_eq!(
             (
                 done.state.as_str(),
-                done.outcome.as_deref(),
+                done.outcome.map(|o| o.as_str()),
                 done.note.as_deref()
             ),
             ("done", Some("reached"), Some("Geht gut, danke")),

@@ -81,7 +81,7 @@ async fn message_state(t: &TestApp, email: &str) -> (String, Option<String>) {
         .unwrap()
         .pop()
         .unwrap();
-    (m.state, m.smtp_reply.or(m.reason))
+    (m.state.to_string(), m.smtp_reply.or(m.reason))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -671,7 +671,7 @@ async fn state_of(t: &TestApp, claimed: &outreach::store::Claimed) -> String {
     messages
         .into_iter()
         .find(|m| m.id == claimed.id)
-        .map(|m| m.state)
+        .map(|m| m.state.to_string())
         .unwrap()
 }
 

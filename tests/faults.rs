@@ -1056,7 +1056,7 @@ async fn runs_local(t: &common::app::TestApp, rule: &str) -> Vec<(String, String
                     .format("%d.%m. %H:%M %Z")
                     .to_string(),
                 r.trigger,
-                r.state,
+                r.state.to_string(),
             )
         })
         .collect();

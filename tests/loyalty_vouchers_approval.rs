@@ -62,7 +62,7 @@ async fn customer_id(t: &TestApp, key: &str) -> i64 {
 
 async fn run_state(t: &TestApp, run: i64) -> (String, String) {
     let r = t.app.store.run(run).await.unwrap().unwrap();
-    (r.state, r.detail)
+    (r.state.to_string(), r.detail)
 }
 
 // ---------------------------------------------------------------- birthdays

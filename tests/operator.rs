@@ -461,7 +461,7 @@ template = "checkin"
                 .map(|r| {
                     (
                         r.occurrence.with_timezone(&chrono_tz::Europe::Berlin).day(),
-                        r.state,
+                        r.state.to_string(),
                         r.detail,
                     )
                 })

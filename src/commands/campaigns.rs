@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::config::Trigger;
 use crate::control::{self, Held, Holds};
+use crate::domain::RuleKind;
 use crate::local_time::{bare_time_in, business_date, business_day};
 use crate::store::Hold;
 
@@ -51,11 +52,13 @@ fn entries(app: &App, holds: &Holds, now: DateTime<Utc>) -> Vec<Entry> {
             };
             (c.id.as_str(), c.kind.as_str(), when)
         })
-        .chain(
-            s.checkins
-                .iter()
-                .map(|c| (c.id.as_str(), "checkin", c.schedule.clone())),
-        );
+        .chain(s.checkins.iter().map(|c| {
+            (
+                c.id.as_str(),
+                RuleKind::Checkin.as_str(),
+                c.schedule.clone(),
+            )
+        }));
     rules
         .map(|(id, kind, when)| {
             let held = holds.of_rule(id);

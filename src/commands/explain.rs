@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 
 use crate::app::App;
 use crate::control::Holds;
+use crate::domain::RunState;
 use crate::local_time::business_time;
 use crate::store::{PlannedGroup, Run};
 
@@ -22,7 +23,7 @@ pub async fn waiting(
 ) -> Result<BTreeMap<i64, Vec<String>>> {
     let live: Vec<&Run> = runs
         .iter()
-        .filter(|r| r.state == "sending" || r.state == "awaiting_approval")
+        .filter(|r| matches!(r.state, RunState::Sending | RunState::AwaitingApproval))
         .collect();
     let groups = app
         .store
@@ -35,7 +36,7 @@ pub async fn waiting(
         if total == 0 {
             continue;
         }
-        let lines = if run.state == "awaiting_approval" {
+        let lines = if run.state == RunState::AwaitingApproval {
             let until = run
                 .approval_deadline
                 .map(|d| format!(" (until {})", business_time(app, d)))

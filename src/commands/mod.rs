@@ -175,7 +175,9 @@ pub enum RunsCommand {
     Show {
         run: i64,
         /// Only recipients in this state (planned, sending, sent, failed, suppressed, unknown).
-        #[arg(long, value_name = "S")]
+        // Parsed by `FromStr`, not as a `ValueEnum`: its error names the
+        // valid states in one line a script's log keeps.
+        #[arg(long, value_name = "S", value_parser = <MessageState as std::str::FromStr>::from_str)]
         state: Option<MessageState>,
         /// Only recipients whose reason contains this text.
         #[arg(long, value_name = "R")]
@@ -295,7 +297,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Check => check::run(&config).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
-            println!("database migrated ({})", store.backend_name());
+            println!("database migrated ({})", store.backend_kind());
             store.close().await;
             Ok(())
         }

@@ -9,6 +9,7 @@ use chrono::Utc;
 
 use crate::app::App;
 use crate::approval::Decision;
+use crate::domain::MessageState;
 use crate::render::{render_campaign, sample_voucher, unsubscribe_url};
 use crate::store::{DropReason, EntryState, ListReason, Run, RunCount};
 
@@ -89,10 +90,10 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
         let out: Vec<_> = runs
             .iter()
             .map(|r| {
-                let mut states: BTreeMap<String, i64> = BTreeMap::new();
+                let mut states: BTreeMap<MessageState, i64> = BTreeMap::new();
                 let mut suppressed: BTreeMap<String, i64> = BTreeMap::new();
                 for c in counts.iter().filter(|c| c.run_id == r.id) {
-                    *states.entry(c.state.clone()).or_default() += c.n;
+                    *states.entry(c.state).or_default() += c.n;
                     if let Some(reason) = &c.reason {
                         *suppressed.entry(reason.clone()).or_default() += c.n;
                     }

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use crate::app::App;
 use crate::control::Holds;
-use crate::domain::MessageState;
+use crate::domain::{MessageState, RuleKind};
 use crate::local_time::{bare_time_in, business_time};
 use crate::store::{Recipient, Run};
 
@@ -22,7 +22,7 @@ pub async fn show(
     let Some(run) = app.store.run(run_id).await? else {
         bail!("no run {run_id}");
     };
-    if run.rule_kind == "checkin" {
+    if run.rule_kind == RuleKind::Checkin {
         return super::runs::show_checkin(app, &run, json).await;
     }
     let now = Utc::now();
@@ -32,10 +32,7 @@ pub async fn show(
         .await?
         .remove(&run.id)
         .unwrap_or_default();
-    let recipients = app
-        .store
-        .run_recipients(run.id, state.map(MessageState::as_str), reason)
-        .await?;
+    let recipients = app.store.run_recipients(run.id, state, reason).await?;
     if json {
         let doc = serde_json::json!({
             "run": run,
@@ -72,7 +69,7 @@ fn print_header(app: &App, run: &Run) {
     let kind = app
         .campaign(&run.rule_id)
         .map(|c| c.kind.as_str())
-        .unwrap_or(&run.rule_kind);
+        .unwrap_or(run.rule_kind.as_str());
     println!(
         "run {} of {} ({kind}): {}, {} for {}",
         run.id,
@@ -120,7 +117,7 @@ fn print_recipients(
             (None, None) => "(forgotten)".to_string(),
         };
         // A planned message: when it may go out; otherwise when it got its state.
-        let at = if r.state == "planned" {
+        let at = if r.state == MessageState::Planned {
             format!("not before {}", bare_time_in(r.not_before, tz))
         } else {
             bare_time_in(r.at, tz)

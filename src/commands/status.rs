@@ -7,6 +7,7 @@ use chrono::Utc;
 
 use crate::app::App;
 use crate::control::{self, Holds};
+use crate::domain::RunState;
 use crate::local_time::bare_time_in;
 use crate::staff::Absences;
 
@@ -36,7 +37,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     let call_list = crate::tasks::summary::summarize(app, now).await?;
     let failures = app.store.recent_failures(10).await?;
     let waiting_for = app.store.waiting_reasons(5).await?;
-    let waiting = app.store.runs_in_state("awaiting_approval").await?;
+    let waiting = app.store.runs_in_state(RunState::AwaitingApproval).await?;
     let holds = Holds::load(app, now).await?;
     let everything = holds.everything().map(|h| control::paused(app, h));
     let paused: BTreeMap<&str, String> = holds.paused_rules(app).into_iter().collect();
@@ -52,7 +53,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
                 .map(|a| (s.id.as_str(), super::staff::absence_text(a)))
         })
         .collect();
-    let mut live = app.store.runs_in_state("sending").await?;
+    let mut live = app.store.runs_in_state(RunState::Sending).await?;
     live.extend(waiting.iter().cloned());
     let explained = super::explain::waiting(app, &holds, &live, now).await?;
     let rule_of = |id: &i64| {

@@ -19,4 +19,4 @@ pub use limits::{FrequencyCap, QuietHours, parse_clock, parse_duration, sha256_h
 pub use locale::{LocalText, reader_locale};
 pub use objection::{Channel, NewObjection, Objection};
 pub use schedule::Schedule;
-pub use state::{MessageState, RunState};
+pub use state::{CallOutcome, MessageState, RuleKind, RunState};

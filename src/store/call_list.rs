@@ -16,7 +16,7 @@ use super::{Store, dispatch, text_enum};
 text_enum! {
     /// Why a customer is on the call list. The order of the variants is
     /// the order in which the list is served (see [`ListReason::served_first`]).
-    pub enum ListReason {
+    pub enum ListReason ("reason to be on the call list") {
         /// An agreed callback whose day passed without the call.
         Callback = "callback",
         /// "Needs help": a manager's or the business contact's call.
@@ -48,7 +48,7 @@ impl ListReason {
 }
 
 text_enum! {
-    pub enum EntryState {
+    pub enum EntryState ("call list state") {
         Waiting = "waiting",
         /// It became a call task (`task_id`).
         Planned = "planned",
@@ -59,7 +59,7 @@ text_enum! {
 
 text_enum! {
     /// Why a customer left the call list without being called.
-    pub enum DropReason {
+    pub enum DropReason ("reason to leave the call list") {
         DoNotCall = "do_not_call",
         NoPhoneConsent = "no_phone_consent",
         NoPhone = "no_phone",

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Store, dispatch};
+use crate::domain::RunState;
 
 /// The scope of a hold on all customer email (`outreach pause`); any other
 /// scope is the id of one campaign or check-in rule.
@@ -99,29 +100,29 @@ impl Store {
     pub async fn stop_run(
         &self,
         run_id: i64,
-        from: &[&str],
+        from: &[RunState],
         by: &str,
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<u64>> {
-        let list = from
-            .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let sql = format!(
             "UPDATE runs SET state = 'stopped', detail = $1, stopped_by = $2, stopped_at = $3, updated_at = $3,
                  held_since = NULL, lease_owner = NULL, lease_until = NULL
-             WHERE id = $4 AND state IN ({list})"
+             WHERE id = $4 AND state IN ({})",
+            super::numbered(5, from.len())
         );
         let _writer = self.write_guard().await;
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            let stopped = sqlx::query(&sql)
+            let mut stop = sqlx::query(&sql)
                 .bind(detail)
                 .bind(by)
                 .bind(now)
-                .bind(run_id)
+                .bind(run_id);
+            for state in from {
+                stop = stop.bind(*state);
+            }
+            let stopped = stop
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

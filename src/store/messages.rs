@@ -13,12 +13,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Backend, Store, dispatch};
+use crate::domain::MessageState;
 
 /// A row to plan.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub customer_id: i64,
-    pub state: &'static str,
+    pub state: MessageState,
     pub reason: Option<String>,
     pub not_before: DateTime<Utc>,
     pub voucher_code: Option<String>,
@@ -72,7 +73,7 @@ pub struct MessageInfo {
     pub id: i64,
     pub run_id: i64,
     pub rule_id: String,
-    pub state: String,
+    pub state: MessageState,
     pub reason: Option<String>,
     pub smtp_reply: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -105,7 +106,7 @@ pub struct Recipient {
     pub customer_id: i64,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub state: String,
+    pub state: MessageState,
     pub reason: Option<String>,
     /// When it was sent, or reached its state.
     pub at: DateTime<Utc>,
@@ -116,7 +117,7 @@ pub struct Recipient {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Failure {
     pub message_id: i64,
-    pub state: String,
+    pub state: MessageState,
     pub reason: String,
     pub at: DateTime<Utc>,
 }
@@ -124,7 +125,7 @@ pub struct Failure {
 /// What an outcome writes: id, state, reason, SMTP reply, next attempt, sent at, attempted (0/1).
 type Columns = (
     i64,
-    &'static str,
+    MessageState,
     Option<String>,
     Option<String>,
     Option<DateTime<Utc>>,
@@ -134,22 +135,36 @@ type Columns = (
 
 fn columns(id: i64, outcome: &Outcome, now: DateTime<Utc>) -> Columns {
     match outcome {
-        Outcome::Sent { reply } => (id, "sent", None, Some(reply.clone()), None, Some(now), 1),
+        Outcome::Sent { reply } => (
+            id,
+            MessageState::Sent,
+            None,
+            Some(reply.clone()),
+            None,
+            Some(now),
+            1,
+        ),
         Outcome::Failed { reply } => (
             id,
-            "failed",
+            MessageState::Failed,
             Some(reply.clone()),
             Some(reply.clone()),
             None,
             None,
             1,
         ),
-        Outcome::Suppressed { reason } => {
-            (id, "suppressed", Some(reason.clone()), None, None, None, 0)
-        }
+        Outcome::Suppressed { reason } => (
+            id,
+            MessageState::Suppressed,
+            Some(reason.clone()),
+            None,
+            None,
+            None,
+            0,
+        ),
         Outcome::Retry { at, reply } => (
             id,
-            "planned",
+            MessageState::Planned,
             reply.clone(),
             reply.clone(),
             Some(*at),
@@ -158,7 +173,7 @@ fn columns(id: i64, outcome: &Outcome, now: DateTime<Utc>) -> Columns {
         ),
         Outcome::Unknown { reason } => (
             id,
-            "unknown",
+            MessageState::Unknown,
             Some(reason.clone()),
             Some(reason.clone()),
             None,
@@ -167,7 +182,7 @@ fn columns(id: i64, outcome: &Outcome, now: DateTime<Utc>) -> Columns {
         ),
         Outcome::Waiting { at, reason } => (
             id,
-            "planned",
+            MessageState::Planned,
             Some(reason.clone()),
             None,
             Some(*at),
@@ -203,7 +218,7 @@ impl Store {
             )
             .bind(run_id)
             .bind(rows.iter().map(|m| m.customer_id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|m| m.state).collect::<Vec<_>>())
+            .bind(rows.iter().map(|m| m.state.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|m| m.reason.as_deref()).collect::<Vec<_>>())
             .bind(rows.iter().map(message_id).collect::<Vec<_>>())
             .bind(rows.iter().map(|m| m.not_before).collect::<Vec<_>>())
@@ -350,22 +365,25 @@ impl Store {
             .iter()
             .map(|(id, outcome)| columns(*id, outcome, now))
             .collect();
+        // `now` comes in as the one row of `n`, so that both backends share
+        // this text whatever their parameter syntax.
         const SET: &str = "state = v.state, reason = COALESCE(v.reason, m.reason), smtp_reply = COALESCE(v.reply, m.smtp_reply),
-            not_before = COALESCE(v.not_before, m.not_before), sent_at = v.sent_at, updated_at = $2,
-            attempts = m.attempts + v.attempted, first_attempt_at = COALESCE(m.first_attempt_at, CASE WHEN v.attempted = 1 THEN $2 END),
+            not_before = COALESCE(v.not_before, m.not_before), sent_at = v.sent_at, updated_at = n.at,
+            attempts = m.attempts + v.attempted, first_attempt_at = COALESCE(m.first_attempt_at, CASE WHEN v.attempted = 1 THEN n.at END),
             claimed_by = NULL, claimed_until = NULL";
         match &self.backend {
             // Arrays: one statement text (prepared once) whatever the batch size.
             Backend::Postgres(pool) => sqlx::query(&format!(
                 "UPDATE messages AS m SET {SET}
                  FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int[])
-                      AS v(id, state, reason, reply, not_before, sent_at, attempted)
+                      AS v(id, state, reason, reply, not_before, sent_at, attempted),
+                      (VALUES ($2::timestamptz)) AS n(at)
                  WHERE m.id = v.id AND m.claimed_by = $1"
             ))
             .bind(owner)
             .bind(now)
             .bind(rows.iter().map(|c| c.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|c| c.1).collect::<Vec<_>>())
+            .bind(rows.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|c| c.2.as_deref()).collect::<Vec<_>>())
             .bind(rows.iter().map(|c| c.3.as_deref()).collect::<Vec<_>>())
             .bind(rows.iter().map(|c| c.4).collect::<Vec<_>>())
@@ -380,17 +398,17 @@ impl Store {
             Backend::Sqlite(pool) => {
                 let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
                 let sql = format!(
-                    "WITH v(id, state, reason, reply, not_before, sent_at, attempted) AS (VALUES {values})
-                     UPDATE messages AS m SET {}
-                     FROM v WHERE m.id = v.id AND m.claimed_by = ?",
-                    SET.replace("$2", "?")
+                    "WITH v(id, state, reason, reply, not_before, sent_at, attempted) AS (VALUES {values}),
+                          n(at) AS (VALUES (?))
+                     UPDATE messages AS m SET {SET}
+                     FROM v, n WHERE m.id = v.id AND m.claimed_by = ?"
                 );
                 let mut q = sqlx::query(&sql);
                 for c in &rows {
                     q = q.bind(c.0).bind(c.1).bind(c.2.clone()).bind(c.3.clone()).bind(c.4).bind(c.5).bind(c.6);
                 }
-                // In order of appearance: the values, `now` twice (SET), the owner.
-                q = q.bind(now).bind(now).bind(owner);
+                // In order of appearance: the values, `now`, the owner.
+                q = q.bind(now).bind(owner);
                 let _writer = self.write_guard().await;
                 q.execute(pool).await.map(|r| r.rows_affected())
             }
@@ -520,7 +538,7 @@ impl Store {
     }
 
     /// Message counts by state across all runs (status, metrics).
-    pub async fn queue_counts(&self) -> Result<Vec<(String, i64)>> {
+    pub async fn queue_counts(&self) -> Result<Vec<(MessageState, i64)>> {
         Ok(dispatch!(self, pool => {
             sqlx::query_as("SELECT state, COUNT(*) FROM messages GROUP BY state ORDER BY state").fetch_all(pool).await
         })?)
@@ -600,7 +618,7 @@ impl Store {
     pub async fn run_recipients(
         &self,
         run_id: i64,
-        state: Option<&str>,
+        state: Option<MessageState>,
         reason: Option<&str>,
     ) -> Result<Vec<Recipient>> {
         let rows: Vec<Recipient> = dispatch!(self, pool => {

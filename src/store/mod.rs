@@ -82,9 +82,10 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 /// An enum stored as text: one place maps each variant to its text, for
-/// both databases, JSON output and messages.
+/// both databases, JSON in and out, the command line and messages. `$what`
+/// names it in the error for a text that is none of its variants.
 macro_rules! text_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+    ($(#[$meta:meta])* pub enum $name:ident ($what:literal) { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
@@ -109,7 +110,10 @@ macro_rules! text_enum {
                     .iter()
                     .copied()
                     .find(|v| v.as_str() == s)
-                    .ok_or_else(|| format!("\"{s}\" is not a {}", stringify!($name)))
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                        format!("\"{s}\" is not a {}; use one of: {}", $what, names.join(", "))
+                    })
             }
         }
 
@@ -129,6 +133,22 @@ macro_rules! text_enum {
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl clap::ValueEnum for $name {
+            fn value_variants<'a>() -> &'a [Self] {
+                Self::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(self.as_str()))
             }
         }
 
@@ -182,6 +202,25 @@ macro_rules! text_enum {
     };
 }
 pub(crate) use text_enum;
+
+text_enum! {
+    /// Which database a store runs on, as logs and `outreach migrate` name it.
+    pub enum BackendKind ("database kind") {
+        Sqlite = "sqlite",
+        Postgres = "postgres",
+    }
+}
+
+/// `$from, $from+1, …`: `n` numbered parameters, for a list in a statement
+/// that numbers its other parameters too. ([`Store::placeholders`] gives
+/// SQLite bare `?`, which sqlx counts among themselves only: the first would
+/// take the statement's first argument.)
+fn numbered(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Ids as a literal SQL list (`1, 2, 3`) for `IN (…)`: integers only, so
 /// nothing to escape.
@@ -274,7 +313,21 @@ impl Store {
     /// Applies the migration set of this backend.
     pub async fn migrate(&self) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Backend::Sqlite(pool) => {
+                // A migration that rebuilds a table others reference (the way
+                // SQLite changes constraints) needs foreign keys off, and
+                // SQLite ignores switching them inside the transaction each
+                // migration runs in: off on this connection around them.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("PRAGMA foreign_keys = OFF")
+                    .execute(&mut *conn)
+                    .await?;
+                let migrated = sqlx::migrate!("migrations/sqlite").run(&mut *conn).await;
+                sqlx::query("PRAGMA foreign_keys = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                migrated
+            }
             Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
         }
         .context("applying database migrations")
@@ -300,10 +353,10 @@ impl Store {
         each.join(", ")
     }
 
-    pub fn backend_name(&self) -> &'static str {
+    pub fn backend_kind(&self) -> BackendKind {
         match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
         }
     }
 

@@ -7,15 +7,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Store, dispatch};
+use crate::domain::{MessageState, RuleKind, RunState};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Run {
     pub id: i64,
     pub rule_id: String,
-    pub rule_kind: String,
+    pub rule_kind: RuleKind,
     pub occurrence: DateTime<Utc>,
     pub trigger: String,
-    pub state: String,
+    pub state: RunState,
     pub detail: String,
     pub template_hash: Option<String>,
     pub approval_deadline: Option<DateTime<Utc>>,
@@ -33,17 +34,17 @@ pub struct Run {
 /// What a new run is.
 pub struct NewRun<'a> {
     pub rule_id: &'a str,
-    pub rule_kind: &'a str,
+    pub rule_kind: RuleKind,
     pub occurrence: DateTime<Utc>,
     pub trigger: &'a str,
-    pub state: &'a str,
+    pub state: RunState,
     pub detail: &'a str,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RunCount {
     pub run_id: i64,
-    pub state: String,
+    pub state: MessageState,
     pub reason: Option<String>,
     pub n: i64,
 }
@@ -116,7 +117,7 @@ impl Store {
         })?)
     }
 
-    pub async fn runs_in_state(&self, state: &str) -> Result<Vec<Run>> {
+    pub async fn runs_in_state(&self, state: RunState) -> Result<Vec<Run>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE state = $1 ORDER BY id");
         Ok(dispatch!(self, pool => {
             sqlx::query_as(sql.as_str()).bind(state).fetch_all(pool).await
@@ -162,27 +163,26 @@ impl Store {
     pub async fn transition_run(
         &self,
         id: i64,
-        from: &[&str],
-        to: &str,
+        from: &[RunState],
+        to: RunState,
         detail: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let list = from
-            .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let sql = format!(
             "UPDATE runs SET state = $1, detail = COALESCE($2, detail), updated_at = $3, lease_owner = NULL, lease_until = NULL
-             WHERE id = $4 AND state IN ({list})"
+             WHERE id = $4 AND state IN ({})",
+            super::numbered(5, from.len())
         );
         let affected = dispatch!(self, pool => {
-            sqlx::query(sql.as_str())
+            let mut q = sqlx::query(sql.as_str())
                 .bind(to)
                 .bind(detail)
                 .bind(now)
-                .bind(id)
-                .execute(pool)
+                .bind(id);
+            for state in from {
+                q = q.bind(*state);
+            }
+            q.execute(pool)
                 .await
                 .map(|r| r.rows_affected())
         })

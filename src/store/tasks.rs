@@ -6,11 +6,11 @@ use serde::Serialize;
 
 use super::call_list::{NewEntry, insert_waiting};
 use super::{Store, dispatch, text_enum};
-use crate::domain::{Channel, NewObjection};
+use crate::domain::{CallOutcome, Channel, NewObjection};
 
 text_enum! {
     /// What a task asks of a staff member.
-    pub enum TaskKind {
+    pub enum TaskKind ("task kind") {
         /// A check-in call from the call list.
         Call = "call",
         /// A callback agreed with the customer for a day (`agreed_on`).
@@ -21,7 +21,7 @@ text_enum! {
 }
 
 text_enum! {
-    pub enum TaskState {
+    pub enum TaskState ("task state") {
         Open = "open",
         /// An outcome was recorded.
         Done = "done",
@@ -52,7 +52,7 @@ pub struct Task {
     pub agreed_on: Option<NaiveDate>,
     /// Unanswered tries so far, carried over when an unmade call comes back.
     pub attempts: i32,
-    pub outcome: Option<String>,
+    pub outcome: Option<CallOutcome>,
     pub note: Option<String>,
     pub outcome_at: Option<DateTime<Utc>>,
     pub escalated_at: Option<DateTime<Utc>>,
@@ -300,7 +300,7 @@ impl Store {
     pub async fn apply_outcome(
         &self,
         task: &Task,
-        outcome: &str,
+        outcome: CallOutcome,
         note: Option<&str>,
         change: &OutcomeChange,
         now: DateTime<Utc>,

@@ -29,7 +29,7 @@ use crate::app::App;
 use crate::audience::AudienceError;
 use crate::config::{Assign, Checkin};
 use crate::context::customer_value_on;
-use crate::domain::Customer;
+use crate::domain::{Customer, RunState};
 use crate::store::{
     Candidate, CandidateQuery, ListReason, NewEntry, NewTask, Planned, Run, TaskKind,
 };
@@ -68,8 +68,8 @@ pub async fn fill(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u64> {
         app.store
             .transition_run(
                 run.id,
-                &["planning"],
-                "skipped",
+                &[RunState::Planning],
+                RunState::Skipped,
                 Some("the check-in rule is no longer in the config"),
                 now,
             )
@@ -153,8 +153,8 @@ pub async fn fill(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u64> {
     app.store
         .transition_run(
             run.id,
-            &["planning"],
-            "done",
+            &[RunState::Planning],
+            RunState::Done,
             Some(&format!("{added} on the call list, {skipped} left out")),
             now,
         )

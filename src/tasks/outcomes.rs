@@ -19,21 +19,11 @@ use tracing::info;
 
 use super::roster::{HORIZON_DAYS, Member, Roster};
 use crate::app::App;
+pub use crate::domain::CallOutcome;
 use crate::render::local_date;
 use crate::store::{
-    FollowUp, ListReason, NewEntry, NewTask, OutcomeChange, Task, TaskKind, TaskState, text_enum,
+    FollowUp, ListReason, NewEntry, NewTask, OutcomeChange, Task, TaskKind, TaskState,
 };
-
-text_enum! {
-    /// The outcomes staff can record.
-    pub enum CallOutcome {
-        Reached = "reached",
-        NotReached = "not_reached",
-        Callback = "callback",
-        NeedsHelp = "needs_help",
-        DoNotCall = "do_not_call",
-    }
-}
 
 /// An outcome that cannot be recorded as given; the staff member can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -288,7 +278,7 @@ pub async fn record_outcome(
     let change = outcome_change(app, &roster, &task, outcome, note, callback_on, now)?;
     let applied = app
         .store
-        .apply_outcome(&task, outcome.as_str(), note, &change, now)
+        .apply_outcome(&task, outcome, note, &change, now)
         .await?;
     if applied {
         info!(

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::config::Settings;
 use crate::context::{business_value, customer_value};
-use crate::domain::Customer;
+use crate::domain::{CallOutcome, Customer};
 use crate::history::Contact;
 use crate::render::local_date;
 use crate::store::{Task, TaskKind, TaskState};
@@ -128,7 +128,7 @@ impl CallView {
             attempt: Some(2),
             taken_over_from: Some("Jonas".into()),
             open: true,
-            outcome: "not_reached".into(),
+            outcome: CallOutcome::NotReached.to_string(),
             note: Some("…".into()),
             link: "https://example.invalid/t/sample".into(),
             contacts: vec![
@@ -207,8 +207,7 @@ impl CallView {
             open,
             outcome: task
                 .outcome
-                .clone()
-                .unwrap_or_else(|| task.state.to_string()),
+                .map_or_else(|| task.state.to_string(), |o| o.to_string()),
             note: task.note.clone(),
             link: super::digest::task_link(app, task, now),
             contacts,

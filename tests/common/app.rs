@@ -190,7 +190,7 @@ impl TestApp {
             .await
             .unwrap()
             .into_iter()
-            .map(|c| (c.state, c.reason, c.n))
+            .map(|c| (c.state.to_string(), c.reason, c.n))
             .collect()
     }
 
