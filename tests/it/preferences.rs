@@ -4,7 +4,7 @@
 //! (RFC 8058) ends only the kind of email it came with. On SQLite and
 //! PostgreSQL.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::app::{TestApp, berlin, body_text, get, post};

@@ -4,7 +4,7 @@
 //! only, and details past `[retention]` are erased by the daily pass.
 //! On SQLite and PostgreSQL, with explicit times.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::app::{TestApp, berlin};

@@ -4,7 +4,7 @@
 //! monstrous row is refused with the line named; line breaks in imported
 //! one-line fields are normalised.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

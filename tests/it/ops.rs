@@ -2,7 +2,7 @@
 //! `NOTIFY_SOCKET`, SIGHUP reloads (a bad config is refused and the old one
 //! keeps running), SIGTERM stops cleanly. Drives the real binary.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;

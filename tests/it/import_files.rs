@@ -4,7 +4,7 @@
 //! Where the spreadsheet program's own reading can decide a fact (which
 //! row a value is in), the test compares with it.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

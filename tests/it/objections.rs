@@ -4,7 +4,7 @@
 //! next import of a list saying "yes" does not undo it. Only a consent
 //! dated after the objection does, and the import says so.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

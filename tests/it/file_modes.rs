@@ -4,10 +4,12 @@
 //! `check` refuses a key too short to be one and warns about a secret file
 //! other users can read.
 //!
-//! The tests here run under umask 022 (the usual one outside systemd), set
-//! for this whole test binary.
+//! The tests here run under umask 022 (the usual one outside systemd). The
+//! mask is process-wide, so from the first of them on the other modules of
+//! this test binary run under it too: harmless, as no test depends on a
+//! stricter mask (the program sets the modes it needs itself).
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

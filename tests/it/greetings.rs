@@ -2,7 +2,7 @@
 //! "Sie", "Hallo Jürgen," with "du", "Guten Tag," for a company or when no
 //! name is known — and the English equivalents — in the shipped templates.
 
-mod common;
+use crate::common;
 
 use common::{Env, stderr, stdout};
 

@@ -3,7 +3,7 @@
 //! formulas in imported cells. Each gets a clear error or is kept as plain
 //! text, and none changes anything it should not.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

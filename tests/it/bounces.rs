@@ -3,7 +3,7 @@
 //! and what each report changes (and what it must not), on SQLite and
 //! PostgreSQL.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::app::{TestApp, berlin};

@@ -5,7 +5,7 @@
 //! history lines as the program records them), English ones no German, and
 //! the talking points fit why a call is made.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use chrono::Utc;

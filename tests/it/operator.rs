@@ -8,7 +8,7 @@
 //! voucher once a year, a callback after a move) runs in process with
 //! explicit times.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

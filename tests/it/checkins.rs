@@ -5,7 +5,7 @@
 //! task page feed back into the customer; overdue calls escalate, untouched
 //! ones expire. On SQLite and PostgreSQL, driven with explicit times.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use base64::Engine;

@@ -5,7 +5,7 @@
 //! ordinary customers. On SQLite and PostgreSQL, through delivery and
 //! `preview --html`.
 
-mod common;
+use crate::common;
 
 use common::app::{TestApp, berlin};
 use common::databases;

@@ -1,6 +1,6 @@
 //! Proof under faults, with real processes: the `outreach` binary as daemons
 //! (`outreach run`), the CLI for imports and counts, a real SMTP server in
-//! this process (tests/common/smtp.rs). The delivery guarantees must hold when
+//! this process (tests/it/common/smtp.rs). The delivery guarantees must hold when
 //!
 //! - two daemons share one PostgreSQL database and split a run;
 //! - a daemon is killed with SIGKILL mid-send and started again (SQLite and
@@ -11,7 +11,7 @@
 //!   and comes back: the daemon rides it out;
 //! - the clock jumps (NTP steps back an hour, a wrong clock days ahead and
 //!   corrected, a step back inside the repeated DST hour): no occurrence runs
-//!   twice and catch-up follow docs/schedules.md (in process, tests/common/app.rs);
+//!   twice and catch-up follow docs/schedules.md (in process, tests/it/common/app.rs);
 //! - the outbox folder of the file transport cannot be created;
 //! - a daemon with a rate limit is stopped and started again, or shares the
 //!   limit with a second daemon on one PostgreSQL database: never more than
@@ -21,7 +21,7 @@
 //!   sending, and is freed again: nothing is reported done that was not
 //!   stored, and nobody gets a message twice.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -1001,7 +1001,7 @@ async fn two_daemons_on_one_postgres_database_share_one_rate_limit() {
 
 // ------------------------------------------------------- the clock jumps
 //
-// In process (tests/common/app.rs): the daemon's tick driven with the wall
+// In process (tests/it/common/app.rs): the daemon's tick driven with the wall
 // clock an NTP step or a wrong clock would show it, on every backend.
 
 /// A daily 09:00 and an hourly campaign; no cap, no quiet hours.

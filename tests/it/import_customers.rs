@@ -1,6 +1,6 @@
 //! `outreach import customers` on real database files and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{Env, databases, stderr, stdout};
 use serde_json::Value;

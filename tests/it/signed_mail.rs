@@ -6,7 +6,7 @@
 //! mail. Keys that cannot sign are refused by `check` and `run`, naming the
 //! file.
 
-mod common;
+use crate::common;
 
 use common::app::{TestApp, berlin};
 use common::mail::Mail;

@@ -4,7 +4,7 @@
 //! page) and the freshness guard, with explicit dates, on SQLite and
 //! PostgreSQL.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};

@@ -1,6 +1,6 @@
 //! `outreach check` refuses bad configs with the file and key named.
 
-mod common;
+use crate::common;
 
 use common::{Env, stderr, stdout};
 

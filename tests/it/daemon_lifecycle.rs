@@ -1,7 +1,7 @@
 //! `outreach run` starts on a fresh database, serves /healthz on loopback
 //! and exits cleanly on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

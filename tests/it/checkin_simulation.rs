@@ -19,7 +19,7 @@
 //! after someone behind them, and nothing was planned past the next day its
 //! staff member works.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! that stalls in its headers is cut off after `http.header_timeout`; and
 //! probes arriving together all get the same, healthy answer.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

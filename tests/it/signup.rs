@@ -3,7 +3,7 @@
 //! link (`/c/…`), and what bad input, repeats, forgotten people, other
 //! websites and busy clients get. On SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::Request;

@@ -6,7 +6,7 @@
 //! `/healthz`, with one login attempt per backoff period. Nothing secret,
 //! no SMTP exchange and no message body reaches the log, even at trace.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

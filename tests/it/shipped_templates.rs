@@ -4,7 +4,7 @@
 //! Bäckerei Kornblume"), and the text part is text — no Markdown markers,
 //! links written out, lines wrapped near 76 characters.
 
-mod common;
+use crate::common;
 
 use minijinja::context;
 use outreach::templates::Templates;

@@ -3,7 +3,7 @@
 //! unsubscribes take effect even within a running batch; and the
 //! unsubscribe endpoint itself.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

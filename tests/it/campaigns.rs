@@ -2,7 +2,7 @@
 //! occurrence across daemons, and who gets what (consent, cap, quiet hours,
 //! locale), on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Timelike};
 use chrono_tz::Tz;

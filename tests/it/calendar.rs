@@ -3,7 +3,7 @@
 //! is to be made, with a UID that stays the same from one digest to the
 //! next, and customer names that cannot break out of their property.
 
-mod common;
+use crate::common;
 
 use chrono::Utc;
 use common::app::TestApp;
