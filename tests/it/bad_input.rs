@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{Duration, Utc};
 use common::app::TestApp;
-use common::{Env, databases, stderr, stdout};
+use common::{Db, Env, backend_test, stderr, stdout};
 use http_body_util::BodyExt;
 use outreach::schedule::start_now;
 use outreach::tokens::Purpose;
@@ -139,291 +139,283 @@ fn assert_no_data(what: &str, body: &str) {
     }
 }
 
-#[tokio::test]
-async fn a_post_body_over_16_kib_gets_413_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let f = fixture(&url).await;
-        let router = f.t.router().await;
-        let before = f.snapshot().await;
-        for (prefix, token, form) in f.links() {
-            let path = format!("{prefix}{token}");
-            // A valid form, padded past the limit with a field nobody reads.
-            let big = format!("{form}&pad={}", "x".repeat(17 * 1024));
-            let (status, body) = send(&router, post(&path, big.clone())).await;
-            assert_eq!(
-                status,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "{url}: {prefix}: {body}"
-            );
-            assert_no_data(prefix, &body);
-            // The same without a Content-Length (chunked): still refused.
-            let chunks: Vec<Result<String, std::io::Error>> = big
-                .as_bytes()
-                .chunks(1024)
-                .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
-                .collect();
-            let (status, body) = send(
-                &router,
-                post(&path, Body::from_stream(futures::stream::iter(chunks))),
-            )
-            .await;
-            assert_eq!(
-                status,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "{url}: {prefix} chunked: {body}"
-            );
-            assert_eq!(
-                f.snapshot().await,
-                before,
-                "{url}: {prefix} changed something"
-            );
-        }
-        // Just under the limit is an ordinary request (the limit is not lower than promised).
-        let (path, form) = (format!("/t/{}", f.task_token), "outcome=reached&note=");
-        let note = "n".repeat(16 * 1024 - form.len() - 1);
-        let (status, body) = send(&router, post(&path, format!("{form}{note}"))).await;
-        assert_eq!(status, StatusCode::OK, "{url}: {body}");
-        let task = f.t.app.store.task(f.task).await.unwrap().unwrap();
-        assert_eq!(task.outcome.as_deref(), Some("reached"), "{url}");
+backend_test!(a_post_body_over_16_kib_gets_413_and_changes_nothing);
+async fn a_post_body_over_16_kib_gets_413_and_changes_nothing(Db { url, .. }: Db) {
+    let f = fixture(&url).await;
+    let router = f.t.router().await;
+    let before = f.snapshot().await;
+    for (prefix, token, form) in f.links() {
+        let path = format!("{prefix}{token}");
+        // A valid form, padded past the limit with a field nobody reads.
+        let big = format!("{form}&pad={}", "x".repeat(17 * 1024));
+        let (status, body) = send(&router, post(&path, big.clone())).await;
         assert_eq!(
-            task.note.map(|n| n.chars().count()),
-            Some(4000),
-            "{url}: the note is cut at 4000"
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{url}: {prefix}: {body}"
         );
-    }
-}
-
-#[tokio::test]
-async fn malformed_truncated_and_garbage_tokens_get_a_plain_error_page_and_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let f = fixture(&url).await;
-        let router = f.t.router().await;
-        let before = f.snapshot().await;
-        let other_key = outreach::tokens::Signer::new(vec![outreach::secret::Secret::from_bytes(
-            b"not the key of this installation".to_vec(),
-        )]);
-        for (prefix, token, form) in f.links() {
-            let (payload, tag) = token.split_once('.').unwrap();
-            let purpose = match prefix {
-                "/u/" => Purpose::Unsubscribe,
-                "/t/" => Purpose::Task,
-                _ => Purpose::Approval,
-            };
-            let id = match prefix {
-                "/u/" => f.customer,
-                "/t/" => f.task,
-                _ => f.run,
-            };
-            let bad = [
-                token[..token.len() / 2].to_string(), // truncated in the signature…
-                token[..payload.len() - 3].to_string(), // …in the payload
-                format!("{payload}."),                // no signature
-                format!(".{tag}"),                    // no payload
-                payload.to_string(),                  // no dot
-                format!("{token}.{tag}"),             // a part too many
-                format!("{payload}.{}", &tag[1..]),   // a character lost
-                format!("{}A.{tag}", payload),        // a character gained
-                token.replace('-', "+").replace('_', "/"), // plain base64, not base64url
-                format!("{payload}=.{tag}"),          // padded
-                "x".repeat(600),                      // too long
-                format!("{token}{}", "A".repeat(5000)), // far too long
-                "%00%01%02".to_string(),              // control bytes
-                "%C3%A4%C3%B6.%C3%BC".to_string(),    // umlauts
-                "..%2F..%2Fetc%2Fpasswd".to_string(), // a path
-                "%27%20OR%201%3D1%20--".to_string(),  // SQL
-                other_key.sign(purpose, id, Utc::now() + Duration::days(1)), // another key
-            ];
-            for b in bad.iter().filter(|b| *b != token) {
-                let path = format!("{prefix}{b}");
-                for request in [get(&path), post(&path, form)] {
-                    let method = request.method().clone();
-                    let (status, body) = send(&router, request).await;
-                    assert_eq!(
-                        status,
-                        StatusCode::NOT_FOUND,
-                        "{url}: {method} {path}: {body}"
-                    );
-                    assert!(
-                        body.contains("Dieser Link funktioniert nicht"),
-                        "{method} {path}: {body}"
-                    );
-                    assert_no_data(&path, &body);
-                }
-            }
-        }
+        assert_no_data(prefix, &body);
+        // The same without a Content-Length (chunked): still refused.
+        let chunks: Vec<Result<String, std::io::Error>> = big
+            .as_bytes()
+            .chunks(1024)
+            .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+            .collect();
+        let (status, body) = send(
+            &router,
+            post(&path, Body::from_stream(futures::stream::iter(chunks))),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{url}: {prefix} chunked: {body}"
+        );
         assert_eq!(
             f.snapshot().await,
             before,
-            "{url}: a bad link changed something"
+            "{url}: {prefix} changed something"
         );
-        // The genuine links still work afterwards.
-        for (prefix, token, _) in f.links() {
-            let (status, body) = send(&router, get(&format!("{prefix}{token}"))).await;
-            assert_eq!(status, StatusCode::OK, "{url}: {prefix}: {body}");
-        }
     }
+    // Just under the limit is an ordinary request (the limit is not lower than promised).
+    let (path, form) = (format!("/t/{}", f.task_token), "outcome=reached&note=");
+    let note = "n".repeat(16 * 1024 - form.len() - 1);
+    let (status, body) = send(&router, post(&path, format!("{form}{note}"))).await;
+    assert_eq!(status, StatusCode::OK, "{url}: {body}");
+    let task = f.t.app.store.task(f.task).await.unwrap().unwrap();
+    assert_eq!(task.outcome.as_deref(), Some("reached"), "{url}");
+    assert_eq!(
+        task.note.map(|n| n.chars().count()),
+        Some(4000),
+        "{url}: the note is cut at 4000"
+    );
 }
 
-#[tokio::test]
-async fn wrong_form_fields_get_a_4xx_that_says_what_is_wrong_and_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let f = fixture(&url).await;
-        let router = f.t.router().await;
-        let before = f.snapshot().await;
-        let task = format!("/t/{}", f.task_token);
-        let approval = format!("/a/{}", f.approval);
-        // (path, body, expected status, a word the answer must contain)
-        let cases: Vec<(&str, &str, StatusCode, &str)> = vec![
-            (&task, "", StatusCode::UNPROCESSABLE_ENTITY, "outcome"),
-            (
-                &task,
-                "note=hallo",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "outcome",
-            ),
-            (
-                &task,
-                "Outcome=reached",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "outcome",
-            ),
-            (
-                &task,
-                "outcome=",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "outcome",
-            ),
-            (
-                &task,
-                "outcome=REACHED",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "outcome",
-            ),
-            (
-                &task,
-                "outcome=reached%00",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "outcome",
-            ),
-            (
-                &task,
-                "outcome=%ZZ",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "outcome",
-            ),
-            (
-                &task,
-                "outcome=reached&outcome=do_not_call",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "outcome",
-            ),
-            (
-                &task,
-                "outcome=callback",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "callback",
-            ),
-            (
-                &task,
-                "outcome=callback&callback_on=morgen",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "callback",
-            ),
-            (
-                &task,
-                "outcome=callback&callback_on=2026-02-30",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "callback",
-            ),
-            (
-                &task,
-                "outcome=callback&callback_on=99999-01-01",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "callback",
-            ),
-            (&approval, "", StatusCode::UNPROCESSABLE_ENTITY, "action"),
-            (
-                &approval,
-                "action=delete",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "approve, approve_unchanged or cancel",
-            ),
-            (
-                &approval,
-                "action=approve&action=cancel",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "action",
-            ),
+backend_test!(malformed_truncated_and_garbage_tokens_get_a_plain_error_page_and_change_nothing);
+async fn malformed_truncated_and_garbage_tokens_get_a_plain_error_page_and_change_nothing(
+    Db { url, .. }: Db,
+) {
+    let f = fixture(&url).await;
+    let router = f.t.router().await;
+    let before = f.snapshot().await;
+    let other_key = outreach::tokens::Signer::new(vec![outreach::secret::Secret::from_bytes(
+        b"not the key of this installation".to_vec(),
+    )]);
+    for (prefix, token, form) in f.links() {
+        let (payload, tag) = token.split_once('.').unwrap();
+        let purpose = match prefix {
+            "/u/" => Purpose::Unsubscribe,
+            "/t/" => Purpose::Task,
+            _ => Purpose::Approval,
+        };
+        let id = match prefix {
+            "/u/" => f.customer,
+            "/t/" => f.task,
+            _ => f.run,
+        };
+        let bad = [
+            token[..token.len() / 2].to_string(), // truncated in the signature…
+            token[..payload.len() - 3].to_string(), // …in the payload
+            format!("{payload}."),                // no signature
+            format!(".{tag}"),                    // no payload
+            payload.to_string(),                  // no dot
+            format!("{token}.{tag}"),             // a part too many
+            format!("{payload}.{}", &tag[1..]),   // a character lost
+            format!("{}A.{tag}", payload),        // a character gained
+            token.replace('-', "+").replace('_', "/"), // plain base64, not base64url
+            format!("{payload}=.{tag}"),          // padded
+            "x".repeat(600),                      // too long
+            format!("{token}{}", "A".repeat(5000)), // far too long
+            "%00%01%02".to_string(),              // control bytes
+            "%C3%A4%C3%B6.%C3%BC".to_string(),    // umlauts
+            "..%2F..%2Fetc%2Fpasswd".to_string(), // a path
+            "%27%20OR%201%3D1%20--".to_string(),  // SQL
+            other_key.sign(purpose, id, Utc::now() + Duration::days(1)), // another key
         ];
-        for (path, form, status, word) in cases {
-            let (got, body) = send(&router, post(path, form)).await;
-            assert_eq!(got, status, "{url}: {path} {form:?}: {body}");
-            assert!(body.contains(word), "{path} {form:?}: unclear: {body}");
-            assert_eq!(
-                f.snapshot().await,
-                before,
-                "{url}: {form:?} changed something"
-            );
-        }
-        // Not a form at all.
-        for (path, form) in [(&task, "outcome=reached"), (&approval, "action=approve")] {
-            for content_type in [
-                "application/json",
-                "text/plain",
-                "multipart/form-data; boundary=x",
-            ] {
-                let request = Request::post(path.as_str())
-                    .header("content-type", content_type)
-                    .body(Body::from(form))
-                    .unwrap();
-                let (got, body) = send(&router, request).await;
-                assert_eq!(
-                    got,
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "{url}: {content_type}: {body}"
-                );
-                assert!(body.contains("application/x-www-form-urlencoded"), "{body}");
-            }
-        }
-        assert_eq!(f.snapshot().await, before, "{url}");
-    }
-}
-
-#[tokio::test]
-async fn garbage_in_the_path_gets_a_4xx_and_the_router_keeps_answering() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let f = fixture(&url).await;
-        let router = f.t.router().await;
-        let before = f.snapshot().await;
-        for path in [
-            "/u/%FF%FE",   // not UTF-8 once decoded
-            "/t/%C3%28",   // an invalid UTF-8 sequence
-            "/a/%E2%82",   // a truncated one
-            "/t/%",        // a lone percent
-            "/t/%G1",      // not hex
-            "/u/",         // no token
-            "/t/a/b",      // one segment too many
-            "/x/whatever", // no such page
-            "/healthz/%FF",
-        ] {
-            for request in [get(path), post(path, "outcome=do_not_call")] {
+        for b in bad.iter().filter(|b| *b != token) {
+            let path = format!("{prefix}{b}");
+            for request in [get(&path), post(&path, form)] {
                 let method = request.method().clone();
                 let (status, body) = send(&router, request).await;
-                assert!(
-                    status.is_client_error(),
-                    "{url}: {method} {path}: {status} {body}"
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "{url}: {method} {path}: {body}"
                 );
-                assert_no_data(path, &body);
+                assert!(
+                    body.contains("Dieser Link funktioniert nicht"),
+                    "{method} {path}: {body}"
+                );
+                assert_no_data(&path, &body);
             }
         }
-        assert_eq!(f.snapshot().await, before, "{url}");
-        let (status, _) = send(&router, get("/healthz")).await;
-        assert_eq!(status, StatusCode::OK);
     }
+    assert_eq!(
+        f.snapshot().await,
+        before,
+        "{url}: a bad link changed something"
+    );
+    // The genuine links still work afterwards.
+    for (prefix, token, _) in f.links() {
+        let (status, body) = send(&router, get(&format!("{prefix}{token}"))).await;
+        assert_eq!(status, StatusCode::OK, "{url}: {prefix}: {body}");
+    }
+}
+
+backend_test!(wrong_form_fields_get_a_4xx_that_says_what_is_wrong_and_change_nothing);
+async fn wrong_form_fields_get_a_4xx_that_says_what_is_wrong_and_change_nothing(
+    Db { url, .. }: Db,
+) {
+    let f = fixture(&url).await;
+    let router = f.t.router().await;
+    let before = f.snapshot().await;
+    let task = format!("/t/{}", f.task_token);
+    let approval = format!("/a/{}", f.approval);
+    // (path, body, expected status, a word the answer must contain)
+    let cases: Vec<(&str, &str, StatusCode, &str)> = vec![
+        (&task, "", StatusCode::UNPROCESSABLE_ENTITY, "outcome"),
+        (
+            &task,
+            "note=hallo",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outcome",
+        ),
+        (
+            &task,
+            "Outcome=reached",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outcome",
+        ),
+        (
+            &task,
+            "outcome=",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outcome",
+        ),
+        (
+            &task,
+            "outcome=REACHED",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outcome",
+        ),
+        (
+            &task,
+            "outcome=reached%00",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outcome",
+        ),
+        (
+            &task,
+            "outcome=%ZZ",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outcome",
+        ),
+        (
+            &task,
+            "outcome=reached&outcome=do_not_call",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outcome",
+        ),
+        (
+            &task,
+            "outcome=callback",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "callback",
+        ),
+        (
+            &task,
+            "outcome=callback&callback_on=morgen",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "callback",
+        ),
+        (
+            &task,
+            "outcome=callback&callback_on=2026-02-30",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "callback",
+        ),
+        (
+            &task,
+            "outcome=callback&callback_on=99999-01-01",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "callback",
+        ),
+        (&approval, "", StatusCode::UNPROCESSABLE_ENTITY, "action"),
+        (
+            &approval,
+            "action=delete",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "approve, approve_unchanged or cancel",
+        ),
+        (
+            &approval,
+            "action=approve&action=cancel",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "action",
+        ),
+    ];
+    for (path, form, status, word) in cases {
+        let (got, body) = send(&router, post(path, form)).await;
+        assert_eq!(got, status, "{url}: {path} {form:?}: {body}");
+        assert!(body.contains(word), "{path} {form:?}: unclear: {body}");
+        assert_eq!(
+            f.snapshot().await,
+            before,
+            "{url}: {form:?} changed something"
+        );
+    }
+    // Not a form at all.
+    for (path, form) in [(&task, "outcome=reached"), (&approval, "action=approve")] {
+        for content_type in [
+            "application/json",
+            "text/plain",
+            "multipart/form-data; boundary=x",
+        ] {
+            let request = Request::post(path.as_str())
+                .header("content-type", content_type)
+                .body(Body::from(form))
+                .unwrap();
+            let (got, body) = send(&router, request).await;
+            assert_eq!(
+                got,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{url}: {content_type}: {body}"
+            );
+            assert!(body.contains("application/x-www-form-urlencoded"), "{body}");
+        }
+    }
+    assert_eq!(f.snapshot().await, before, "{url}");
+}
+
+backend_test!(garbage_in_the_path_gets_a_4xx_and_the_router_keeps_answering);
+async fn garbage_in_the_path_gets_a_4xx_and_the_router_keeps_answering(Db { url, .. }: Db) {
+    let f = fixture(&url).await;
+    let router = f.t.router().await;
+    let before = f.snapshot().await;
+    for path in [
+        "/u/%FF%FE",   // not UTF-8 once decoded
+        "/t/%C3%28",   // an invalid UTF-8 sequence
+        "/a/%E2%82",   // a truncated one
+        "/t/%",        // a lone percent
+        "/t/%G1",      // not hex
+        "/u/",         // no token
+        "/t/a/b",      // one segment too many
+        "/x/whatever", // no such page
+        "/healthz/%FF",
+    ] {
+        for request in [get(path), post(path, "outcome=do_not_call")] {
+            let method = request.method().clone();
+            let (status, body) = send(&router, request).await;
+            assert!(
+                status.is_client_error(),
+                "{url}: {method} {path}: {status} {body}"
+            );
+            assert_no_data(path, &body);
+        }
+    }
+    assert_eq!(f.snapshot().await, before, "{url}");
+    let (status, _) = send(&router, get("/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 // ------------------------------------------------- against a daemon's socket
@@ -663,127 +655,123 @@ fn cross_site(
     request.body(Body::from(body)).unwrap()
 }
 
-#[tokio::test]
-async fn pages_are_never_cached_framed_sniffed_or_passed_on_as_referrers() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let f = fixture(&url).await;
-        let router = f.t.router().await;
-        let mut requests: Vec<Request<Body>> = f
-            .links()
-            .iter()
-            .map(|(prefix, token, _)| get(&format!("{prefix}{token}")))
-            .collect();
-        requests.push(get("/t/not-a-token"));
-        requests.push(post(&format!("/a/{}", f.approval), "action=bogus"));
-        for request in requests {
-            let path = request.uri().to_string();
-            let response = router.clone().oneshot(request).await.unwrap();
-            let headers = response.headers();
-            let header = |name: &str| {
-                headers
-                    .get(name)
-                    .map(|v| v.to_str().unwrap().to_string())
-                    .unwrap_or_else(|| panic!("{url}: {path}: no {name}"))
-            };
-            assert_eq!(header("cache-control"), "no-store", "{path}");
-            assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
-            assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
-            let csp = header("content-security-policy");
-            assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
-            assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
-        }
+backend_test!(pages_are_never_cached_framed_sniffed_or_passed_on_as_referrers);
+async fn pages_are_never_cached_framed_sniffed_or_passed_on_as_referrers(Db { url, .. }: Db) {
+    let f = fixture(&url).await;
+    let router = f.t.router().await;
+    let mut requests: Vec<Request<Body>> = f
+        .links()
+        .iter()
+        .map(|(prefix, token, _)| get(&format!("{prefix}{token}")))
+        .collect();
+    requests.push(get("/t/not-a-token"));
+    requests.push(post(&format!("/a/{}", f.approval), "action=bogus"));
+    for request in requests {
+        let path = request.uri().to_string();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let headers = response.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_else(|| panic!("{url}: {path}: no {name}"))
+        };
+        assert_eq!(header("cache-control"), "no-store", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        let csp = header("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
     }
 }
 
-#[tokio::test]
-async fn a_cross_site_post_to_a_task_or_approval_page_gets_403_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let f = fixture(&url).await;
-        let router = f.t.router().await;
-        let before = f.snapshot().await;
-        let task = format!("/t/{}", f.task_token);
-        let approval = format!("/a/{}", f.approval);
-        for (path, form) in [
-            (&task, "outcome=do_not_call"),
-            (&approval, "action=approve"),
+backend_test!(a_cross_site_post_to_a_task_or_approval_page_gets_403_and_changes_nothing);
+async fn a_cross_site_post_to_a_task_or_approval_page_gets_403_and_changes_nothing(
+    Db { url, .. }: Db,
+) {
+    let f = fixture(&url).await;
+    let router = f.t.router().await;
+    let before = f.snapshot().await;
+    let task = format!("/t/{}", f.task_token);
+    let approval = format!("/a/{}", f.approval);
+    for (path, form) in [
+        (&task, "outcome=do_not_call"),
+        (&approval, "action=approve"),
+    ] {
+        for (origin, site) in [
+            (Some("https://evil.example"), None),
+            (Some("https://evil.example"), Some("cross-site")),
+            (None, Some("cross-site")),
+            (Some("null"), None),
+            // Another port is another origin.
+            (Some("http://127.0.0.1:9999"), Some("same-site")),
         ] {
-            for (origin, site) in [
-                (Some("https://evil.example"), None),
-                (Some("https://evil.example"), Some("cross-site")),
-                (None, Some("cross-site")),
-                (Some("null"), None),
-                // Another port is another origin.
-                (Some("http://127.0.0.1:9999"), Some("same-site")),
-            ] {
-                let (status, body) = send(&router, cross_site(path, form, origin, site)).await;
-                assert_eq!(
-                    status,
-                    StatusCode::FORBIDDEN,
-                    "{url}: {path} {origin:?} {site:?}: {body}"
-                );
-                assert_no_data(path, &body);
-            }
+            let (status, body) = send(&router, cross_site(path, form, origin, site)).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{url}: {path} {origin:?} {site:?}: {body}"
+            );
+            assert_no_data(path, &body);
         }
-        assert_eq!(
-            f.snapshot().await,
-            before,
-            "{url}: a cross-site POST changed something"
-        );
-
-        // From the page itself (its origin is base_url's), the form works.
-        let (status, body) = send(
-            &router,
-            cross_site(
-                &approval,
-                "action=approve",
-                Some("http://127.0.0.1:8080"),
-                Some("same-origin"),
-            ),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{url}: {body}");
-        let run = f.t.app.store.run(f.run).await.unwrap().unwrap();
-        assert_eq!(run.state, "sending", "{url}");
-        // Behind a proxy that keeps the Host header, the page's own origin is the host's.
-        let proxied = Request::post(&task)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("host", "post.cafe-test.example")
-            .header("origin", "https://post.cafe-test.example")
-            .body(Body::from("outcome=reached"))
-            .unwrap();
-        let (status, body) = send(&router, proxied).await;
-        assert_eq!(status, StatusCode::OK, "{url}: {body}");
-        // A browser that says the post is from the page itself is believed,
-        // whatever its Origin (it cannot be set by a page): under
-        // `Referrer-Policy: no-referrer` Chromium sends the page's own form
-        // with `Origin: null`.
-        let (status, body) = send(
-            &router,
-            cross_site(
-                &approval,
-                "action=approve",
-                Some("null"),
-                Some("same-origin"),
-            ),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{url}: {body}");
-
-        // RFC 8058 one-click unsubscribes come from mail providers: accepted from anywhere.
-        let (status, body) = send(
-            &router,
-            cross_site(
-                &format!("/u/{}", f.unsubscribe),
-                "List-Unsubscribe=One-Click",
-                Some("https://mail.provider.example"),
-                Some("cross-site"),
-            ),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{url}: {body}");
-        let anna = f.t.app.store.customers_by_ids(&[f.customer]).await.unwrap();
-        assert!(anna[0].unsubscribed_at.is_some(), "{url}");
     }
+    assert_eq!(
+        f.snapshot().await,
+        before,
+        "{url}: a cross-site POST changed something"
+    );
+
+    // From the page itself (its origin is base_url's), the form works.
+    let (status, body) = send(
+        &router,
+        cross_site(
+            &approval,
+            "action=approve",
+            Some("http://127.0.0.1:8080"),
+            Some("same-origin"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{url}: {body}");
+    let run = f.t.app.store.run(f.run).await.unwrap().unwrap();
+    assert_eq!(run.state, "sending", "{url}");
+    // Behind a proxy that keeps the Host header, the page's own origin is the host's.
+    let proxied = Request::post(&task)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("host", "post.cafe-test.example")
+        .header("origin", "https://post.cafe-test.example")
+        .body(Body::from("outcome=reached"))
+        .unwrap();
+    let (status, body) = send(&router, proxied).await;
+    assert_eq!(status, StatusCode::OK, "{url}: {body}");
+    // A browser that says the post is from the page itself is believed,
+    // whatever its Origin (it cannot be set by a page): under
+    // `Referrer-Policy: no-referrer` Chromium sends the page's own form
+    // with `Origin: null`.
+    let (status, body) = send(
+        &router,
+        cross_site(
+            &approval,
+            "action=approve",
+            Some("null"),
+            Some("same-origin"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{url}: {body}");
+
+    // RFC 8058 one-click unsubscribes come from mail providers: accepted from anywhere.
+    let (status, body) = send(
+        &router,
+        cross_site(
+            &format!("/u/{}", f.unsubscribe),
+            "List-Unsubscribe=One-Click",
+            Some("https://mail.provider.example"),
+            Some("cross-site"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{url}: {body}");
+    let anna = f.t.app.store.customers_by_ids(&[f.customer]).await.unwrap();
+    assert!(anna[0].unsubscribed_at.is_some(), "{url}");
 }

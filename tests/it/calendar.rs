@@ -7,8 +7,8 @@ use crate::common;
 
 use chrono::Utc;
 use common::app::TestApp;
-use common::databases;
 use common::mail::Mail;
+use common::{Db, backend_test};
 use outreach::schedule::start_now;
 
 const CONFIG: &str = r#"
@@ -147,93 +147,93 @@ async fn digest_calendars(t: &TestApp) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn the_calendar_has_an_event_per_call_on_its_day_with_a_stable_uid_and_names_kept_in_their_place()
- {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let t = TestApp::new(&url, CONFIG).await;
-        let mut csv = String::from("external_id,name,phone,phone_consent,owner\n");
-        for (i, name) in NAMES.iter().enumerate() {
-            csv.push_str(&format!(
-                "K{i},\"{}\",+49 221 555 {i},yes,tara\n",
-                name.replace('"', "\"\"")
-            ));
-        }
-        t.import(&csv).await;
-        // Today, before Tara's digest_at: the test sends the digests itself.
-        let now = common::app::berlin_today(6, 0);
-        start_now(&t.app, "hallo", now).await.unwrap();
-        t.tick(now).await;
-        let today = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
+backend_test!(
+    the_calendar_has_an_event_per_call_on_its_day_with_a_stable_uid_and_names_kept_in_their_place
+);
+async fn the_calendar_has_an_event_per_call_on_its_day_with_a_stable_uid_and_names_kept_in_their_place(
+    Db { url, .. }: Db,
+) {
+    let t = TestApp::new(&url, CONFIG).await;
+    let mut csv = String::from("external_id,name,phone,phone_consent,owner\n");
+    for (i, name) in NAMES.iter().enumerate() {
+        csv.push_str(&format!(
+            "K{i},\"{}\",+49 221 555 {i},yes,tara\n",
+            name.replace('"', "\"\"")
+        ));
+    }
+    t.import(&csv).await;
+    // Today, before Tara's digest_at: the test sends the digests itself.
+    let now = common::app::berlin_today(6, 0);
+    start_now(&t.app, "hallo", now).await.unwrap();
+    t.tick(now).await;
+    let today = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
 
-        let ics = digest_calendars(&t).await.pop().unwrap();
-        for physical in ics.lines() {
-            assert!(
-                physical.len() <= 75,
-                "{} octets: {physical:?}",
-                physical.len()
-            );
-        }
-        let lines = content_lines(&ics);
-        let calendar: Vec<&(String, String)> = lines
-            .iter()
-            .take_while(|(n, v)| !(n == "BEGIN" && v == "VEVENT"))
-            .collect();
-        for expected in [
-            ("VERSION", "2.0"),
-            ("METHOD", "PUBLISH"),
-            ("BEGIN", "VCALENDAR"),
-        ] {
-            assert!(
-                calendar
-                    .iter()
-                    .any(|(n, v)| (n.as_str(), v.as_str()) == expected),
-                "{expected:?} in {ics}"
-            );
-        }
-        assert!(!ics.contains("VTODO"), "{ics}");
-        let vevents = events(&lines);
-        assert_eq!(vevents.len(), NAMES.len(), "{url}: one event a call: {ics}");
-        let day = today.format("%Y%m%d").to_string();
-        let next = today.succ_opt().unwrap().format("%Y%m%d").to_string();
-        let mut uids = Vec::new();
-        for (event, name) in vevents.iter().zip(NAMES) {
-            assert_eq!(one(event, "DTSTART;VALUE=DATE"), day, "{event:?}");
-            assert_eq!(one(event, "DTEND;VALUE=DATE"), next, "{event:?}");
-            assert_eq!(one(event, "TRANSP"), "TRANSPARENT");
-            let summary = text(one(event, "SUMMARY"));
-            let phone = format!("+49 221 555 {}", uids.len());
-            // The import made the name one line (its line breaks became
-            // spaces); commas, semicolons and backslashes are escaped.
-            assert_eq!(summary, format!("☎ {}, {phone}", name.replace('\r', " ")));
-            let description = text(one(event, "DESCRIPTION"));
-            assert!(
-                description.contains("Lange nichts gehört; einfach nachfragen, wie es geht."),
-                "{description}"
-            );
-            assert!(one(event, "URL").starts_with("http://127.0.0.1:8080/t/"));
-            assert!(one(event, "DTSTAMP").ends_with('Z'));
-            uids.push(one(event, "UID").to_string());
-        }
+    let ics = digest_calendars(&t).await.pop().unwrap();
+    for physical in ics.lines() {
         assert!(
-            uids.iter().all(|u| u.ends_with("@cafe-test.example")),
-            "{uids:?}"
+            physical.len() <= 75,
+            "{} octets: {physical:?}",
+            physical.len()
         );
-        let mut unique = uids.clone();
-        unique.dedup();
-        assert_eq!(unique.len(), uids.len(), "{uids:?}");
-
-        // The next digest describes the same calls: the same UIDs, so a
-        // calendar updates its events instead of adding more.
-        let both = digest_calendars(&t).await;
-        assert_eq!(both.len(), 2, "{url}");
-        for ics in both {
-            let again: Vec<String> = events(&content_lines(&ics))
+    }
+    let lines = content_lines(&ics);
+    let calendar: Vec<&(String, String)> = lines
+        .iter()
+        .take_while(|(n, v)| !(n == "BEGIN" && v == "VEVENT"))
+        .collect();
+    for expected in [
+        ("VERSION", "2.0"),
+        ("METHOD", "PUBLISH"),
+        ("BEGIN", "VCALENDAR"),
+    ] {
+        assert!(
+            calendar
                 .iter()
-                .map(|e| one(e, "UID").to_string())
-                .collect();
-            assert_eq!(again, uids, "{url}");
-        }
+                .any(|(n, v)| (n.as_str(), v.as_str()) == expected),
+            "{expected:?} in {ics}"
+        );
+    }
+    assert!(!ics.contains("VTODO"), "{ics}");
+    let vevents = events(&lines);
+    assert_eq!(vevents.len(), NAMES.len(), "{url}: one event a call: {ics}");
+    let day = today.format("%Y%m%d").to_string();
+    let next = today.succ_opt().unwrap().format("%Y%m%d").to_string();
+    let mut uids = Vec::new();
+    for (event, name) in vevents.iter().zip(NAMES) {
+        assert_eq!(one(event, "DTSTART;VALUE=DATE"), day, "{event:?}");
+        assert_eq!(one(event, "DTEND;VALUE=DATE"), next, "{event:?}");
+        assert_eq!(one(event, "TRANSP"), "TRANSPARENT");
+        let summary = text(one(event, "SUMMARY"));
+        let phone = format!("+49 221 555 {}", uids.len());
+        // The import made the name one line (its line breaks became
+        // spaces); commas, semicolons and backslashes are escaped.
+        assert_eq!(summary, format!("☎ {}, {phone}", name.replace('\r', " ")));
+        let description = text(one(event, "DESCRIPTION"));
+        assert!(
+            description.contains("Lange nichts gehört; einfach nachfragen, wie es geht."),
+            "{description}"
+        );
+        assert!(one(event, "URL").starts_with("http://127.0.0.1:8080/t/"));
+        assert!(one(event, "DTSTAMP").ends_with('Z'));
+        uids.push(one(event, "UID").to_string());
+    }
+    assert!(
+        uids.iter().all(|u| u.ends_with("@cafe-test.example")),
+        "{uids:?}"
+    );
+    let mut unique = uids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), uids.len(), "{uids:?}");
+
+    // The next digest describes the same calls: the same UIDs, so a
+    // calendar updates its events instead of adding more.
+    let both = digest_calendars(&t).await;
+    assert_eq!(both.len(), 2, "{url}");
+    for ics in both {
+        let again: Vec<String> = events(&content_lines(&ics))
+            .iter()
+            .map(|e| one(e, "UID").to_string())
+            .collect();
+        assert_eq!(again, uids, "{url}");
     }
 }

@@ -7,7 +7,7 @@ use crate::common;
 use chrono::{Duration, Timelike};
 use chrono_tz::Tz;
 use common::app::{TestApp, berlin};
-use common::databases;
+use common::{Db, backend_test};
 use outreach::schedule::start_now;
 
 const NEWS: &str = r#"
@@ -36,52 +36,46 @@ async fn step_through(t: &TestApp, from: chrono::DateTime<chrono::Utc>, hours: i
     }
 }
 
-#[tokio::test]
-async fn a_time_repeated_at_fall_back_runs_once() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let t = TestApp::new(&url, NEWS).await;
-        step_through(&t, berlin(2026, 10, 24, 12, 0), 48).await;
-        let runs = t.runs_of("news").await;
-        let local: Vec<String> = runs
-            .iter()
-            .map(|r| {
-                r.occurrence
-                    .with_timezone(&"Europe/Berlin".parse::<Tz>().unwrap())
-                    .format("%d %H:%M %Z")
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(local, ["25 02:30 CEST", "26 02:30 CET"], "{url}");
-        assert!(runs.iter().all(|r| r.trigger == "schedule"));
-    }
+backend_test!(a_time_repeated_at_fall_back_runs_once);
+async fn a_time_repeated_at_fall_back_runs_once(Db { url, .. }: Db) {
+    let t = TestApp::new(&url, NEWS).await;
+    step_through(&t, berlin(2026, 10, 24, 12, 0), 48).await;
+    let runs = t.runs_of("news").await;
+    let local: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            r.occurrence
+                .with_timezone(&"Europe/Berlin".parse::<Tz>().unwrap())
+                .format("%d %H:%M %Z")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(local, ["25 02:30 CEST", "26 02:30 CET"], "{url}");
+    assert!(runs.iter().all(|r| r.trigger == "schedule"));
 }
 
-#[tokio::test]
-async fn a_time_skipped_at_spring_forward_runs_once_that_day() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        // 02:30 does not exist on 28 March 2027 in Berlin.
-        let t = TestApp::new(&url, NEWS).await;
-        step_through(&t, berlin(2027, 3, 27, 12, 0), 48).await;
-        let tz: Tz = "Europe/Berlin".parse().unwrap();
-        let spring: Vec<String> = t
-            .runs_of("news")
-            .await
-            .iter()
-            .map(|r| {
-                r.occurrence
-                    .with_timezone(&tz)
-                    .format("%d %H:%M")
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(
-            spring,
-            ["28 03:00", "29 02:30"],
-            "{url}: once on the day of the gap, at the first valid time"
-        );
-    }
+backend_test!(a_time_skipped_at_spring_forward_runs_once_that_day);
+async fn a_time_skipped_at_spring_forward_runs_once_that_day(Db { url, .. }: Db) {
+    // 02:30 does not exist on 28 March 2027 in Berlin.
+    let t = TestApp::new(&url, NEWS).await;
+    step_through(&t, berlin(2027, 3, 27, 12, 0), 48).await;
+    let tz: Tz = "Europe/Berlin".parse().unwrap();
+    let spring: Vec<String> = t
+        .runs_of("news")
+        .await
+        .iter()
+        .map(|r| {
+            r.occurrence
+                .with_timezone(&tz)
+                .format("%d %H:%M")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        spring,
+        ["28 03:00", "29 02:30"],
+        "{url}: once on the day of the gap, at the first valid time"
+    );
 }
 
 #[tokio::test]
@@ -107,159 +101,148 @@ async fn nine_o_clock_stays_nine_o_clock_local_across_the_dst_change() {
     assert_eq!(utc, [8, 7, 7], "UTC shifts by an hour after spring-forward");
 }
 
-#[tokio::test]
-async fn a_run_missed_while_down_is_caught_up_once_and_older_ones_are_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let t = TestApp::new(&url, &NEWS.replace("30 2 * * *", "0 10 * * *")).await;
-        t.tick(berlin(2026, 11, 2, 9, 0)).await; // first sight of the rule
-        // Down over 10:00; back at 12:00 (within catch_up = 6h).
-        t.tick(berlin(2026, 11, 2, 12, 0)).await;
-        t.tick(berlin(2026, 11, 2, 12, 5)).await;
-        let runs = t.runs_of("news").await;
-        assert_eq!(runs.len(), 1, "{url}: {runs:?}");
-        assert_eq!(runs[0].trigger, "catch_up");
-        // Down from then until the evening two days later: both 10:00 runs are too old.
-        t.tick(berlin(2026, 11, 4, 18, 0)).await;
-        let runs = t.runs_of("news").await;
-        let states: Vec<(&str, &str)> = runs
-            .iter()
-            .map(|r| (r.trigger.as_str(), r.state.as_str()))
-            .collect();
-        assert_eq!(
-            states,
-            [
-                ("catch_up", "done"),
-                ("schedule", "skipped"),
-                ("schedule", "skipped")
-            ],
-            "{url}"
-        );
-    }
+backend_test!(a_run_missed_while_down_is_caught_up_once_and_older_ones_are_skipped);
+async fn a_run_missed_while_down_is_caught_up_once_and_older_ones_are_skipped(Db { url, .. }: Db) {
+    let t = TestApp::new(&url, &NEWS.replace("30 2 * * *", "0 10 * * *")).await;
+    t.tick(berlin(2026, 11, 2, 9, 0)).await; // first sight of the rule
+    // Down over 10:00; back at 12:00 (within catch_up = 6h).
+    t.tick(berlin(2026, 11, 2, 12, 0)).await;
+    t.tick(berlin(2026, 11, 2, 12, 5)).await;
+    let runs = t.runs_of("news").await;
+    assert_eq!(runs.len(), 1, "{url}: {runs:?}");
+    assert_eq!(runs[0].trigger, "catch_up");
+    // Down from then until the evening two days later: both 10:00 runs are too old.
+    t.tick(berlin(2026, 11, 4, 18, 0)).await;
+    let runs = t.runs_of("news").await;
+    let states: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r.trigger.as_str(), r.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("catch_up", "done"),
+            ("schedule", "skipped"),
+            ("schedule", "skipped")
+        ],
+        "{url}"
+    );
 }
 
-#[tokio::test]
-async fn two_daemons_on_one_database_run_an_occurrence_once_and_mail_each_customer_once() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let t = TestApp::new(&url, &NEWS.replace("30 2 * * *", "0 10 * * *")).await;
-        t.import(CUSTOMERS).await;
-        let other = t.sibling("second-daemon").await;
-        let first_seen = berlin(2026, 11, 2, 9, 0);
-        t.tick(first_seen).await;
-        let at = berlin(2026, 11, 2, 10, 0);
-        outreach::daemon::tick(&other, &t.delivery, at)
-            .await
-            .unwrap();
-        t.tick(at).await;
-        // A restart: the same daemon again.
-        let restarted = t.sibling("test").await;
-        outreach::daemon::tick(&restarted, &t.delivery, at + Duration::minutes(1))
-            .await
-            .unwrap();
-        assert_eq!(t.runs_of("news").await.len(), 1, "{url}");
-        t.deliver_all(at).await;
-        for address in ["anna@example.de", "ben@example.com", "dora@example.fr"] {
-            assert_eq!(t.mails_to(address).len(), 1, "{url}: {address}");
-        }
-        assert!(
-            t.mails_to("clara@example.de").is_empty(),
-            "no consent, no mail"
-        );
+backend_test!(two_daemons_on_one_database_run_an_occurrence_once_and_mail_each_customer_once);
+async fn two_daemons_on_one_database_run_an_occurrence_once_and_mail_each_customer_once(
+    Db { url, .. }: Db,
+) {
+    let t = TestApp::new(&url, &NEWS.replace("30 2 * * *", "0 10 * * *")).await;
+    t.import(CUSTOMERS).await;
+    let other = t.sibling("second-daemon").await;
+    let first_seen = berlin(2026, 11, 2, 9, 0);
+    t.tick(first_seen).await;
+    let at = berlin(2026, 11, 2, 10, 0);
+    outreach::daemon::tick(&other, &t.delivery, at)
+        .await
+        .unwrap();
+    t.tick(at).await;
+    // A restart: the same daemon again.
+    let restarted = t.sibling("test").await;
+    outreach::daemon::tick(&restarted, &t.delivery, at + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(t.runs_of("news").await.len(), 1, "{url}");
+    t.deliver_all(at).await;
+    for address in ["anna@example.de", "ben@example.com", "dora@example.fr"] {
+        assert_eq!(t.mails_to(address).len(), 1, "{url}: {address}");
     }
+    assert!(
+        t.mails_to("clara@example.de").is_empty(),
+        "no consent, no mail"
+    );
 }
 
-#[tokio::test]
-async fn only_consenting_customers_are_mailed_and_everyone_else_is_recorded_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let t = TestApp::new(&url, NEWS).await;
-        t.import(CUSTOMERS).await;
-        let ben = t.app.store.find_customer("B").await.unwrap().unwrap();
-        t.app
-            .store
-            .unsubscribe(ben.id, "test", chrono::Utc::now())
-            .await
-            .unwrap();
-        let now = berlin(2026, 11, 23, 12, 0);
-        let run = start_now(&t.app, "news", now).await.unwrap();
-        t.tick(now).await;
-        let counts = t.counts(run).await;
-        assert!(
-            counts.contains(&("planned".into(), None, 2)),
-            "{url}: {counts:?}"
-        );
-        assert!(
-            counts.contains(&("suppressed".into(), Some("no consent".into()), 1)),
-            "{counts:?}"
-        );
-        assert!(
-            counts.contains(&("suppressed".into(), Some("unsubscribed".into()), 1)),
-            "{counts:?}"
-        );
-        t.deliver_all(now).await;
-        assert_eq!(t.count(run, "sent").await, 2);
-        assert_eq!(t.outbox_mails().len(), 2);
-    }
+backend_test!(only_consenting_customers_are_mailed_and_everyone_else_is_recorded_with_the_reason);
+async fn only_consenting_customers_are_mailed_and_everyone_else_is_recorded_with_the_reason(
+    Db { url, .. }: Db,
+) {
+    let t = TestApp::new(&url, NEWS).await;
+    t.import(CUSTOMERS).await;
+    let ben = t.app.store.find_customer("B").await.unwrap().unwrap();
+    t.app
+        .store
+        .unsubscribe(ben.id, "test", chrono::Utc::now())
+        .await
+        .unwrap();
+    let now = berlin(2026, 11, 23, 12, 0);
+    let run = start_now(&t.app, "news", now).await.unwrap();
+    t.tick(now).await;
+    let counts = t.counts(run).await;
+    assert!(
+        counts.contains(&("planned".into(), None, 2)),
+        "{url}: {counts:?}"
+    );
+    assert!(
+        counts.contains(&("suppressed".into(), Some("no consent".into()), 1)),
+        "{counts:?}"
+    );
+    assert!(
+        counts.contains(&("suppressed".into(), Some("unsubscribed".into()), 1)),
+        "{counts:?}"
+    );
+    t.deliver_all(now).await;
+    assert_eq!(t.count(run, "sent").await, 2);
+    assert_eq!(t.outbox_mails().len(), 2);
 }
 
-#[tokio::test]
-async fn the_frequency_cap_holds_across_campaigns() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let extra = NEWS.replace("frequency_cap = \"\"", "frequency_cap = \"2/7d\"")
-            + "[[campaign]]\nid = \"second\"\nkind = \"status_update\"\nschedule = \"0 9 * * *\"\ntemplate = \"status_update\"\n"
-            + "[[campaign]]\nid = \"third\"\nkind = \"loyalty\"\nschedule = \"0 9 * * *\"\ntemplate = \"points\"\n";
-        let t = TestApp::new(&url, &extra).await;
-        t.import("email,consent\nanna@example.de,yes\n").await;
-        let now = berlin(2026, 11, 23, 12, 0);
-        let mut runs = Vec::new();
-        for id in ["news", "second", "third"] {
-            runs.push(start_now(&t.app, id, now).await.unwrap());
-            t.tick(now).await;
-            t.deliver_all(now).await;
-        }
-        assert_eq!(t.count(runs[0], "sent").await, 1, "{url}");
-        assert_eq!(t.count(runs[1], "sent").await, 1);
-        let third = t.counts(runs[2]).await;
-        assert_eq!(
-            third,
-            [(
-                "suppressed".to_string(),
-                Some("frequency cap (2 per 7days)".to_string()),
-                1
-            )],
-            "{url}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn quiet_hours_defer_by_the_customers_own_time_zone_and_never_drop() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let t = TestApp::new(
-            &url,
-            &NEWS.replace("quiet_hours = \"\"", "quiet_hours = \"20:00-08:00\""),
-        )
-        .await;
-        t.import("email,consent,timezone\nberlin@example.de,yes,Europe/Berlin\nny@example.com,yes,America/New_York\n").await;
-        let now = berlin(2026, 11, 23, 12, 0); // 06:00 in New York
-        let run = start_now(&t.app, "news", now).await.unwrap();
+backend_test!(the_frequency_cap_holds_across_campaigns);
+async fn the_frequency_cap_holds_across_campaigns(Db { url, .. }: Db) {
+    let extra = NEWS.replace("frequency_cap = \"\"", "frequency_cap = \"2/7d\"")
+        + "[[campaign]]\nid = \"second\"\nkind = \"status_update\"\nschedule = \"0 9 * * *\"\ntemplate = \"status_update\"\n"
+        + "[[campaign]]\nid = \"third\"\nkind = \"loyalty\"\nschedule = \"0 9 * * *\"\ntemplate = \"points\"\n";
+    let t = TestApp::new(&url, &extra).await;
+    t.import("email,consent\nanna@example.de,yes\n").await;
+    let now = berlin(2026, 11, 23, 12, 0);
+    let mut runs = Vec::new();
+    for id in ["news", "second", "third"] {
+        runs.push(start_now(&t.app, id, now).await.unwrap());
         t.tick(now).await;
         t.deliver_all(now).await;
-        assert_eq!(t.mails_to("berlin@example.de").len(), 1, "{url}");
-        assert!(
-            t.mails_to("ny@example.com").is_empty(),
-            "still night in New York"
-        );
-        assert_eq!(t.count(run, "planned").await, 1);
-        t.deliver_all(berlin(2026, 11, 23, 13, 59)).await;
-        assert!(t.mails_to("ny@example.com").is_empty(), "07:59 in New York");
-        t.deliver_all(berlin(2026, 11, 23, 14, 0)).await;
-        assert_eq!(t.mails_to("ny@example.com").len(), 1, "08:00 in New York");
-        assert_eq!(t.count(run, "sent").await, 2);
     }
+    assert_eq!(t.count(runs[0], "sent").await, 1, "{url}");
+    assert_eq!(t.count(runs[1], "sent").await, 1);
+    let third = t.counts(runs[2]).await;
+    assert_eq!(
+        third,
+        [(
+            "suppressed".to_string(),
+            Some("frequency cap (2 per 7days)".to_string()),
+            1
+        )],
+        "{url}"
+    );
+}
+
+backend_test!(quiet_hours_defer_by_the_customers_own_time_zone_and_never_drop);
+async fn quiet_hours_defer_by_the_customers_own_time_zone_and_never_drop(Db { url, .. }: Db) {
+    let t = TestApp::new(
+        &url,
+        &NEWS.replace("quiet_hours = \"\"", "quiet_hours = \"20:00-08:00\""),
+    )
+    .await;
+    t.import("email,consent,timezone\nberlin@example.de,yes,Europe/Berlin\nny@example.com,yes,America/New_York\n").await;
+    let now = berlin(2026, 11, 23, 12, 0); // 06:00 in New York
+    let run = start_now(&t.app, "news", now).await.unwrap();
+    t.tick(now).await;
+    t.deliver_all(now).await;
+    assert_eq!(t.mails_to("berlin@example.de").len(), 1, "{url}");
+    assert!(
+        t.mails_to("ny@example.com").is_empty(),
+        "still night in New York"
+    );
+    assert_eq!(t.count(run, "planned").await, 1);
+    t.deliver_all(berlin(2026, 11, 23, 13, 59)).await;
+    assert!(t.mails_to("ny@example.com").is_empty(), "07:59 in New York");
+    t.deliver_all(berlin(2026, 11, 23, 14, 0)).await;
+    assert_eq!(t.mails_to("ny@example.com").len(), 1, "08:00 in New York");
+    assert_eq!(t.count(run, "sent").await, 2);
 }
 
 #[tokio::test]
@@ -336,52 +319,50 @@ async fn a_template_with_an_undefined_variable_fails_check_with_file_and_line() 
     assert!(err.contains("typo.de.md: line 3: undefined value"), "{err}");
 }
 
+backend_test!(every_audience_name_reads_the_same_value_from_its_columns_as_from_the_whole_row);
 /// Planning reads only the columns its audience needs (`columns_read_by`):
 /// every name an audience can read must give the same value from those
 /// columns as from the whole row, or an audience would silently match wrong.
-#[tokio::test]
-async fn every_audience_name_reads_the_same_value_from_its_columns_as_from_the_whole_row() {
+async fn every_audience_name_reads_the_same_value_from_its_columns_as_from_the_whole_row(
+    Db { url, .. }: Db,
+) {
     use outreach::context::{columns_read_by, customer_value_on};
     use outreach::store::CustomerColumns;
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let t = TestApp::new(&url, NEWS).await;
-        t.import(
-            "external_id;email;name;phone;locale;timezone;consent;phone_consent;do_not_call;is_business;owner;tags;points;tier;customer_since;birthday;stadtteil\n\
-             A;anna@example.de;Anna;+49 221 1;de;Europe/Berlin;ja;ja;nein;nein;;newsletter;120;Gold;2019-03-04;1980-02-29;Ehrenfeld\n\
-             B;ben@example.com;Ben;;en;Europe/London;nein;nein;ja;ja;;stammgast;0;;;;Nippes\n",
-        )
-        .await;
-        let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
-        t.app
-            .store
-            .unsubscribe(anna.id, "test", berlin(2026, 5, 1, 10, 0))
-            .await
-            .unwrap();
-        let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
-        let full = t
-            .app
-            .store
-            .customers_page(0, 10, &CustomerColumns::all())
-            .await
-            .unwrap();
-        assert_eq!(full.len(), 2, "{url}");
-        let names: Vec<String> = customer_value_on(&full[0], day)
-            .try_iter()
-            .unwrap()
-            .map(|k| k.to_string())
-            .collect();
-        assert!(names.iter().any(|n| n == "stadtteil"), "{names:?}");
-        for name in &names {
-            let columns = CustomerColumns::only(
-                std::iter::once("id").chain(columns_read_by([name.as_str()])),
-            );
-            let partial = t.app.store.customers_page(0, 10, &columns).await.unwrap();
-            for (whole, part) in full.iter().zip(&partial) {
-                let expected = customer_value_on(whole, day).get_attr(name).unwrap();
-                let got = customer_value_on(part, day).get_attr(name).unwrap();
-                assert_eq!(got, expected, "{url}: `{name}` of customer {}", whole.id);
-            }
+    let t = TestApp::new(&url, NEWS).await;
+    t.import(
+        "external_id;email;name;phone;locale;timezone;consent;phone_consent;do_not_call;is_business;owner;tags;points;tier;customer_since;birthday;stadtteil\n\
+         A;anna@example.de;Anna;+49 221 1;de;Europe/Berlin;ja;ja;nein;nein;;newsletter;120;Gold;2019-03-04;1980-02-29;Ehrenfeld\n\
+         B;ben@example.com;Ben;;en;Europe/London;nein;nein;ja;ja;;stammgast;0;;;;Nippes\n",
+    )
+    .await;
+    let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
+    t.app
+        .store
+        .unsubscribe(anna.id, "test", berlin(2026, 5, 1, 10, 0))
+        .await
+        .unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+    let full = t
+        .app
+        .store
+        .customers_page(0, 10, &CustomerColumns::all())
+        .await
+        .unwrap();
+    assert_eq!(full.len(), 2, "{url}");
+    let names: Vec<String> = customer_value_on(&full[0], day)
+        .try_iter()
+        .unwrap()
+        .map(|k| k.to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "stadtteil"), "{names:?}");
+    for name in &names {
+        let columns =
+            CustomerColumns::only(std::iter::once("id").chain(columns_read_by([name.as_str()])));
+        let partial = t.app.store.customers_page(0, 10, &columns).await.unwrap();
+        for (whole, part) in full.iter().zip(&partial) {
+            let expected = customer_value_on(whole, day).get_attr(name).unwrap();
+            let got = customer_value_on(part, day).get_attr(name).unwrap();
+            assert_eq!(got, expected, "{url}: `{name}` of customer {}", whole.id);
         }
     }
 }

@@ -27,8 +27,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc, Weekday};
 use common::app::{TestApp, berlin};
-use common::databases;
 use common::mail::Mail;
+use common::{Db, backend_test};
 use outreach::app::App;
 use outreach::store::{EntryState, ListReason, Task, TaskKind, TaskState};
 use outreach::tasks::{OutcomeError, record_outcome};
@@ -599,235 +599,234 @@ impl Sim<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn six_weeks_of_check_ins_keep_every_promise() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let began = Instant::now();
-        let app_dir = tempfile::tempdir().unwrap();
-        let text = config(app_dir.path(), &url, false);
-        let t = TestApp::with_config(app_dir, &url, &text).await;
-        t.import(&customers_csv()).await;
-        let mut number = HashMap::new();
-        for k in 1..=CUSTOMERS {
-            let c = t
+backend_test!(
+    six_weeks_of_check_ins_keep_every_promise,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+async fn six_weeks_of_check_ins_keep_every_promise(Db { url, .. }: Db) {
+    let began = Instant::now();
+    let app_dir = tempfile::tempdir().unwrap();
+    let text = config(app_dir.path(), &url, false);
+    let t = TestApp::with_config(app_dir, &url, &text).await;
+    t.import(&customers_csv()).await;
+    let mut number = HashMap::new();
+    for k in 1..=CUSTOMERS {
+        let c = t
+            .app
+            .store
+            .find_customer(&format!("C{k:03}"))
+            .await
+            .unwrap()
+            .unwrap();
+        number.insert(c.id, k);
+    }
+    let mut sim = Sim {
+        app: t.sibling("sim").await,
+        t: &t,
+        url: url.clone(),
+        late_recorded: false,
+        number,
+        promises: Vec::new(),
+        had_callback: HashSet::new(),
+        gave_up: HashSet::new(),
+        seen_tasks: HashMap::new(),
+        waiting: BTreeMap::new(),
+        seen_mails: HashSet::new(),
+        mails: Vec::new(),
+        figures: Figures::default(),
+    };
+    // The daemon is running the evening before (the rule is armed then).
+    sim.tick(start() - Days::new(1), 20, 0).await;
+    let mut first_run: Option<HashSet<i64>> = None;
+    for i in 0..DAYS {
+        let day = start() + Days::new(i);
+        if day.weekday() == Weekday::Mon {
+            sim.tick(day, 7, 0).await; // the weekly run
+        }
+        if first_run.is_none() {
+            let waiting = sim.app.store.call_list(false).await.unwrap();
+            first_run = Some(waiting.iter().map(|e| e.id).collect());
+            assert_eq!(
+                waiting.len(),
+                CUSTOMERS as usize,
+                "{url}: all on the call list"
+            );
+        }
+        // Every digest is due by 09:00; each list was filled before its digest.
+        sim.tick(day, 9, 0).await;
+        for s in staff() {
+            sim.check_list(&s, day).await;
+        }
+        if i == 0 {
+            let summary = outreach::tasks::summary::summarize(&sim.app, berlin(2026, 12, 14, 9, 1))
+                .await
+                .unwrap();
+            sim.figures.forecast_day0 = summary.all_called_by;
+        }
+        let tasks = sim.tasks().await;
+        sim.check_promises(day, &tasks);
+        sim.remember(&tasks);
+        sim.make_calls(day).await;
+        sim.tick(day, 10, 5).await;
+        if day == recorded_on() {
+            // Maria's absence is recorded after her Monday calls were planned.
+            let planned: Vec<Task> = sim
                 .app
                 .store
-                .find_customer(&format!("C{k:03}"))
+                .tasks(Some("maria"), true)
                 .await
                 .unwrap()
-                .unwrap();
-            number.insert(c.id, k);
-        }
-        let mut sim = Sim {
-            app: t.sibling("sim").await,
-            t: &t,
-            url: url.clone(),
-            late_recorded: false,
-            number,
-            promises: Vec::new(),
-            had_callback: HashSet::new(),
-            gave_up: HashSet::new(),
-            seen_tasks: HashMap::new(),
-            waiting: BTreeMap::new(),
-            seen_mails: HashSet::new(),
-            mails: Vec::new(),
-            figures: Figures::default(),
-        };
-        // The daemon is running the evening before (the rule is armed then).
-        sim.tick(start() - Days::new(1), 20, 0).await;
-        let mut first_run: Option<HashSet<i64>> = None;
-        for i in 0..DAYS {
-            let day = start() + Days::new(i);
-            if day.weekday() == Weekday::Mon {
-                sim.tick(day, 7, 0).await; // the weekly run
-            }
-            if first_run.is_none() {
-                let waiting = sim.app.store.call_list(false).await.unwrap();
-                first_run = Some(waiting.iter().map(|e| e.id).collect());
-                assert_eq!(
-                    waiting.len(),
-                    CUSTOMERS as usize,
-                    "{url}: all on the call list"
-                );
-            }
-            // Every digest is due by 09:00; each list was filled before its digest.
-            sim.tick(day, 9, 0).await;
-            for s in staff() {
-                sim.check_list(&s, day).await;
-            }
-            if i == 0 {
-                let summary =
-                    outreach::tasks::summary::summarize(&sim.app, berlin(2026, 12, 14, 9, 1))
-                        .await
-                        .unwrap();
-                sim.figures.forecast_day0 = summary.all_called_by;
-            }
-            let tasks = sim.tasks().await;
-            sim.check_promises(day, &tasks);
-            sim.remember(&tasks);
-            sim.make_calls(day).await;
-            sim.tick(day, 10, 5).await;
-            if day == recorded_on() {
-                // Maria's absence is recorded after her Monday calls were planned.
-                let planned: Vec<Task> = sim
-                    .app
-                    .store
-                    .tasks(Some("maria"), true)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .filter(|t| t.due_on >= late_absence().0 && t.due_on <= late_absence().1)
-                    .collect();
-                assert!(
-                    !planned.is_empty(),
-                    "{url}: Monday's calls were planned on Friday"
-                );
-                std::fs::write(&t.app.config.path, config(t.dir.path(), &url, true)).unwrap();
-                sim.app = t.sibling("sim-reloaded").await;
-                sim.late_recorded = true;
-                sim.tick(day, 12, 0).await;
-                for before in planned {
-                    let after = sim.app.store.task(before.id).await.unwrap().unwrap();
-                    match after.state {
-                        TaskState::Open => {
-                            assert_ne!(after.staff_id, "maria", "{url}: {after:?}");
-                            assert_eq!(
-                                (after.due_on, after.owner_id.as_str()),
-                                (before.due_on, "maria"),
-                                "{url}: moved on the same day, ownership stays"
-                            );
-                            if after.kind == TaskKind::Callback {
-                                sim.figures.callbacks_covered += 1;
-                            }
+                .into_iter()
+                .filter(|t| t.due_on >= late_absence().0 && t.due_on <= late_absence().1)
+                .collect();
+            assert!(
+                !planned.is_empty(),
+                "{url}: Monday's calls were planned on Friday"
+            );
+            std::fs::write(&t.app.config.path, config(t.dir.path(), &url, true)).unwrap();
+            sim.app = t.sibling("sim-reloaded").await;
+            sim.late_recorded = true;
+            sim.tick(day, 12, 0).await;
+            for before in planned {
+                let after = sim.app.store.task(before.id).await.unwrap().unwrap();
+                match after.state {
+                    TaskState::Open => {
+                        assert_ne!(after.staff_id, "maria", "{url}: {after:?}");
+                        assert_eq!(
+                            (after.due_on, after.owner_id.as_str()),
+                            (before.due_on, "maria"),
+                            "{url}: moved on the same day, ownership stays"
+                        );
+                        if after.kind == TaskKind::Callback {
+                            sim.figures.callbacks_covered += 1;
                         }
-                        TaskState::Returned => sim.figures.returned_unplaced += 1,
-                        other => panic!("{url}: {other}: {after:?}"),
                     }
+                    TaskState::Returned => sim.figures.returned_unplaced += 1,
+                    other => panic!("{url}: {other}: {after:?}"),
                 }
-            }
-            let tasks = sim.tasks().await;
-            sim.check_nothing_lost(day, &tasks).await;
-            let first = first_run.as_ref().unwrap();
-            if sim.figures.first_run_done_on.is_none()
-                && !sim.waiting.keys().any(|e| first.contains(e))
-            {
-                sim.figures.first_run_done_on = Some(day);
             }
         }
         let tasks = sim.tasks().await;
-        sim.figures.released_unmade = tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Expired)
-            .count() as u32;
-
-        // Everyone from the first run was called (or left with a reason),
-        // in the documented order: each list took the next in line, so
-        // nobody was planned after someone behind them (all joined at once:
-        // their place in line is the order they joined).
-        let entries = sim.app.store.call_list(false).await.unwrap();
-        let owners = sim.owners().await;
-        let mut queues: BTreeMap<Option<String>, Vec<DateTime<Utc>>> = BTreeMap::new();
+        sim.check_nothing_lost(day, &tasks).await;
         let first = first_run.as_ref().unwrap();
-        for e in entries.iter().filter(|e| first.contains(&e.id)) {
-            assert_ne!(e.state, EntryState::Waiting, "{url}: still waiting: {e:?}");
-            if e.state == EntryState::Planned {
-                queues
-                    .entry(owners[&e.customer_id].clone())
-                    .or_default()
-                    .push(e.left_at.unwrap());
-            }
+        if sim.figures.first_run_done_on.is_none() && !sim.waiting.keys().any(|e| first.contains(e))
+        {
+            sim.figures.first_run_done_on = Some(day);
         }
-        for (owner, planned) in &queues {
-            assert!(
-                planned.windows(2).all(|w| w[0] <= w[1]),
-                "{url}: {owner:?}'s customers were not planned in order: {planned:?}"
-            );
-        }
-        // Nothing was planned ahead of the next day its staff member works,
-        // except callbacks on the day agreed.
-        let made: HashMap<i64, NaiveDate> = tasks
-            .iter()
-            .map(|t| {
-                (
-                    t.id,
-                    t.created_at
-                        .with_timezone(&chrono_tz::Europe::Berlin)
-                        .date_naive(),
-                )
-            })
-            .collect();
-        for t in tasks.iter().filter(|t| t.kind != TaskKind::Callback) {
-            let (_, due) = sim.seen_tasks[&t.id];
-            let staffer = staff().into_iter().find(|s| s.id == t.staff_id).unwrap();
-            let skipped: Vec<NaiveDate> = made[&t.id]
-                .iter_days()
-                .skip(1)
-                .take_while(|d| *d < due)
-                .filter(|d| works(&staffer, *d, true))
-                .collect();
-            assert!(
-                skipped.is_empty(),
-                "{url}: planned past {skipped:?}, working days of {}: {t:?}",
-                t.staff_id
-            );
-        }
-        let f = &sim.figures;
-        eprintln!(
-            "{url}: {} outcomes ({} reached), {} callbacks ({} first refused, {} covered by a colleague), \
-             {} calls back on the list after the manager was told, {} returned unplaced; \
-             lists full on {} of {} staff working days; longest wait {} days; \
-             first run planned in full by {:?} (forecast on day one: {:?}); {:.1?}",
-            f.outcomes,
-            f.reached,
-            f.callbacks_agreed,
-            f.callbacks_refused,
-            f.callbacks_covered,
-            f.released_unmade,
-            f.returned_unplaced,
-            f.staff_days_full,
-            f.staff_days,
-            f.max_wait_days,
-            f.first_run_done_on,
-            f.forecast_day0,
-            began.elapsed()
-        );
-        let sam_calls = tasks.iter().filter(|t| t.staff_id == "sam").count();
-        let sam_released = tasks
-            .iter()
-            .filter(|t| t.staff_id == "sam" && t.state == TaskState::Expired)
-            .count();
-        assert!(
-            sam_released > 0
-                && sam_calls
-                    == sam_released
-                        + tasks
-                            .iter()
-                            .filter(|t| t.staff_id == "sam" && t.state == TaskState::Open)
-                            .count(),
-            "{url}: Sam's unmade calls all went back ({sam_released} of {sam_calls})"
-        );
-        assert!(
-            sim.figures.callbacks_refused > 0,
-            "{url}: the script books callbacks on days off"
-        );
-        assert!(
-            sim.figures.callbacks_covered > 0,
-            "{url}: one of Maria's callbacks fell in her late absence"
-        );
-        for mark in ["Rückruf vereinbart für heute", "2. Versuch", "Nachfassen"] {
-            assert!(
-                sim.mails
-                    .iter()
-                    .any(|(_, s, text)| s.starts_with("Ihre Anrufe") && text.contains(mark)),
-                "{url}: no digest shows {mark:?}"
-            );
-        }
-        let weekly = sim
-            .mails
-            .iter()
-            .filter(|(to, s, _)| to.starts_with("maria@") && s.starts_with("Anrufliste"))
-            .count();
-        assert_eq!(weekly, 6, "{url}: one summary a week for the manager");
     }
+    let tasks = sim.tasks().await;
+    sim.figures.released_unmade = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Expired)
+        .count() as u32;
+
+    // Everyone from the first run was called (or left with a reason),
+    // in the documented order: each list took the next in line, so
+    // nobody was planned after someone behind them (all joined at once:
+    // their place in line is the order they joined).
+    let entries = sim.app.store.call_list(false).await.unwrap();
+    let owners = sim.owners().await;
+    let mut queues: BTreeMap<Option<String>, Vec<DateTime<Utc>>> = BTreeMap::new();
+    let first = first_run.as_ref().unwrap();
+    for e in entries.iter().filter(|e| first.contains(&e.id)) {
+        assert_ne!(e.state, EntryState::Waiting, "{url}: still waiting: {e:?}");
+        if e.state == EntryState::Planned {
+            queues
+                .entry(owners[&e.customer_id].clone())
+                .or_default()
+                .push(e.left_at.unwrap());
+        }
+    }
+    for (owner, planned) in &queues {
+        assert!(
+            planned.windows(2).all(|w| w[0] <= w[1]),
+            "{url}: {owner:?}'s customers were not planned in order: {planned:?}"
+        );
+    }
+    // Nothing was planned ahead of the next day its staff member works,
+    // except callbacks on the day agreed.
+    let made: HashMap<i64, NaiveDate> = tasks
+        .iter()
+        .map(|t| {
+            (
+                t.id,
+                t.created_at
+                    .with_timezone(&chrono_tz::Europe::Berlin)
+                    .date_naive(),
+            )
+        })
+        .collect();
+    for t in tasks.iter().filter(|t| t.kind != TaskKind::Callback) {
+        let (_, due) = sim.seen_tasks[&t.id];
+        let staffer = staff().into_iter().find(|s| s.id == t.staff_id).unwrap();
+        let skipped: Vec<NaiveDate> = made[&t.id]
+            .iter_days()
+            .skip(1)
+            .take_while(|d| *d < due)
+            .filter(|d| works(&staffer, *d, true))
+            .collect();
+        assert!(
+            skipped.is_empty(),
+            "{url}: planned past {skipped:?}, working days of {}: {t:?}",
+            t.staff_id
+        );
+    }
+    let f = &sim.figures;
+    eprintln!(
+        "{url}: {} outcomes ({} reached), {} callbacks ({} first refused, {} covered by a colleague), \
+         {} calls back on the list after the manager was told, {} returned unplaced; \
+         lists full on {} of {} staff working days; longest wait {} days; \
+         first run planned in full by {:?} (forecast on day one: {:?}); {:.1?}",
+        f.outcomes,
+        f.reached,
+        f.callbacks_agreed,
+        f.callbacks_refused,
+        f.callbacks_covered,
+        f.released_unmade,
+        f.returned_unplaced,
+        f.staff_days_full,
+        f.staff_days,
+        f.max_wait_days,
+        f.first_run_done_on,
+        f.forecast_day0,
+        began.elapsed()
+    );
+    let sam_calls = tasks.iter().filter(|t| t.staff_id == "sam").count();
+    let sam_released = tasks
+        .iter()
+        .filter(|t| t.staff_id == "sam" && t.state == TaskState::Expired)
+        .count();
+    assert!(
+        sam_released > 0
+            && sam_calls
+                == sam_released
+                    + tasks
+                        .iter()
+                        .filter(|t| t.staff_id == "sam" && t.state == TaskState::Open)
+                        .count(),
+        "{url}: Sam's unmade calls all went back ({sam_released} of {sam_calls})"
+    );
+    assert!(
+        sim.figures.callbacks_refused > 0,
+        "{url}: the script books callbacks on days off"
+    );
+    assert!(
+        sim.figures.callbacks_covered > 0,
+        "{url}: one of Maria's callbacks fell in her late absence"
+    );
+    for mark in ["Rückruf vereinbart für heute", "2. Versuch", "Nachfassen"] {
+        assert!(
+            sim.mails
+                .iter()
+                .any(|(_, s, text)| s.starts_with("Ihre Anrufe") && text.contains(mark)),
+            "{url}: no digest shows {mark:?}"
+        );
+    }
+    let weekly = sim
+        .mails
+        .iter()
+        .filter(|(to, s, _)| to.starts_with("maria@") && s.starts_with("Anrufliste"))
+        .count();
+    assert_eq!(weekly, 6, "{url}: one summary a week for the manager");
 }

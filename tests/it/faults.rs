@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, json};
 use common::smtp::{self, Received};
-use common::{Env, free_port, fresh_postgres, http_get, stderr, stdout, wait_for};
+use common::{
+    Db, Env, backend_test, free_port, fresh_postgres, http_get, stderr, stdout, wait_for,
+};
 
 // ------------------------------------------------------------------ helpers
 
@@ -1084,204 +1086,195 @@ async fn runs_sent(t: &common::app::TestApp, rule: &str) -> usize {
     n
 }
 
-#[tokio::test]
-async fn the_clock_stepping_back_an_hour_across_an_occurrence_runs_it_once() {
+backend_test!(the_clock_stepping_back_an_hour_across_an_occurrence_runs_it_once);
+async fn the_clock_stepping_back_an_hour_across_an_occurrence_runs_it_once(Db { url, .. }: Db) {
     use common::app::{TestApp, berlin};
     let minutes = chrono::Duration::minutes;
-    let dir = tempfile::tempdir().unwrap();
-    for url in common::databases(dir.path()).await {
-        let t = TestApp::new(&url, CLOCK).await;
-        t.import(&format!("email,consent\n{CLOCK_CUSTOMER},yes\n"))
-            .await;
-        // Monday 2 November 2026: 08:30 to 09:20, 09:00 runs.
-        tick_through(
-            &t,
-            berlin(2026, 11, 2, 8, 30),
-            berlin(2026, 11, 2, 9, 20),
-            minutes(5),
-        )
+    let t = TestApp::new(&url, CLOCK).await;
+    t.import(&format!("email,consent\n{CLOCK_CUSTOMER},yes\n"))
         .await;
-        // NTP steps the clock back an hour: 08:20 to 09:20 again.
-        tick_through(
-            &t,
-            berlin(2026, 11, 2, 8, 20),
-            berlin(2026, 11, 2, 9, 20),
-            minutes(5),
-        )
-        .await;
-        // Twice more, a few minutes each: the steps of a clock being slewed by hand.
-        for back_to in [berlin(2026, 11, 2, 8, 59), berlin(2026, 11, 2, 9, 0)] {
-            tick_through(&t, back_to, back_to + minutes(2), minutes(1)).await;
-        }
-        // On to 10:20, then the clock jumps forward 75 minutes over 11:00.
-        tick_through(
-            &t,
-            berlin(2026, 11, 2, 9, 25),
-            berlin(2026, 11, 2, 10, 20),
-            minutes(5),
-        )
-        .await;
-        tick_through(
-            &t,
-            berlin(2026, 11, 2, 11, 35),
-            berlin(2026, 11, 2, 12, 10),
-            minutes(5),
-        )
-        .await;
-
-        assert_eq!(
-            runs_local(&t, "daily").await,
-            expect(&[("02.11. 09:00 CET", "schedule", "done")]),
-            "{url}"
-        );
-        // 11:00 was passed over by the jump: 35 minutes late, within
-        // limits.catch_up (6 h), so it runs once as a catch-up (docs/schedules.md).
-        assert_eq!(
-            runs_local(&t, "hourly").await,
-            expect(&[
-                ("02.11. 09:00 CET", "schedule", "done"),
-                ("02.11. 10:00 CET", "schedule", "done"),
-                ("02.11. 11:00 CET", "catch_up", "done"),
-                ("02.11. 12:00 CET", "schedule", "done"),
-            ]),
-            "{url}"
-        );
-        // One mail per run that went out, to the one customer.
-        let runs = runs_sent(&t, "daily").await + runs_sent(&t, "hourly").await;
-        assert_eq!(runs, 5);
-        assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
+    // Monday 2 November 2026: 08:30 to 09:20, 09:00 runs.
+    tick_through(
+        &t,
+        berlin(2026, 11, 2, 8, 30),
+        berlin(2026, 11, 2, 9, 20),
+        minutes(5),
+    )
+    .await;
+    // NTP steps the clock back an hour: 08:20 to 09:20 again.
+    tick_through(
+        &t,
+        berlin(2026, 11, 2, 8, 20),
+        berlin(2026, 11, 2, 9, 20),
+        minutes(5),
+    )
+    .await;
+    // Twice more, a few minutes each: the steps of a clock being slewed by hand.
+    for back_to in [berlin(2026, 11, 2, 8, 59), berlin(2026, 11, 2, 9, 0)] {
+        tick_through(&t, back_to, back_to + minutes(2), minutes(1)).await;
     }
+    // On to 10:20, then the clock jumps forward 75 minutes over 11:00.
+    tick_through(
+        &t,
+        berlin(2026, 11, 2, 9, 25),
+        berlin(2026, 11, 2, 10, 20),
+        minutes(5),
+    )
+    .await;
+    tick_through(
+        &t,
+        berlin(2026, 11, 2, 11, 35),
+        berlin(2026, 11, 2, 12, 10),
+        minutes(5),
+    )
+    .await;
+
+    assert_eq!(
+        runs_local(&t, "daily").await,
+        expect(&[("02.11. 09:00 CET", "schedule", "done")]),
+        "{url}"
+    );
+    // 11:00 was passed over by the jump: 35 minutes late, within
+    // limits.catch_up (6 h), so it runs once as a catch-up (docs/schedules.md).
+    assert_eq!(
+        runs_local(&t, "hourly").await,
+        expect(&[
+            ("02.11. 09:00 CET", "schedule", "done"),
+            ("02.11. 10:00 CET", "schedule", "done"),
+            ("02.11. 11:00 CET", "catch_up", "done"),
+            ("02.11. 12:00 CET", "schedule", "done"),
+        ]),
+        "{url}"
+    );
+    // One mail per run that went out, to the one customer.
+    let runs = runs_sent(&t, "daily").await + runs_sent(&t, "hourly").await;
+    assert_eq!(runs, 5);
+    assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
 }
 
-#[tokio::test]
-async fn the_clock_jumping_days_ahead_and_back_runs_no_occurrence_twice() {
+backend_test!(the_clock_jumping_days_ahead_and_back_runs_no_occurrence_twice);
+async fn the_clock_jumping_days_ahead_and_back_runs_no_occurrence_twice(Db { url, .. }: Db) {
     use common::app::{TestApp, berlin};
-    let dir = tempfile::tempdir().unwrap();
-    for url in common::databases(dir.path()).await {
-        let t = TestApp::new(
-            &url,
-            &CLOCK
-                .replace("0 * * * *", "0 9 * * 6")
-                .replace("\"hourly\"", "\"weekly\""),
-        )
+    let t = TestApp::new(
+        &url,
+        &CLOCK
+            .replace("0 * * * *", "0 9 * * 6")
+            .replace("\"hourly\"", "\"weekly\""),
+    )
+    .await;
+    t.import(&format!("email,consent\n{CLOCK_CUSTOMER},yes\n"))
         .await;
-        t.import(&format!("email,consent\n{CLOCK_CUSTOMER},yes\n"))
-            .await;
-        // Monday 2 November 2026, 08:00: the rules are seen for the first time.
-        let hours = chrono::Duration::hours;
-        tick_through(
-            &t,
-            berlin(2026, 11, 2, 8, 0),
-            berlin(2026, 11, 2, 8, 30),
-            hours(1),
-        )
-        .await;
-        // The clock jumps to Thursday noon: Thursday 09:00 is 3 h late, within
-        // limits.catch_up (6 h), and runs once; Monday to Wednesday are skipped.
-        t.tick(berlin(2026, 11, 5, 12, 0)).await;
-        t.deliver_all(berlin(2026, 11, 5, 12, 0)).await;
-        // Then to Sunday 18:00: Sunday 09:00 is 9 h late, older than catch_up.
-        // Saturday 09:00 (the weekly rule) too: skipped.
-        tick_through(
-            &t,
-            berlin(2026, 11, 8, 18, 0),
-            berlin(2026, 11, 8, 19, 0),
-            hours(1),
-        )
-        .await;
-        let first_pass = (
-            runs_local(&t, "daily").await,
-            runs_local(&t, "weekly").await,
-        );
-        assert_eq!(
-            first_pass.0,
-            expect(&[
-                ("02.11. 09:00 CET", "schedule", "skipped"),
-                ("03.11. 09:00 CET", "schedule", "skipped"),
-                ("04.11. 09:00 CET", "schedule", "skipped"),
-                ("05.11. 09:00 CET", "catch_up", "done"),
-                ("06.11. 09:00 CET", "schedule", "skipped"),
-                ("07.11. 09:00 CET", "schedule", "skipped"),
-                ("08.11. 09:00 CET", "schedule", "skipped"),
-            ]),
-            "{url}"
-        );
-        assert_eq!(
-            first_pass.1,
-            expect(&[("07.11. 09:00 CET", "schedule", "skipped")]),
-            "{url}"
-        );
-        // The wrong clock is corrected: back to Monday 08:00, and the real week
-        // passes hour by hour. Every occurrence of that week already has its
-        // record, so nothing runs again; the Monday after runs on time.
-        tick_through(
-            &t,
-            berlin(2026, 11, 2, 8, 0),
-            berlin(2026, 11, 9, 10, 0),
-            hours(1),
-        )
-        .await;
-        let mut daily = first_pass.0.clone();
-        daily.push(("09.11. 09:00 CET".into(), "schedule".into(), "done".into()));
-        assert_eq!(runs_local(&t, "daily").await, daily, "{url}");
-        assert_eq!(runs_local(&t, "weekly").await, first_pass.1, "{url}");
-        let runs = runs_sent(&t, "daily").await + runs_sent(&t, "weekly").await;
-        assert_eq!(runs, 2);
-        assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
-    }
+    // Monday 2 November 2026, 08:00: the rules are seen for the first time.
+    let hours = chrono::Duration::hours;
+    tick_through(
+        &t,
+        berlin(2026, 11, 2, 8, 0),
+        berlin(2026, 11, 2, 8, 30),
+        hours(1),
+    )
+    .await;
+    // The clock jumps to Thursday noon: Thursday 09:00 is 3 h late, within
+    // limits.catch_up (6 h), and runs once; Monday to Wednesday are skipped.
+    t.tick(berlin(2026, 11, 5, 12, 0)).await;
+    t.deliver_all(berlin(2026, 11, 5, 12, 0)).await;
+    // Then to Sunday 18:00: Sunday 09:00 is 9 h late, older than catch_up.
+    // Saturday 09:00 (the weekly rule) too: skipped.
+    tick_through(
+        &t,
+        berlin(2026, 11, 8, 18, 0),
+        berlin(2026, 11, 8, 19, 0),
+        hours(1),
+    )
+    .await;
+    let first_pass = (
+        runs_local(&t, "daily").await,
+        runs_local(&t, "weekly").await,
+    );
+    assert_eq!(
+        first_pass.0,
+        expect(&[
+            ("02.11. 09:00 CET", "schedule", "skipped"),
+            ("03.11. 09:00 CET", "schedule", "skipped"),
+            ("04.11. 09:00 CET", "schedule", "skipped"),
+            ("05.11. 09:00 CET", "catch_up", "done"),
+            ("06.11. 09:00 CET", "schedule", "skipped"),
+            ("07.11. 09:00 CET", "schedule", "skipped"),
+            ("08.11. 09:00 CET", "schedule", "skipped"),
+        ]),
+        "{url}"
+    );
+    assert_eq!(
+        first_pass.1,
+        expect(&[("07.11. 09:00 CET", "schedule", "skipped")]),
+        "{url}"
+    );
+    // The wrong clock is corrected: back to Monday 08:00, and the real week
+    // passes hour by hour. Every occurrence of that week already has its
+    // record, so nothing runs again; the Monday after runs on time.
+    tick_through(
+        &t,
+        berlin(2026, 11, 2, 8, 0),
+        berlin(2026, 11, 9, 10, 0),
+        hours(1),
+    )
+    .await;
+    let mut daily = first_pass.0.clone();
+    daily.push(("09.11. 09:00 CET".into(), "schedule".into(), "done".into()));
+    assert_eq!(runs_local(&t, "daily").await, daily, "{url}");
+    assert_eq!(runs_local(&t, "weekly").await, first_pass.1, "{url}");
+    let runs = runs_sent(&t, "daily").await + runs_sent(&t, "weekly").await;
+    assert_eq!(runs, 2);
+    assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
 }
 
-#[tokio::test]
-async fn the_clock_stepping_back_in_the_repeated_dst_hour_runs_that_night_once() {
+backend_test!(the_clock_stepping_back_in_the_repeated_dst_hour_runs_that_night_once);
+async fn the_clock_stepping_back_in_the_repeated_dst_hour_runs_that_night_once(Db { url, .. }: Db) {
     use common::app::{TestApp, berlin};
     let minutes = chrono::Duration::minutes;
-    let dir = tempfile::tempdir().unwrap();
-    for url in common::databases(dir.path()).await {
-        // 02:30 exists twice on Sunday 25 October 2026 in Berlin (CEST, then CET).
-        let t = TestApp::new(&url, &CLOCK.replace("0 9 * * *", "30 2 * * *")).await;
-        t.import(&format!("email,consent\n{CLOCK_CUSTOMER},yes\n"))
-            .await;
-        let start = berlin(2026, 10, 25, 0, 0); // 00:00 CEST = 22:00 UTC
-        // Through the night in UTC steps: 02:00–03:00 CEST, then 02:00–03:00 CET.
-        tick_through(&t, start, start + minutes(5 * 60), minutes(5)).await;
-        // NTP steps the clock back an hour inside the repeated hour
-        // (02:45 CET → 02:45 CEST), and again half an hour later.
-        let cet_0245 = start + minutes(3 * 60 + 45);
-        tick_through(&t, cet_0245 - minutes(60), cet_0245, minutes(5)).await;
-        tick_through(
-            &t,
-            cet_0245 - minutes(30),
-            cet_0245 + minutes(60),
-            minutes(5),
-        )
+    // 02:30 exists twice on Sunday 25 October 2026 in Berlin (CEST, then CET).
+    let t = TestApp::new(&url, &CLOCK.replace("0 9 * * *", "30 2 * * *")).await;
+    t.import(&format!("email,consent\n{CLOCK_CUSTOMER},yes\n"))
         .await;
-        // The next night: once, at 02:30 CET.
-        let next = berlin(2026, 10, 26, 2, 0);
-        tick_through(&t, next, next + minutes(60), minutes(5)).await;
-        assert_eq!(
-            runs_local(&t, "daily").await,
-            expect(&[
-                ("25.10. 02:30 CEST", "schedule", "done"),
-                ("26.10. 02:30 CET", "schedule", "done"),
-            ]),
-            "{url}"
-        );
-        // The hourly rule: 02:00 is a wall-clock time that exists twice that
-        // night, and like any such time it runs once (docs/schedules.md).
-        let hourly = runs_local(&t, "hourly").await;
-        assert_eq!(
-            &hourly[..4],
-            expect(&[
-                ("25.10. 01:00 CEST", "schedule", "done"),
-                ("25.10. 02:00 CEST", "schedule", "done"),
-                ("25.10. 03:00 CET", "schedule", "done"),
-                ("25.10. 04:00 CET", "schedule", "done"),
-            ]),
-            "{url}: {hourly:?}"
-        );
-        let runs = runs_sent(&t, "daily").await + runs_sent(&t, "hourly").await;
-        assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
-    }
+    let start = berlin(2026, 10, 25, 0, 0); // 00:00 CEST = 22:00 UTC
+    // Through the night in UTC steps: 02:00–03:00 CEST, then 02:00–03:00 CET.
+    tick_through(&t, start, start + minutes(5 * 60), minutes(5)).await;
+    // NTP steps the clock back an hour inside the repeated hour
+    // (02:45 CET → 02:45 CEST), and again half an hour later.
+    let cet_0245 = start + minutes(3 * 60 + 45);
+    tick_through(&t, cet_0245 - minutes(60), cet_0245, minutes(5)).await;
+    tick_through(
+        &t,
+        cet_0245 - minutes(30),
+        cet_0245 + minutes(60),
+        minutes(5),
+    )
+    .await;
+    // The next night: once, at 02:30 CET.
+    let next = berlin(2026, 10, 26, 2, 0);
+    tick_through(&t, next, next + minutes(60), minutes(5)).await;
+    assert_eq!(
+        runs_local(&t, "daily").await,
+        expect(&[
+            ("25.10. 02:30 CEST", "schedule", "done"),
+            ("26.10. 02:30 CET", "schedule", "done"),
+        ]),
+        "{url}"
+    );
+    // The hourly rule: 02:00 is a wall-clock time that exists twice that
+    // night, and like any such time it runs once (docs/schedules.md).
+    let hourly = runs_local(&t, "hourly").await;
+    assert_eq!(
+        &hourly[..4],
+        expect(&[
+            ("25.10. 01:00 CEST", "schedule", "done"),
+            ("25.10. 02:00 CEST", "schedule", "done"),
+            ("25.10. 03:00 CET", "schedule", "done"),
+            ("25.10. 04:00 CET", "schedule", "done"),
+        ]),
+        "{url}: {hourly:?}"
+    );
+    let runs = runs_sent(&t, "daily").await + runs_sent(&t, "hourly").await;
+    assert_eq!(t.mails_to(CLOCK_CUSTOMER).len(), runs, "{url}");
 }
 
 // ---------------------------------------------------------------- disk full

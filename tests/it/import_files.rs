@@ -8,7 +8,7 @@ use crate::common;
 
 use std::path::PathBuf;
 
-use common::{Env, databases, stderr, stdout};
+use common::{Db, Env, backend_test, stderr, stdout};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -27,70 +27,67 @@ fn import(env: &Env, file: &std::path::Path, extra: &[&str]) -> std::process::Ou
     env.run(&args)
 }
 
-#[tokio::test]
-async fn a_german_excel_csv_in_windows_1252_goes_in_with_one_command() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let env = Env::new(&url, "");
-        let out = import(&env, &fixture("kunden-excel.csv"), &[]);
-        let text = stdout(&out);
-        // The bad row makes the command fail; the good ones are in.
-        assert_eq!(out.status.code(), Some(1), "{url}: {text}{}", stderr(&out));
-        assert!(
-            text.starts_with("imported 4, updated 0, unchanged 0, rejected 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("as text in windows-1252 (detected), columns separated by \";\""),
-            "{text}"
-        );
-        assert!(
-            text.contains("columns kept as custom attributes: \"Stadtteil\""),
-            "{text}"
-        );
-        // Row 4 as Excel shows it: row 2 holds a line break in a quoted cell.
-        assert!(
-            text.contains("line 4: invalid email: `zoe.gross@beispiel`"),
-            "{text}"
-        );
+backend_test!(a_german_excel_csv_in_windows_1252_goes_in_with_one_command);
+async fn a_german_excel_csv_in_windows_1252_goes_in_with_one_command(Db { url, .. }: Db) {
+    let env = Env::new(&url, "");
+    let out = import(&env, &fixture("kunden-excel.csv"), &[]);
+    let text = stdout(&out);
+    // The bad row makes the command fail; the good ones are in.
+    assert_eq!(out.status.code(), Some(1), "{url}: {text}{}", stderr(&out));
+    assert!(
+        text.starts_with("imported 4, updated 0, unchanged 0, rejected 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("as text in windows-1252 (detected), columns separated by \";\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("columns kept as custom attributes: \"Stadtteil\""),
+        "{text}"
+    );
+    // Row 4 as Excel shows it: row 2 holds a line break in a quoted cell.
+    assert!(
+        text.contains("line 4: invalid email: `zoe.gross@beispiel`"),
+        "{text}"
+    );
 
-        let erika = show(&env, "erika.schaefer@example.de");
-        assert_eq!(erika["salutation"], "ms");
-        assert_eq!(erika["first_name"], "Erika");
-        assert_eq!(erika["last_name"], "Schäfer");
-        assert_eq!(erika["name"], "Erika Schäfer");
-        assert_eq!(erika["phone"], "+49 221 555 0201");
-        assert_eq!(erika["birthday"], "1980-12-24");
-        assert_eq!(erika["customer_since"], "2015-03-01");
-        assert_eq!(erika["consent"], true);
-        // Excel's CR LF in the cell becomes one kind of line break.
-        assert_eq!(erika["note"], "Mag Käsekuchen.\nRuft lieber vormittags an.");
-        assert_eq!(erika["attributes"]["stadtteil"], "Ehrenfeld");
-        let juergen = show(&env, "juergen.mueller@example.de");
-        assert_eq!(juergen["birthday"], "1975-07-03", "DD.MM.YY");
-        assert_eq!(juergen["consent"], true, "x is yes");
-        assert_eq!(juergen["note"], "5 € Gutschein eingelöst", "0x80 is €");
-        let kim = show(&env, "kim.weiss@example.de");
-        assert_eq!(kim["consent"], false);
-        assert_eq!(kim["consent_source"], "import", "a no records its source");
-        assert_eq!(kim["salutation"], Value::Null, "Divers: no salutation");
-        let oemer = show(&env, "oemer.oeztuerk@example.de");
-        assert!(
-            oemer["consent_at"]
-                .as_str()
-                .unwrap()
-                .starts_with("2023-05-12"),
-            "{oemer}"
-        );
-        assert_eq!(oemer["birthday"], "1988-02-29");
+    let erika = show(&env, "erika.schaefer@example.de");
+    assert_eq!(erika["salutation"], "ms");
+    assert_eq!(erika["first_name"], "Erika");
+    assert_eq!(erika["last_name"], "Schäfer");
+    assert_eq!(erika["name"], "Erika Schäfer");
+    assert_eq!(erika["phone"], "+49 221 555 0201");
+    assert_eq!(erika["birthday"], "1980-12-24");
+    assert_eq!(erika["customer_since"], "2015-03-01");
+    assert_eq!(erika["consent"], true);
+    // Excel's CR LF in the cell becomes one kind of line break.
+    assert_eq!(erika["note"], "Mag Käsekuchen.\nRuft lieber vormittags an.");
+    assert_eq!(erika["attributes"]["stadtteil"], "Ehrenfeld");
+    let juergen = show(&env, "juergen.mueller@example.de");
+    assert_eq!(juergen["birthday"], "1975-07-03", "DD.MM.YY");
+    assert_eq!(juergen["consent"], true, "x is yes");
+    assert_eq!(juergen["note"], "5 € Gutschein eingelöst", "0x80 is €");
+    let kim = show(&env, "kim.weiss@example.de");
+    assert_eq!(kim["consent"], false);
+    assert_eq!(kim["consent_source"], "import", "a no records its source");
+    assert_eq!(kim["salutation"], Value::Null, "Divers: no salutation");
+    let oemer = show(&env, "oemer.oeztuerk@example.de");
+    assert!(
+        oemer["consent_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2023-05-12"),
+        "{oemer}"
+    );
+    assert_eq!(oemer["birthday"], "1988-02-29");
 
-        let again = import(&env, &fixture("kunden-excel.csv"), &[]);
-        assert!(
-            stdout(&again).starts_with("imported 0, updated 0, unchanged 4, rejected 1"),
-            "{}",
-            stdout(&again)
-        );
-    }
+    let again = import(&env, &fixture("kunden-excel.csv"), &[]);
+    assert!(
+        stdout(&again).starts_with("imported 0, updated 0, unchanged 4, rejected 1"),
+        "{}",
+        stdout(&again)
+    );
 }
 
 #[tokio::test]
@@ -323,41 +320,38 @@ fn the_encoding_can_be_given_and_a_wrong_one_loses_no_good_row_silently() {
     );
 }
 
-#[tokio::test]
-async fn config_maps_other_headers_and_dry_run_shows_the_whole_mapping() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let env = Env::new(
-            &url,
-            "[import.columns]\n\"Treuepunkte\" = \"points\"\n\"Viertel\" = \"attributes.stadtteil\"\n\"Interne Notiz\" = \"ignore\"\n",
-        );
-        let csv = env.write(
-            "liste.csv",
-            "E-Mail;Treuepunkte;Viertel;Interne Notiz;Lieblingskuchen\nanna@example.de;340;Ehrenfeld;schwierig;Käsekuchen\n",
-        );
-        let dry = import(&env, &csv, &["--dry-run"]);
-        let text = stdout(&dry);
-        for line in [
-            "    A  E-Mail → email",
-            "    B  Treuepunkte → points",
-            "    C  Viertel → custom attribute \"stadtteil\"",
-            "    D  Interne Notiz → (ignored)",
-            "    E  Lieblingskuchen → custom attribute \"lieblingskuchen\"",
-            "columns kept as custom attributes: \"Viertel\", \"Lieblingskuchen\"",
-        ] {
-            assert!(text.contains(line), "{url}: {line}\n{text}");
-        }
-        let out = import(&env, &csv, &[]);
-        assert!(
-            !stdout(&out).contains("    A  E-Mail"),
-            "only a dry run lists every column"
-        );
-        let anna = show(&env, "anna@example.de");
-        assert_eq!(anna["points"], 340);
-        assert_eq!(anna["attributes"]["stadtteil"], "Ehrenfeld");
-        assert_eq!(anna["attributes"]["lieblingskuchen"], "Käsekuchen");
-        assert!(anna["attributes"].get("interne notiz").is_none());
+backend_test!(config_maps_other_headers_and_dry_run_shows_the_whole_mapping);
+async fn config_maps_other_headers_and_dry_run_shows_the_whole_mapping(Db { url, .. }: Db) {
+    let env = Env::new(
+        &url,
+        "[import.columns]\n\"Treuepunkte\" = \"points\"\n\"Viertel\" = \"attributes.stadtteil\"\n\"Interne Notiz\" = \"ignore\"\n",
+    );
+    let csv = env.write(
+        "liste.csv",
+        "E-Mail;Treuepunkte;Viertel;Interne Notiz;Lieblingskuchen\nanna@example.de;340;Ehrenfeld;schwierig;Käsekuchen\n",
+    );
+    let dry = import(&env, &csv, &["--dry-run"]);
+    let text = stdout(&dry);
+    for line in [
+        "    A  E-Mail → email",
+        "    B  Treuepunkte → points",
+        "    C  Viertel → custom attribute \"stadtteil\"",
+        "    D  Interne Notiz → (ignored)",
+        "    E  Lieblingskuchen → custom attribute \"lieblingskuchen\"",
+        "columns kept as custom attributes: \"Viertel\", \"Lieblingskuchen\"",
+    ] {
+        assert!(text.contains(line), "{url}: {line}\n{text}");
     }
+    let out = import(&env, &csv, &[]);
+    assert!(
+        !stdout(&out).contains("    A  E-Mail"),
+        "only a dry run lists every column"
+    );
+    let anna = show(&env, "anna@example.de");
+    assert_eq!(anna["points"], 340);
+    assert_eq!(anna["attributes"]["stadtteil"], "Ehrenfeld");
+    assert_eq!(anna["attributes"]["lieblingskuchen"], "Käsekuchen");
+    assert!(anna["attributes"].get("interne notiz").is_none());
 }
 
 #[test]
@@ -377,49 +371,48 @@ fn check_refuses_a_column_rule_it_cannot_follow() {
     assert!(err.contains("names the same column as \"E-Mail\""), "{err}");
 }
 
-#[tokio::test]
-async fn rows_are_numbered_as_spreadsheets_show_them_in_rejections_skips_and_history() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let env = Env::new(&url, "");
-        let first = env.write("a.csv", "email;name\r\nfrida@example.de;Frida\r\n");
-        assert!(import(&env, &first, &[]).status.success());
-        assert!(
-            env.run(&["customers", "forget", "frida@example.de"])
-                .status
-                .success()
-        );
-        let history = |key: &str| {
-            let out = env.run(&["customers", "show", key, "--json"]);
-            serde_json::from_str::<Value>(&stdout(&out)).unwrap()["history"][0]["detail"].clone()
-        };
-        // CRLF line ends (the csv crate reported each row one too early).
-        let crlf = env.write(
-            "crlf.csv",
-            "email;name\r\nanna@example.de;Anna\r\nkaputt;Kaputt\r\nfrida@example.de;Frida\r\nben@example.de;Ben\r\n",
-        );
-        let text = stdout(&import(&env, &crlf, &[]));
-        assert!(text.contains("line 3: invalid email"), "{url}: {text}");
-        assert!(
-            text.contains("line 4: skipped: this person asked to be forgotten"),
-            "{text}"
-        );
-        assert_eq!(
-            history("ben@example.de"),
-            "created from import line 5 of crlf.csv"
-        );
-        // A line break in a quoted cell stays in its row (it was counted as one).
-        let quoted = env.write(
-            "quoted.csv",
-            "email;name;notiz\nclara@example.de;Clara;\"zwei\nZeilen\"\nkaputt;Kaputt;\ndora@example.de;Dora;\n",
-        );
-        let text = stdout(&import(&env, &quoted, &[]));
-        assert!(text.contains("line 3: invalid email"), "{url}: {text}");
-        assert_eq!(
-            history("dora@example.de"),
-            "created from import line 4 of quoted.csv"
-        );
-    }
+backend_test!(rows_are_numbered_as_spreadsheets_show_them_in_rejections_skips_and_history);
+async fn rows_are_numbered_as_spreadsheets_show_them_in_rejections_skips_and_history(
+    Db { url, .. }: Db,
+) {
+    let env = Env::new(&url, "");
+    let first = env.write("a.csv", "email;name\r\nfrida@example.de;Frida\r\n");
+    assert!(import(&env, &first, &[]).status.success());
+    assert!(
+        env.run(&["customers", "forget", "frida@example.de"])
+            .status
+            .success()
+    );
+    let history = |key: &str| {
+        let out = env.run(&["customers", "show", key, "--json"]);
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap()["history"][0]["detail"].clone()
+    };
+    // CRLF line ends (the csv crate reported each row one too early).
+    let crlf = env.write(
+        "crlf.csv",
+        "email;name\r\nanna@example.de;Anna\r\nkaputt;Kaputt\r\nfrida@example.de;Frida\r\nben@example.de;Ben\r\n",
+    );
+    let text = stdout(&import(&env, &crlf, &[]));
+    assert!(text.contains("line 3: invalid email"), "{url}: {text}");
+    assert!(
+        text.contains("line 4: skipped: this person asked to be forgotten"),
+        "{text}"
+    );
+    assert_eq!(
+        history("ben@example.de"),
+        "created from import line 5 of crlf.csv"
+    );
+    // A line break in a quoted cell stays in its row (it was counted as one).
+    let quoted = env.write(
+        "quoted.csv",
+        "email;name;notiz\nclara@example.de;Clara;\"zwei\nZeilen\"\nkaputt;Kaputt;\ndora@example.de;Dora;\n",
+    );
+    let text = stdout(&import(&env, &quoted, &[]));
+    assert!(text.contains("line 3: invalid email"), "{url}: {text}");
+    assert_eq!(
+        history("dora@example.de"),
+        "created from import line 4 of quoted.csv"
+    );
 }
 
 #[test]

@@ -10,8 +10,8 @@ use crate::common;
 use axum::http::StatusCode;
 use chrono::Utc;
 use common::app::{TestApp, body_text, get, post};
-use common::databases;
 use common::mail::Mail;
+use common::{Db, backend_test};
 use outreach::schedule::start_now;
 use outreach::tasks::record_outcome;
 use outreach::tokens::Purpose;
@@ -168,146 +168,145 @@ async fn digest(t: &TestApp, staff: &str) -> Mail {
     digests.pop().unwrap()
 }
 
-#[tokio::test]
-async fn staff_read_their_own_language_everywhere_and_the_talking_points_fit_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let t = TestApp::new(&url, CONFIG).await;
-        t.import(CUSTOMERS).await;
-        // Today, before anyone's digest_at: the test sends the digests itself.
-        let now = common::app::berlin_today(6, 0);
-        start_now(&t.app, "wochenbrief", now).await.unwrap();
-        t.tick(now).await;
-        assert_eq!(t.deliver_all(now).await, 4, "{url}");
-        start_now(&t.app, "hallo", now).await.unwrap();
-        t.tick(now).await;
-        let today = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
+backend_test!(staff_read_their_own_language_everywhere_and_the_talking_points_fit_the_reason);
+async fn staff_read_their_own_language_everywhere_and_the_talking_points_fit_the_reason(
+    Db { url, .. }: Db,
+) {
+    let t = TestApp::new(&url, CONFIG).await;
+    t.import(CUSTOMERS).await;
+    // Today, before anyone's digest_at: the test sends the digests itself.
+    let now = common::app::berlin_today(6, 0);
+    start_now(&t.app, "wochenbrief", now).await.unwrap();
+    t.tick(now).await;
+    assert_eq!(t.deliver_all(now).await, 4, "{url}");
+    start_now(&t.app, "hallo", now).await.unwrap();
+    t.tick(now).await;
+    let today = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
 
-        // Jonas finds Anna needs help (Maria, his manager, takes it on); Maria
-        // agrees a call back with Ben.
-        let anna = open_tasks(&t, "jonas").await[0].id;
-        record_outcome(
-            &t.app,
-            anna,
-            "needs_help",
-            Some("Lieferung fehlt"),
-            None,
-            now,
-        )
-        .await
-        .unwrap();
-        let ben = open_tasks(&t, "maria").await[0].id;
-        record_outcome(
-            &t.app,
-            ben,
-            "callback",
-            Some("nach dem Arzttermin"),
-            Some(today),
-            now,
-        )
-        .await
-        .unwrap();
-        let maria = open_tasks(&t, "maria").await;
-        assert_eq!(maria.len(), 2, "{url}: {maria:?}");
-        let router = t.router().await;
+    // Jonas finds Anna needs help (Maria, his manager, takes it on); Maria
+    // agrees a call back with Ben.
+    let anna = open_tasks(&t, "jonas").await[0].id;
+    record_outcome(
+        &t.app,
+        anna,
+        "needs_help",
+        Some("Lieferung fehlt"),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    let ben = open_tasks(&t, "maria").await[0].id;
+    record_outcome(
+        &t.app,
+        ben,
+        "callback",
+        Some("nach dem Arzttermin"),
+        Some(today),
+        now,
+    )
+    .await
+    .unwrap();
+    let maria = open_tasks(&t, "maria").await;
+    assert_eq!(maria.len(), 2, "{url}: {maria:?}");
+    let router = t.router().await;
 
-        let of_kind = |kind: &str| maria.iter().find(|t| t.kind == kind).unwrap().id;
-        let help = task_page(&t, &router, of_kind("follow_up")).await;
-        assert!(help.contains("<html lang=\"de\">"), "{help}");
+    let of_kind = |kind: &str| maria.iter().find(|t| t.kind == kind).unwrap().id;
+    let help = task_page(&t, &router, of_kind("follow_up")).await;
+    assert!(help.contains("<html lang=\"de\">"), "{help}");
+    assert!(
+        help.contains(
+            "Jonas hat angerufen und meint, hier wird Unterstützung gebraucht: „Lieferung fehlt“"
+        ),
+        "{help}"
+    );
+    assert!(
+        help.contains("Anruf von Jonas – braucht Unterstützung"),
+        "{help}"
+    );
+    let call_back = task_page(&t, &router, of_kind("callback")).await;
+    assert!(
+        call_back.contains("Rückruf, wie vereinbart („nach dem Arzttermin“)."),
+        "{call_back}"
+    );
+    assert!(
+        call_back.contains("Anruf von Maria – Rückruf vereinbart"),
+        "{call_back}"
+    );
+    assert!(call_back.contains("E-Mail „wochenbrief“"), "{call_back}");
+    for (what, page) in [("help", &help), ("call back", &call_back)] {
+        assert_none_of(&ENGLISH, what, page);
+        // A call back is not a call after a long silence.
         assert!(
-            help.contains(
-                "Jonas hat angerufen und meint, hier wird Unterstützung gebraucht: „Lieferung fehlt“"
-            ),
-            "{help}"
+            !page.contains("lange nichts voneinander gehört"),
+            "{what}: {page}"
         );
-        assert!(
-            help.contains("Anruf von Jonas – braucht Unterstützung"),
-            "{help}"
-        );
-        let call_back = task_page(&t, &router, of_kind("callback")).await;
-        assert!(
-            call_back.contains("Rückruf, wie vereinbart („nach dem Arzttermin“)."),
-            "{call_back}"
-        );
-        assert!(
-            call_back.contains("Anruf von Maria – Rückruf vereinbart"),
-            "{call_back}"
-        );
-        assert!(call_back.contains("E-Mail „wochenbrief“"), "{call_back}");
-        for (what, page) in [("help", &help), ("call back", &call_back)] {
-            assert_none_of(&ENGLISH, what, page);
-            // A call back is not a call after a long silence.
-            assert!(
-                !page.contains("lange nichts voneinander gehört"),
-                "{what}: {page}"
-            );
-        }
-        let mail = digest(&t, "maria").await;
-        assert_eq!(mail.subject, "Ihre Anrufe für heute (2)");
-        // A whole HTML document, not a fragment.
-        assert!(
-            mail.html()
-                .starts_with("<!DOCTYPE html>\n<html lang=\"de\">"),
-            "{}",
-            mail.html()
-        );
-        assert!(
-            mail.html()
-                .contains("<title>Ihre Anrufe für heute (2)</title>"),
-            "{}",
-            mail.html()
-        );
-        for part in [mail.text(), mail.html()] {
-            assert_none_of(&ENGLISH, "Maria's digest", part);
-            assert!(!part.contains("lange nichts voneinander gehört"), "{part}");
-        }
-        assert!(
-            mail.text()
-                .contains("Sie rufen zurück, wie es beim letzten Gespräch vereinbart wurde."),
-            "{}",
-            mail.text()
-        );
-
-        // Lena reads English, the rule's reason too.
-        let cleo = open_tasks(&t, "lena").await[0].id;
-        let page = task_page(&t, &router, cleo).await;
-        assert!(page.contains("<html lang=\"en\">"), "{page}");
-        assert!(
-            page.contains("We have not heard from them in a while – just ask how they are."),
-            "{page}"
-        );
-        assert!(page.contains("email “wochenbrief”"), "{page}");
-        assert_none_of(&GERMAN, "Lena's page", &page);
-        let mail = digest(&t, "lena").await;
-        assert_eq!(mail.subject, "Your calls for today (1)");
-        assert_none_of(&GERMAN, "Lena's digest", mail.text());
-        assert_none_of(&GERMAN, "Lena's digest", mail.html());
-        let calendar = &mail
-            .parts
-            .iter()
-            .find(|p| p.0.starts_with("text/calendar"))
-            .unwrap()
-            .2;
-        assert!(
-            calendar.contains("We have not heard from them"),
-            "{calendar}"
-        );
-
-        // Nothing is written in French: Pierre gets the business language, all of it.
-        let dana = open_tasks(&t, "pierre").await[0].id;
-        let page = task_page(&t, &router, dana).await;
-        assert!(page.contains("<html lang=\"de\">"), "{page}");
-        assert!(page.contains("Wie geht es Ihnen gerade?"), "{page}");
-        assert_none_of(&ENGLISH, "Pierre's page", &page);
-        let mail = digest(&t, "pierre").await;
-        assert_eq!(mail.subject, "Ihre Anrufe für heute (1)");
-        assert!(
-            mail.html().contains("<html lang=\"de\">"),
-            "{}",
-            mail.html()
-        );
-        assert_none_of(&ENGLISH, "Pierre's digest", mail.text());
     }
+    let mail = digest(&t, "maria").await;
+    assert_eq!(mail.subject, "Ihre Anrufe für heute (2)");
+    // A whole HTML document, not a fragment.
+    assert!(
+        mail.html()
+            .starts_with("<!DOCTYPE html>\n<html lang=\"de\">"),
+        "{}",
+        mail.html()
+    );
+    assert!(
+        mail.html()
+            .contains("<title>Ihre Anrufe für heute (2)</title>"),
+        "{}",
+        mail.html()
+    );
+    for part in [mail.text(), mail.html()] {
+        assert_none_of(&ENGLISH, "Maria's digest", part);
+        assert!(!part.contains("lange nichts voneinander gehört"), "{part}");
+    }
+    assert!(
+        mail.text()
+            .contains("Sie rufen zurück, wie es beim letzten Gespräch vereinbart wurde."),
+        "{}",
+        mail.text()
+    );
+
+    // Lena reads English, the rule's reason too.
+    let cleo = open_tasks(&t, "lena").await[0].id;
+    let page = task_page(&t, &router, cleo).await;
+    assert!(page.contains("<html lang=\"en\">"), "{page}");
+    assert!(
+        page.contains("We have not heard from them in a while – just ask how they are."),
+        "{page}"
+    );
+    assert!(page.contains("email “wochenbrief”"), "{page}");
+    assert_none_of(&GERMAN, "Lena's page", &page);
+    let mail = digest(&t, "lena").await;
+    assert_eq!(mail.subject, "Your calls for today (1)");
+    assert_none_of(&GERMAN, "Lena's digest", mail.text());
+    assert_none_of(&GERMAN, "Lena's digest", mail.html());
+    let calendar = &mail
+        .parts
+        .iter()
+        .find(|p| p.0.starts_with("text/calendar"))
+        .unwrap()
+        .2;
+    assert!(
+        calendar.contains("We have not heard from them"),
+        "{calendar}"
+    );
+
+    // Nothing is written in French: Pierre gets the business language, all of it.
+    let dana = open_tasks(&t, "pierre").await[0].id;
+    let page = task_page(&t, &router, dana).await;
+    assert!(page.contains("<html lang=\"de\">"), "{page}");
+    assert!(page.contains("Wie geht es Ihnen gerade?"), "{page}");
+    assert_none_of(&ENGLISH, "Pierre's page", &page);
+    let mail = digest(&t, "pierre").await;
+    assert_eq!(mail.subject, "Ihre Anrufe für heute (1)");
+    assert!(
+        mail.html().contains("<html lang=\"de\">"),
+        "{}",
+        mail.html()
+    );
+    assert_none_of(&ENGLISH, "Pierre's digest", mail.text());
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@
 use crate::common;
 
 use common::app::{TestApp, berlin};
-use common::databases;
 use common::mail::Mail;
+use common::{Db, backend_test};
 use minijinja::{Value, context};
 use outreach::config::AddressForm;
 use outreach::schedule::start_now;
@@ -111,151 +111,150 @@ fn templates_with_profil(dir: &std::path::Path) -> std::path::PathBuf {
     templates
 }
 
-#[tokio::test]
-async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_both_parts() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in databases(dir.path()).await {
-        let templates = templates_with_profil(dir.path());
-        let t = TestApp::with_fragment(
-            &url,
-            &format!(
-                "{POINTS}\n[[campaign]]\nid = \"profil\"\nkind = \"status_update\"\n\
-                 schedule = \"0 3 1 1 *\"\ntemplate = \"profil\"\n"
-            ),
-            &format!("[templates]\ndir = \"{}\"\n", templates.display()),
-        )
-        .await;
-        t.import(&format!(
-            "external_id,email,name,locale,consent,points,tier,stadtteil,website\n\
-             A,anna@example.de,{},de,yes,120,{},{},{}\n\
-             B,ben@example.com,{},en,yes,80,Silber,Nippes,https://ben.example/?a=1&b=2\n",
-            csv_field(EVIL_NAME),
-            csv_field("**Gold**"),
-            csv_field(EVIL_ATTRIBUTE),
-            csv_field("javascript:alert(1)"),
-            csv_field(EVIL_NAME),
-        ))
-        .await;
-        let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
-        assert_eq!(
-            anna.name.as_deref(),
-            Some(EVIL_NAME_IMPORTED),
-            "{url}: imported as is, on one line"
-        );
-        let now = berlin(2026, 11, 23, 12, 0);
-        start_now(&t.app, "points", now).await.unwrap();
-        start_now(&t.app, "profil", now).await.unwrap();
-        t.tick(now).await;
-        t.deliver_all(now).await;
+backend_test!(a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_both_parts);
+async fn a_customer_whose_name_and_attributes_are_markdown_gets_them_as_text_in_both_parts(
+    Db { dir, url }: Db,
+) {
+    let templates = templates_with_profil(dir.path());
+    let t = TestApp::with_fragment(
+        &url,
+        &format!(
+            "{POINTS}\n[[campaign]]\nid = \"profil\"\nkind = \"status_update\"\n\
+             schedule = \"0 3 1 1 *\"\ntemplate = \"profil\"\n"
+        ),
+        &format!("[templates]\ndir = \"{}\"\n", templates.display()),
+    )
+    .await;
+    t.import(&format!(
+        "external_id,email,name,locale,consent,points,tier,stadtteil,website\n\
+         A,anna@example.de,{},de,yes,120,{},{},{}\n\
+         B,ben@example.com,{},en,yes,80,Silber,Nippes,https://ben.example/?a=1&b=2\n",
+        csv_field(EVIL_NAME),
+        csv_field("**Gold**"),
+        csv_field(EVIL_ATTRIBUTE),
+        csv_field("javascript:alert(1)"),
+        csv_field(EVIL_NAME),
+    ))
+    .await;
+    let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
+    assert_eq!(
+        anna.name.as_deref(),
+        Some(EVIL_NAME_IMPORTED),
+        "{url}: imported as is, on one line"
+    );
+    let now = berlin(2026, 11, 23, 12, 0);
+    start_now(&t.app, "points", now).await.unwrap();
+    start_now(&t.app, "profil", now).await.unwrap();
+    t.tick(now).await;
+    t.deliver_all(now).await;
 
-        for (address, tier) in [
-            ("anna@example.de", "**Gold**"),
-            ("ben@example.com", "Silber"),
-        ] {
-            let mails = t.mails_to(address);
-            assert_eq!(mails.len(), 2, "{url}: {address}");
-            for mail in &mails {
-                let (text, html) = (part(mail, "text/plain"), part(mail, "text/html"));
-                let context = format!("{url}: {address}");
-                assert_no_markup_from_values(&html, &context);
-                let shown = as_text(&html);
+    for (address, tier) in [
+        ("anna@example.de", "**Gold**"),
+        ("ben@example.com", "Silber"),
+    ] {
+        let mails = t.mails_to(address);
+        assert_eq!(mails.len(), 2, "{url}: {address}");
+        for mail in &mails {
+            let (text, html) = (part(mail, "text/plain"), part(mail, "text/html"));
+            let context = format!("{url}: {address}");
+            assert_no_markup_from_values(&html, &context);
+            let shown = as_text(&html);
+            assert!(
+                shown.contains(EVIL_NAME_IMPORTED),
+                "{context}: shown as text: {shown}"
+            );
+            assert!(
+                words(&text).contains(&words(EVIL_NAME_IMPORTED)),
+                "{context}: the text part has the name verbatim: {text}"
+            );
+            assert!(
+                html.contains("<a href=\"http://127.0.0.1:8080/u/"),
+                "{context}: the unsubscribe link is a link: {html}"
+            );
+            if text.contains("Treuekonto") || text.contains("loyalty account") {
+                // The template's own Markdown still works.
                 assert!(
-                    shown.contains(EVIL_NAME_IMPORTED),
-                    "{context}: shown as text: {shown}"
+                    html.contains("<strong>120 Punkte</strong>")
+                        || html.contains("<strong>80 points</strong>"),
+                    "{context}: {html}"
                 );
-                assert!(
-                    words(&text).contains(&words(EVIL_NAME_IMPORTED)),
-                    "{context}: the text part has the name verbatim: {text}"
+                assert!(!html.contains("<strong>Gold</strong>"), "{context}: {html}");
+                assert!(shown.contains(tier), "{context}: {shown}");
+                // The value as it is; the template's own `**` are gone.
+                assert!(text.contains(tier), "{context}: {text}");
+                assert_eq!(
+                    text.matches("**").count(),
+                    tier.matches("**").count() + EVIL_NAME.matches("**").count(),
+                    "{context}: {text}"
                 );
-                assert!(
-                    html.contains("<a href=\"http://127.0.0.1:8080/u/"),
-                    "{context}: the unsubscribe link is a link: {html}"
-                );
-                if text.contains("Treuekonto") || text.contains("loyalty account") {
-                    // The template's own Markdown still works.
-                    assert!(
-                        html.contains("<strong>120 Punkte</strong>")
-                            || html.contains("<strong>80 points</strong>"),
-                        "{context}: {html}"
-                    );
-                    assert!(!html.contains("<strong>Gold</strong>"), "{context}: {html}");
-                    assert!(shown.contains(tier), "{context}: {shown}");
-                    // The value as it is; the template's own `**` are gone.
-                    assert!(text.contains(tier), "{context}: {text}");
-                    assert_eq!(
-                        text.matches("**").count(),
-                        tier.matches("**").count() + EVIL_NAME.matches("**").count(),
-                        "{context}: {text}"
-                    );
-                }
             }
         }
-        // The attribute in bold, a code span, link text and a list item.
-        let profil = t
-            .mails_to("anna@example.de")
-            .into_iter()
-            .find(|m| part(m, "text/plain").contains("Stadtteil"))
-            .unwrap();
-        let (text, html) = (part(&profil, "text/plain"), part(&profil, "text/html"));
-        assert!(
-            words(&text).contains(&words(&format!(
-                "Ihr Stadtteil: {EVIL_ATTRIBUTE}, als Code {EVIL_ATTRIBUTE}, als Link {EVIL_ATTRIBUTE}: https://cafe.example/karte."
-            ))),
-            "{url}: {text}"
-        );
-        assert_eq!(
-            as_text(&html).matches(EVIL_ATTRIBUTE).count(),
-            3,
-            "{url}: {html}"
-        );
-        assert!(html.contains("<strong>[Platin]("), "{url}: {html}");
-        assert!(
-            html.contains("<a href=\"https://cafe.example/karte\">[Platin]("),
-            "{url}: {html}"
-        );
-        // A javascript: link from an attribute is not a link.
-        assert!(!html.contains("javascript:alert(1)\""), "{url}: {html}");
-        assert!(
-            html.contains("&lt;javascript:alert(1)&gt;"),
-            "{url}: {html}"
-        );
-        let ben = t
-            .mails_to("ben@example.com")
-            .into_iter()
-            .find(|m| part(m, "text/plain").contains("Stadtteil"))
-            .unwrap();
-        let html = part(&ben, "text/html");
-        assert!(
-            html.contains("<a href=\"https://ben.example/?a=1&amp;b=2\">ansehen</a>"),
-            "{url}: a web address from an attribute is a link: {html}"
-        );
-        assert!(
-            html.contains(
-                "<a href=\"https://ben.example/?a=1&amp;b=2\">https://ben.example/?a=1&amp;b=2</a>"
-            ),
-            "{url}: {html}"
-        );
-
-        // `preview --html`, where the injection was first seen.
-        let out = std::process::Command::new(common::BIN)
-            .arg("--config")
-            .arg(&t.app.config.path)
-            .args(["preview", "points", "--customer", "A", "--html"])
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        let preview = common::stdout(&out);
-        assert!(out.status.success(), "{}", common::stderr(&out));
-        assert_no_markup_from_values(&preview, &format!("{url}: preview --html"));
-        assert!(
-            as_text(&preview).contains(EVIL_NAME_IMPORTED),
-            "{url}: {preview}"
-        );
-        assert!(
-            preview.contains("<a href=\"http://127.0.0.1:8080/u/"),
-            "{url}: {preview}"
-        );
     }
+    // The attribute in bold, a code span, link text and a list item.
+    let profil = t
+        .mails_to("anna@example.de")
+        .into_iter()
+        .find(|m| part(m, "text/plain").contains("Stadtteil"))
+        .unwrap();
+    let (text, html) = (part(&profil, "text/plain"), part(&profil, "text/html"));
+    assert!(
+        words(&text).contains(&words(&format!(
+            "Ihr Stadtteil: {EVIL_ATTRIBUTE}, als Code {EVIL_ATTRIBUTE}, als Link {EVIL_ATTRIBUTE}: https://cafe.example/karte."
+        ))),
+        "{url}: {text}"
+    );
+    assert_eq!(
+        as_text(&html).matches(EVIL_ATTRIBUTE).count(),
+        3,
+        "{url}: {html}"
+    );
+    assert!(html.contains("<strong>[Platin]("), "{url}: {html}");
+    assert!(
+        html.contains("<a href=\"https://cafe.example/karte\">[Platin]("),
+        "{url}: {html}"
+    );
+    // A javascript: link from an attribute is not a link.
+    assert!(!html.contains("javascript:alert(1)\""), "{url}: {html}");
+    assert!(
+        html.contains("&lt;javascript:alert(1)&gt;"),
+        "{url}: {html}"
+    );
+    let ben = t
+        .mails_to("ben@example.com")
+        .into_iter()
+        .find(|m| part(m, "text/plain").contains("Stadtteil"))
+        .unwrap();
+    let html = part(&ben, "text/html");
+    assert!(
+        html.contains("<a href=\"https://ben.example/?a=1&amp;b=2\">ansehen</a>"),
+        "{url}: a web address from an attribute is a link: {html}"
+    );
+    assert!(
+        html.contains(
+            "<a href=\"https://ben.example/?a=1&amp;b=2\">https://ben.example/?a=1&amp;b=2</a>"
+        ),
+        "{url}: {html}"
+    );
+
+    // `preview --html`, where the injection was first seen.
+    let out = std::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(&t.app.config.path)
+        .args(["preview", "points", "--customer", "A", "--html"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let preview = common::stdout(&out);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_no_markup_from_values(&preview, &format!("{url}: preview --html"));
+    assert!(
+        as_text(&preview).contains(EVIL_NAME_IMPORTED),
+        "{url}: {preview}"
+    );
+    assert!(
+        preview.contains("<a href=\"http://127.0.0.1:8080/u/"),
+        "{url}: {preview}"
+    );
 }
 
 // ---- the shipped templates, as the code before values were marked rendered them ----

@@ -1,6 +1,6 @@
 //! Shared test helpers: a config in a temp folder, one database per test on
-//! each backend (SQLite file; PostgreSQL when `TEST_POSTGRES_URL` is set),
-//! and the real `outreach` binary.
+//! each backend (SQLite file; PostgreSQL when `TEST_POSTGRES_URL` is set)
+//! with `backend_test!`, and the real `outreach` binary.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -17,16 +17,69 @@ pub mod smtp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_outreach");
 
-/// The database URLs a test should run against: always a fresh SQLite file,
-/// plus a fresh PostgreSQL database when `TEST_POSTGRES_URL` is set.
-pub async fn databases(dir: &Path) -> Vec<String> {
-    let mut urls = vec![format!("sqlite://{}", dir.join("outreach.db").display())];
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(base) if !base.is_empty() => urls.push(fresh_postgres(&base).await),
-        _ => eprintln!("note: TEST_POSTGRES_URL not set, PostgreSQL part of this test skipped"),
-    }
-    urls
+/// One test's database on one backend, and the temp folder the test works
+/// in (the SQLite file lives there too).
+pub struct Db {
+    pub dir: TempDir,
+    pub url: String,
 }
+
+impl Db {
+    /// A fresh SQLite file.
+    pub fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("outreach.db").display());
+        Db { dir, url }
+    }
+
+    /// A fresh PostgreSQL database on the server of `TEST_POSTGRES_URL`, or
+    /// `None` when it is not set. The note then goes straight to stderr,
+    /// past the test harness's capture, so that a run without PostgreSQL
+    /// says so instead of passing its `::postgres` tests quietly.
+    pub async fn postgres() -> Option<Db> {
+        match std::env::var("TEST_POSTGRES_URL") {
+            Ok(base) if !base.is_empty() => Some(Db {
+                dir: tempfile::tempdir().unwrap(),
+                url: fresh_postgres(&base).await,
+            }),
+            _ => {
+                static NOTE: std::sync::Once = std::sync::Once::new();
+                NOTE.call_once(|| {
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "note: TEST_POSTGRES_URL is not set: the `::postgres` tests pass without running"
+                    );
+                });
+                None
+            }
+        }
+    }
+}
+
+/// `backend_test!(name)` above `async fn name(db: Db)` makes one test per
+/// backend, `name::sqlite` and `name::postgres`, each with its own `Db`.
+/// A second argument is passed to `#[tokio::test(...)]`, e.g.
+/// `backend_test!(name, flavor = "multi_thread")`. A body that never gets
+/// its tests is dead code, which the lints refuse.
+macro_rules! backend_test {
+    ($name:ident $(, $($arg:tt)+)?) => {
+        mod $name {
+            #[tokio::test$(($($arg)+))?]
+            async fn sqlite() {
+                super::$name($crate::common::Db::sqlite()).await
+            }
+
+            #[tokio::test$(($($arg)+))?]
+            async fn postgres() {
+                if let Some(db) = $crate::common::Db::postgres().await {
+                    super::$name(db).await
+                }
+            }
+        }
+    };
+}
+pub(crate) use backend_test;
 
 /// Creates an empty database on the server of `base` and returns its URL.
 /// Its name carries this machine and this test process: the first call in a
