@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{Duration, Utc};
 use common::app::TestApp;
-use common::{Db, Env, backend_test, stderr, stdout};
+use common::daemon::Daemon;
+use common::{Db, Env, backend_test, stderr, stdout, wait_for};
 use http_body_util::BodyExt;
 use outreach::schedule::start_now;
 use outreach::tokens::Purpose;
@@ -420,34 +421,15 @@ async fn garbage_in_the_path_gets_a_4xx_and_the_router_keeps_answering(Db { url,
 
 // ------------------------------------------------- against a daemon's socket
 
-/// `outreach run` on a SQLite database, its HTTP port, killed on drop.
-fn start_daemon(env: &Env) -> (common::Daemon, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = env
-        .command(&["run"])
-        .env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(env.dir.path().join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut daemon = common::Daemon(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while raw(port, b"GET /healthz HTTP/1.0\r\n\r\n").is_none_or(|(code, _)| code != 200) {
-        assert!(
-            daemon.0.try_wait().unwrap().is_none(),
-            "the daemon exited on start"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon did not come up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    (daemon, port)
+/// `outreach run` on a SQLite database, answering `/healthz` with 200.
+fn start_daemon(env: &Env) -> Daemon {
+    let daemon = Daemon::start(env, "daemon", &[]);
+    wait_for(
+        "a healthy daemon",
+        std::time::Duration::from_secs(30),
+        || daemon.healthz().0 == 200,
+    );
+    daemon
 }
 
 /// `outreach customers show KEY --json`.
@@ -483,7 +465,8 @@ fn huge_urls_headers_bodies_and_garbage_are_refused_and_the_daemon_keeps_answeri
     let out = env.run(&["import", "customers", csv.to_str().unwrap()]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let before = show(&env, "A");
-    let (mut daemon, port) = start_daemon(&env);
+    let mut daemon = start_daemon(&env);
+    let port = daemon.port;
     let long_token = "A".repeat(100 * 1024);
     let huge_token = "A".repeat(2 * 1024 * 1024);
     let big_header = "x".repeat(1024 * 1024);
@@ -524,7 +507,7 @@ fn huge_urls_headers_bodies_and_garbage_are_refused_and_the_daemon_keeps_answeri
     for (what, request) in &cases {
         let started = std::time::Instant::now();
         let answer = raw(port, request);
-        let log = std::fs::read_to_string(env.dir.path().join("daemon.log")).unwrap_or_default();
+        let log = daemon.log();
         let (code, text) = answer.unwrap_or_else(|| panic!("{what}: no answer at all\n{log}"));
         assert!(
             (400..500).contains(&code),
@@ -537,7 +520,7 @@ fn huge_urls_headers_bodies_and_garbage_are_refused_and_the_daemon_keeps_answeri
             started.elapsed()
         );
         assert!(
-            daemon.0.try_wait().unwrap().is_none(),
+            daemon.child.try_wait().unwrap().is_none(),
             "{what}: the daemon exited\n{log}"
         );
         let (health_code, health) = raw(port, b"GET /healthz HTTP/1.0\r\n\r\n")
@@ -551,7 +534,7 @@ fn huge_urls_headers_bodies_and_garbage_are_refused_and_the_daemon_keeps_answeri
     }
     // Anna is untouched: same record, same history.
     assert_eq!(show(&env, "A"), before);
-    daemon.0.kill().unwrap();
+    daemon.kill9();
 }
 
 // ------------------------------------------------------ formula injection

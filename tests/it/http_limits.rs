@@ -7,20 +7,12 @@
 
 use crate::common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Env};
+use common::Env;
+use common::daemon::Daemon;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The test holds a thousand sockets and the daemon as many: lift the
 /// soft open-file limit (both inherit it) towards the hard one.
@@ -45,26 +37,12 @@ fn raise_open_file_limit(want: u64) {
 }
 
 /// A daemon on a free loopback port with `extra` config, serving.
-async fn daemon(extra: &str) -> (Env, Daemon, u16) {
+fn daemon(extra: &str) -> (Env, Daemon, u16) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/db.sqlite", dir.path().display());
     let env = Env::in_dir(dir, &url, extra);
-    let port = free_port();
-    let daemon = Daemon(
-        env.command(&["run"])
-            .env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(port, "/healthz", Duration::from_secs(2))
-        .await
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "the daemon did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let daemon = Daemon::start(&env, "daemon", &[]);
+    let port = daemon.port;
     (env, daemon, port)
 }
 
@@ -99,19 +77,11 @@ async fn half_open(port: u16) -> TcpStream {
     stream
 }
 
-fn sigterm(daemon: &Daemon) {
-    // SAFETY: kill sends a signal to the process we spawned.
-    assert_eq!(
-        unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) },
-        0
-    );
-}
-
 /// Waits up to `within` for the daemon to exit; its status, or `None`.
 fn exited(daemon: &mut Daemon, within: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(status) = daemon.0.try_wait().unwrap() {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
             return Some(status);
         }
         if Instant::now() >= deadline {
@@ -124,7 +94,7 @@ fn exited(daemon: &mut Daemon, within: Duration) -> Option<std::process::ExitSta
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_half_open_connections_neither_block_healthz_nor_hold_up_sigterm() {
     raise_open_file_limit(4096);
-    let (_env, mut daemon, port) = daemon("").await;
+    let (_env, mut daemon, port) = daemon("");
     let mut held = Vec::new();
     for _ in 0..1000 {
         held.push(half_open(port).await);
@@ -133,7 +103,7 @@ async fn a_thousand_half_open_connections_neither_block_healthz_nor_hold_up_sigt
     let health = health.expect("/healthz did not answer within 1 s");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 
-    sigterm(&daemon);
+    daemon.signal("-TERM");
     let status = exited(&mut daemon, Duration::from_secs(10))
         .expect("the daemon still runs 10 s after SIGTERM");
     assert!(status.success(), "{status}");
@@ -142,7 +112,7 @@ async fn a_thousand_half_open_connections_neither_block_healthz_nor_hold_up_sigt
 
 #[tokio::test(flavor = "multi_thread")]
 async fn beyond_max_connections_a_new_connection_is_refused_at_once() {
-    let (_env, _daemon, port) = daemon("\n[http]\nmax_connections = 20\n").await;
+    let (_env, _daemon, port) = daemon("\n[http]\nmax_connections = 20\n");
     let mut held = Vec::new();
     for _ in 0..20 {
         held.push(half_open(port).await);
@@ -195,7 +165,7 @@ async fn beyond_max_connections_a_new_connection_is_refused_at_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_stalls_in_its_headers_is_cut_off_after_header_timeout() {
-    let (_env, _daemon, port) = daemon("\n[http]\nheader_timeout = \"1s\"\n").await;
+    let (_env, _daemon, port) = daemon("\n[http]\nheader_timeout = \"1s\"\n");
     let mut stalled = half_open(port).await;
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut rest)).await;
@@ -207,7 +177,7 @@ async fn a_client_that_stalls_in_its_headers_is_cut_off_after_header_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_probes_at_once_all_get_the_same_healthy_answer() {
-    let (_env, _daemon, port) = daemon("").await;
+    let (_env, _daemon, port) = daemon("");
     let probes: Vec<_> = (0..200)
         .map(|_| tokio::spawn(get(port, "/healthz", Duration::from_secs(10))))
         .collect();

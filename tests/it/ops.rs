@@ -4,11 +4,10 @@
 
 use crate::common;
 
-use std::io::Read;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::Daemon;
 use common::{Env, free_port};
 
 /// Reads notify datagrams until one contains `want` (or times out).
@@ -27,16 +26,6 @@ fn wait_for(socket: &UnixDatagram, want: &str, seen: &mut Vec<String>) {
     panic!("no {want} within 30 s; got {seen:?}");
 }
 
-fn signal(child: &Child, sig: &str) {
-    assert!(
-        std::process::Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 #[test]
 fn notify_reload_and_stop_behave_as_systemd_expects() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,16 +36,12 @@ fn notify_reload_and_stop_behave_as_systemd_expects() {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let port = free_port();
-    let mut daemon = common::Daemon(
-        env.command(&["run"])
-            .env("NOTIFY_SOCKET", &socket_path)
-            .env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let mut daemon = Daemon::spawn(
+        &env,
+        "daemon",
+        &[("NOTIFY_SOCKET", socket_path.display().to_string())],
     );
-    let child = &mut daemon.0;
+    let port = daemon.port;
     let mut seen = Vec::new();
     wait_for(&socket, "READY=1", &mut seen);
     // Ready means listening.
@@ -71,7 +56,7 @@ fn notify_reload_and_stop_behave_as_systemd_expects() {
         format!("{good}\n[limits]\nquiet_hourz = \"\"\n"),
     )
     .unwrap();
-    signal(child, "-HUP");
+    daemon.signal("-HUP");
     wait_for(&socket, "RELOADING=1", &mut seen);
     wait_for(&socket, "READY=1", &mut seen);
     assert!(
@@ -89,21 +74,15 @@ fn notify_reload_and_stop_behave_as_systemd_expects() {
         .replace("[database]\n", "[database]\nmax_connections = 3\n");
     assert_ne!(changed, good.replace("Café Test", "Café Neu"));
     std::fs::write(&env.config, changed).unwrap();
-    signal(child, "-HUP");
+    daemon.signal("-HUP");
     wait_for(&socket, "RELOADING=1", &mut seen);
     wait_for(&socket, "READY=1", &mut seen);
 
-    signal(child, "-TERM");
+    daemon.signal("-TERM");
     wait_for(&socket, "STOPPING=1", &mut seen);
-    let status = child.wait().unwrap();
+    let status = daemon.child.wait().unwrap();
     assert!(status.success(), "{status}");
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = daemon.log();
     assert!(
         log.contains("reload refused; the previous configuration keeps running"),
         "{log}"

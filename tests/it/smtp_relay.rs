@@ -8,15 +8,16 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Utc};
 use common::app::{TestApp, berlin, body_text};
+use common::daemon::Daemon;
 use common::smtp::{Relay, RelayTls, relay_config, start_relay};
-use common::{Daemon, Env, dkim, free_port, http_get, stderr, stdout, wait_for};
+use common::{Env, dkim, http_get, stderr, stdout, wait_for};
 use mailin_embedded::AuthMechanism;
 use outreach::deliver::deliver_batch;
 use outreach::mailer::MailerSettings;
@@ -239,30 +240,6 @@ async fn a_wrong_password_shows_authentication_failed_and_logins_back_off() {
     );
 }
 
-/// `outreach run` on `env` with `vars`, its stderr going to `log`.
-fn start_daemon(env: &Env, vars: &[(&str, String)], log: &Path) -> (Daemon, u16) {
-    let port = free_port();
-    let file = std::fs::File::create(log).unwrap();
-    let mut cmd = env.command(&["run"]);
-    cmd.env("OUTREACH__HTTP__LISTEN", format!("\"127.0.0.1:{port}\""))
-        .stdout(std::process::Stdio::null())
-        .stderr(file);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut daemon = Daemon(cmd.spawn().unwrap());
-    wait_for("the daemon answers", Duration::from_secs(30), || {
-        if let Ok(Some(status)) = daemon.0.try_wait() {
-            panic!(
-                "the daemon exited ({status}):\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        http_get(port, "/healthz").is_some()
-    });
-    (daemon, port)
-}
-
 #[test]
 fn healthz_tells_a_wrong_password_or_an_untrusted_certificate_before_any_message() {
     let relay = start_relay(RelayTls::Starttls, AuthMechanism::Plain, USER, PASSWORD);
@@ -279,8 +256,8 @@ fn healthz_tells_a_wrong_password_or_an_untrusted_certificate_before_any_message
             "conf.d/10-relay.toml",
             &mail_config(&relay, RelayTls::Starttls, &secrets, trust),
         );
-        let log = env.dir.path().join("daemon.log");
-        let (_daemon, port) = start_daemon(&env, &[], &log);
+        let daemon = Daemon::start(&env, "daemon", &[]);
+        let port = daemon.port;
         // Nothing is queued: the daemon checked the session when it started.
         wait_for(says, Duration::from_secs(30), || {
             http_get(port, "/healthz").is_some_and(|(_, text)| text.contains(says))
@@ -288,7 +265,7 @@ fn healthz_tells_a_wrong_password_or_an_untrusted_certificate_before_any_message
         let (code, health) = http_get(port, "/healthz").unwrap();
         let expected = if says == "reachable" { 200 } else { 503 };
         assert_eq!(code, expected, "{health}");
-        let log = std::fs::read_to_string(&log).unwrap();
+        let log = daemon.log();
         assert!(!log.contains(password), "{log}");
     }
 }
@@ -328,8 +305,7 @@ fn nothing_secret_and_no_smtp_exchange_reaches_the_log_even_at_trace() {
     let csv = env.write("customers.csv", &customers(2));
     let import = env.run(&["import", "customers", csv.to_str().unwrap()]);
     assert!(import.status.success(), "{}", stderr(&import));
-    let log = env.dir.path().join("daemon.log");
-    let (daemon, _port) = start_daemon(&env, &[("RUST_LOG", "trace".into())], &log);
+    let mut daemon = Daemon::start(&env, "daemon", &[("RUST_LOG", "trace".into())]);
     let started = env.run(&["runs", "start", "news"]);
     assert!(started.status.success(), "{}", stderr(&started));
     wait_for("both messages", Duration::from_secs(60), || {
@@ -340,8 +316,8 @@ fn nothing_secret_and_no_smtp_exchange_reaches_the_log_even_at_trace() {
         serde_json::from_slice::<serde_json::Value>(&status.stdout)
             .is_ok_and(|s| s["queue"]["sent"] == 2)
     });
-    drop(daemon);
-    let log = std::fs::read_to_string(&log).unwrap();
+    daemon.kill9();
+    let log = daemon.log();
     // The log is at trace and about this send.
     assert!(
         log.contains("TRACE rustls") && log.matches("outreach::deliver: sent").count() == 2,

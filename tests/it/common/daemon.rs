@@ -24,7 +24,29 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts `outreach run` on `env` with `vars` and waits until it answers
+    /// on HTTP; fails the test with the log if it exits or does not come up.
     pub fn start(env: &Env, name: &str, vars: &[(&str, String)]) -> Daemon {
+        let mut daemon = Daemon::spawn(env, name, vars);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(daemon.port, "/healthz").is_none() {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("{name} exited ({status}) on start:\n{}", daemon.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not come up:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    /// Starts `outreach run` without waiting for it: for tests that watch
+    /// the start itself (the readiness notification). Its stderr goes to
+    /// `<name>.log` in the test's folder.
+    pub fn spawn(env: &Env, name: &str, vars: &[(&str, String)]) -> Daemon {
         let port = free_port();
         let log = env.dir.path().join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
@@ -40,25 +62,12 @@ impl Daemon {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn outreach run");
-        let mut daemon = Daemon {
+        Daemon {
             child,
             port,
             log,
             name: name.to_string(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(port, "/healthz").is_none() {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("{name} exited ({status}) on start:\n{}", daemon.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not come up:\n{}",
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        daemon
     }
 
     pub fn log(&self) -> String {
@@ -90,18 +99,23 @@ impl Daemon {
         self.child.wait().unwrap();
     }
 
-    /// SIGTERM and wait for a clean exit.
-    pub fn stop(&mut self) {
+    /// Sends `signal` (as `kill` takes it: `-HUP`, `-TERM`).
+    pub fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(
             status.success(),
-            "{}: kill -TERM: {status}\n{}",
+            "{}: kill {signal}: {status}\n{}",
             self.name,
             self.log()
         );
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        self.signal("-TERM");
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{}: {status}\n{}", self.name, self.log());
     }
