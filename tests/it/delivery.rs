@@ -237,13 +237,13 @@ async fn messages_claimed_by_a_daemon_that_died_become_unknown_after_their_lease
     let claimed = t
         .app
         .store
-        .claim_messages("dead-daemon", now, now + outreach::deliver::LEASE, 2)
+        .claim_messages("dead-daemon", now, now + outreach::timings::get().lease, 2)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
     t.deliver_all(now).await; // the live daemon sends what is not claimed
     assert_eq!(received.total(), 1, "{url}");
-    t.tick(now + outreach::deliver::LEASE + Duration::minutes(1))
+    t.tick(now + outreach::timings::get().lease + Duration::minutes(1))
         .await;
     assert_eq!(t.count(run, "unknown").await, 2);
     t.deliver_all(now + Duration::hours(1)).await;
@@ -273,12 +273,17 @@ async fn a_live_daemon_does_not_expire_its_own_claims_when_its_clock_jumps_ahead
     let claimed = t
         .app
         .store
-        .claim_messages(&t.app.instance, now, now + outreach::deliver::LEASE, 2)
+        .claim_messages(
+            &t.app.instance,
+            now,
+            now + outreach::timings::get().lease,
+            2,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2, "{url}");
     // The clock steps past the lease while this daemon is still sending.
-    let later = now + outreach::deliver::LEASE + Duration::minutes(5);
+    let later = now + outreach::timings::get().lease + Duration::minutes(5);
     t.tick(later).await;
     assert_eq!(t.count(run, "sending").await, 2, "{url}: own claims kept");
     // Another daemon at that time takes them for a dead daemon's.
@@ -718,7 +723,7 @@ async fn a_dead_daemons_send_journal_settles_its_claims_and_reconciling_again_ch
     let claimed = t
         .app
         .store
-        .claim_messages(dead, now, now + outreach::deliver::LEASE, 5)
+        .claim_messages(dead, now, now + outreach::timings::get().lease, 5)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 5, "{url}");
@@ -808,7 +813,12 @@ async fn a_dead_daemons_send_journal_settles_its_claims_and_reconciling_again_ch
     let again = t
         .app
         .store
-        .claim_messages("new-host-4-f00d", now, now + outreach::deliver::LEASE, 5)
+        .claim_messages(
+            "new-host-4-f00d",
+            now,
+            now + outreach::timings::get().lease,
+            5,
+        )
         .await
         .unwrap();
     assert_eq!(
