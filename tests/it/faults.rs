@@ -435,6 +435,8 @@ async fn smtp_server_down_at_start_then_back_every_message_goes_out_once() {
     let (_, messages) = run_counts(&env, run);
     assert_eq!(count(&messages, "planned"), n as i64, "{messages:?}");
     let down_since = Instant::now();
+    // Nothing marks "still nothing sent": the workers now wait out their
+    // session backoff (30 s); a short look confirms they do.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(count(&run_counts(&env, run).1, "planned"), n as i64);
     assert_eq!(daemon.healthz().0, 503);
@@ -464,7 +466,12 @@ async fn smtp_server_down_at_start_then_back_every_message_goes_out_once() {
 async fn unwritable_outbox_folder_keeps_messages_queued_with_a_clear_error() {
     let n = 25;
     let (env, mut daemon, outbox, run) = daemon_with_blocked_outbox(n);
-    std::thread::sleep(Duration::from_secs(3));
+    // The workers tried to open the transport and gave up for now.
+    wait_for(
+        "the transport error is logged",
+        Duration::from_secs(15),
+        || daemon.log().contains("cannot open the mail transport"),
+    );
     let (_, messages) = run_counts(&env, run);
     assert_eq!(
         messages,
@@ -880,6 +887,8 @@ fn assert_one_minutes_worth(received: &Received, what: &str) {
     wait_for("a minute's worth sent", Duration::from_secs(30), || {
         received.total() >= RATE
     });
+    // A limit holding is nothing happening: no event to wait for, so the
+    // test watches for a while.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(received.total(), RATE, "{what}");
 }
@@ -918,6 +927,8 @@ async fn the_rate_limit_holds_across_a_restart_and_sigterm_ends_the_wait() {
         );
         // A restart within the same minute does not open a fresh one.
         let mut second = Daemon::start(&env, "second", &vars);
+        // As in assert_one_minutes_worth: the limit holding is nothing
+        // happening, watched for a while.
         std::thread::sleep(Duration::from_secs(4));
         assert_eq!(
             received.total(),
