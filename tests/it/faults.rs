@@ -191,15 +191,16 @@ fn postgres_base(test: &str) -> Option<String> {
     }
 }
 
-/// A SQLite file in `dir` and, when `TEST_POSTGRES_URL` is set, a fresh
-/// PostgreSQL database; with the server's URL, to drop it again.
-async fn both_backends(dir: &Path, test: &str) -> (Vec<String>, Option<String>) {
-    let mut urls = vec![format!("sqlite://{}/outreach.db", dir.display())];
-    let base = postgres_base(test);
-    if let Some(base) = &base {
-        urls.push(fresh_postgres(base).await);
+/// Drops the database of `url` at once if it is PostgreSQL's: the tests
+/// that call it leave thousands of rows behind.
+async fn drop_if_postgres(url: &str) {
+    if let Some(base) = url
+        .starts_with("postgres")
+        .then(|| std::env::var("TEST_POSTGRES_URL").ok())
+        .flatten()
+    {
+        drop_postgres(&base, url).await;
     }
-    (urls, base)
 }
 
 async fn drop_postgres(base: &str, url: &str) {
@@ -333,78 +334,75 @@ const KILL_CONNECTIONS: u32 = 4;
 /// at most one message between its `wire` line and the server's reply.
 const UNKNOWN_PER_CONNECTION: i64 = 1;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigkill_mid_send_loses_nothing_and_sends_nobody_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let (urls, base) = both_backends(dir.path(), "PostgreSQL part of the kill test").await;
-    for url in urls {
-        let env = Env::new(&url, CAMPAIGN);
-        let n = KILL_CUSTOMERS;
-        import_customers(&env, n);
-        let (smtp_port, received) = smtp::start(None);
-        let vars = smtp_env(smtp_port, KILL_CONNECTIONS);
-        let mut first = Daemon::start(&env, "first", &vars);
-        let run = start_run(&env);
-        // Kill once about a third went out.
-        wait_for("a third sent", Duration::from_secs(60), || {
-            received.total() >= n / 3
-        });
-        first.kill9();
-        let at_kill = received.total();
-        let (_, before) = run_counts(&env, run);
-        assert!(
-            at_kill < n,
-            "{url}: everything was sent before the kill; the test needs more customers"
-        );
-        // On both backends the claims of the dead daemon (up to three batches
-        // per connection) are settled by its send journal at the restart, not
-        // by their lease running out.
-        let mut second = Daemon::start(&env, "second", &vars);
-        let q = wait_drained(&env, n as i64, Duration::from_secs(90), &url);
-        let (_, after) = run_counts(&env, run);
-        let (sent, unknown) = (count(&after, "sent"), count(&after, "unknown"));
-        eprintln!(
-            "{url}: killed with {at_kill} received by the server and {before:?} recorded; \
-             after restart {after:?}, server received {}",
-            received.total()
-        );
-        assert_eq!(sent + unknown, n as i64, "{url}: nothing lost: {q:?}");
-        assert!(
-            unknown <= UNKNOWN_PER_CONNECTION * i64::from(KILL_CONNECTIONS),
-            "{url}: {unknown} unknown, more than were on the wire (one per connection)"
-        );
-        // The server never got a customer twice; everyone recorded sent got it once.
-        let per = received_per_address(&received);
-        assert_nobody_twice(&per, &url);
-        for (email, state) in message_states(&url).await {
-            match state.as_str() {
-                "sent" => assert_eq!(per.get(&email), Some(&1), "{url}: {email} is sent"),
-                "unknown" => assert!(per.get(&email).copied().unwrap_or(0) <= 1),
-                other => panic!("{url}: {email} ended {other}"),
-            }
-        }
-        assert!(received.total() as i64 >= sent);
-        assert!(received.total() as i64 <= sent + unknown);
-        second.stop();
-        assert!(
-            second
-                .log()
-                .contains("send journal of a stopped daemon reconciled"),
-            "{url}: the restart says what the journal settled:\n{}",
-            second.log()
-        );
-        let journals: Vec<_> = std::fs::read_dir(journal_dir(&env, &url))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert!(
-            journals.is_empty(),
-            "{url}: journals left after a clean stop: {journals:?}"
-        );
-        if let Some(base) = base.as_deref().filter(|_| url.starts_with("postgres")) {
-            drop_postgres(base, &url).await;
+backend_test!(
+    sigkill_mid_send_loses_nothing_and_sends_nobody_twice,
+    flavor = "multi_thread"
+);
+async fn sigkill_mid_send_loses_nothing_and_sends_nobody_twice(Db { url, .. }: Db) {
+    let env = Env::new(&url, CAMPAIGN);
+    let n = KILL_CUSTOMERS;
+    import_customers(&env, n);
+    let (smtp_port, received) = smtp::start(None);
+    let vars = smtp_env(smtp_port, KILL_CONNECTIONS);
+    let mut first = Daemon::start(&env, "first", &vars);
+    let run = start_run(&env);
+    // Kill once about a third went out.
+    wait_for("a third sent", Duration::from_secs(60), || {
+        received.total() >= n / 3
+    });
+    first.kill9();
+    let at_kill = received.total();
+    let (_, before) = run_counts(&env, run);
+    assert!(
+        at_kill < n,
+        "{url}: everything was sent before the kill; the test needs more customers"
+    );
+    // On both backends the claims of the dead daemon (up to three batches
+    // per connection) are settled by its send journal at the restart, not
+    // by their lease running out.
+    let mut second = Daemon::start(&env, "second", &vars);
+    let q = wait_drained(&env, n as i64, Duration::from_secs(90), &url);
+    let (_, after) = run_counts(&env, run);
+    let (sent, unknown) = (count(&after, "sent"), count(&after, "unknown"));
+    eprintln!(
+        "{url}: killed with {at_kill} received by the server and {before:?} recorded; \
+         after restart {after:?}, server received {}",
+        received.total()
+    );
+    assert_eq!(sent + unknown, n as i64, "{url}: nothing lost: {q:?}");
+    assert!(
+        unknown <= UNKNOWN_PER_CONNECTION * i64::from(KILL_CONNECTIONS),
+        "{url}: {unknown} unknown, more than were on the wire (one per connection)"
+    );
+    // The server never got a customer twice; everyone recorded sent got it once.
+    let per = received_per_address(&received);
+    assert_nobody_twice(&per, &url);
+    for (email, state) in message_states(&url).await {
+        match state.as_str() {
+            "sent" => assert_eq!(per.get(&email), Some(&1), "{url}: {email} is sent"),
+            "unknown" => assert!(per.get(&email).copied().unwrap_or(0) <= 1),
+            other => panic!("{url}: {email} ended {other}"),
         }
     }
+    assert!(received.total() as i64 >= sent);
+    assert!(received.total() as i64 <= sent + unknown);
+    second.stop();
+    assert!(
+        second
+            .log()
+            .contains("send journal of a stopped daemon reconciled"),
+        "{url}: the restart says what the journal settled:\n{}",
+        second.log()
+    );
+    let journals: Vec<_> = std::fs::read_dir(journal_dir(&env, &url))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        journals.is_empty(),
+        "{url}: journals left after a clean stop: {journals:?}"
+    );
+    drop_if_postgres(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -893,54 +891,51 @@ fn assert_one_minutes_worth(received: &Received, what: &str) {
     assert_eq!(received.total(), RATE, "{what}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_rate_limit_holds_across_a_restart_and_sigterm_ends_the_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let (urls, base) = both_backends(dir.path(), "PostgreSQL part of the rate limit test").await;
-    for url in urls {
-        let env = Env::new(&url, CAMPAIGN);
-        let n = 3 * RATE;
-        import_customers(&env, n);
-        let (smtp_port, received) = smtp::start(None);
-        let vars = rate_env(smtp_port, 2);
-        let mut first = Daemon::start(&env, "first", &vars);
-        let run = start_run(&env);
-        assert_one_minutes_worth(
-            &received,
-            &format!("{url}: more than the limit in a minute"),
-        );
-        // Its workers now wait up to a minute for a slot: SIGTERM ends the
-        // wait, and what they held goes back to the queue.
-        let asked = Instant::now();
-        first.stop();
-        assert!(
-            asked.elapsed() < Duration::from_secs(10),
-            "{url}: stopping took {:?} while waiting for the rate limit",
-            asked.elapsed()
-        );
-        let (_, messages) = run_counts(&env, run);
-        assert_eq!(count(&messages, "sent"), RATE as i64, "{url}: {messages:?}");
-        assert_eq!(
-            count(&messages, "planned"),
-            (n - RATE) as i64,
-            "{url}: the rest is not back in the queue: {messages:?}"
-        );
-        // A restart within the same minute does not open a fresh one.
-        let mut second = Daemon::start(&env, "second", &vars);
-        // As in assert_one_minutes_worth: the limit holding is nothing
-        // happening, watched for a while.
-        std::thread::sleep(Duration::from_secs(4));
-        assert_eq!(
-            received.total(),
-            RATE,
-            "{url}: the restarted daemon sent more within the same minute"
-        );
-        second.stop();
-        assert_nobody_twice(&received_per_address(&received), &url);
-        if let Some(base) = base.as_deref().filter(|_| url.starts_with("postgres")) {
-            drop_postgres(base, &url).await;
-        }
-    }
+backend_test!(
+    the_rate_limit_holds_across_a_restart_and_sigterm_ends_the_wait,
+    flavor = "multi_thread"
+);
+async fn the_rate_limit_holds_across_a_restart_and_sigterm_ends_the_wait(Db { url, .. }: Db) {
+    let env = Env::new(&url, CAMPAIGN);
+    let n = 3 * RATE;
+    import_customers(&env, n);
+    let (smtp_port, received) = smtp::start(None);
+    let vars = rate_env(smtp_port, 2);
+    let mut first = Daemon::start(&env, "first", &vars);
+    let run = start_run(&env);
+    assert_one_minutes_worth(
+        &received,
+        &format!("{url}: more than the limit in a minute"),
+    );
+    // Its workers now wait up to a minute for a slot: SIGTERM ends the
+    // wait, and what they held goes back to the queue.
+    let asked = Instant::now();
+    first.stop();
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{url}: stopping took {:?} while waiting for the rate limit",
+        asked.elapsed()
+    );
+    let (_, messages) = run_counts(&env, run);
+    assert_eq!(count(&messages, "sent"), RATE as i64, "{url}: {messages:?}");
+    assert_eq!(
+        count(&messages, "planned"),
+        (n - RATE) as i64,
+        "{url}: the rest is not back in the queue: {messages:?}"
+    );
+    // A restart within the same minute does not open a fresh one.
+    let mut second = Daemon::start(&env, "second", &vars);
+    // As in assert_one_minutes_worth: the limit holding is nothing
+    // happening, watched for a while.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        received.total(),
+        RATE,
+        "{url}: the restarted daemon sent more within the same minute"
+    );
+    second.stop();
+    assert_nobody_twice(&received_per_address(&received), &url);
+    drop_if_postgres(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
