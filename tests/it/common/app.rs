@@ -1,7 +1,6 @@
 //! A library-level test harness: the same [`App`] the daemon builds, on a
 //! config written to a temp folder, driven step by step with explicit times
 //! (no sleeping, no wall clock).
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! `outreach run` as a real process for tests: its own HTTP port and log
 //! file, started and stopped the way systemd would, plus small helpers for
 //! driving it with the CLI.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Child, Stdio};

@@ -2,7 +2,6 @@
 //! mail-auth's verifier (its verifying code, not the signing path the
 //! daemon uses) with the public key as openssl derived it from the test key
 //! (`tests/fixtures/dkim/*.txt`), handed to it as the DNS answer.
-#![allow(dead_code)]
 
 use std::borrow::Borrow;
 use std::collections::HashMap;

@@ -2,7 +2,6 @@
 //! test CA: implicit TLS and STARTTLS, one user, Maildir storage in a temp
 //! folder. Needs Debian's `dovecot-imapd` (`.ci/run` installs it); without it
 //! the test says so and skips, except under CI, where it fails.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

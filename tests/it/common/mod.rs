@@ -1,7 +1,6 @@
 //! Shared test helpers: a config in a temp folder, one database per test on
 //! each backend (SQLite file; PostgreSQL when `TEST_POSTGRES_URL` is set)
 //! with `backend_test!`, and the real `outreach` binary.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

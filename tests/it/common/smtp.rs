@@ -4,7 +4,6 @@
 //! Recipients steer it: `tempfail-N@…` gets `451` for its first N attempts,
 //! `nouser@…` gets `550 5.1.1`, `block@…` gets `554` after the data. A hook
 //! runs when a message has been accepted (before the reply is sent).
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
