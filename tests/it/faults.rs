@@ -180,23 +180,12 @@ async fn message_states(url: &str) -> Vec<(String, String)> {
     }
 }
 
-/// The PostgreSQL test server, or a printed note that this test is skipped.
-fn postgres_base(test: &str) -> Option<String> {
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(base) if !base.is_empty() => Some(base),
-        _ => {
-            eprintln!("note: TEST_POSTGRES_URL not set, {test} skipped");
-            None
-        }
-    }
-}
-
 /// Drops the database of `url` at once if it is PostgreSQL's: the tests
 /// that call it leave thousands of rows behind.
 async fn drop_if_postgres(url: &str) {
     if let Some(base) = url
         .starts_with("postgres")
-        .then(|| std::env::var("TEST_POSTGRES_URL").ok())
+        .then(common::postgres_server)
         .flatten()
     {
         drop_postgres(&base, url).await;
@@ -278,7 +267,7 @@ const SCALE_OUT_CUSTOMERS: usize = 10_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_daemons_on_one_postgres_database_split_a_run_and_send_each_customer_once() {
-    let Some(base) = postgres_base("two-daemon scale-out test") else {
+    let Some(base) = common::postgres_server() else {
         return;
     };
     let url = fresh_postgres(&base).await;
@@ -726,7 +715,7 @@ const LEASE: &str = "20s";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_restart_mid_send_daemon_rides_it_out_loses_nothing_and_sends_nobody_twice() {
-    let Some(base) = postgres_base("PostgreSQL outage test") else {
+    let Some(base) = common::postgres_server() else {
         return;
     };
     let url = fresh_postgres(&base).await;
@@ -940,7 +929,7 @@ async fn the_rate_limit_holds_across_a_restart_and_sigterm_ends_the_wait(Db { ur
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_daemons_on_one_postgres_database_share_one_rate_limit() {
-    let Some(base) = postgres_base("shared rate limit test") else {
+    let Some(base) = common::postgres_server() else {
         return;
     };
     let url = fresh_postgres(&base).await;

@@ -133,8 +133,7 @@ fn secrets_never_appear_in_logs_or_errors() {
 #[tokio::test]
 async fn commands_end_their_postgresql_sessions_properly() {
     use sqlx::Connection;
-    let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
-        eprintln!("note: TEST_POSTGRES_URL not set, test skipped");
+    let Some(base) = common::postgres_server() else {
         return;
     };
     let url = common::fresh_postgres(&base).await;

@@ -32,26 +32,32 @@ impl Db {
     }
 
     /// A fresh PostgreSQL database on the server of `TEST_POSTGRES_URL`, or
-    /// `None` when it is not set. The note then goes straight to stderr,
-    /// past the test harness's capture, so that a run without PostgreSQL
-    /// says so instead of passing its `::postgres` tests quietly.
+    /// `None` when it is not set.
     pub async fn postgres() -> Option<Db> {
-        match std::env::var("TEST_POSTGRES_URL") {
-            Ok(base) if !base.is_empty() => Some(Db {
-                dir: tempfile::tempdir().unwrap(),
-                url: fresh_postgres(&base).await,
-            }),
-            _ => {
-                static NOTE: std::sync::Once = std::sync::Once::new();
-                NOTE.call_once(|| {
-                    use std::io::Write;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "note: TEST_POSTGRES_URL is not set: the `::postgres` tests pass without running"
-                    );
-                });
-                None
-            }
+        Some(Db {
+            dir: tempfile::tempdir().unwrap(),
+            url: fresh_postgres(&postgres_server()?).await,
+        })
+    }
+}
+
+/// The PostgreSQL server of `TEST_POSTGRES_URL`, or `None` when it is not
+/// set. The note then goes straight to stderr, past the test harness's
+/// capture, so that a run without PostgreSQL says so instead of passing its
+/// PostgreSQL tests quietly.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(base) if !base.is_empty() => Some(base),
+        _ => {
+            static NOTE: std::sync::Once = std::sync::Once::new();
+            NOTE.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: TEST_POSTGRES_URL is not set: the PostgreSQL tests (`::postgres` and the PostgreSQL-only ones) pass without running"
+                );
+            });
+            None
         }
     }
 }
