@@ -303,7 +303,7 @@ pub async fn apply(app: &App, delivery: &Delivery, now: DateTime<Utc>) -> Result
     }
     let stopped = app
         .store
-        .runs_stopped_since(now - crate::deliver::LEASE)
+        .runs_stopped_since(now - crate::timings::get().lease)
         .await?;
     delivery.gate.set(&holds, stopped);
     Ok(())

@@ -26,6 +26,7 @@ use crate::domain::RuleKind;
 use crate::journal::{self, Journal};
 use crate::mailer::MailerSettings;
 use crate::store::{BackendKind, Store};
+use crate::timings;
 use crate::{http, systemd};
 
 /// Everything time-driven (schedules, approvals, leases, digests) runs at least this often.
@@ -185,7 +186,7 @@ async fn recover_after_restart(app: &App) -> Result<Journal> {
     if app.store.backend_kind() == BackendKind::Sqlite {
         let n = app
             .store
-            .expire_claims(Utc::now() + deliver::LEASE * 2, None)
+            .expire_claims(Utc::now() + timings::get().lease * 2, None)
             .await?;
         if n > 0 {
             warn!(
@@ -232,8 +233,8 @@ async fn plan_pending(app: &App, delivery: &Delivery, now: chrono::DateTime<Utc>
         .claim_run_for_planning(
             &app.instance,
             now,
-            now + deliver::LEASE,
-            now + deliver::LEASE - PLAN_RETRY,
+            now + timings::get().lease,
+            now + timings::get().lease - PLAN_RETRY,
         )
         .await?
     {

@@ -40,6 +40,7 @@ use crate::mailer::{Mailer, MailerSettings, SendResult, SessionFailure, is_bad_a
 use crate::plan::quiet_release;
 use crate::render::{render_campaign, unsubscribe_url, voucher_for};
 use crate::store::{Claimed, Outcome, SendSlots};
+use crate::timings;
 use lettre::Message;
 
 /// Messages a worker claims at once; at most [`IN_FLIGHT_BATCHES`] per worker
@@ -59,8 +60,6 @@ pub const COMMITTING: usize = 1;
 pub const IN_FLIGHT_BATCHES: usize = COMMITTING + 2;
 /// Results committed together at most (group commit).
 const GROUP: usize = 500;
-/// A claim older than this belongs to a daemon that died.
-pub const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 
 /// State shared by all workers of one daemon.
 #[derive(Default)]
@@ -151,12 +150,17 @@ pub async fn deliver_batch(
 /// Claims up to [`batch_size`] messages due at `now` for this daemon.
 async fn claim(app: &App, now: DateTime<Utc>) -> Result<Vec<Claimed>> {
     app.store
-        .claim_messages(&app.instance, now, now + LEASE, batch_size(app))
+        .claim_messages(
+            &app.instance,
+            now,
+            now + timings::get().lease,
+            batch_size(app),
+        )
         .await
 }
 
 /// [`BATCH`], or under a rate limit what one connection sends in about a
-/// minute: a batch must go out well within its [`LEASE`] (see [`send_slot`]),
+/// minute: a batch must go out well within its lease ([`timings`]) (see [`send_slot`]),
 /// and a worker stopping mid-batch gives back less.
 fn batch_size(app: &App) -> i64 {
     let mail = &app.settings().mail;
@@ -216,7 +220,10 @@ async fn send_claimed(
     let announce = rate == 0;
     // The batch was claimed a moment ago (nothing is claimed ahead under a
     // rate limit); `now` may be a test's clock, so this one is the wall's.
-    let give_back_at = Instant::now() + (LEASE / 2).to_std().expect("a positive lease");
+    let give_back_at = Instant::now()
+        + (timings::get().lease / 2)
+            .to_std()
+            .expect("a positive lease");
     let mut slots = VecDeque::new();
     let mut results = Vec::with_capacity(claimed.len());
     // Set once nothing can be sent (no SMTP session, database away): the

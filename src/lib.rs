@@ -32,6 +32,7 @@
 //!   people read them;
 //! - [`daemon`]: `outreach run` — wires it all and shuts down cleanly;
 //!   [`systemd`]: readiness, watchdog and stopping notifications.
+//!   [`timings`]: the waits only time settles (the lease on claims).
 
 pub mod app;
 pub mod approval;
@@ -67,6 +68,7 @@ pub mod store;
 pub mod systemd;
 pub mod tasks;
 pub mod templates;
+pub mod timings;
 pub mod tokens;
 pub mod triggers;
 pub mod vouchers;

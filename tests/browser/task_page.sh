@@ -33,7 +33,7 @@ label=browser
 shots=${SCREENSHOT_DIR:-$target_dir/browser}
 mkdir -p "$shots"
 
-# Modelled on tests/common/mod.rs base_config. Maria works every day, so the
+# Modelled on tests/it/common/mod.rs base_config. Maria works every day, so the
 # call is due today whatever day this runs.
 cat >"$work/outreach.toml" <<EOF
 [business]

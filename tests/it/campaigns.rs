@@ -1,0 +1,368 @@
+//! Automated campaigns: schedules in a real time zone, catch-up, one run per
+//! occurrence across daemons, and who gets what (consent, cap, quiet hours,
+//! locale), on SQLite and PostgreSQL.
+
+use crate::common;
+
+use chrono::{Duration, Timelike};
+use chrono_tz::Tz;
+use common::app::{TestApp, berlin};
+use common::{Db, backend_test};
+use outreach::schedule::start_now;
+
+const NEWS: &str = r#"
+[limits]
+frequency_cap = ""
+quiet_hours = ""
+
+[[campaign]]
+id = "news"
+kind = "status_update"
+schedule = "30 2 * * *"
+template = "status_update"
+"#;
+
+const CUSTOMERS: &str = "external_id,email,name,locale,timezone,consent,tags\n\
+    A,anna@example.de,Anna,de,Europe/Berlin,yes,newsletter\n\
+    B,ben@example.com,Ben,en,Europe/London,yes,newsletter\n\
+    C,clara@example.de,Clara,de,Europe/Berlin,no,newsletter\n\
+    D,dora@example.fr,Dora,fr,Europe/Paris,yes,newsletter\n";
+
+async fn step_through(t: &TestApp, from: chrono::DateTime<chrono::Utc>, hours: i64) {
+    let mut now = from;
+    while now < from + Duration::hours(hours) {
+        t.tick(now).await;
+        now += Duration::minutes(10);
+    }
+}
+
+backend_test!(a_time_repeated_at_fall_back_runs_once);
+async fn a_time_repeated_at_fall_back_runs_once(Db { url, .. }: Db) {
+    let t = TestApp::new(&url, NEWS).await;
+    step_through(&t, berlin(2026, 10, 24, 12, 0), 48).await;
+    let runs = t.runs_of("news").await;
+    let local: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            r.occurrence
+                .with_timezone(&"Europe/Berlin".parse::<Tz>().unwrap())
+                .format("%d %H:%M %Z")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(local, ["25 02:30 CEST", "26 02:30 CET"], "{url}");
+    assert!(runs.iter().all(|r| r.trigger == "schedule"));
+}
+
+backend_test!(a_time_skipped_at_spring_forward_runs_once_that_day);
+async fn a_time_skipped_at_spring_forward_runs_once_that_day(Db { url, .. }: Db) {
+    // 02:30 does not exist on 28 March 2027 in Berlin.
+    let t = TestApp::new(&url, NEWS).await;
+    step_through(&t, berlin(2027, 3, 27, 12, 0), 48).await;
+    let tz: Tz = "Europe/Berlin".parse().unwrap();
+    let spring: Vec<String> = t
+        .runs_of("news")
+        .await
+        .iter()
+        .map(|r| {
+            r.occurrence
+                .with_timezone(&tz)
+                .format("%d %H:%M")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        spring,
+        ["28 03:00", "29 02:30"],
+        "{url}: once on the day of the gap, at the first valid time"
+    );
+}
+
+#[tokio::test]
+async fn nine_o_clock_stays_nine_o_clock_local_across_the_dst_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let t = TestApp::new(&url, &NEWS.replace("30 2 * * *", "0 9 * * *")).await;
+    step_through(&t, berlin(2027, 3, 26, 12, 0), 72).await;
+    let tz: Tz = "Europe/Berlin".parse().unwrap();
+    let hours: Vec<u32> = t
+        .runs_of("news")
+        .await
+        .iter()
+        .map(|r| r.occurrence.with_timezone(&tz).hour())
+        .collect();
+    assert_eq!(hours, [9, 9, 9]);
+    let utc: Vec<u32> = t
+        .runs_of("news")
+        .await
+        .iter()
+        .map(|r| r.occurrence.hour())
+        .collect();
+    assert_eq!(utc, [8, 7, 7], "UTC shifts by an hour after spring-forward");
+}
+
+backend_test!(a_run_missed_while_down_is_caught_up_once_and_older_ones_are_skipped);
+async fn a_run_missed_while_down_is_caught_up_once_and_older_ones_are_skipped(Db { url, .. }: Db) {
+    let t = TestApp::new(&url, &NEWS.replace("30 2 * * *", "0 10 * * *")).await;
+    t.tick(berlin(2026, 11, 2, 9, 0)).await; // first sight of the rule
+    // Down over 10:00; back at 12:00 (within catch_up = 6h).
+    t.tick(berlin(2026, 11, 2, 12, 0)).await;
+    t.tick(berlin(2026, 11, 2, 12, 5)).await;
+    let runs = t.runs_of("news").await;
+    assert_eq!(runs.len(), 1, "{url}: {runs:?}");
+    assert_eq!(runs[0].trigger, "catch_up");
+    // Down from then until the evening two days later: both 10:00 runs are too old.
+    t.tick(berlin(2026, 11, 4, 18, 0)).await;
+    let runs = t.runs_of("news").await;
+    let states: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r.trigger.as_str(), r.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("catch_up", "done"),
+            ("schedule", "skipped"),
+            ("schedule", "skipped")
+        ],
+        "{url}"
+    );
+}
+
+backend_test!(two_daemons_on_one_database_run_an_occurrence_once_and_mail_each_customer_once);
+async fn two_daemons_on_one_database_run_an_occurrence_once_and_mail_each_customer_once(
+    Db { url, .. }: Db,
+) {
+    let t = TestApp::new(&url, &NEWS.replace("30 2 * * *", "0 10 * * *")).await;
+    t.import(CUSTOMERS).await;
+    let other = t.sibling("second-daemon").await;
+    let first_seen = berlin(2026, 11, 2, 9, 0);
+    t.tick(first_seen).await;
+    let at = berlin(2026, 11, 2, 10, 0);
+    outreach::daemon::tick(&other, &t.delivery, at)
+        .await
+        .unwrap();
+    t.tick(at).await;
+    // A restart: the same daemon again.
+    let restarted = t.sibling("test").await;
+    outreach::daemon::tick(&restarted, &t.delivery, at + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(t.runs_of("news").await.len(), 1, "{url}");
+    t.deliver_all(at).await;
+    for address in ["anna@example.de", "ben@example.com", "dora@example.fr"] {
+        assert_eq!(t.mails_to(address).len(), 1, "{url}: {address}");
+    }
+    assert!(
+        t.mails_to("clara@example.de").is_empty(),
+        "no consent, no mail"
+    );
+}
+
+backend_test!(only_consenting_customers_are_mailed_and_everyone_else_is_recorded_with_the_reason);
+async fn only_consenting_customers_are_mailed_and_everyone_else_is_recorded_with_the_reason(
+    Db { url, .. }: Db,
+) {
+    let t = TestApp::new(&url, NEWS).await;
+    t.import(CUSTOMERS).await;
+    let ben = t.app.store.find_customer("B").await.unwrap().unwrap();
+    t.app
+        .store
+        .unsubscribe(ben.id, "test", chrono::Utc::now())
+        .await
+        .unwrap();
+    let now = berlin(2026, 11, 23, 12, 0);
+    let run = start_now(&t.app, "news", now).await.unwrap();
+    t.tick(now).await;
+    let counts = t.counts(run).await;
+    assert!(
+        counts.contains(&("planned".into(), None, 2)),
+        "{url}: {counts:?}"
+    );
+    assert!(
+        counts.contains(&("suppressed".into(), Some("no consent".into()), 1)),
+        "{counts:?}"
+    );
+    assert!(
+        counts.contains(&("suppressed".into(), Some("unsubscribed".into()), 1)),
+        "{counts:?}"
+    );
+    t.deliver_all(now).await;
+    assert_eq!(t.count(run, "sent").await, 2);
+    assert_eq!(t.outbox_mails().len(), 2);
+}
+
+backend_test!(the_frequency_cap_holds_across_campaigns);
+async fn the_frequency_cap_holds_across_campaigns(Db { url, .. }: Db) {
+    let extra = NEWS.replace("frequency_cap = \"\"", "frequency_cap = \"2/7d\"")
+        + "[[campaign]]\nid = \"second\"\nkind = \"status_update\"\nschedule = \"0 9 * * *\"\ntemplate = \"status_update\"\n"
+        + "[[campaign]]\nid = \"third\"\nkind = \"loyalty\"\nschedule = \"0 9 * * *\"\ntemplate = \"points\"\n";
+    let t = TestApp::new(&url, &extra).await;
+    t.import("email,consent\nanna@example.de,yes\n").await;
+    let now = berlin(2026, 11, 23, 12, 0);
+    let mut runs = Vec::new();
+    for id in ["news", "second", "third"] {
+        runs.push(start_now(&t.app, id, now).await.unwrap());
+        t.tick(now).await;
+        t.deliver_all(now).await;
+    }
+    assert_eq!(t.count(runs[0], "sent").await, 1, "{url}");
+    assert_eq!(t.count(runs[1], "sent").await, 1);
+    let third = t.counts(runs[2]).await;
+    assert_eq!(
+        third,
+        [(
+            "suppressed".to_string(),
+            Some("frequency cap (2 per 7days)".to_string()),
+            1
+        )],
+        "{url}"
+    );
+}
+
+backend_test!(quiet_hours_defer_by_the_customers_own_time_zone_and_never_drop);
+async fn quiet_hours_defer_by_the_customers_own_time_zone_and_never_drop(Db { url, .. }: Db) {
+    let t = TestApp::new(
+        &url,
+        &NEWS.replace("quiet_hours = \"\"", "quiet_hours = \"20:00-08:00\""),
+    )
+    .await;
+    t.import("email,consent,timezone\nberlin@example.de,yes,Europe/Berlin\nny@example.com,yes,America/New_York\n").await;
+    let now = berlin(2026, 11, 23, 12, 0); // 06:00 in New York
+    let run = start_now(&t.app, "news", now).await.unwrap();
+    t.tick(now).await;
+    t.deliver_all(now).await;
+    assert_eq!(t.mails_to("berlin@example.de").len(), 1, "{url}");
+    assert!(
+        t.mails_to("ny@example.com").is_empty(),
+        "still night in New York"
+    );
+    assert_eq!(t.count(run, "planned").await, 1);
+    t.deliver_all(berlin(2026, 11, 23, 13, 59)).await;
+    assert!(t.mails_to("ny@example.com").is_empty(), "07:59 in New York");
+    t.deliver_all(berlin(2026, 11, 23, 14, 0)).await;
+    assert_eq!(t.mails_to("ny@example.com").len(), 1, "08:00 in New York");
+    assert_eq!(t.count(run, "sent").await, 2);
+}
+
+#[tokio::test]
+async fn each_customer_gets_their_locale_with_fallback_and_the_required_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let t = TestApp::new(&url, NEWS).await;
+    t.import(CUSTOMERS).await;
+    let now = berlin(2026, 11, 23, 12, 0);
+    let run = start_now(&t.app, "news", now).await.unwrap();
+    t.tick(now).await;
+    t.deliver_all(now).await;
+    let ben = &t.mails_to("ben@example.com")[0];
+    assert!(ben.contains("Subject: How things are at"), "{ben}");
+    let dora = &t.mails_to("dora@example.fr")[0];
+    assert!(
+        dora.contains("Subject: Wie es uns bei"),
+        "French falls back to the business locale: {dora}"
+    );
+    let dora = common::mail::Mail::parse(dora);
+    assert!(
+        dora.html().contains("<html lang=\"de\">"),
+        "the HTML says the language it is written in: {}",
+        dora.html()
+    );
+    let anna = &t.mails_to("anna@example.de")[0];
+    let anna_id = t.app.store.find_customer("A").await.unwrap().unwrap().id;
+    assert!(
+        anna.contains(&format!(
+            "Message-ID: <outreach.{run}.{anna_id}@cafe-test.example>"
+        )),
+        "{anna}"
+    );
+    assert!(
+        anna.contains("List-Unsubscribe: <http://127.0.0.1:8080/u/"),
+        "{anna}"
+    );
+    assert!(anna.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    assert!(anna.contains("Content-Type: multipart/alternative"));
+    assert!(anna.contains("Content-Type: text/html"));
+    assert!(anna.contains("Date: "));
+    assert!(
+        anna.contains("Teststra=C3=9Fe 1, 50667 K=C3=B6ln")
+            || anna.contains("Teststraße 1, 50667 Köln"),
+        "postal address in the footer: {anna}"
+    );
+}
+
+#[tokio::test]
+async fn a_template_with_an_undefined_variable_fails_check_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    for entry in std::fs::read_dir(common::repo_path("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, templates.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        templates.join("typo.de.md"),
+        "subject: Hallo\nZeile eins\n\nHallo {{ customer.nmae }}\n",
+    )
+    .unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let extra = "[[campaign]]\nid = \"typo\"\nkind = \"status_update\"\nschedule = \"0 9 * * *\"\ntemplate = \"typo\"\n";
+    let env = common::Env::in_dir(dir, &url, extra);
+    let text = std::fs::read_to_string(&env.config).unwrap().replace(
+        &common::repo_path("templates").display().to_string(),
+        &templates.display().to_string(),
+    );
+    std::fs::write(&env.config, text).unwrap();
+    let out = env.run(&["check"]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("typo.de.md: line 3: undefined value"), "{err}");
+}
+
+backend_test!(every_audience_name_reads_the_same_value_from_its_columns_as_from_the_whole_row);
+/// Planning reads only the columns its audience needs (`columns_read_by`):
+/// every name an audience can read must give the same value from those
+/// columns as from the whole row, or an audience would silently match wrong.
+async fn every_audience_name_reads_the_same_value_from_its_columns_as_from_the_whole_row(
+    Db { url, .. }: Db,
+) {
+    use outreach::context::{columns_read_by, customer_value_on};
+    use outreach::store::CustomerColumns;
+    let t = TestApp::new(&url, NEWS).await;
+    t.import(
+        "external_id;email;name;phone;locale;timezone;consent;phone_consent;do_not_call;is_business;owner;tags;points;tier;customer_since;birthday;stadtteil\n\
+         A;anna@example.de;Anna;+49 221 1;de;Europe/Berlin;ja;ja;nein;nein;;newsletter;120;Gold;2019-03-04;1980-02-29;Ehrenfeld\n\
+         B;ben@example.com;Ben;;en;Europe/London;nein;nein;ja;ja;;stammgast;0;;;;Nippes\n",
+    )
+    .await;
+    let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
+    t.app
+        .store
+        .unsubscribe(anna.id, "test", berlin(2026, 5, 1, 10, 0))
+        .await
+        .unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+    let full = t
+        .app
+        .store
+        .customers_page(0, 10, &CustomerColumns::all())
+        .await
+        .unwrap();
+    assert_eq!(full.len(), 2, "{url}");
+    let names: Vec<String> = customer_value_on(&full[0], day)
+        .try_iter()
+        .unwrap()
+        .map(|k| k.to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "stadtteil"), "{names:?}");
+    for name in &names {
+        let columns =
+            CustomerColumns::only(std::iter::once("id").chain(columns_read_by([name.as_str()])));
+        let partial = t.app.store.customers_page(0, 10, &columns).await.unwrap();
+        for (whole, part) in full.iter().zip(&partial) {
+            let expected = customer_value_on(whole, day).get_attr(name).unwrap();
+            let got = customer_value_on(part, day).get_attr(name).unwrap();
+            assert_eq!(got, expected, "{url}: `{name}` of customer {}", whole.id);
+        }
+    }
+}
