@@ -281,9 +281,8 @@ async fn reload(shared: &Shared, delivery: &Arc<Delivery>, path: &Path) {
     match result {
         Ok(app) => {
             let later = needs_restart(current.settings(), app.settings());
-            let smtp_changed = !MailerSettings::from_config(&current.config)
-                .same_transport(&MailerSettings::from_config(&app.config));
-            if smtp_changed {
+            let transport_changed = current.config.resolved.mailer != app.config.resolved.mailer;
+            if transport_changed {
                 check_smtp_session(&app, delivery.clone());
             }
             shared.replace(app);

@@ -34,12 +34,11 @@ pub struct Resolved {
     pub quiet_hours: Option<QuietHours>,
     pub catch_up: Duration,
     pub give_up_after: Duration,
-    pub smtp_password: Option<Secret>,
+    /// `[mail]` and `[mail.smtp]` with the password and CA files read.
+    pub mailer: crate::mailer::MailerSettings,
     pub database_password: Option<Secret>,
     /// Signs every email when `[mail.dkim]` is configured.
     pub dkim: Option<crate::dkim::Signer>,
-    /// `mail.smtp.ca_file`: PEM certificates trusted besides the public roots.
-    pub smtp_ca: Option<Vec<u8>>,
     /// Signing key first, then previous keys still accepted.
     pub token_keys: Vec<Secret>,
     /// Keys the suppression list, if `security.suppression_key_file` is set.
@@ -324,6 +323,19 @@ pub fn validate(
         .ca_file
         .as_ref()
         .and_then(|path| c.ok("mail.smtp.ca_file", read_ca_file(path)));
+    let mailer = crate::mailer::MailerSettings {
+        transport: mail.transport,
+        file_dir: mail.file_dir.clone(),
+        smtp: crate::mailer::SmtpServer {
+            host: mail.smtp.host.clone(),
+            port: mail.smtp.port,
+            tls: mail.smtp.tls,
+            username: mail.smtp.username.clone(),
+            password: smtp_password,
+            ca: smtp_ca,
+            timeout: Duration::from_secs(mail.smtp.timeout_secs.max(1)),
+        },
+    };
     let database_password = settings
         .database
         .password_file
@@ -600,10 +612,9 @@ pub fn validate(
             quiet_hours,
             catch_up,
             give_up_after,
-            smtp_password,
+            mailer,
             database_password,
             dkim,
-            smtp_ca,
             token_keys,
             suppression_key,
             warnings: c.warnings,
