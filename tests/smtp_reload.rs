@@ -73,7 +73,9 @@ fn a_rotated_password_and_a_new_timeout_reach_the_workers_on_reload() {
     // The password is rotated in its file; the config text is unchanged.
     env.write("smtp-password", &format!("{NEW_PASSWORD}\n"));
     hangup(&daemon);
-    wait_for("both messages are sent", Duration::from_secs(30), || {
+    // The failed session put them off for its backoff (30 s): they go out at
+    // their next try, with the new password.
+    wait_for("both messages are sent", Duration::from_secs(90), || {
         relay.received.total() == 2
     });
     let logins = relay.logins.lock().unwrap().clone();
