@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context, Result};
 use base64::Engine;
 
-use crate::config::{Campaign, Checkin, Config, Settings};
+use crate::config::{Campaign, Checkin, Config, Rules, Settings};
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::templates::Templates;
@@ -51,12 +51,17 @@ impl App {
         &self.config.settings
     }
 
+    /// The campaigns and check-in rules, resolved.
+    pub fn rules(&self) -> &Rules {
+        &self.config.resolved.rules
+    }
+
     pub fn campaign(&self, id: &str) -> Option<&Campaign> {
-        self.settings().campaigns.iter().find(|c| c.id == id)
+        self.rules().campaign(id)
     }
 
     pub fn checkin(&self, id: &str) -> Option<&Checkin> {
-        self.settings().checkins.iter().find(|c| c.id == id)
+        self.rules().checkin(id)
     }
 
     /// The domain of the sender address, for Message-IDs.

@@ -60,7 +60,7 @@ pub async fn request(
     stale_since: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let deadline = deadline(app, campaign, now)?;
+    let deadline = deadline(campaign, now)?;
     app.store
         .set_run_approval(run.id, deadline, stale_since)
         .await?;
@@ -99,7 +99,7 @@ pub async fn request_again(
     paused_since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let deadline = deadline(app, campaign, now)?;
+    let deadline = deadline(campaign, now)?;
     if !app
         .store
         .hold_for_approval_again(run.id, why, deadline, now)
@@ -111,14 +111,8 @@ pub async fn request_again(
     Ok(true)
 }
 
-fn deadline(app: &App, campaign: &Campaign, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
-    let timeout = app
-        .config
-        .resolved
-        .approval_timeouts
-        .get(&campaign.id)
-        .copied()
-        .unwrap_or_default();
+fn deadline(campaign: &Campaign, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let timeout = campaign.approval_timeout;
     Ok(now + chrono::Duration::from_std(timeout).context("approval_timeout is too long")?)
 }
 

@@ -95,11 +95,7 @@ pub struct Holds {
 
 impl Holds {
     pub async fn load(app: &App, now: DateTime<Utc>) -> Result<Holds> {
-        let disabled = app
-            .settings()
-            .disabled_rule_ids()
-            .map(String::from)
-            .collect();
+        let disabled = app.rules().disabled_ids().map(String::from).collect();
         Ok(Holds {
             list: app.store.holds(now).await?,
             disabled,
@@ -124,8 +120,8 @@ impl Holds {
 
     /// Every campaign and check-in rule held by a pause or the config, and why.
     pub fn paused_rules<'a>(&self, app: &'a App) -> Vec<(&'a str, String)> {
-        app.settings()
-            .rule_ids()
+        app.rules()
+            .ids()
             .filter_map(|id| self.of_rule(id).map(|h| (id, h.describe(app))))
             .collect()
     }
@@ -141,7 +137,7 @@ fn rule_exists(app: &App, id: &str) -> Result<()> {
     if app.campaign(id).is_some() || app.checkin(id).is_some() {
         return Ok(());
     }
-    let ids: Vec<&str> = app.settings().rule_ids().collect();
+    let ids: Vec<&str> = app.rules().ids().collect();
     bail!(
         "no campaign or check-in rule \"{id}\" in the config; ids: {}",
         ids.join(", ")
@@ -315,13 +311,9 @@ async fn release(app: &App, run: &Run, since: DateTime<Utc>, now: DateTime<Utc>)
     let waited = now - since;
     if let Some(campaign) = app.campaign(&run.rule_id) {
         let limit = match campaign.approval {
-            ApprovalMode::Required => app
-                .config
-                .resolved
-                .approval_timeouts
-                .get(&campaign.id)
-                .and_then(|d| chrono::Duration::from_std(*d).ok())
-                .unwrap_or(REAPPROVE_AFTER),
+            ApprovalMode::Required => {
+                chrono::Duration::from_std(campaign.approval_timeout).unwrap_or(REAPPROVE_AFTER)
+            }
             ApprovalMode::None => REAPPROVE_AFTER,
         };
         if waited > limit {

@@ -1,14 +1,16 @@
 //! `outreach run`: open and migrate the store, bind the HTTP server, start
 //! the scheduler loop and one delivery worker per SMTP connection, tell
-//! systemd we are ready, and run until SIGTERM/Ctrl-C.
+//! systemd we are ready, and run until the caller's shutdown resolves
+//! (`outreach run` gives [`crate::bootstrap::stop_signals`]: SIGTERM, Ctrl-C).
 //!
-//! Shutdown is one `watch` channel: every loop selects on it. On SIGTERM we
-//! stop claiming, let workers finish and record their batch, drain HTTP, and
-//! exit. SIGHUP reloads the config: a new [`App`] is built and swapped in only
-//! if it loaded completely; otherwise the error is logged and the old one
-//! keeps running.
+//! Inside, shutdown is one `watch` channel: every loop selects on it. On
+//! shutdown we stop claiming, let workers finish and record their batch,
+//! drain HTTP, and return. SIGHUP reloads the config here, not in the
+//! caller: a reload is part of running, not of stopping. A new [`App`] is
+//! built and swapped in only if it loaded completely; otherwise the error is
+//! logged and the old one keeps running.
 
-use std::io::IsTerminal;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +22,12 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::app::{App, Shared};
-use crate::config::{Config, Log, LogFormat};
+use crate::config::Config;
 use crate::deliver::{self, Delivery};
 use crate::domain::RuleKind;
 use crate::journal::{self, Journal};
 use crate::mailer::MailerSettings;
-use crate::store::{BackendKind, Store};
+use crate::store::BackendKind;
 use crate::timings;
 use crate::{http, systemd};
 
@@ -35,70 +37,12 @@ const TICK: Duration = Duration::from_secs(5);
 /// after this long, not only when its lease runs out.
 const PLAN_RETRY: chrono::Duration = chrono::Duration::seconds(10);
 
-/// Terminal: plain text with time. Under systemd (`JOURNAL_STREAM` set): no
-/// timestamps (journald adds its own), no colours, and each line starts
-/// with its syslog priority (`<4>` for a warning), which journald takes as
-/// the entry's level: `journalctl -p warning` shows warnings and errors.
-/// `json` if configured. `RUST_LOG` overrides the configured level.
-pub fn init_logging(log: &Log) {
-    use tracing_subscriber::EnvFilter;
-    // sqlx reports PostgreSQL notices (e.g. "relation already exists, skipping" from
-    // migrations) at info; they are noise for an admin.
-    // The IMAP client traces the wire (the LOGIN command with its password,
-    // whole emails): never, whatever the level.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", log.level)))
-        .add_directive("async_imap=off".parse().expect("a valid directive"));
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = match log.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Auto if under_journal => builder
-            .event_format(JournalLevel(
-                tracing_subscriber::fmt::format()
-                    .without_time()
-                    .with_target(false),
-            ))
-            .try_init(),
-        _ => builder.try_init(),
-    };
-}
-
-/// Puts the syslog priority of the event's level before a line for journald
-/// (sd-daemon(3)'s prefixes), then the line as `inner` writes it.
-struct JournalLevel<F>(F);
-
-impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JournalLevel<F>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-    F: tracing_subscriber::fmt::FormatEvent<S, N>,
-{
-    fn format_event(
-        &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let priority = match *event.metadata().level() {
-            tracing::Level::ERROR => 3,
-            tracing::Level::WARN => 4,
-            tracing::Level::INFO => 6,
-            tracing::Level::DEBUG | tracing::Level::TRACE => 7,
-        };
-        write!(writer, "<{priority}>")?;
-        self.0.format_event(ctx, writer, event)
-    }
-}
-
-pub async fn run(config: Config) -> Result<()> {
+/// Runs the daemon until `shutdown` resolves, then stops cleanly.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     for warning in &config.resolved.warnings {
         warn!("{warning}");
     }
-    let store = crate::commands::open_store(&config).await?;
+    let store = crate::bootstrap::open_store(&config).await?;
     // Unique per start, also when a restarted daemon gets the same pid: its
     // predecessor's claims must never look like its own.
     let instance = format!(
@@ -151,7 +95,7 @@ pub async fn run(config: Config) -> Result<()> {
     ));
     systemd::ready();
 
-    wait_for_stop(&shared, &delivery, &config.path).await;
+    reload_until(shutdown, &shared, &delivery, &config.path).await;
     info!("stopping: finishing in-flight sends");
     systemd::stopping();
     let _ = stop_tx.send(true);
@@ -304,17 +248,20 @@ fn check_smtp_session(app: &App, delivery: Arc<Delivery>) {
     });
 }
 
-/// Waits for SIGTERM or Ctrl-C; handles SIGHUP (reload) meanwhile.
-async fn wait_for_stop(shared: &Shared, delivery: &Arc<Delivery>, path: &Path) {
+/// Waits for `shutdown`; handles SIGHUP (reload) meanwhile.
+async fn reload_until(
+    shutdown: impl Future<Output = ()>,
+    shared: &Shared,
+    delivery: &Arc<Delivery>,
+    path: &Path,
+) {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term =
-        signal(SignalKind::terminate()).expect("installing a SIGTERM handler cannot fail on Unix");
     let mut hup =
         signal(SignalKind::hangup()).expect("installing a SIGHUP handler cannot fail on Unix");
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = term.recv() => return,
-            _ = tokio::signal::ctrl_c() => return,
+            _ = &mut shutdown => return,
             _ = hup.recv() => reload(shared, delivery, path).await,
         }
     }
@@ -337,9 +284,8 @@ async fn reload(shared: &Shared, delivery: &Arc<Delivery>, path: &Path) {
     match result {
         Ok(app) => {
             let later = needs_restart(current.settings(), app.settings());
-            let smtp_changed = !MailerSettings::from_config(&current.config)
-                .same_transport(&MailerSettings::from_config(&app.config));
-            if smtp_changed {
+            let transport_changed = current.config.resolved.mailer != app.config.resolved.mailer;
+            if transport_changed {
                 check_smtp_session(&app, delivery.clone());
             }
             shared.replace(app);
@@ -399,9 +345,4 @@ fn hostname() -> String {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "host".into())
-}
-
-/// Used by CLI commands that act like the daemon would (e.g. `tasks digest`).
-pub async fn cli_app(config: Config, store: Store) -> Result<App> {
-    App::build(config, store, format!("cli-{}", std::process::id())).await
 }

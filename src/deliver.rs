@@ -717,7 +717,7 @@ pub async fn worker(
         let settings = MailerSettings::from_config(&app.config);
         if mailer
             .as_ref()
-            .is_none_or(|(s, _)| !s.same_transport(&settings))
+            .is_none_or(|(opened_with, _)| *opened_with != settings)
         {
             match settings.open() {
                 Ok(m) => mailer = Some((settings, m)),

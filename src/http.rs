@@ -3,17 +3,22 @@
 //! approval (`/a/`). It binds to loopback by default; a reverse proxy
 //! publishes it (see README).
 //!
-//! Every link carries a signed token ([`crate::tokens`]). A bad, forged,
-//! expired or wrong-purpose token gets a plain error page and no data. GET
-//! never changes anything (mail scanners prefetch links); changes are POSTs.
+//! Every link carries a signed token ([`crate::tokens`]), checked once by
+//! the extractor for its purpose ([`links`]) before a handler runs. A bad,
+//! forged, expired or wrong-purpose token gets a plain error page and no
+//! data; every error is a typed [`error::PageError`] that knows its answer.
+//! GET never changes anything (mail scanners prefetch links); changes are
+//! POSTs.
 //!
 //! The pages are templates (`task_page`, `approval_page`, `unsubscribe_page`,
 //! `error_page`, framed by `_page.html`), in the reader's language: the
 //! staff member's on task and approval pages, the customer's on the
 //! unsubscribe page, the business's where the reader is unknown.
 
+pub mod error;
 pub mod guard;
 pub mod health;
+pub mod links;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -21,7 +26,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Form, Path, State};
+use axum::extract::{DefaultBodyLimit, Form, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -36,13 +41,15 @@ use crate::app::{App, Shared};
 use crate::approval::Decision;
 use crate::config::{CampaignKind, Staff};
 use crate::deliver::Delivery;
-use crate::render::SAMPLE_TOKEN;
 use crate::signup::{Answer, SignupForm, SignupGuard, SignupOutcome};
 use crate::store::TaskState;
 use crate::tasks::OutcomeError;
 use crate::tasks::digest::staff_locale;
 use crate::tasks::view::CallView;
-use crate::tokens::{Purpose, TokenError};
+use crate::tokens::TokenError;
+pub use error::error_page_context;
+use error::{Cause, PageError, respond};
+use links::{ApprovalLink, ConfirmLink, TaskLink, UnsubscribeLink, Unsubscriber};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -75,7 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{token}", get(confirm_page).post(confirm_post))
         // A link cut or mangled on its way (e.g. a `/` in the token): the same plain page as a bad token.
         .fallback(|State(state): State<AppState>| async move {
-            token_error(&state.shared.current(), TokenError::Malformed)
+            respond(&state.shared.current(), Cause::Link(TokenError::Malformed))
         })
         // Forms here are a few hundred bytes; refuse anything large early.
         .layer(DefaultBodyLimit::max(16 * 1024))
@@ -100,41 +107,7 @@ pub async fn serve(
 fn page(app: &App, status: StatusCode, name: &str, locale: Option<&str>, ctx: Value) -> Response {
     match app.templates.render_page(name, locale, &ctx) {
         Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => server_error(app, e),
-    }
-}
-
-/// A plain page for a link that does not work; it says nothing about what the link was for.
-fn token_error(app: &App, e: TokenError) -> Response {
-    let (status, problem) = if e == TokenError::Expired {
-        (StatusCode::GONE, "expired")
-    } else {
-        (StatusCode::NOT_FOUND, "link")
-    };
-    page(app, status, "error_page", None, error_page_context(problem))
-}
-
-/// What the `error_page` template sees; `problem` is `link`, `expired` or `server`.
-pub fn error_page_context(problem: &str) -> Value {
-    context! { problem }
-}
-
-fn server_error(app: &App, e: anyhow::Error) -> Response {
-    tracing::error!(error = %format!("{e:#}"), "request failed");
-    match app
-        .templates
-        .render_page("error_page", None, &error_page_context("server"))
-    {
-        Ok(html) => (StatusCode::INTERNAL_SERVER_ERROR, Html(html)).into_response(),
-        // The error page itself failed (an admin's broken template): say it plainly.
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "the error page failed too");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500 Internal Server Error\n",
-            )
-                .into_response()
-        }
+        Err(e) => respond(app, Cause::Failed(e)),
     }
 }
 
@@ -142,7 +115,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let app = state.shared.current();
     match render_metrics(&app, &state.delivery, &state.signups).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
-        Err(e) => server_error(&app, e),
+        Err(e) => respond(&app, Cause::Failed(e)),
     }
 }
 
@@ -238,29 +211,12 @@ impl PreferencesState {
     }
 }
 
-/// The customer an unsubscribe link is for, and the kind of email it came
-/// with (`None`: a link from before links named their kind, which stands
-/// for every email).
-fn unsubscribe_link(app: &App, token: &str) -> Result<(i64, Option<CampaignKind>), TokenError> {
-    let (id, holder) = app
-        .signer
-        .verify_holder(token, Purpose::Unsubscribe, Utc::now())?;
-    match holder {
-        None => Ok((id, None)),
-        Some(kind) => CampaignKind::parse(&kind)
-            .map(|k| (id, Some(k)))
-            .ok_or(TokenError::Malformed),
-    }
-}
-
-async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let app = state.shared.current();
-    if token == SAMPLE_TOKEN {
-        return sample_unsubscribe(&app);
-    }
-    match unsubscribe_link(&app, &token) {
-        Ok((id, kind)) => preferences_response(&app, id, kind, PreferencesState::Choose).await,
-        Err(e) => token_error(&app, e),
+async fn unsubscribe_page(link: UnsubscribeLink) -> Result<Response, PageError> {
+    match link.reader {
+        Unsubscriber::Sample => Ok(sample_unsubscribe(&link.app)),
+        Unsubscriber::Customer { id, kind } => {
+            preferences_response(&link.app, id, kind, PreferencesState::Choose).await
+        }
     }
 }
 
@@ -277,19 +233,18 @@ fn sample_unsubscribe(app: &App) -> Response {
 /// The page in `state` for the link's customer, in their language, with
 /// what they get now.
 async fn preferences_response(
-    app: &App,
+    app: &Arc<App>,
     customer_id: i64,
     link_kind: Option<CampaignKind>,
     state: PreferencesState,
-) -> Response {
+) -> Result<Response, PageError> {
     let ids = [customer_id];
-    let (customer, objections) = match tokio::try_join!(
+    let (mut customers, objections) = tokio::try_join!(
         app.store.customers_by_ids(&ids),
         app.store.active_objections(&ids)
-    ) {
-        Ok((mut c, o)) => (c.pop(), o),
-        Err(e) => return server_error(app, e),
-    };
+    )
+    .map_err(PageError::failed(app))?;
+    let customer = customers.pop();
     let off = customer
         .as_ref()
         .is_none_or(|c| c.unsubscribed_at.is_some() || c.forgotten_at.is_some());
@@ -308,13 +263,13 @@ async fn preferences_response(
         .collect();
     let locale = customer.and_then(|c| c.locale);
     let ctx = unsubscribe_page_context(state, &app.settings().business.name, &kinds, link_kind);
-    page(
+    Ok(page(
         app,
         StatusCode::OK,
         "unsubscribe_page",
         locale.as_deref(),
         ctx,
-    )
+    ))
 }
 
 /// Where an objection made on the page or by the link comes from.
@@ -330,16 +285,13 @@ const ONE_CLICK: &str = "unsubscribe link";
 /// link (in approval requests) changes nothing.
 async fn unsubscribe(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    link: UnsubscribeLink,
     body: axum::body::Bytes,
-) -> Response {
-    let app = state.shared.current();
-    if token == SAMPLE_TOKEN {
-        return sample_unsubscribe(&app);
-    }
-    let (id, link_kind) = match unsubscribe_link(&app, &token) {
-        Ok(found) => found,
-        Err(e) => return token_error(&app, e),
+) -> Result<Response, PageError> {
+    let app = &link.app;
+    let (id, link_kind) = match link.reader {
+        Unsubscriber::Sample => return Ok(sample_unsubscribe(app)),
+        Unsubscriber::Customer { id, kind } => (id, kind),
     };
     // A body that is not a form (a multipart one-click) has no action.
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
@@ -372,7 +324,7 @@ async fn unsubscribe(
                 .filter(|(k, _)| k == "keep")
                 .filter_map(|(_, v)| CampaignKind::parse(v))
                 .collect();
-            let (kept, declined): (Vec<_>, Vec<_>) = crate::signup::configured_kinds(&app)
+            let (kept, declined): (Vec<_>, Vec<_>) = crate::signup::configured_kinds(app)
                 .into_iter()
                 .partition(|k| keep.contains(k));
             app.store
@@ -381,31 +333,14 @@ async fn unsubscribe(
                 .map(|_| PreferencesState::Saved)
         }
         (Some(_), _) => {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "action must be save or all",
-            )
-                .into_response();
+            return Err(PageError::new(
+                app,
+                Cause::BadField("action must be save or all"),
+            ));
         }
     };
-    match result {
-        Ok(state) => preferences_response(&app, id, link_kind, state).await,
-        Err(e) => server_error(&app, e),
-    }
-}
-
-// ---- cross-site posts ----
-
-/// A POST from a form on another website: refused, changing nothing.
-fn foreign_origin(app: &App) -> Response {
-    tracing::info!("a post from a form on another website was refused");
-    page(
-        app,
-        StatusCode::FORBIDDEN,
-        "error_page",
-        None,
-        error_page_context("link"),
-    )
+    let state = result.map_err(PageError::failed(app))?;
+    preferences_response(app, id, link_kind, state).await
 }
 
 // ---- sign-up (double opt-in) ----
@@ -422,7 +357,7 @@ async fn signup_page(
 ) -> Response {
     let app = state.shared.current();
     if !app.settings().signup.enabled {
-        return token_error(&app, TokenError::Malformed);
+        return respond(&app, Cause::Link(TokenError::Malformed));
     }
     signup_response(
         &app,
@@ -510,7 +445,7 @@ async fn signup_post(State(state): State<AppState>, request: axum::extract::Requ
     let app = state.shared.current();
     let settings = &app.settings().signup;
     if !settings.enabled {
-        return token_error(&app, TokenError::Malformed);
+        return respond(&app, Cause::Link(TokenError::Malformed));
     }
     if guard::cross_site(
         request.headers(),
@@ -520,7 +455,7 @@ async fn signup_post(State(state): State<AppState>, request: axum::extract::Requ
     .is_some()
     {
         state.signups.ignore(SignupOutcome::ForeignOrigin);
-        return foreign_origin(&app);
+        return respond(&app, Cause::ForeignOrigin);
     }
     let client = client_address(&request);
     let body = match axum::body::to_bytes(request.into_body(), 16 * 1024).await {
@@ -570,7 +505,7 @@ async fn signup_post(State(state): State<AppState>, request: axum::extract::Requ
             Some("kinds"),
             &form,
         ),
-        Err(e) => server_error(&app, e),
+        Err(e) => respond(&app, Cause::Failed(e)),
     }
 }
 
@@ -579,69 +514,41 @@ pub fn confirm_page_context(state: &str, business: &str) -> Value {
     context! { state, business }
 }
 
-/// The request a confirmation link is for, in the language it was made in.
-async fn confirm_link(app: &App, token: &str) -> Result<crate::store::Signup, Box<Response>> {
-    let id = app
-        .signer
-        .verify(token, Purpose::Confirm, Utc::now())
-        .map_err(|e| Box::new(token_error(app, e)))?;
-    match app.store.signup(id).await {
-        Ok(Some(signup)) => Ok(signup),
-        // Deleted unconfirmed after a week: as expired.
-        Ok(None) => Err(Box::new(token_error(app, TokenError::Expired))),
-        Err(e) => Err(Box::new(server_error(app, e))),
-    }
-}
-
-async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let app = state.shared.current();
-    let signup = match confirm_link(&app, &token).await {
-        Ok(signup) => signup,
-        Err(response) => return *response,
-    };
-    let shown = if signup.confirmed_at.is_some() {
+async fn confirm_page(link: ConfirmLink) -> Response {
+    let shown = if link.signup.confirmed_at.is_some() {
         "done"
     } else {
         "ask"
     };
-    let ctx = confirm_page_context(shown, &app.settings().business.name);
-    page(
-        &app,
-        StatusCode::OK,
-        "confirm_page",
-        Some(&signup.locale),
-        ctx,
-    )
+    confirm_response(&link, shown)
 }
 
-async fn confirm_post(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let app = state.shared.current();
-    let signup = match confirm_link(&app, &token).await {
-        Ok(signup) => signup,
-        Err(response) => return *response,
-    };
-    if let Err(e) = crate::signup::confirm(&app, &state.signups, signup.id, Utc::now()).await {
-        return server_error(&app, e);
-    }
-    let ctx = confirm_page_context("done", &app.settings().business.name);
+async fn confirm_post(
+    State(state): State<AppState>,
+    link: ConfirmLink,
+) -> Result<Response, PageError> {
+    crate::signup::confirm(&link.app, &state.signups, link.signup.id, Utc::now())
+        .await
+        .map_err(PageError::failed(&link.app))?;
+    Ok(confirm_response(&link, "done"))
+}
+
+/// The confirmation page, in the language the sign-up was made in.
+fn confirm_response(link: &ConfirmLink, shown: &str) -> Response {
+    let ctx = confirm_page_context(shown, &link.app.settings().business.name);
     page(
-        &app,
+        &link.app,
         StatusCode::OK,
         "confirm_page",
-        Some(&signup.locale),
+        Some(&link.signup.locale),
         ctx,
     )
 }
 
 // ---- task page ----
 
-async fn task_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let app = state.shared.current();
-    let id = match app.signer.verify(&token, Purpose::Task, Utc::now()) {
-        Ok(id) => id,
-        Err(e) => return token_error(&app, e),
-    };
-    task_response(&app, id, StatusCode::OK, None, None).await
+async fn task_page(link: TaskLink) -> Result<Response, PageError> {
+    task_response(&link.app, link.task, StatusCode::OK, None, None).await
 }
 
 #[derive(Deserialize)]
@@ -654,15 +561,9 @@ struct OutcomeForm {
 }
 
 async fn task_outcome(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
+    TaskLink { app, task: id }: TaskLink,
     Form(form): Form<OutcomeForm>,
-) -> Response {
-    let app = state.shared.current();
-    let id = match app.signer.verify(&token, Purpose::Task, Utc::now()) {
-        Ok(id) => id,
-        Err(e) => return token_error(&app, e),
-    };
+) -> Result<Response, PageError> {
     let callback = NaiveDate::parse_from_str(form.callback_on.trim(), "%Y-%m-%d").ok();
     let note =
         (!form.note.trim().is_empty()).then(|| form.note.chars().take(4000).collect::<String>());
@@ -678,12 +579,13 @@ async fn task_outcome(
     {
         Ok(true) => "saved",
         Ok(false) => "already",
-        Err(e) => match e.downcast_ref::<OutcomeError>() {
-            Some(mistake) => {
+        // A mistake the staff member can fix is a typed value; anything else failed.
+        Err(e) => match e.downcast::<OutcomeError>() {
+            Ok(mistake) => {
                 let status = StatusCode::UNPROCESSABLE_ENTITY;
-                return task_response(&app, id, status, None, Some(mistake)).await;
+                return task_response(&app, id, status, None, Some(&mistake)).await;
             }
-            None => return server_error(&app, e),
+            Err(e) => return Err(PageError::new(&app, Cause::Failed(e))),
         },
     };
     task_response(&app, id, StatusCode::OK, Some(flash), None).await
@@ -691,16 +593,16 @@ async fn task_outcome(
 
 /// The task page: `flash` says what just happened, `problem` what to fix in the form.
 async fn task_response(
-    app: &App,
+    app: &Arc<App>,
     task_id: i64,
     status: StatusCode,
     flash: Option<&str>,
     mistake: Option<&OutcomeError>,
-) -> Response {
-    match task_context(app, task_id, flash, mistake).await {
-        Ok((locale, ctx)) => page(app, status, "task_page", Some(&locale), ctx),
-        Err(e) => server_error(app, e),
-    }
+) -> Result<Response, PageError> {
+    let (locale, ctx) = task_context(app, task_id, flash, mistake)
+        .await
+        .map_err(PageError::failed(app))?;
+    Ok(page(app, status, "task_page", Some(&locale), ctx))
 }
 
 /// The task page's language and values.
@@ -795,29 +697,8 @@ const TASK_PAGE_CONTACTS: usize = 5;
 
 // ---- approval ----
 
-async fn approval_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let app = state.shared.current();
-    match approval_link(&app, &token) {
-        Ok((run, approver)) => approval_response(&app, run, approver, None).await,
-        Err(response) => *response,
-    }
-}
-
-/// The run an approval link is for and the approver it was sent to (links
-/// from before approvers had their own name none). A link of someone who is
-/// no approver any more does not work.
-fn approval_link<'a>(app: &'a App, token: &str) -> Result<(i64, Option<&'a Staff>), Box<Response>> {
-    let (run, holder) = app
-        .signer
-        .verify_holder(token, Purpose::Approval, Utc::now())
-        .map_err(|e| Box::new(token_error(app, e)))?;
-    let Some(holder) = holder else {
-        return Ok((run, None));
-    };
-    match app.settings().staff.iter().find(|s| s.id == holder) {
-        Some(staff) => Ok((run, Some(staff))),
-        None => Err(Box::new(token_error(app, TokenError::WrongPurpose))),
-    }
+async fn approval_page(link: ApprovalLink) -> Result<Response, PageError> {
+    approval_response(&link.app, link.run, link.approver.as_ref(), None).await
 }
 
 #[derive(Deserialize)]
@@ -827,27 +708,25 @@ struct DecisionForm {
 
 async fn approval_decision(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    ApprovalLink {
+        app,
+        run: id,
+        approver,
+    }: ApprovalLink,
     Form(form): Form<DecisionForm>,
-) -> Response {
-    let app = state.shared.current();
-    let (id, approver) = match approval_link(&app, &token) {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
+) -> Result<Response, PageError> {
     let decision = match form.action.as_str() {
         "approve" => Decision::Approve,
         "approve_unchanged" => Decision::ApproveUnchanged,
         "cancel" => Decision::Cancel,
         _ => {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "action must be approve, approve_unchanged or cancel",
-            )
-                .into_response();
+            return Err(PageError::new(
+                &app,
+                Cause::BadField("action must be approve, approve_unchanged or cancel"),
+            ));
         }
     };
-    let by = approver.map_or("approval link", |s| s.id.as_str());
+    let by = approver.as_ref().map_or("approval link", |s| s.id.as_str());
     let flash = match crate::approval::decide(&app, id, decision, by, Utc::now()).await {
         Ok(_) => {
             state.delivery.wake.notify_waiters();
@@ -867,22 +746,28 @@ async fn approval_decision(
                 tracing::info!(run = id, error = %format!("{e:#}"), "approval decision not taken");
                 "already"
             }
-            _ => return server_error(&app, e),
+            _ => return Err(PageError::new(&app, Cause::Failed(e))),
         },
     };
-    approval_response(&app, id, approver, Some(flash)).await
+    approval_response(&app, id, approver.as_ref(), Some(flash)).await
 }
 
 async fn approval_response(
-    app: &App,
+    app: &Arc<App>,
     run_id: i64,
     approver: Option<&Staff>,
     flash: Option<&str>,
-) -> Response {
-    match approval_context(app, run_id, approver, flash).await {
-        Ok((locale, ctx)) => page(app, StatusCode::OK, "approval_page", Some(&locale), ctx),
-        Err(e) => server_error(app, e),
-    }
+) -> Result<Response, PageError> {
+    let (locale, ctx) = approval_context(app, run_id, approver, flash)
+        .await
+        .map_err(PageError::failed(app))?;
+    Ok(page(
+        app,
+        StatusCode::OK,
+        "approval_page",
+        Some(&locale),
+        ctx,
+    ))
 }
 
 async fn approval_context(

@@ -30,13 +30,16 @@
 //!   service reads, secrets from files;
 //! - [`commands`]: what each CLI command prints; [`local_time`]: times as
 //!   people read them;
-//! - [`daemon`]: `outreach run` — wires it all and shuts down cleanly;
+//! - [`bootstrap`]: what every command needs first (logging, the store,
+//!   the stop signals); [`daemon`]: `outreach run` — wires it all and
+//!   shuts down cleanly when its caller says so;
 //!   [`systemd`]: readiness, watchdog and stopping notifications.
 //!   [`timings`]: the waits only time settles (the lease on claims).
 
 pub mod app;
 pub mod approval;
 pub mod audience;
+pub mod bootstrap;
 pub mod bounces;
 pub mod commands;
 pub mod compose;

@@ -26,7 +26,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 
-use crate::config::{Smtp, Tls, Transport};
+use crate::config::{Tls, Transport};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,27 +84,36 @@ fn session_backoff(failures: u32) -> chrono::Duration {
 
 const MAX_SESSION_BACKOFF: chrono::Duration = chrono::Duration::minutes(10);
 
-/// What a worker needs to open its transport.
-#[derive(Debug, Clone)]
+/// Everything a transport is opened with, resolved from the config once
+/// (secret and CA files read). Workers compare the whole of it after a
+/// reload: any difference (a rotated password, a new timeout, another CA)
+/// and they open new sessions with the new values.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailerSettings {
     pub transport: Transport,
     pub file_dir: PathBuf,
-    pub smtp: Smtp,
+    pub smtp: SmtpServer,
+}
+
+/// How to reach and log in to the SMTP relay (`[mail.smtp]` and the files
+/// it names); unused by the file transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpServer {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: Option<String>,
+    /// `password_file`'s content.
     pub password: Option<Secret>,
-    /// Extra CA certificates (PEM) for the relay's TLS.
+    /// `ca_file`'s content: PEM certificates trusted besides the public roots.
     pub ca: Option<Vec<u8>>,
+    /// Each SMTP exchange (and connecting, TLS and login together) must end within it.
+    pub timeout: Duration,
 }
 
 impl MailerSettings {
     pub fn from_config(config: &crate::config::Config) -> Self {
-        let mail = &config.settings.mail;
-        MailerSettings {
-            transport: mail.transport,
-            file_dir: mail.file_dir.clone(),
-            smtp: mail.smtp.clone(),
-            password: config.resolved.smtp_password.clone(),
-            ca: config.resolved.smtp_ca.clone(),
-        }
+        config.resolved.mailer.clone()
     }
 
     pub fn open(&self) -> anyhow::Result<Mailer> {
@@ -119,25 +128,10 @@ impl MailerSettings {
 
     fn session(&self) -> SmtpSession {
         SmtpSession {
-            settings: self.clone(),
+            server: self.smtp.clone(),
             connection: None,
             down: None,
         }
-    }
-
-    /// Whether a worker opened with `self` may go on for `other` (after a
-    /// reload): only if nothing about reaching and logging in to the server changed.
-    pub fn same_transport(&self, other: &MailerSettings) -> bool {
-        let smtp = (&self.smtp, &other.smtp);
-        self.transport == other.transport
-            && self.file_dir == other.file_dir
-            && smtp.0.host == smtp.1.host
-            && smtp.0.port == smtp.1.port
-            && smtp.0.tls == smtp.1.tls
-            && smtp.0.username == smtp.1.username
-            && self.password.as_ref().map(Secret::expose)
-                == other.password.as_ref().map(Secret::expose)
-            && self.ca == other.ca
     }
 
     /// Opens an SMTP session (connect, TLS, login) and closes it again: what
@@ -236,7 +230,7 @@ impl Mailer {
 }
 
 pub struct SmtpSession {
-    settings: MailerSettings,
+    server: SmtpServer,
     connection: Option<Connection>,
     /// The last session attempts failed: why, how many in a row, and when
     /// the next may be made.
@@ -254,13 +248,13 @@ struct Connection {
 
 impl SmtpSession {
     fn timeout(&self) -> Duration {
-        Duration::from_secs(self.settings.smtp.timeout_secs.max(1))
+        self.server.timeout
     }
 
     /// [`Self::connect`] within the timeout.
     async fn connect_in_time(&self) -> Result<Connection, SessionFailure> {
         let timeout = self.timeout();
-        let smtp = &self.settings.smtp;
+        let smtp = &self.server;
         tokio::time::timeout(timeout, self.connect())
             .await
             .unwrap_or_else(|_| {
@@ -274,9 +268,9 @@ impl SmtpSession {
     }
 
     fn tls_parameters(&self) -> Result<TlsParameters, SessionFailure> {
-        let smtp = &self.settings.smtp;
+        let smtp = &self.server;
         let mut tls = TlsParameters::builder(smtp.host.clone());
-        if let Some(pem) = &self.settings.ca {
+        if let Some(pem) = &self.server.ca {
             let ca = Certificate::from_pem(pem)
                 .map_err(|e| SessionFailure::Tls(format!("mail.smtp.ca_file: {e}")))?;
             tls = tls.add_root_certificate(ca);
@@ -286,10 +280,10 @@ impl SmtpSession {
     }
 
     async fn connect(&self) -> Result<Connection, SessionFailure> {
-        let smtp = &self.settings.smtp;
+        let smtp = &self.server;
         let server = format!("{}:{}", smtp.host, smtp.port);
         let tls_failed = |e: &dyn std::fmt::Display| {
-            let hint = if self.settings.ca.is_none() {
+            let hint = if self.server.ca.is_none() {
                 " (a relay with a certificate from a private CA needs mail.smtp.ca_file)"
             } else {
                 ""
@@ -313,7 +307,7 @@ impl SmtpSession {
         };
         let mut conn = match smtp.tls {
             Tls::Tls => {
-                let stream = implicit_tls(stream, &smtp.host, self.settings.ca.as_deref())
+                let stream = implicit_tls(stream, &smtp.host, self.server.ca.as_deref())
                     .await
                     .map_err(|e| tls_failed(&e))?;
                 AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
@@ -342,7 +336,7 @@ impl SmtpSession {
         let pipelining = ehlo
             .message()
             .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
-        if let (Some(user), Some(password)) = (&smtp.username, &self.settings.password) {
+        if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
             let login_failed = |detail: String| {
                 SessionFailure::Login(format!(
                     "authentication failed: {server} refused the login as {user}: {detail}; check mail.smtp.username and the password file"

@@ -11,7 +11,7 @@
 //! with `ON CONFLICT DO NOTHING`, so a plan interrupted by a crash is resumed
 //! by planning again: customers who already have a row are skipped.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tracing::{error, info};
@@ -79,9 +79,7 @@ async fn plan_rows(
     now: DateTime<Utc>,
 ) -> Result<PlanSummary> {
     let resolved = &app.config.resolved;
-    let Some(audience) = resolved.audiences.get(&campaign.id) else {
-        bail!("campaign {}: audience not compiled", campaign.id);
-    };
+    let audience = &campaign.audience;
     let already = app.store.planned_customers(run.id).await?;
     let cap = resolved.frequency_cap;
     let mut recent = match cap {

@@ -26,27 +26,11 @@ use crate::store::NewRun;
 /// How many missed occurrences are looked at (and recorded as skipped) per rule.
 const MAX_MISSED: usize = 1000;
 
-/// A scheduled rule: a campaign with a crontab or a check-in rule.
-fn scheduled_rules(app: &App) -> Vec<(&str, RuleKind)> {
-    let s = app.settings();
-    s.campaigns
-        .iter()
-        .filter(|c| app.config.resolved.schedules.contains_key(&c.id))
-        .map(|c| (c.id.as_str(), RuleKind::Campaign))
-        .chain(
-            s.checkins
-                .iter()
-                .map(|c| (c.id.as_str(), RuleKind::Checkin)),
-        )
-        .collect()
-}
-
 /// Creates the runs that are due at `now`. Returns the ids created here.
 pub async fn create_due_runs(app: &App, now: DateTime<Utc>) -> Result<Vec<i64>> {
     let mut created = Vec::new();
     let holds = Holds::load(app, now).await?;
-    for (rule_id, kind) in scheduled_rules(app) {
-        let schedule = &app.config.resolved.schedules[rule_id];
+    for (rule_id, schedule, kind) in app.rules().scheduled() {
         let armed = armed_at(app, rule_id, now).await?;
         let recorded = app.store.latest_occurrence(rule_id).await?;
         let cursor = recorded.map_or(armed, |r| r.max(armed));
@@ -185,8 +169,8 @@ pub async fn start_now(app: &App, rule_id: &str, now: DateTime<Utc>) -> Result<i
 
 /// The next instant any schedule fires, for the daemon's sleep.
 pub fn next_wake(app: &App, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    scheduled_rules(app)
-        .into_iter()
-        .filter_map(|(id, _)| app.config.resolved.schedules[id].next_after(now))
+    app.rules()
+        .scheduled()
+        .filter_map(|(_, schedule, _)| schedule.next_after(now))
         .min()
 }

@@ -210,7 +210,7 @@ pub enum Answer {
 pub fn configured_kinds(app: &App) -> Vec<CampaignKind> {
     CampaignKind::ALL
         .into_iter()
-        .filter(|k| app.settings().campaigns.iter().any(|c| c.kind == *k))
+        .filter(|k| app.rules().campaigns.iter().any(|c| c.kind == *k))
         .collect()
 }
 

@@ -57,11 +57,8 @@ pub fn deadline(app: &App, task: &Task) -> NaiveDate {
     }
     let tz = staff_zone(app, &task.staff_id);
     let due_in_days = app
-        .config
-        .resolved
-        .checkin_durations
-        .get(&task.rule_id)
-        .map(|d| d.due_in.as_secs() / 86_400)
+        .checkin(&task.rule_id)
+        .map(|rule| rule.due_in.as_secs() / 86_400)
         .unwrap_or(0);
     let by_due_in =
         task.created_at.with_timezone(&tz).date_naive() + chrono::Days::new(due_in_days);

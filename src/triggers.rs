@@ -50,7 +50,7 @@ pub async fn on_import(
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, i64, usize)>> {
     let mut created = Vec::new();
-    for campaign in &app.settings().campaigns {
+    for campaign in &app.rules().campaigns {
         let Some(trigger) = &campaign.trigger else {
             continue;
         };

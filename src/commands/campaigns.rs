@@ -40,29 +40,31 @@ fn trigger_text(trigger: &Trigger) -> String {
 }
 
 fn entries(app: &App, holds: &Holds, now: DateTime<Utc>) -> Vec<Entry> {
-    let s = app.settings();
-    let rules = s
+    let r = app.rules();
+    let rules = r
         .campaigns
         .iter()
         .map(|c| {
-            let when = match (&c.schedule, &c.trigger) {
-                (Some(cron), _) => cron.clone(),
-                (None, Some(trigger)) => trigger_text(trigger),
+            // An anniversary's daily look is no schedule the admin wrote: the trigger says when.
+            let when = match (&c.trigger, &c.schedule) {
+                (Some(trigger), _) => trigger_text(trigger),
+                (None, Some(schedule)) => schedule.expression().to_string(),
                 (None, None) => "-".to_string(),
             };
-            (c.id.as_str(), c.kind.as_str(), when)
+            (c.id.as_str(), c.kind.as_str(), when, c.schedule.as_ref())
         })
-        .chain(s.checkins.iter().map(|c| {
+        .chain(r.checkins.iter().map(|c| {
+            let when = c.schedule.expression().to_string();
             (
                 c.id.as_str(),
                 RuleKind::Checkin.as_str(),
-                c.schedule.clone(),
+                when,
+                Some(&c.schedule),
             )
         }));
     rules
-        .map(|(id, kind, when)| {
+        .map(|(id, kind, when, schedule)| {
             let held = holds.of_rule(id);
-            let schedule = app.config.resolved.schedules.get(id);
             // A pause with an end: the first occurrence after it runs.
             let next = match held {
                 None => schedule.and_then(|s| s.next_after(now)),

@@ -37,12 +37,14 @@ pub async fn run(config: &Config) -> Result<()> {
         s.business.base_url,
         signer.sign(Purpose::Unsubscribe, 0, Utc::now())
     );
-    let rendered_templates = s
+    let rules = &config.resolved.rules;
+    let rendered_templates = rules
         .campaigns
         .iter()
         .map(|c| (c.id.as_str(), c.template.as_str(), true))
         .chain(
-            s.checkins
+            rules
+                .checkins
                 .iter()
                 .map(|c| (c.id.as_str(), c.template.as_str(), false)),
         );
@@ -72,10 +74,9 @@ pub async fn run(config: &Config) -> Result<()> {
     // an expression too costly for anyone is refused here, not at 3 a.m.
     let mut notes = Vec::new();
     let builtin = customer_value(&sample_customer(&s.business.locale));
-    let mut ids: Vec<&String> = config.resolved.audiences.keys().collect();
-    ids.sort();
-    for id in ids {
-        let audience = &config.resolved.audiences[id];
+    let mut audiences: Vec<_> = rules.audiences().collect();
+    audiences.sort_by_key(|(id, _)| *id);
+    for (id, audience) in audiences {
         // Names an audience reads that no customer has built in must come from
         // imported columns; say so, since a typo would suppress everyone.
         let mut custom: Vec<String> = audience
@@ -137,21 +138,24 @@ pub async fn run(config: &Config) -> Result<()> {
     }
     println!(
         "  {} campaign(s), {} check-in rule(s), {} staff, {} voucher pool(s); templates render in {}",
-        s.campaigns.len(),
-        s.checkins.len(),
+        rules.campaigns.len(),
+        rules.checkins.len(),
         s.staff.len(),
         s.voucher_pools.len(),
         s.templates.dir.display()
     );
-    let ids = s.rule_ids();
-    let disabled: Vec<&str> = s.disabled_rule_ids().collect();
+    let ids = rules.ids();
+    let disabled: Vec<&str> = rules.disabled_ids().collect();
     let now = Utc::now();
     for id in ids {
         if disabled.contains(&id) {
             println!("  {id}: disabled (enabled = false); its occurrences are skipped");
             continue;
         }
-        match config.resolved.schedules.get(id) {
+        let schedule = rules
+            .scheduled()
+            .find_map(|(rule, schedule, _)| (rule == id).then_some(schedule));
+        match schedule {
             Some(schedule) => {
                 let next: Vec<String> = schedule
                     .upcoming(now, 3)

@@ -16,16 +16,16 @@ mod tasks;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
 use crate::approval::Decision;
+use crate::bootstrap;
 use crate::config::Config;
 use crate::domain::Channel;
 use crate::domain::MessageState;
-use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -291,21 +291,21 @@ pub enum CustomersCommand {
 pub async fn execute(cli: Cli) -> Result<()> {
     let path = Config::locate(cli.config.as_deref());
     let config = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::daemon::init_logging(&config.settings.log);
+    bootstrap::init_logging(&config.settings.log);
     match cli.command {
-        Command::Run => crate::daemon::run(config).await,
+        Command::Run => crate::daemon::run(config, bootstrap::stop_signals()?).await,
         Command::Check => check::run(&config).await,
         Command::Migrate => {
-            let store = open_store(&config).await?;
+            let store = bootstrap::open_store(&config).await?;
             println!("database migrated ({})", store.backend_kind());
             store.close().await;
             Ok(())
         }
         command => {
-            let store = open_store(&config).await?;
+            let store = bootstrap::open_store(&config).await?;
             let announce = command.reaches_the_daemon();
             let result = async {
-                let app = crate::daemon::cli_app(config.clone(), store.clone()).await?;
+                let app = bootstrap::command_app(config.clone(), store.clone()).await?;
                 with_app(&app, command).await
             }
             .await;
@@ -441,27 +441,6 @@ async fn with_app(app: &App, command: Command) -> Result<()> {
             unreachable!("execute handles these without an App")
         }
     }
-}
-
-/// Connects and migrates: every command works on an up-to-date schema.
-pub async fn open_store(config: &Config) -> Result<Store> {
-    let db = &config.settings.database;
-    let password = match &config.resolved.database_password {
-        Some(secret) => Some(
-            secret
-                .expose_str()
-                .context("database.password_file is not UTF-8")?,
-        ),
-        None => None,
-    };
-    let store = Store::connect_with_password(&db.url, db.max_connections, password)
-        .await
-        .with_context(|| format!("{}: database.url", config.path.display()))?;
-    if let Err(e) = store.migrate().await {
-        store.close().await;
-        return Err(e);
-    }
-    Ok(store)
 }
 
 impl Command {

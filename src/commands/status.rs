@@ -16,9 +16,9 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     let tz = app.config.resolved.timezone;
     let queue = app.store.queue_counts().await?;
     let mut next_runs = BTreeMap::new();
-    for (id, schedule) in &app.config.resolved.schedules {
+    for (id, schedule, _) in app.rules().scheduled() {
         if let Some(t) = schedule.next_after(now) {
-            next_runs.insert(id.clone(), bare_time_in(t, tz));
+            next_runs.insert(id.to_string(), bare_time_in(t, tz));
         }
     }
     let mut per_staff: BTreeMap<String, (i64, i64)> = app

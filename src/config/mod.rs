@@ -1,5 +1,7 @@
 //! Configuration: find the file, layer it ([`layers`]), deserialize it into
-//! typed sections ([`model`]) and validate it as a whole ([`validate`]).
+//! typed sections ([`model`]) and validate it as a whole ([`validate`]),
+//! which resolves campaigns and check-in rules ([`rules`]) with their
+//! parsed schedules, audiences and durations.
 //!
 //! Nothing runs on a config that failed validation: `outreach check` lists
 //! every problem, `outreach run` refuses to start, and a reload (SIGHUP) keeps
@@ -8,6 +10,7 @@
 
 mod layers;
 pub mod model;
+mod rules;
 mod validate;
 
 use std::fmt;
@@ -16,6 +19,7 @@ use std::sync::Arc;
 
 pub use layers::ENV_PREFIX;
 pub use model::*;
+pub use rules::{Campaign, Checkin, Rules};
 pub use validate::{HttpLimits, Resolved, RetentionAges, StaffRules};
 
 /// One thing wrong with the configuration, located for the admin.

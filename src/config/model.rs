@@ -40,34 +40,11 @@ pub struct Settings {
     pub staff: Vec<Staff>,
     #[serde(default, rename = "voucher_pool")]
     pub voucher_pools: Vec<VoucherPool>,
+    /// As written; the program reads them resolved ([`super::Rules`]).
     #[serde(default, rename = "campaign")]
-    pub campaigns: Vec<Campaign>,
+    pub(super) campaigns: Vec<CampaignEntry>,
     #[serde(default, rename = "checkin")]
-    pub checkins: Vec<Checkin>,
-}
-
-impl Settings {
-    /// The ids of every campaign and check-in rule (one id space), in config order.
-    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
-        self.campaigns
-            .iter()
-            .map(|c| c.id.as_str())
-            .chain(self.checkins.iter().map(|c| c.id.as_str()))
-    }
-
-    /// Campaigns and check-in rules with `enabled = false`.
-    pub fn disabled_rule_ids(&self) -> impl Iterator<Item = &str> {
-        self.campaigns
-            .iter()
-            .filter(|c| !c.enabled)
-            .map(|c| c.id.as_str())
-            .chain(
-                self.checkins
-                    .iter()
-                    .filter(|c| !c.enabled)
-                    .map(|c| c.id.as_str()),
-            )
-    }
+    pub(super) checkins: Vec<CheckinEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -623,9 +600,10 @@ pub struct Trigger {
     pub at: String,
 }
 
+/// A `[[campaign]]` as written; validation makes it a [`super::Campaign`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Campaign {
+pub struct CampaignEntry {
     pub id: String,
     pub kind: CampaignKind,
     #[serde(default)]
@@ -678,9 +656,10 @@ pub struct OutcomeTags {
     pub do_not_call: Vec<String>,
 }
 
+/// A `[[checkin]]` as written; validation makes it a [`super::Checkin`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Checkin {
+pub struct CheckinEntry {
     pub id: String,
     #[serde(default = "default_audience")]
     pub audience: String,

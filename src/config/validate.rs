@@ -11,6 +11,7 @@ use chrono::{NaiveTime, Timelike, Weekday};
 use chrono_tz::Tz;
 
 use super::model::*;
+use super::rules::{Campaign, Checkin, Rules};
 use super::{ConfigError, Problem};
 use crate::audience::Audience;
 use crate::domain::{
@@ -34,12 +35,11 @@ pub struct Resolved {
     pub quiet_hours: Option<QuietHours>,
     pub catch_up: Duration,
     pub give_up_after: Duration,
-    pub smtp_password: Option<Secret>,
+    /// `[mail]` and `[mail.smtp]` with the password and CA files read.
+    pub mailer: crate::mailer::MailerSettings,
     pub database_password: Option<Secret>,
     /// Signs every email when `[mail.dkim]` is configured.
     pub dkim: Option<crate::dkim::Signer>,
-    /// `mail.smtp.ca_file`: PEM certificates trusted besides the public roots.
-    pub smtp_ca: Option<Vec<u8>>,
     /// Signing key first, then previous keys still accepted.
     pub token_keys: Vec<Secret>,
     /// Keys the suppression list, if `security.suppression_key_file` is set.
@@ -51,12 +51,9 @@ pub struct Resolved {
     pub http: HttpLimits,
     /// `[retention]` ages.
     pub retention: RetentionAges,
-    /// Schedules of campaigns and check-in rules by id.
-    pub schedules: HashMap<String, Schedule>,
-    pub audiences: HashMap<String, Audience>,
+    /// Campaigns and check-in rules, each with its parsed values.
+    pub rules: Rules,
     pub staff: HashMap<String, StaffRules>,
-    pub approval_timeouts: HashMap<String, Duration>,
-    pub checkin_durations: HashMap<String, CheckinDurations>,
     /// `[import.columns]`: which field a header fills.
     pub import_columns: crate::import::ColumnRules,
     /// `business.closed`, parsed.
@@ -89,13 +86,6 @@ pub struct RetentionAges {
 /// Keys that sign or key something must be at least this long: a shorter
 /// one can be guessed.
 const MIN_KEY_BYTES: usize = 32;
-
-#[derive(Debug, Clone, Copy)]
-pub struct CheckinDurations {
-    pub due_in: Duration,
-    pub escalate_after: Duration,
-    pub expire_after: Duration,
-}
 
 struct Checker<'a> {
     origin: &'a dyn Fn(&str) -> String,
@@ -324,6 +314,19 @@ pub fn validate(
         .ca_file
         .as_ref()
         .and_then(|path| c.ok("mail.smtp.ca_file", read_ca_file(path)));
+    let mailer = crate::mailer::MailerSettings {
+        transport: mail.transport,
+        file_dir: mail.file_dir.clone(),
+        smtp: crate::mailer::SmtpServer {
+            host: mail.smtp.host.clone(),
+            port: mail.smtp.port,
+            tls: mail.smtp.tls,
+            username: mail.smtp.username.clone(),
+            password: smtp_password,
+            ca: smtp_ca,
+            timeout: Duration::from_secs(mail.smtp.timeout_secs.max(1)),
+        },
+    };
     let database_password = settings
         .database
         .password_file
@@ -449,9 +452,7 @@ pub fn validate(
         }
     };
 
-    let mut schedules = HashMap::new();
-    let mut audiences = HashMap::new();
-    let mut approval_timeouts = HashMap::new();
+    let mut rules = Rules::default();
     // Campaigns and check-in rules share one id space: `runs start ID` takes either.
     c.unique_ids("campaign", settings.campaigns.iter().map(|x| x.id.as_str()));
     let campaign_ids: HashSet<&str> = settings.campaigns.iter().map(|x| x.id.as_str()).collect();
@@ -469,16 +470,19 @@ pub fn validate(
     }
     for (i, camp) in settings.campaigns.iter().enumerate() {
         let key = |field: &str| format!("campaign[{i}].{field}");
+        // `None` while the schedule or trigger has a problem; `Some(None)`
+        // for a campaign run by imports, not by the clock.
+        let mut schedule = None;
         match (&camp.schedule, &camp.trigger) {
             (Some(expr), None) => {
-                schedules.extend(
-                    c.ok(&key("schedule"), Schedule::parse(expr, timezone))
-                        .map(|s| (camp.id.clone(), s)),
-                );
+                schedule = c
+                    .ok(&key("schedule"), Schedule::parse(expr, timezone))
+                    .map(Some);
             }
             (None, Some(trigger)) => {
                 match (&trigger.anniversary_of, &trigger.attribute_changed) {
-                    (Some(_), None) | (None, Some(_)) => {}
+                    (Some(_), None) => {}
+                    (None, Some(_)) => schedule = Some(None),
                     _ => c.problem(
                         key("trigger"),
                         "set exactly one of anniversary_of or attribute_changed",
@@ -492,7 +496,7 @@ pub fn validate(
                     let daily =
                         Schedule::parse(&format!("{} {} * * *", at.minute(), at.hour()), timezone)
                             .expect("a daily crontab built from a valid time parses");
-                    schedules.insert(camp.id.clone(), daily);
+                    schedule = Some(Some(daily));
                 }
             }
             (Some(_), Some(_)) => {
@@ -503,10 +507,7 @@ pub fn validate(
                 "missing: set a crontab schedule (\"0 9 * * Mon\") or a trigger",
             ),
         }
-        audiences.extend(
-            c.ok(&key("audience"), Audience::parse(&camp.audience))
-                .map(|a| (camp.id.clone(), a)),
-        );
+        let audience = c.ok(&key("audience"), Audience::parse(&camp.audience));
         check_template(&mut c, key("template"), &camp.template);
         for (a, approver) in camp.approvers.iter().enumerate() {
             if !staff_ids.contains(approver) {
@@ -522,12 +523,9 @@ pub fn validate(
                 "approval = \"required\" needs at least one approver (a staff id)",
             );
         }
-        approval_timeouts.extend(
-            c.ok(
-                &key("approval_timeout"),
-                parse_duration(&camp.approval_timeout),
-            )
-            .map(|d| (camp.id.clone(), d)),
+        let approval_timeout = c.ok(
+            &key("approval_timeout"),
+            parse_duration(&camp.approval_timeout),
         );
         match (&camp.voucher_pool, camp.kind) {
             (Some(pool), _) if !pool_ids.contains(pool) => c.problem(
@@ -539,19 +537,31 @@ pub fn validate(
             }
             _ => {}
         }
+        if let (Some(schedule), Some(audience), Some(approval_timeout)) =
+            (schedule, audience, approval_timeout)
+        {
+            rules.campaigns.push(Campaign {
+                id: camp.id.clone(),
+                kind: camp.kind,
+                schedule,
+                trigger: camp.trigger.clone(),
+                audience,
+                template: camp.template.clone(),
+                approval: camp.approval,
+                approvers: camp.approvers.clone(),
+                approval_timeout,
+                voucher_pool: camp.voucher_pool.clone(),
+                require_fresh_text: camp.require_fresh_text,
+                skip_closed_days: camp.skip_closed_days,
+                enabled: camp.enabled,
+            });
+        }
     }
 
-    let mut checkin_durations = HashMap::new();
     for (i, rule) in settings.checkins.iter().enumerate() {
         let key = |field: &str| format!("checkin[{i}].{field}");
-        schedules.extend(
-            c.ok(&key("schedule"), Schedule::parse(&rule.schedule, timezone))
-                .map(|s| (rule.id.clone(), s)),
-        );
-        audiences.extend(
-            c.ok(&key("audience"), Audience::parse(&rule.audience))
-                .map(|a| (rule.id.clone(), a)),
-        );
+        let schedule = c.ok(&key("schedule"), Schedule::parse(&rule.schedule, timezone));
+        let audience = c.ok(&key("audience"), Audience::parse(&rule.audience));
         check_template(&mut c, key("template"), &rule.template);
         if let Some(problem) = rule.reason.missing(&b.locale) {
             c.problem(key("reason"), problem);
@@ -559,23 +569,35 @@ pub fn validate(
         let due_in = c.ok(&key("due_in"), parse_duration(&rule.due_in));
         let escalate_after = c.ok(&key("escalate_after"), parse_duration(&rule.escalate_after));
         let expire_after = c.ok(&key("expire_after"), parse_duration(&rule.expire_after));
-        if let (Some(due_in), Some(escalate_after), Some(expire_after)) =
-            (due_in, escalate_after, expire_after)
-        {
-            checkin_durations.insert(
-                rule.id.clone(),
-                CheckinDurations {
-                    due_in,
-                    escalate_after,
-                    expire_after,
-                },
-            );
-        }
         if settings.staff.is_empty() {
             c.problem(
                 key("assign"),
                 "check-ins need at least one [[staff]] member to call customers",
             );
+        }
+        if let (
+            Some(schedule),
+            Some(audience),
+            Some(due_in),
+            Some(escalate_after),
+            Some(expire_after),
+        ) = (schedule, audience, due_in, escalate_after, expire_after)
+        {
+            rules.checkins.push(Checkin {
+                id: rule.id.clone(),
+                audience,
+                schedule,
+                assign: rule.assign,
+                min_days_between_personal_contacts: rule.min_days_between_personal_contacts,
+                due_in,
+                escalate_after,
+                expire_after,
+                max_attempts: rule.max_attempts,
+                reason: rule.reason.clone(),
+                template: rule.template.clone(),
+                outcome_tags: rule.outcome_tags.clone(),
+                enabled: rule.enabled,
+            });
         }
     }
 
@@ -600,20 +622,16 @@ pub fn validate(
             quiet_hours,
             catch_up,
             give_up_after,
-            smtp_password,
+            mailer,
             database_password,
             dkim,
-            smtp_ca,
             token_keys,
             suppression_key,
             warnings: c.warnings,
             http,
             retention,
-            schedules,
-            audiences,
+            rules,
             staff,
-            approval_timeouts,
-            checkin_durations,
             import_columns,
             closed,
         }),

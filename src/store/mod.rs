@@ -322,7 +322,12 @@ impl Store {
                 sqlx::query("PRAGMA foreign_keys = OFF")
                     .execute(&mut *conn)
                     .await?;
-                let migrated = sqlx::migrate!("migrations/sqlite").run(&mut *conn).await;
+                // `run_direct` on the connection itself: `run(&mut *conn)` goes
+                // through `Acquire`, whose lifetime makes the daemon's future
+                // not `Send` (it could not be spawned).
+                let migrated = sqlx::migrate!("migrations/sqlite")
+                    .run_direct(&mut *conn)
+                    .await;
                 sqlx::query("PRAGMA foreign_keys = ON")
                     .execute(&mut *conn)
                     .await?;

@@ -20,7 +20,7 @@
 
 use std::collections::HashSet;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use tracing::info;
 
@@ -76,12 +76,7 @@ pub async fn fill(app: &App, run: &Run, now: DateTime<Utc>) -> Result<u64> {
             .await?;
         return Ok(0);
     };
-    let audience = app
-        .config
-        .resolved
-        .audiences
-        .get(&rule.id)
-        .ok_or_else(|| anyhow!("check-in {}: audience not compiled", rule.id))?;
+    let audience = &rule.audience;
     let open = app.store.customers_with_open_call().await?;
     let waiting = app.store.customers_on_call_list().await?;
     let places = app.store.places_in_line().await?;
@@ -194,7 +189,7 @@ pub async fn plan(app: &App, now: DateTime<Utc>) -> Result<()> {
         return Ok(());
     }
     let least_loaded: Vec<String> = app
-        .settings()
+        .rules()
         .checkins
         .iter()
         .filter(|r| r.assign == Assign::LeastLoaded)
@@ -357,7 +352,7 @@ pub async fn ask_for_working_address(
 /// call list, each with the reason.
 pub async fn prune(app: &App, now: DateTime<Utc>) -> Result<()> {
     let rules: Vec<String> = app
-        .settings()
+        .rules()
         .checkins
         .iter()
         .map(|r| r.id.clone())

@@ -42,11 +42,8 @@ pub fn staff_locale<'a>(app: &'a App, staff: &'a Staff) -> &'a str {
 /// The signed link to a task's page.
 pub fn task_link(app: &App, task: &Task, now: DateTime<Utc>) -> String {
     let valid = app
-        .config
-        .resolved
-        .checkin_durations
-        .get(&task.rule_id)
-        .map(|d| d.expire_after)
+        .checkin(&task.rule_id)
+        .map(|rule| rule.expire_after)
         .unwrap_or(std::time::Duration::from_secs(14 * 86400));
     let expires = now
         + chrono::Duration::from_std(valid).unwrap_or(chrono::Duration::days(14))

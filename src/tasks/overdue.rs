@@ -72,11 +72,8 @@ fn release_of(app: &App, roster: &Roster, task: &Task, now: DateTime<Utc>) -> Op
         return Some(Release::LeftStaff);
     };
     let expire_after = app
-        .config
-        .resolved
-        .checkin_durations
-        .get(&task.rule_id)
-        .map(|d| duration(d.expire_after))
+        .checkin(&task.rule_id)
+        .map(|rule| duration(rule.expire_after))
         .unwrap_or(chrono::Duration::days(14));
     if now - since >= expire_after {
         Some(Release::Expired)
@@ -231,7 +228,7 @@ pub async fn escalate(app: &App, now: DateTime<Utc>) -> Result<()> {
         let Some(since) = overdue_since(app, &task).filter(|s| now >= *s) else {
             continue;
         };
-        let Some(durations) = app.config.resolved.checkin_durations.get(&task.rule_id) else {
+        let Some(durations) = app.checkin(&task.rule_id) else {
             continue;
         };
         let expire_after = duration(durations.expire_after);

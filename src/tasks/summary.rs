@@ -174,7 +174,7 @@ pub fn describe(summary: &CallListSummary) -> String {
 /// business contact.
 pub async fn send_weekly(app: &App, now: DateTime<Utc>) -> Result<()> {
     let settings = app.settings();
-    if settings.checkins.is_empty() {
+    if app.rules().checkins.is_empty() {
         return Ok(());
     }
     let managers: BTreeSet<&str> = settings
