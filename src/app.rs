@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use base64::Engine;
 
 use crate::config::{Campaign, Checkin, Config, Rules, Settings};
+use crate::message::templates::Templates;
 use crate::secret::Secret;
 use crate::store::Store;
-use crate::templates::Templates;
 use crate::tokens::Signer;
 
 pub struct App {

@@ -20,11 +20,11 @@ use crate::app::App;
 use crate::config::{ApprovalMode, Campaign, CampaignKind, Config, Staff};
 use crate::domain::{MessageState, RuleKind, RunState};
 use crate::mailer::{MailerSettings, SendResult};
-use crate::render::{local_datetime, render_sample, sample_voucher, voucher_for};
+use crate::message::render::{local_datetime, render_sample, sample_voucher, voucher_for};
+use crate::message::templates::Fragment;
 use crate::store::Run;
 use crate::tasks::digest::staff_locale;
 use crate::tasks::view::staff_name;
-use crate::templates::Fragment;
 use crate::tokens::Purpose;
 
 /// Whether the campaign's text is the same as in its last run that was sent.
@@ -148,7 +148,7 @@ async fn ask_approvers(
         let rendered = app
             .templates
             .render_staff_email("approval_request", Some(&locale), &ctx)?;
-        let message = crate::compose::staff_email(
+        let message = crate::message::compose::staff_email(
             &app.config,
             &staff.email,
             &rendered.subject,

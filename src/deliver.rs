@@ -37,8 +37,8 @@ use crate::control::{Closed, Gate, STOPPED};
 use crate::domain::Customer;
 use crate::journal::{Journal, Segment};
 use crate::mailer::{Mailer, MailerSettings, SendResult, SessionFailure, is_bad_address};
+use crate::message::render::{render_campaign, unsubscribe_url, voucher_for};
 use crate::plan::quiet_release;
-use crate::render::{render_campaign, unsubscribe_url, voucher_for};
 use crate::store::{Claimed, Outcome, SendSlots};
 use crate::timings;
 use lettre::Message;
@@ -594,7 +594,7 @@ async fn build_one(
         now,
     )
     .map_err(|e| could_not_build(&e))?;
-    crate::compose::customer_email(
+    crate::message::compose::customer_email(
         &app.config,
         to,
         &message.message_id,

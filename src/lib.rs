@@ -14,11 +14,12 @@
 //!   [`approval`]: the gate before a run sends;
 //! - [`deliver`]: workers that claim, send and record; [`journal`]: what
 //!   they sent, for the next start after a crash; [`mailer`]: files or
-//!   SMTP; [`render`], [`compose`], [`dkim`]: the email itself;
-//! - [`templates`], [`plain_text`], [`greeting`]: what customers and staff
-//!   read, per language;
-//! - [`tasks`]: check-ins — the call list, digests, outcomes;
-//! - [`control`], [`staff`]: pauses, stops and absences;
+//!   SMTP (its client in `mailer::smtp`);
+//! - [`message`]: what customers and staff read, per language — templates,
+//!   greeting, plain text, the email itself and its DKIM signature;
+//! - [`tasks`]: check-ins — the call list, who works when and who is away,
+//!   digests, outcomes;
+//! - [`control`]: pauses and stops;
 //! - [`bounces`]: bounces and complaints that come back by email;
 //!   [`signup`]: signing up by double opt-in;
 //! - [`import`]: customers from CSV and spreadsheet files;
@@ -42,15 +43,12 @@ pub mod audience;
 pub mod bootstrap;
 pub mod bounces;
 pub mod commands;
-pub mod compose;
 pub mod config;
 pub mod context;
 pub mod control;
 pub mod daemon;
 pub mod deliver;
-pub mod dkim;
 pub mod domain;
-pub mod greeting;
 pub mod history;
 pub mod http;
 pub mod import;
@@ -58,19 +56,16 @@ pub mod journal;
 pub mod local_time;
 pub mod mail_files;
 pub mod mailer;
+pub mod message;
 pub mod metrics;
-pub mod plain_text;
 pub mod plan;
-pub mod render;
 pub mod retention;
 pub mod schedule;
 pub mod secret;
 pub mod signup;
-pub mod staff;
 pub mod store;
 pub mod systemd;
 pub mod tasks;
-pub mod templates;
 pub mod timings;
 pub mod tokens;
 pub mod triggers;

@@ -33,7 +33,7 @@ pub fn business_day(app: &App, t: DateTime<Utc>) -> NaiveDate {
 
 /// A day written the business's way (`07.01.2027` in German).
 pub fn business_date(app: &App, day: NaiveDate) -> String {
-    crate::render::local_date(day, &app.settings().business.locale)
+    crate::message::render::local_date(day, &app.settings().business.locale)
 }
 
 /// The instant `day` begins in the business's zone (the first valid

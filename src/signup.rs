@@ -26,7 +26,7 @@ use crate::config::CampaignKind;
 use crate::context::business_value;
 use crate::domain::Email;
 use crate::mailer::{MailerSettings, SendResult};
-use crate::render::local_datetime;
+use crate::message::render::local_datetime;
 use crate::store::{Confirmed, DOUBLE_OPT_IN, NewSignup};
 use crate::tokens::Purpose;
 
@@ -288,7 +288,7 @@ pub async fn request(
         .templates
         .render_notice("confirm", Some(&locale), &ctx)
         .context("the confirmation email of a sign-up")?;
-    let message = crate::compose::notice_email(
+    let message = crate::message::compose::notice_email(
         &app.config,
         email.as_str(),
         &rendered.subject,

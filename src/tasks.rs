@@ -10,7 +10,8 @@
 //! ([`digest`]) and record each call's outcome on the task page or with
 //! `outreach tasks done` ([`outcomes`]). Calls that cannot be made by whoever
 //! has them move to a colleague or go back to the call list, never silently
-//! ([`overdue`]); managers get a weekly summary of the call list ([`summary`]).
+//! ([`overdue`]); who is away when is recorded in [`absences`]; managers get
+//! a weekly summary of the call list ([`summary`]).
 //!
 //! A task is due on its planned day; staff may call until `due_in` after it
 //! was made. After that it is overdue.
@@ -21,6 +22,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::app::App;
 use crate::store::{Task, TaskKind, TaskState};
 
+pub mod absences;
 pub mod call_list;
 pub mod digest;
 pub mod outcomes;

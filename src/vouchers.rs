@@ -137,7 +137,7 @@ async fn notify_exhausted(app: &App, pool_id: &str, now: DateTime<Utc>) {
             reader,
             &minijinja::context! { pool => pool_id },
         )?;
-        let message = crate::compose::staff_email(
+        let message = crate::message::compose::staff_email(
             &app.config,
             &to,
             &rendered.subject,

@@ -11,11 +11,12 @@ use crate::approval::{Preview, request_context};
 use crate::audience::AudienceError;
 use crate::config::{CampaignKind, Config};
 use crate::context::{business_value, customer_value, sample_customer};
-use crate::greeting::greeting;
 use crate::http::{
     PreferencesState, SignupState, approval_page_context, confirm_page_context, error_page_context,
     signup_page_context, task_page_context, unsubscribe_page_context,
 };
+use crate::message::greeting::greeting;
+use crate::message::templates::{Fragment, Templates};
 use crate::secret::Secret;
 use crate::tasks::OutcomeError;
 use crate::tasks::digest::{
@@ -23,7 +24,6 @@ use crate::tasks::digest::{
 };
 use crate::tasks::summary::summary_context;
 use crate::tasks::view::CallView;
-use crate::templates::{Fragment, Templates};
 use crate::tokens::{Purpose, Signer};
 
 pub async fn run(config: &Config) -> Result<()> {

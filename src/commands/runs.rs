@@ -10,7 +10,7 @@ use chrono::Utc;
 use crate::app::App;
 use crate::approval::Decision;
 use crate::domain::MessageState;
-use crate::render::{render_campaign, sample_voucher, unsubscribe_url};
+use crate::message::render::{render_campaign, sample_voucher, unsubscribe_url};
 use crate::store::{DropReason, EntryState, ListReason, Run, RunCount};
 
 pub async fn preview(
@@ -53,7 +53,7 @@ pub async fn preview(
     if html {
         println!("{}", rendered.html);
     } else {
-        let email = crate::compose::customer_email(
+        let email = crate::message::compose::customer_email(
             &app.config,
             &to,
             &format!("<preview@{}>", app.mail_domain()),

@@ -5,7 +5,7 @@ use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::app::App;
-use crate::staff::{self, Absence, Absences, Source};
+use crate::tasks::absences::{self, Absence, Absences, Source};
 
 /// How an absence reads in a list: `2026-12-01 – 2026-12-05 (Urlaub; recorded by …)`.
 pub fn absence_text(a: &Absence) -> String {
@@ -46,7 +46,7 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
         .staff
         .iter()
         .map(|s| {
-            let today = staff::today_of(app, &s.id, now);
+            let today = absences::today_of(app, &s.id, now);
             Member {
                 id: &s.id,
                 name: &s.name,
@@ -95,7 +95,7 @@ pub async fn list(app: &App, json: bool) -> Result<()> {
 }
 
 pub async fn away(app: &App, id: &str, from: NaiveDate, to: NaiveDate, note: &str) -> Result<()> {
-    let absence = staff::away(
+    let absence = absences::away(
         app,
         id,
         from,
@@ -114,13 +114,13 @@ pub async fn away(app: &App, id: &str, from: NaiveDate, to: NaiveDate, note: &st
 
 pub async fn back(app: &App, id: &str) -> Result<()> {
     let now = Utc::now();
-    for absence in staff::back(app, id, now).await? {
+    for absence in absences::back(app, id, now).await? {
         println!(
             "{id} is back from today; ended the absence {}",
             absence_text(&absence)
         );
     }
-    let today = staff::today_of(app, id, now);
+    let today = absences::today_of(app, id, now);
     if let Some(still) = Absences::load(app).await?.on(id, today) {
         println!("note: {id} is still away {}", absence_text(still));
     }

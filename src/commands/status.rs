@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::control::{self, Holds};
 use crate::domain::RunState;
 use crate::local_time::bare_time_in;
-use crate::staff::Absences;
+use crate::tasks::absences::Absences;
 
 pub async fn run(app: &App, json: bool) -> Result<()> {
     let now = Utc::now();
@@ -47,7 +47,7 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
         .staff
         .iter()
         .filter_map(|s| {
-            let today = crate::staff::today_of(app, &s.id, now);
+            let today = crate::tasks::absences::today_of(app, &s.id, now);
             absences
                 .on(&s.id, today)
                 .map(|a| (s.id.as_str(), super::staff::absence_text(a)))

@@ -39,7 +39,7 @@ pub struct Resolved {
     pub mailer: crate::mailer::MailerSettings,
     pub database_password: Option<Secret>,
     /// Signs every email when `[mail.dkim]` is configured.
-    pub dkim: Option<crate::dkim::Signer>,
+    pub dkim: Option<crate::message::dkim::Signer>,
     /// Signing key first, then previous keys still accepted.
     pub token_keys: Vec<Secret>,
     /// Keys the suppression list, if `security.suppression_key_file` is set.
@@ -305,7 +305,7 @@ pub fn validate(
     };
     let dkim = mail.dkim.as_ref().and_then(|d| {
         let key = c.secret("mail.dkim.private_key_file", &d.private_key_file)?;
-        let signer = crate::dkim::Signer::from_pem(key.expose(), &d.domain, &d.selector)
+        let signer = crate::message::dkim::Signer::from_pem(key.expose(), &d.domain, &d.selector)
             .map_err(|e| format!("{}: {e}", d.private_key_file.display()));
         c.ok("mail.dkim.private_key_file", signer)
     });

@@ -13,7 +13,7 @@ use super::AppState;
 use super::error::{Cause, PageError};
 use crate::app::App;
 use crate::config::{CampaignKind, Staff};
-use crate::render::SAMPLE_TOKEN;
+use crate::message::render::SAMPLE_TOKEN;
 use crate::store::Signup;
 use crate::tokens::{Purpose, TokenError};
 

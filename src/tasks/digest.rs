@@ -273,14 +273,14 @@ pub async fn send_digest(
     let calendar = calendar(app, &calls, &task_refs, &locale, now)?;
     let ctx = digest_context(
         (&staff.id, &staff.name),
-        crate::render::local_date(today, &locale),
+        crate::message::render::local_date(today, &locale),
         &calls,
         crate::context::business_value(&app.settings().business),
     );
     let rendered = app
         .templates
         .render_staff_email("digest", Some(&locale), &ctx)?;
-    let message = crate::compose::staff_email(
+    let message = crate::message::compose::staff_email(
         &app.config,
         &staff.email,
         &rendered.subject,
@@ -407,7 +407,7 @@ pub async fn send_escalation(
         let call = CallView::build(app, task, customer, &locale, today, 0, now).await?;
         calls.push(Escalation {
             staff: super::view::staff_name(app.settings(), &task.staff_id),
-            back_on: back_on.map(|day| crate::render::local_date(day, &locale)),
+            back_on: back_on.map(|day| crate::message::render::local_date(day, &locale)),
             call,
         });
     }
@@ -416,7 +416,7 @@ pub async fn send_escalation(
         Some(&locale),
         &escalation_context(manager.map(|m| m.name.as_str()), &calls),
     )?;
-    let message = crate::compose::staff_email(
+    let message = crate::message::compose::staff_email(
         &app.config,
         to,
         &rendered.subject,

@@ -20,7 +20,7 @@ use tracing::info;
 use super::roster::{HORIZON_DAYS, Member, Roster};
 use crate::app::App;
 pub use crate::domain::CallOutcome;
-use crate::render::local_date;
+use crate::message::render::local_date;
 use crate::store::{
     FollowUp, ListReason, NewEntry, NewTask, OutcomeChange, Task, TaskKind, TaskState,
 };

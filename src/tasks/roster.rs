@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 
 use crate::app::App;
 use crate::config::{Staff, StaffRules};
-use crate::staff::Absences;
+use crate::tasks::absences::Absences;
 
 /// How far ahead a working day is searched for.
 pub const HORIZON_DAYS: u64 = 60;

@@ -23,7 +23,7 @@ use super::digest::{send, staff_locale};
 use super::roster::Roster;
 use crate::app::App;
 use crate::config::Assign;
-use crate::render::local_date;
+use crate::message::render::local_date;
 use crate::store::{CallListCount, ListReason};
 
 /// How far ahead the expected day is looked for.
@@ -256,7 +256,7 @@ async fn send_summary(
         Some(&locale),
         &summary_context(&to.name, summary, staff, &locale),
     )?;
-    let message = crate::compose::staff_email(
+    let message = crate::message::compose::staff_email(
         &app.config,
         &to.email,
         &rendered.subject,

@@ -14,9 +14,9 @@ use crate::config::Settings;
 use crate::context::{business_value, customer_value};
 use crate::domain::{CallOutcome, Customer};
 use crate::history::Contact;
-use crate::render::local_date;
+use crate::message::render::local_date;
+use crate::message::templates::Fragment;
 use crate::store::{Task, TaskKind, TaskState};
-use crate::templates::Fragment;
 
 /// The talking points' template: the rule's for its own calls, a built-in
 /// one (adjustable like any template) for callbacks and follow-ups, whose

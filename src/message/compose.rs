@@ -11,7 +11,7 @@ use lettre::message::header::{
 use lettre::message::{Attachment, Body, Mailbox, MessageBuilder, MultiPart, SinglePart};
 
 use crate::config::Config;
-use crate::templates::Rendered;
+use crate::message::templates::Rendered;
 
 #[derive(Debug, Clone)]
 struct ListUnsubscribe(String);

@@ -5,7 +5,7 @@
 //! after the paragraph). A link that shows its own address (a web address,
 //! an email address, a phone number) is written once.
 //!
-//! It takes the events [`crate::templates`] makes (values already in, raw
+//! It takes the events [`crate::message::templates`] makes (values already in, raw
 //! HTML already turned into text). An [`Event::Html`] there is a block of
 //! ready text (a fragment such as talking points) and is written as it is.
 

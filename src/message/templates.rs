@@ -4,7 +4,7 @@
 //! - `<name>.<locale>.md`: an email (or talking points): first line
 //!   `subject: …`, then the body in Markdown; both are minijinja templates.
 //!   The HTML part is the Markdown as HTML; the text part is the same
-//!   Markdown as plain text (see [`crate::plain_text`]);
+//!   Markdown as plain text (see [`crate::message::plain_text`]);
 //! - `_footer.<locale>.md`: appended to every customer email (business name,
 //!   postal address, unsubscribe link and the right to object);
 //! - `_layout.html`: the HTML frame around a customer email's body and footer;
@@ -75,118 +75,124 @@ const MARKDOWN: &str = "markdown";
 /// The staff-facing templates every installation has; a file of the same
 /// name in `templates.dir` takes the place of the built-in one.
 const BUILT_IN: &[(&str, &str)] = &[
-    ("_page.html", include_str!("../templates/_page.html")),
+    ("_page.html", include_str!("../../templates/_page.html")),
     (
         "_staff_layout.html",
-        include_str!("../templates/_staff_layout.html"),
+        include_str!("../../templates/_staff_layout.html"),
     ),
     (
         "_labels.de.html",
-        include_str!("../templates/_labels.de.html"),
+        include_str!("../../templates/_labels.de.html"),
     ),
     (
         "_labels.en.html",
-        include_str!("../templates/_labels.en.html"),
+        include_str!("../../templates/_labels.en.html"),
     ),
     (
         "task_page.de.html",
-        include_str!("../templates/task_page.de.html"),
+        include_str!("../../templates/task_page.de.html"),
     ),
     (
         "task_page.en.html",
-        include_str!("../templates/task_page.en.html"),
+        include_str!("../../templates/task_page.en.html"),
     ),
     (
         "approval_page.de.html",
-        include_str!("../templates/approval_page.de.html"),
+        include_str!("../../templates/approval_page.de.html"),
     ),
     (
         "approval_page.en.html",
-        include_str!("../templates/approval_page.en.html"),
+        include_str!("../../templates/approval_page.en.html"),
     ),
     (
         "unsubscribe_page.de.html",
-        include_str!("../templates/unsubscribe_page.de.html"),
+        include_str!("../../templates/unsubscribe_page.de.html"),
     ),
     (
         "unsubscribe_page.en.html",
-        include_str!("../templates/unsubscribe_page.en.html"),
+        include_str!("../../templates/unsubscribe_page.en.html"),
     ),
     (
         "signup_page.de.html",
-        include_str!("../templates/signup_page.de.html"),
+        include_str!("../../templates/signup_page.de.html"),
     ),
     (
         "signup_page.en.html",
-        include_str!("../templates/signup_page.en.html"),
+        include_str!("../../templates/signup_page.en.html"),
     ),
     (
         "confirm_page.de.html",
-        include_str!("../templates/confirm_page.de.html"),
+        include_str!("../../templates/confirm_page.de.html"),
     ),
     (
         "confirm_page.en.html",
-        include_str!("../templates/confirm_page.en.html"),
+        include_str!("../../templates/confirm_page.en.html"),
     ),
-    ("confirm.de.md", include_str!("../templates/confirm.de.md")),
-    ("confirm.en.md", include_str!("../templates/confirm.en.md")),
+    (
+        "confirm.de.md",
+        include_str!("../../templates/confirm.de.md"),
+    ),
+    (
+        "confirm.en.md",
+        include_str!("../../templates/confirm.en.md"),
+    ),
     (
         "error_page.de.html",
-        include_str!("../templates/error_page.de.html"),
+        include_str!("../../templates/error_page.de.html"),
     ),
     (
         "error_page.en.html",
-        include_str!("../templates/error_page.en.html"),
+        include_str!("../../templates/error_page.en.html"),
     ),
-    ("digest.de.md", include_str!("../templates/digest.de.md")),
-    ("digest.en.md", include_str!("../templates/digest.en.md")),
+    ("digest.de.md", include_str!("../../templates/digest.de.md")),
+    ("digest.en.md", include_str!("../../templates/digest.en.md")),
     (
         "approval_request.de.md",
-        include_str!("../templates/approval_request.de.md"),
+        include_str!("../../templates/approval_request.de.md"),
     ),
     (
         "approval_request.en.md",
-        include_str!("../templates/approval_request.en.md"),
+        include_str!("../../templates/approval_request.en.md"),
     ),
     (
         "escalation.de.md",
-        include_str!("../templates/escalation.de.md"),
+        include_str!("../../templates/escalation.de.md"),
     ),
     (
         "escalation.en.md",
-        include_str!("../templates/escalation.en.md"),
+        include_str!("../../templates/escalation.en.md"),
     ),
     (
         "voucher_pool_empty.de.md",
-        include_str!("../templates/voucher_pool_empty.de.md"),
+        include_str!("../../templates/voucher_pool_empty.de.md"),
     ),
     (
         "voucher_pool_empty.en.md",
-        include_str!("../templates/voucher_pool_empty.en.md"),
+        include_str!("../../templates/voucher_pool_empty.en.md"),
     ),
     (
         "calendar_event.de.md",
-        include_str!("../templates/calendar_event.de.md"),
+        include_str!("../../templates/calendar_event.de.md"),
     ),
     (
         "calendar_event.en.md",
-        include_str!("../templates/calendar_event.en.md"),
+        include_str!("../../templates/calendar_event.en.md"),
     ),
     (
         "callback.de.md",
-        include_str!("../templates/callback.de.md"),
+        include_str!("../../templates/callback.de.md"),
     ),
     (
         "callback.en.md",
-        include_str!("../templates/callback.en.md"),
+        include_str!("../../templates/callback.en.md"),
     ),
     (
         "follow_up.de.md",
-        include_str!("../templates/follow_up.de.md"),
+        include_str!("../../templates/follow_up.de.md"),
     ),
     (
         "follow_up.en.md",
-        include_str!("../templates/follow_up.en.md"),
+        include_str!("../../templates/follow_up.en.md"),
     ),
 ];
 
@@ -712,7 +718,7 @@ impl Marked {
         out
     }
 
-    /// The Markdown as plain text (see [`crate::plain_text`]); a fragment's
+    /// The Markdown as plain text (see [`crate::message::plain_text`]); a fragment's
     /// text goes in as a block of ready text.
     fn text(&self) -> String {
         let values = self.values();
@@ -735,7 +741,7 @@ impl Marked {
             }
             other => vec![other],
         });
-        crate::plain_text::write(events)
+        crate::message::plain_text::write(events)
     }
 }
 

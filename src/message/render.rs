@@ -13,8 +13,8 @@ use crate::config::{Campaign, CampaignKind, Config};
 use crate::context::{business_value, customer_value_on};
 use crate::domain::Customer;
 use crate::domain::LocalText;
-use crate::greeting::greeting;
-use crate::templates::{Fragment, Rendered};
+use crate::message::greeting::greeting;
+use crate::message::templates::{Fragment, Rendered};
 use crate::tokens::Purpose;
 
 /// Unsubscribe links stay valid this long: people unsubscribe from old mails too.
