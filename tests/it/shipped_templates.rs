@@ -7,7 +7,7 @@
 use crate::common;
 
 use minijinja::context;
-use outreach::templates::Templates;
+use outreach::message::templates::Templates;
 
 const EMAILS: [&str; 6] = [
     "status_update",
@@ -20,7 +20,7 @@ const EMAILS: [&str; 6] = [
 
 /// Every shipped customer email, rendered for a customer with and without a
 /// name at a business whose name takes no article.
-fn rendered() -> Vec<(String, outreach::templates::Rendered)> {
+fn rendered() -> Vec<(String, outreach::message::templates::Rendered)> {
     let templates = Templates::load(&common::repo_path("templates"), "de").unwrap();
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
     let mut out = Vec::new();
@@ -32,7 +32,7 @@ fn rendered() -> Vec<(String, outreach::templates::Rendered)> {
             customer.tier = Some("Gold".into());
             let ctx = context! {
                 customer => outreach::context::customer_value_on(&customer, today),
-                greeting => outreach::greeting::greeting(&customer, locale, outreach::config::AddressForm::Sie),
+                greeting => outreach::message::greeting::greeting(&customer, locale, outreach::config::AddressForm::Sie),
                 business => context! { name => "Bäckerei Kornblume", postal_address => "Hauptstraße 1, 50667 Köln" },
                 unsubscribe_url => "https://kornblume.example/u/AAAAAAAAAAE.Zm9vYmFy-_x1Ab",
                 run => context! { id => 7, campaign => "news" },

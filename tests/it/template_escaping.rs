@@ -12,8 +12,8 @@ use common::mail::Mail;
 use common::{Db, backend_test};
 use minijinja::{Value, context};
 use outreach::config::AddressForm;
+use outreach::message::templates::Templates;
 use outreach::schedule::start_now;
-use outreach::templates::Templates;
 
 const POINTS: &str = r#"
 [limits]
@@ -395,7 +395,8 @@ fn the_shipped_templates_render_as_before_for_ordinary_customers() {
                 "checkin",
             ] {
                 for locale in ["de", "en"] {
-                    let greeting = outreach::greeting::greeting(customer, locale, AddressForm::Sie);
+                    let greeting =
+                        outreach::message::greeting::greeting(customer, locale, AddressForm::Sie);
                     let ctx = context! { greeting => greeting, ..ctx.clone() };
                     let (before, after) = if name == "checkin" {
                         (
