@@ -108,13 +108,13 @@ fn by_cause(app: &App, groups: &[&PlannedGroup], now: DateTime<Utc>) -> Vec<Stri
     }
     if let Some((n, next)) = retry {
         lines.push(format!(
-            "{n} planned: retrying after a temporary failure, next at {}",
+            "{n} planned: waiting after a failed try, next at {}",
             business_time(app, next)
         ));
     }
     if let Some((n, next)) = later {
         lines.push(format!(
-            "{n} planned: waiting for the mail server, next try at {}",
+            "{n} planned: not due yet, first at {}",
             business_time(app, next)
         ));
     }
