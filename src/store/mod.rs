@@ -351,11 +351,10 @@ impl Store {
     /// SQLite gets anonymous `?`: sqlx-sqlite resolves each `$N` by name,
     /// which makes statements with thousands of parameters slow.
     pub(crate) fn placeholders(&self, from: usize, n: usize) -> String {
-        let each: Vec<String> = match self.backend {
-            Backend::Sqlite(_) => vec!["?".to_string(); n],
-            Backend::Postgres(_) => (from..from + n).map(|i| format!("${i}")).collect(),
-        };
-        each.join(", ")
+        match self.backend {
+            Backend::Sqlite(_) => vec!["?"; n].join(", "),
+            Backend::Postgres(_) => numbered(from, n),
+        }
     }
 
     pub fn backend_kind(&self) -> BackendKind {
