@@ -44,6 +44,10 @@
 #                       a database outreach_scale_<random> is created there and
 #                       dropped again. `none` skips PostgreSQL.
 #   BENCH_KEEP=1        keep the temp folder (CSV, configs, SQLite files, logs)
+#   BENCH_PERF=1        record the daemon with `perf record` while it plans
+#                       and print where its time went (needs perf; the
+#                       recording slows planning a little, so the timings of
+#                       such a run are not the figures to quote)
 #
 # Needs cargo, python3, sqlite3, psql (for PostgreSQL), /usr/bin/time, curl.
 #
@@ -293,6 +297,9 @@ timed() {
     elapsed "$t0" "$t1"
 }
 
+# cpu_ticks PID: the process's user + system time so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 run_backend() { # backend
     local backend=$1 dir="$WORK/$1" url target port
     mkdir -p "$dir"
@@ -356,7 +363,7 @@ run_backend() { # backend
         # The messages table's own definition (keys, indexes), renamed; foreign keys on, as outreach has them.
         local ddl
         ddl=$(sqlite3 "$target" "SELECT sql || ';' FROM sqlite_master WHERE tbl_name = 'messages' AND sql IS NOT NULL" |
-            sed -e 's/CREATE TABLE messages/CREATE TABLE bench_messages/' \
+            sed -e 's/CREATE TABLE "\?messages"\?/CREATE TABLE bench_messages/' \
                 -e 's/INDEX messages_\([a-z_]*\) ON messages/INDEX bench_messages_\1 ON bench_messages/')
         sql sqlite "$target" "$ddl"
         ts="strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"
@@ -405,7 +412,14 @@ run_backend() { # backend
     done
     [[ $up == 1 ]] || die "$backend: daemon did not come up"
     sleep 1 # let the first tick pass
-    local t0 t1 run state
+    local t0 t1 run state perf_pid=""
+    if [[ ${BENCH_PERF:-0} == 1 ]]; then
+        perf record -q -F 499 ${BENCH_PERF_OPTS:-} -p "$DAEMON_PID" -o "$WORK/perf-$backend.data" 2>"$dir/perf.log" &
+        perf_pid=$!
+        sleep 0.5
+    fi
+    local cpu0 cpu1
+    cpu0=$(cpu_ticks "$DAEMON_PID")
     t0=$(now)
     run=$("$BIN" --config "$dir/outreach.toml" runs start bench | awk '{ print $2 }')
     [[ $run =~ ^[0-9]+$ ]] || die "$backend: runs start printed no run id"
@@ -416,6 +430,15 @@ run_backend() { # backend
         sleep 0.1
     done
     t1=$(now)
+    cpu1=$(cpu_ticks "$DAEMON_PID")
+    log "  daemon CPU while planning: $(awk -v a="$cpu0" -v b="$cpu1" -v t="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (b - a) / t }') s (user + system)"
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        log "$backend: where the daemon's time went while planning (perf, self time)"
+        perf report -i "$WORK/perf-$backend.data" --no-children --sort dso,symbol --percent-limit 1.5 --stdio 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | head -40 >&2
+    fi
     local hwm rss
     hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status")
     rss=$(awk '/VmRSS/ { print $2 }' "/proc/$DAEMON_PID/status")

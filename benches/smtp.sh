@@ -44,6 +44,8 @@
 #   BENCH_BACKENDS        which to run (default "sqlite postgres")
 #   BENCH_RATE            mail.rate_per_minute of outreach (default 0: no limit); with
 #                         a limit the send phase shows what the limiter lets through
+#   BENCH_DB_CONNECTIONS  database.max_connections of outreach (default: unset, the
+#                         backend's default)
 #   BENCH_KEEP=1          keep the temp folder (CSV, configs, databases, daemon logs)
 #
 # Needs cargo, python3, curl, psql (for PostgreSQL); installs the Debian
@@ -61,6 +63,7 @@ TIMEOUT=${BENCH_TIMEOUT:-900}
 PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 WANT_BACKENDS=${BENCH_BACKENDS:-sqlite postgres}
 RATE=${BENCH_RATE:-0}
+DB_CONNECTIONS=${BENCH_DB_CONNECTIONS:-}
 CAMPAIGN=bench
 
 log() { printf '%s\n' "$*" >&2; }
@@ -284,6 +287,7 @@ base_url = "http://127.0.0.1:$HTTP_PORT"
 
 [database]
 url = "$2"
+${DB_CONNECTIONS:+max_connections = $DB_CONNECTIONS}
 
 [mail]
 transport = "smtp"
