@@ -26,10 +26,13 @@ pub fn customer_value(c: &Customer) -> Value {
 /// audience or template reads it. Planning evaluates an audience for every
 /// customer, usually reading two or three fields of twenty.
 pub fn customer_value_on(c: &Customer, today: chrono::NaiveDate) -> Value {
-    Value::from_object(CustomerView {
-        customer: c.clone(),
-        today,
-    })
+    shared_customer_value_on(Arc::new(c.clone()), today)
+}
+
+/// As [`customer_value_on`], for a customer the caller keeps using without
+/// a copy (planning, once per customer of a run).
+pub fn shared_customer_value_on(customer: Arc<Customer>, today: chrono::NaiveDate) -> Value {
+    Value::from_object(CustomerView { customer, today })
 }
 
 /// Built-in names, in the order `enumerate` lists them (before attributes).
@@ -85,7 +88,7 @@ pub fn columns_read_by<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'st
 
 #[derive(Debug)]
 struct CustomerView {
-    customer: Customer,
+    customer: Arc<Customer>,
     today: chrono::NaiveDate,
 }
 

@@ -11,19 +11,34 @@
 //! with `ON CONFLICT DO NOTHING`, so a plan interrupted by a crash is resumed
 //! by planning again: customers who already have a row are skipped.
 
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
 use anyhow::Result;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
+use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::app::App;
 use crate::audience::{Audience, AudienceError};
 use crate::config::Campaign;
-use crate::context::{columns_read_by, customer_value_on};
+use crate::context::{columns_read_by, shared_customer_value_on};
 use crate::domain::{Customer, MessageState, RunState};
-use crate::store::{CustomerColumns, NewMessage, Occasion, Run};
+use crate::store::{BackendKind, CustomerColumns, ExistingRows, NewMessage, Occasion, Run};
 
+/// Customers read at a time.
 const PAGE: i64 = 5000;
+/// Rows written at a time, one commit each. On PostgreSQL fewer, larger
+/// inserts were a tenth faster (benches/README.md); SQLite parses a batch's
+/// JSON whole, and 20,000 rows lifted the daemon's peak from 68 to 106 MB.
+fn write_batch(store: &crate::store::Store) -> usize {
+    match store.backend_kind() {
+        BackendKind::Sqlite => 5_000,
+        BackendKind::Postgres => 20_000,
+    }
+}
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PlanSummary {
@@ -72,6 +87,24 @@ pub async fn plan_campaign(app: &App, run: &Run, now: DateTime<Utc>) -> Result<P
     Ok(summary)
 }
 
+/// What deciding one customer's row needs, read once per run.
+struct Planner<'a> {
+    app: &'a App,
+    campaign: &'a Campaign,
+    now: DateTime<Utc>,
+    /// The run's day in the business's zone (anniversaries, `years_as_customer`).
+    day: NaiveDate,
+    anniversary_of: Option<&'a str>,
+    occasion: Option<Occasion<'a>>,
+    /// Customers that have a row already (a plan resumed after a crash).
+    already: HashSet<i64>,
+    /// Objections to this kind of email only; one to every email is on the
+    /// customer row and makes `mailable` fail.
+    objecting: HashSet<i64>,
+    /// Marketing messages per customer inside the frequency cap's window.
+    recent: HashMap<i64, i64>,
+}
+
 async fn plan_rows(
     app: &App,
     run: &Run,
@@ -79,14 +112,10 @@ async fn plan_rows(
     now: DateTime<Utc>,
 ) -> Result<PlanSummary> {
     let resolved = &app.config.resolved;
-    let audience = &campaign.audience;
-    let already = app.store.planned_customers(run.id).await?;
-    let cap = resolved.frequency_cap;
-    let mut recent = match cap {
+    let recent = match resolved.frequency_cap {
         Some(cap) => app.store.recent_message_counts(now - cap.window).await?,
         None => Default::default(),
     };
-    let mut summary = PlanSummary::default();
     // A run made for particular customers (attribute change) plans only those.
     let targets = match run.trigger.as_str() {
         "attribute_change" => Some(app.store.run_targets(run.id).await?),
@@ -100,36 +129,109 @@ async fn plan_rows(
         .occurrence
         .with_timezone(&resolved.timezone)
         .date_naive();
-    let domain = app.mail_domain();
-    // Objections to this kind of email only; one to every email is on the
-    // customer row and makes `mailable` fail.
-    let objecting = app.store.objecting_to_kind(campaign.kind).await?;
     // An anniversary is one occasion per customer and day (a birthday: once a
     // year), however many runs of the campaign that day has (a manual start).
     let occasion_key = format!("{}:{day}", campaign.id);
-    let occasion = anniversary_of.map(|_| Occasion {
-        key: &occasion_key,
-        run_id: run.id,
-    });
-    let columns = planning_columns(audience, anniversary_of);
-    let mut page = next_page(app, targets.as_deref(), 0, &columns).await?;
-    while let Some(last) = page.last() {
-        let after = last.id;
-        let mut rows = Vec::new();
-        for customer in &page {
-            if anniversary_of
-                .is_some_and(|field| !crate::triggers::is_anniversary(customer, field, day))
+    let planner = Planner {
+        app,
+        campaign,
+        now,
+        day,
+        anniversary_of,
+        occasion: anniversary_of.map(|_| Occasion {
+            key: &occasion_key,
+            run_id: run.id,
+        }),
+        already: app.store.planned_customers(run.id).await?,
+        objecting: app.store.objecting_to_kind(campaign.kind).await?,
+        recent,
+    };
+    let pages = Pages {
+        store: app.store.clone(),
+        targets: targets.map(Arc::from),
+        columns: Arc::new(planning_columns(&campaign.audience, anniversary_of)),
+    };
+    // Reading the next page, deciding this one and writing the rows before
+    // overlap: each waits on the database for about as long as deciding
+    // takes. Rows are written a batch at a time, one write at a time, so
+    // memory stays at a few pages.
+    let batch_rows = write_batch(&app.store);
+    let existing = if planner.already.is_empty() {
+        ExistingRows::Refuse
+    } else {
+        ExistingRows::Keep
+    };
+    let write = |rows: Vec<NewMessage>| {
+        let (store, domain, run_id) = (app.store.clone(), app.mail_domain(), run.id);
+        tokio::spawn(async move {
+            store
+                .insert_messages(run_id, &rows, &domain, existing, now)
+                .await
+        })
+    };
+    let mut summary = PlanSummary::default();
+    let mut writing: Option<JoinHandle<Result<()>>> = None;
+    let decided = async {
+        let mut reading = pages.read_after(0);
+        let mut batch = Vec::new();
+        loop {
+            let page = reading.await??;
+            let Some(last) = page.last() else {
+                break;
+            };
+            reading = pages.read_after(last.id);
+            batch.extend(planner.decide(page, &mut summary).await?);
+            if batch.len() >= batch_rows {
+                if let Some(previous) = writing.take() {
+                    previous.await??;
+                }
+                writing = Some(write(std::mem::take(&mut batch)));
+            }
+        }
+        if let Some(previous) = writing.take() {
+            previous.await??;
+        }
+        if !batch.is_empty() {
+            writing = Some(write(batch));
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    // A write under way finishes before planning reports, even after an error.
+    let written = match writing {
+        Some(last) => last.await?,
+        None => Ok(()),
+    };
+    decided.and(written)?;
+    Ok(summary)
+}
+
+impl Planner<'_> {
+    /// The rows of one page: every customer the audience matches gets one.
+    async fn decide(
+        &self,
+        page: Vec<Customer>,
+        summary: &mut PlanSummary,
+    ) -> Result<Vec<NewMessage>> {
+        let now = self.now;
+        let mut rows = Vec::with_capacity(page.len());
+        for customer in page.into_iter().map(Arc::new) {
+            if self
+                .anniversary_of
+                .is_some_and(|field| !crate::triggers::is_anniversary(&customer, field, self.day))
             {
                 continue;
             }
-            let matched = match audience.matches(&customer_value_on(customer, day)) {
+            let value = shared_customer_value_on(Arc::clone(&customer), self.day);
+            let matched = match self.campaign.audience.matches(&value) {
                 Ok(m) => m,
                 Err(e @ AudienceError::Runaway(_)) => return Err(e.into()),
                 Err(e) => {
                     // A broken expression for one customer is recorded, not fatal for the run.
                     summary.matched += 1;
-                    if !already.contains(&customer.id) {
+                    if !self.already.contains(&customer.id) {
                         rows.push(suppressed(customer.id, now, format!("audience error: {e}")));
+                        summary.suppressed += 1;
                     }
                     continue;
                 }
@@ -138,52 +240,82 @@ async fn plan_rows(
                 continue;
             }
             summary.matched += 1;
-            if already.contains(&customer.id) {
+            if self.already.contains(&customer.id) {
                 continue;
             }
-            let row = match customer.mailable() {
-                Err(reason) => suppressed(customer.id, now, reason.to_string()),
-                Ok(_) if objecting.contains(&customer.id) => {
-                    suppressed(customer.id, now, campaign.kind.declined_reason().into())
+            let mut row = self.decide_one(&customer);
+            if let (MessageState::Planned, Some(pool)) = (row.state, &self.campaign.voucher_pool) {
+                // Boxed: a database call's future is large, and inlined here
+                // it would be copied for every customer of every run.
+                let assigned = Box::pin(crate::vouchers::assign(
+                    self.app,
+                    pool,
+                    customer.id,
+                    self.occasion.as_ref(),
+                    now,
+                ))
+                .await?;
+                match assigned {
+                    Ok(code) => row.voucher_code = Some(code),
+                    Err(reason) => row = suppressed(customer.id, now, reason),
                 }
-                Ok(_) => {
-                    let count = recent.entry(customer.id).or_insert(0);
-                    match cap {
-                        Some(cap) if *count >= i64::from(cap.max) => suppressed(
-                            customer.id,
-                            now,
-                            format!(
-                                "frequency cap ({} per {})",
-                                cap.max,
-                                humantime::format_duration(cap.window)
-                            ),
-                        ),
-                        _ => {
-                            *count += 1;
-                            plan_one(app, campaign, customer, occasion.as_ref(), now).await?
-                        }
-                    }
-                }
-            };
+            }
+            match row.state {
+                MessageState::Planned => summary.planned += 1,
+                _ => summary.suppressed += 1,
+            }
             rows.push(row);
         }
-        summary.planned += rows
-            .iter()
-            .filter(|r| r.state == MessageState::Planned)
-            .count() as u64;
-        summary.suppressed += rows
-            .iter()
-            .filter(|r| r.state == MessageState::Suppressed)
-            .count() as u64;
-        // Write this page while the next one is read (WAL lets SQLite do both).
-        let (written, next) = tokio::join!(
-            app.store.insert_messages(run.id, &rows, &domain, now),
-            next_page(app, targets.as_deref(), after, &columns)
-        );
-        written?;
-        page = next?;
+        Ok(rows)
     }
-    Ok(summary)
+
+    /// The row of a customer the audience matched, before a voucher.
+    fn decide_one(&self, customer: &Customer) -> NewMessage {
+        let (id, now) = (customer.id, self.now);
+        if let Err(reason) = customer.mailable() {
+            return suppressed(id, now, reason);
+        }
+        if self.objecting.contains(&id) {
+            return suppressed(id, now, self.campaign.kind.declined_reason());
+        }
+        // A run has one row per customer, so this run's own rows never
+        // count against the cap of the same customer.
+        if let Some(cap) = self.app.config.resolved.frequency_cap
+            && self.recent.get(&id).copied().unwrap_or(0) >= i64::from(cap.max)
+        {
+            let window = humantime::format_duration(cap.window);
+            return suppressed(id, now, format!("frequency cap ({} per {window})", cap.max));
+        }
+        planned(self.app, self.campaign, customer, now)
+    }
+}
+
+/// Where planning reads its customers from, shared with the task that
+/// reads the next page.
+struct Pages {
+    store: crate::store::Store,
+    targets: Option<Arc<[i64]>>,
+    columns: Arc<CustomerColumns>,
+}
+
+impl Pages {
+    /// Customers after `after`, read in the background: a page of the
+    /// whole table or, for a run made for particular customers, all of
+    /// them at once.
+    fn read_after(&self, after: i64) -> JoinHandle<Result<Vec<Customer>>> {
+        let (store, targets, columns) = (
+            self.store.clone(),
+            self.targets.clone(),
+            Arc::clone(&self.columns),
+        );
+        tokio::spawn(async move {
+            match targets {
+                Some(ids) if after == 0 => store.customers_by_ids(&ids).await,
+                Some(_) => Ok(Vec::new()),
+                None => store.customers_page(after, PAGE, &columns).await,
+            }
+        })
+    }
 }
 
 /// Ends a run whose audience is too costly to evaluate: nothing more is
@@ -220,57 +352,34 @@ fn planning_columns(audience: &Audience, anniversary_of: Option<&str>) -> Custom
     CustomerColumns::only(OWN.into_iter().chain(read))
 }
 
-/// Customers after `after`: a page of the whole table, or, for a run made
-/// for particular customers, all of them at once.
-async fn next_page(
-    app: &App,
-    targets: Option<&[i64]>,
-    after: i64,
-    columns: &CustomerColumns,
-) -> Result<Vec<Customer>> {
-    match targets {
-        Some(ids) if after == 0 => app.store.customers_by_ids(ids).await,
-        Some(_) => Ok(Vec::new()),
-        None => app.store.customers_page(after, PAGE, columns).await,
-    }
-}
-
-fn suppressed(customer_id: i64, now: DateTime<Utc>, reason: String) -> NewMessage {
+fn suppressed(
+    customer_id: i64,
+    now: DateTime<Utc>,
+    reason: impl Into<Cow<'static, str>>,
+) -> NewMessage {
     NewMessage {
         customer_id,
         state: MessageState::Suppressed,
-        reason: Some(reason),
+        reason: Some(reason.into()),
         not_before: now,
         voucher_code: None,
     }
 }
 
-/// A row for a customer who may get the message: quiet hours and voucher applied.
-async fn plan_one(
-    app: &App,
-    campaign: &Campaign,
-    customer: &Customer,
-    occasion: Option<&Occasion<'_>>,
-    now: DateTime<Utc>,
-) -> Result<NewMessage> {
-    let voucher_code = match &campaign.voucher_pool {
-        Some(pool) => match crate::vouchers::assign(app, pool, customer.id, occasion, now).await? {
-            Ok(code) => Some(code),
-            Err(reason) => return Ok(suppressed(customer.id, now, reason)),
-        },
-        None => None,
-    };
+/// The row of a customer who may get the message, quiet hours (and
+/// closing days) applied.
+fn planned(app: &App, campaign: &Campaign, customer: &Customer, now: DateTime<Utc>) -> NewMessage {
     let mut not_before = quiet_release(app, customer, now);
     if campaign.skip_closed_days {
         not_before = open_release(app, customer, not_before);
     }
-    Ok(NewMessage {
+    NewMessage {
         customer_id: customer.id,
         state: MessageState::Planned,
         reason: None,
         not_before,
-        voucher_code,
-    })
+        voucher_code: None,
+    }
 }
 
 /// For a campaign with `skip_closed_days`: a message due on a closing day of

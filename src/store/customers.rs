@@ -3,27 +3,95 @@
 use std::sync::LazyLock;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::{Backend, Store, dispatch};
-use crate::domain::{Customer, NewObjection};
+use crate::domain::{Attributes, Customer, NewObjection, Salutation, Tags};
 
 /// The columns of `customers` a page reads: copying every column of every
 /// row is most of what planning a large run costs, and an audience usually
 /// reads two or three of them.
 #[derive(Debug, Clone)]
-pub struct CustomerColumns(String);
+pub struct CustomerColumns(Vec<&'static str>);
 
 impl CustomerColumns {
     pub fn all() -> Self {
-        CustomerColumns("*".into())
+        Self::only(std::iter::once("id").chain(COLUMNS))
     }
 
     /// Just these columns (names of `customers`' columns, from our own code).
-    pub fn only<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
-        let names: std::collections::BTreeSet<&str> = names.into_iter().collect();
-        CustomerColumns(names.into_iter().collect::<Vec<_>>().join(", "))
+    pub fn only(names: impl IntoIterator<Item = &'static str>) -> Self {
+        let names: std::collections::BTreeSet<&'static str> = names.into_iter().collect();
+        CustomerColumns(names.into_iter().collect())
+    }
+
+    fn select_list(&self) -> String {
+        self.0.join(", ")
+    }
+
+    /// A customer from a row of exactly these columns, in this order; the
+    /// fields not read keep their defaults. Read by position, not through
+    /// `FromRow`: that looks every field up by name and builds an error
+    /// for each column a page leaves out, per row, which was a fifth of
+    /// planning's time.
+    fn decode<'r, R>(&self, row: &'r R) -> Result<Customer, sqlx::Error>
+    where
+        R: sqlx::Row,
+        usize: sqlx::ColumnIndex<R>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        NaiveDate: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        Salutation: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        // Tags and attributes are JSON text.
+        let json = |i: usize| -> Result<String, sqlx::Error> { row.try_get(i) };
+        let bad = |i: usize, e: serde_json::Error| sqlx::Error::ColumnDecode {
+            index: i.to_string(),
+            source: Box::new(e),
+        };
+        let mut c = Customer::default();
+        for (i, name) in self.0.iter().enumerate() {
+            match *name {
+                "id" => c.id = row.try_get(i)?,
+                "external_id" => c.external_id = row.try_get(i)?,
+                "email" => c.email = row.try_get(i)?,
+                "name" => c.name = row.try_get(i)?,
+                "salutation" => c.salutation = row.try_get(i)?,
+                "first_name" => c.first_name = row.try_get(i)?,
+                "last_name" => c.last_name = row.try_get(i)?,
+                "company" => c.company = row.try_get(i)?,
+                "note" => c.note = row.try_get(i)?,
+                "phone" => c.phone = row.try_get(i)?,
+                "locale" => c.locale = row.try_get(i)?,
+                "timezone" => c.timezone = row.try_get(i)?,
+                "consent" => c.consent = row.try_get(i)?,
+                "consent_at" => c.consent_at = row.try_get(i)?,
+                "consent_source" => c.consent_source = row.try_get(i)?,
+                "phone_consent" => c.phone_consent = row.try_get(i)?,
+                "do_not_call" => c.do_not_call = row.try_get(i)?,
+                "is_business" => c.is_business = row.try_get(i)?,
+                "owner" => c.owner = row.try_get(i)?,
+                "tags" => c.tags = Tags::try_from(json(i)?).map_err(|e| bad(i, e))?,
+                "customer_since" => c.customer_since = row.try_get(i)?,
+                "birthday" => c.birthday = row.try_get(i)?,
+                "points" => c.points = row.try_get(i)?,
+                "tier" => c.tier = row.try_get(i)?,
+                "attributes" => {
+                    c.attributes = Attributes::try_from(json(i)?).map_err(|e| bad(i, e))?;
+                }
+                "unsubscribed_at" => c.unsubscribed_at = row.try_get(i)?,
+                "bad_address_at" => c.bad_address_at = row.try_get(i)?,
+                "last_personal_contact_at" => c.last_personal_contact_at = row.try_get(i)?,
+                "forgotten_at" => c.forgotten_at = row.try_get(i)?,
+                "created_at" => c.created_at = row.try_get(i)?,
+                "updated_at" => c.updated_at = row.try_get(i)?,
+                other => return Err(sqlx::Error::ColumnNotFound(other.to_string())),
+            }
+        }
+        Ok(c)
     }
 }
 
@@ -380,14 +448,15 @@ impl Store {
     ) -> Result<Vec<Customer>> {
         let sql = format!(
             "SELECT {} FROM customers WHERE id > $1 AND forgotten_at IS NULL ORDER BY id LIMIT $2",
-            columns.0
+            columns.select_list()
         );
         dispatch!(self, pool => {
-            sqlx::query_as(sql.as_str())
+            let rows = sqlx::query(sql.as_str())
                 .bind(after)
                 .bind(limit)
                 .fetch_all(pool)
-                .await
+                .await?;
+            rows.iter().map(|row| columns.decode(row)).collect::<Result<Vec<_>, _>>()
         })
         .context("reading customers")
     }

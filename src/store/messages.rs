@@ -20,7 +20,8 @@ use crate::domain::MessageState;
 pub struct NewMessage {
     pub customer_id: i64,
     pub state: MessageState,
-    pub reason: Option<String>,
+    /// Why it is suppressed; most reasons are fixed texts, so no copy per row.
+    pub reason: Option<std::borrow::Cow<'static, str>>,
     pub not_before: DateTime<Utc>,
     pub voucher_code: Option<String>,
 }
@@ -192,69 +193,78 @@ fn columns(id: i64, outcome: &Outcome, now: DateTime<Utc>) -> Columns {
     }
 }
 
-/// Rows per multi-row INSERT on SQLite: 9 binds each, under its 32766 limit.
-const INSERT_CHUNK: usize = 500;
+/// What inserting planned rows does with a customer who has a row in the
+/// run already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingRows {
+    /// Keeps the row and inserts the others: a plan resumed after a crash,
+    /// or one a second daemon took over while the first was still writing.
+    Keep,
+    /// Fails the whole insert (the unique key), for a run that had no rows
+    /// when planning began. `ON CONFLICT` makes PostgreSQL check each row
+    /// first, about 30 % more work for the insert; the rare failure makes
+    /// the next attempt plan with [`ExistingRows::Keep`].
+    Refuse,
+}
 
 impl Store {
-    /// Inserts planned rows for a run; rows that exist already are left as
-    /// they are (planning is idempotent after a crash). `domain` makes the
-    /// deterministic Message-ID `<outreach.run.customer@domain>`.
+    /// Inserts planned rows for a run. `domain` makes the deterministic
+    /// Message-ID `<outreach.run.customer@domain>`, built by the database
+    /// from the ids rather than sent along with every row.
     pub async fn insert_messages(
         &self,
         run_id: i64,
         rows: &[NewMessage],
         domain: &str,
+        existing: ExistingRows,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let message_id = |m: &NewMessage| format!("<outreach.{run_id}.{}@{domain}>", m.customer_id);
+        let on_conflict = match existing {
+            ExistingRows::Keep => "ON CONFLICT (run_id, customer_id) DO NOTHING",
+            ExistingRows::Refuse => "",
+        };
         match &self.backend {
             // One statement of arrays instead of thousands of parameters.
-            Backend::Postgres(pool) => sqlx::query(
+            Backend::Postgres(pool) => sqlx::query(&format!(
                 "INSERT INTO messages (run_id, customer_id, state, reason, message_id, not_before, voucher_code, created_at, updated_at)
-                 SELECT $1, u.customer_id, u.state, u.reason, u.message_id, u.not_before, u.voucher_code, $8, $8
-                 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
-                      AS u(customer_id, state, reason, message_id, not_before, voucher_code)
-                 ON CONFLICT (run_id, customer_id) DO NOTHING",
-            )
+                 SELECT $1, u.customer_id, u.state, u.reason, '<outreach.' || $1 || '.' || u.customer_id || '@' || $7 || '>',
+                        u.not_before, u.voucher_code, $8, $8
+                 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+                      AS u(customer_id, state, reason, not_before, voucher_code)
+                 {on_conflict}"
+            ))
             .bind(run_id)
             .bind(rows.iter().map(|m| m.customer_id).collect::<Vec<_>>())
             .bind(rows.iter().map(|m| m.state.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|m| m.reason.as_deref()).collect::<Vec<_>>())
-            .bind(rows.iter().map(message_id).collect::<Vec<_>>())
             .bind(rows.iter().map(|m| m.not_before).collect::<Vec<_>>())
             .bind(rows.iter().map(|m| m.voucher_code.as_deref()).collect::<Vec<_>>())
+            .bind(domain)
             .bind(now)
             .execute(pool)
             .await
             .map(|_| ()),
+            // SQLite has no arrays: the rows go as one JSON array, which
+            // SQLite's own parser takes apart far faster than thousands of
+            // bound parameters (`WHERE true` tells the parser that the
+            // `ON CONFLICT` belongs to the `INSERT`).
             Backend::Sqlite(pool) => {
                 let _writer = self.write_guard().await;
-                let mut tx = pool.begin().await?;
-                for chunk in rows.chunks(INSERT_CHUNK) {
-                    let values: Vec<String> = (0..chunk.len())
-                        .map(|i| format!("({})", self.placeholders(i * 9 + 1, 9)))
-                        .collect();
-                    let sql = format!(
-                        "INSERT INTO messages (run_id, customer_id, state, reason, message_id, not_before, voucher_code, created_at, updated_at)
-                         VALUES {} ON CONFLICT (run_id, customer_id) DO NOTHING",
-                        values.join(", ")
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for m in chunk {
-                        q = q
-                            .bind(run_id)
-                            .bind(m.customer_id)
-                            .bind(m.state)
-                            .bind(&m.reason)
-                            .bind(message_id(m))
-                            .bind(m.not_before)
-                            .bind(&m.voucher_code)
-                            .bind(now)
-                            .bind(now);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                tx.commit().await
+                sqlx::query(&format!(
+                    "INSERT INTO messages (run_id, customer_id, state, reason, message_id, not_before, voucher_code, created_at, updated_at)
+                     SELECT $1, r.value ->> 0, r.value ->> 1, r.value ->> 2,
+                            '<outreach.' || $1 || '.' || (r.value ->> 0) || '@' || $2 || '>',
+                            r.value ->> 3, r.value ->> 4, $3, $3
+                     FROM json_each($4) AS r WHERE true
+                     {on_conflict}"
+                ))
+                .bind(run_id)
+                .bind(domain)
+                .bind(now)
+                .bind(sqlite_rows_json(rows))
+                .execute(pool)
+                .await
+                .map(|_| ())
             }
         }
         .context("writing planned messages")
@@ -654,4 +664,25 @@ impl Store {
         })?;
         Ok(row.map(|r| r.0))
     }
+}
+
+/// Planned rows as the JSON array `insert_messages` hands SQLite:
+/// `[customer_id, state, reason, not_before, voucher_code]` each, the
+/// timestamp in the text form sqlx gives SQLite (so it compares with the
+/// others as text).
+fn sqlite_rows_json(rows: &[NewMessage]) -> String {
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|m| {
+            (
+                m.customer_id,
+                m.state.as_str(),
+                m.reason.as_deref(),
+                m.not_before
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+                m.voucher_code.as_deref(),
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("numbers and strings always serialize")
 }

@@ -42,7 +42,8 @@ pub use call_list::{
 pub use control::{ALL_EMAIL, Hold};
 pub use customers::{CustomerColumns, CustomerWrite, HistoryEntry, NewEvent};
 pub use messages::{
-    Claimed, Failure, MessageInfo, NewMessage, Outcome, PlannedGroup, Recipient, Waiting,
+    Claimed, ExistingRows, Failure, MessageInfo, NewMessage, Outcome, PlannedGroup, Recipient,
+    Waiting,
 };
 pub use reports::{MailReport, ReportKind, SentMessage};
 pub use retention::Erased;

@@ -349,6 +349,16 @@ async fn every_audience_name_reads_the_same_value_from_its_columns_as_from_the_w
         .await
         .unwrap();
     assert_eq!(full.len(), 2, "{url}");
+    // Pages are read by position, not by `FromRow`: the whole row must be
+    // the customer a lookup by name reads.
+    for (external_id, paged) in ["A", "B"].iter().zip(&full) {
+        let looked_up = t.app.store.find_customer(external_id).await.unwrap();
+        assert_eq!(
+            looked_up.as_ref(),
+            Some(paged),
+            "{url}: customer {external_id}"
+        );
+    }
     let names: Vec<String> = customer_value_on(&full[0], day)
         .try_iter()
         .unwrap()
@@ -365,4 +375,127 @@ async fn every_audience_name_reads_the_same_value_from_its_columns_as_from_the_w
             assert_eq!(got, expected, "{url}: `{name}` of customer {}", whole.id);
         }
     }
+}
+
+backend_test!(a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_keeps_them);
+/// A run that had no rows when planning began is written without
+/// `ON CONFLICT` (`ExistingRows::Refuse`): should rows appear all the same
+/// (a second daemon took over a plan whose lease ran out), the batch fails
+/// whole, and the next attempt, which sees them, keeps them.
+async fn a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_keeps_them(
+    Db { url, .. }: Db,
+) {
+    use outreach::domain::{MessageState, RuleKind, RunState};
+    use outreach::store::{ExistingRows, NewMessage, NewRun};
+    let t = TestApp::new(&url, NEWS).await;
+    t.import(
+        "external_id;email;consent\n\
+         A;anna@example.de;ja\n\
+         B;ben@example.de;ja\n\
+         C;cem@example.de;ja\n",
+    )
+    .await;
+    let now = berlin(2026, 6, 1, 10, 0);
+    let store = &t.app.store;
+    let customers = store
+        .customers_page(0, 10, &outreach::store::CustomerColumns::only(["id"]))
+        .await
+        .unwrap();
+    let [a, b, c] = [0, 1, 2].map(|i| customers[i].id);
+    let run = store
+        .create_run(
+            &NewRun {
+                rule_id: "news",
+                rule_kind: RuleKind::Campaign,
+                occurrence: now,
+                trigger: "manual",
+                state: RunState::Planning,
+                detail: "",
+            },
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = |ids: &[i64], state: MessageState| -> Vec<NewMessage> {
+        ids.iter()
+            .map(|&customer_id| NewMessage {
+                customer_id,
+                state,
+                reason: None,
+                not_before: now,
+                voucher_code: None,
+            })
+            .collect()
+    };
+    let counts = || async {
+        let mut counts: Vec<(String, i64)> = store
+            .run_counts(&[run])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.state.to_string(), c.n))
+            .collect();
+        counts.sort();
+        counts
+    };
+    store
+        .insert_messages(
+            run,
+            &rows(&[a, b], MessageState::Planned),
+            "x.example",
+            ExistingRows::Refuse,
+            now,
+        )
+        .await
+        .unwrap();
+    let refused = store
+        .insert_messages(
+            run,
+            &rows(&[b, c], MessageState::Suppressed),
+            "x.example",
+            ExistingRows::Refuse,
+            now,
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "{url}: a row planned twice must fail the batch"
+    );
+    assert_eq!(
+        counts().await,
+        [("planned".to_string(), 2)],
+        "{url}: nothing of the failed batch"
+    );
+    store
+        .insert_messages(
+            run,
+            &rows(&[b, c], MessageState::Suppressed),
+            "x.example",
+            ExistingRows::Keep,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts().await,
+        [("planned".to_string(), 2), ("suppressed".to_string(), 1)],
+        "{url}: customer 2 keeps the row it had"
+    );
+    // The Message-IDs are built by the database from the run and customer.
+    store
+        .transition_run(run, &[RunState::Planning], RunState::Sending, None, now)
+        .await
+        .unwrap();
+    let mut claimed = store
+        .claim_messages("test", now, now + chrono::Duration::minutes(10), 10)
+        .await
+        .unwrap();
+    claimed.sort_by_key(|c| c.customer_id);
+    let ids: Vec<String> = claimed.into_iter().map(|c| c.message_id).collect();
+    assert_eq!(
+        ids,
+        [a, b].map(|c| format!("<outreach.{run}.{c}@x.example>")),
+        "{url}"
+    );
 }
