@@ -85,7 +85,7 @@ pub async fn open_store(config: &Config) -> Result<Store> {
         ),
         None => None,
     };
-    let store = Store::connect_with_password(&db.url, db.max_connections, password)
+    let store = Store::connect_with_password(&db.url, db.connections(), password)
         .await
         .with_context(|| format!("{}: database.url", config.path.display()))?;
     if let Err(e) = store.migrate().await {

@@ -331,7 +331,7 @@ fn needs_restart(
         ),
         (
             "database.max_connections",
-            old.database.max_connections != new.database.max_connections,
+            old.database.connections() != new.database.connections(),
         ),
     ]
     .into_iter()

@@ -105,8 +105,9 @@ impl Business {
 pub struct Database {
     #[serde(default = "default_database_url")]
     pub url: String,
-    #[serde(default = "default_max_connections")]
-    pub max_connections: u32,
+    /// Unset: [`Database::connections`] picks by backend.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
     /// PostgreSQL password, read from a file so that `url` holds no secret.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
@@ -116,9 +117,24 @@ impl Default for Database {
     fn default() -> Self {
         Database {
             url: default_database_url(),
-            max_connections: default_max_connections(),
+            max_connections: None,
             password_file: None,
         }
+    }
+}
+
+impl Database {
+    /// The pool's size: as set, else 4 on SQLite and 8 on PostgreSQL.
+    /// SQLite writes one at a time, and each of its connections is a thread
+    /// with its own cache and statements (about half a megabyte), which an
+    /// idle daemon would keep.
+    pub fn connections(&self) -> u32 {
+        let default = if self.url.starts_with("sqlite:") {
+            4
+        } else {
+            8
+        };
+        self.max_connections.unwrap_or(default)
     }
 }
 
@@ -699,9 +715,6 @@ fn default_locale() -> String {
 }
 fn default_database_url() -> String {
     "sqlite://data/outreach.db".into()
-}
-fn default_max_connections() -> u32 {
-    8
 }
 fn default_outbox() -> PathBuf {
     "data/outbox".into()
