@@ -34,7 +34,8 @@
 #              after the run left planning; the import's peak RSS from
 #              /usr/bin/time. For PostgreSQL the server's memory is not
 #              included.
-# Targets: planning under 20 s, daemon peak RSS under 200 MB.
+# Targets: planning at most 1.5 x the INSERT…SELECT base, daemon peak RSS
+# under 100 MB.
 #
 # Environment:
 #   BENCH_ROWS          customers (default 1000000)
@@ -51,20 +52,8 @@
 #
 # Needs cargo, python3, sqlite3, psql (for PostgreSQL), /usr/bin/time, curl.
 #
-# Measured 2026-11-23, commit 091e521, 2 cores (AMD EPYC), 24 GB RAM,
-# SQLite 3.40.1, PostgreSQL 15.20 on 127.0.0.1 over TCP (BENCH_LOAD=import):
-#
-#   backend   step                                      seconds   x base   peak RSS
-#   sqlite    load: outreach import customers           35.5       9.5     278 MB (the CLI)
-#   sqlite    baseline: INSERT…SELECT outbox rows        3.75      1.0
-#   sqlite    planning: runs start → awaiting_approval  11.95      3.2      69 MB (the daemon)
-#   postgres  load: outreach import customers           57.4      13.1     266 MB (the CLI)
-#   postgres  baseline: INSERT…SELECT outbox rows        4.39      1.0
-#   postgres  planning: runs start → awaiting_approval  11.74      2.7      62 MB (the daemon)
-#
-# Planning meets both targets; benches/README.md "A million customers" says what got
-# it there. Since commit 4affa1a the import reads the file a line at a time:
-# peak 174 MB (SQLite) / 155 MB (PostgreSQL) for the million.
+# The figures, what moved them and where the time still goes are in
+# benches/README.md, "A million customers".
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -494,7 +483,7 @@ echo
 echo "outreach at scale: $ROWS customers, $(date -u +%Y-%m-%d), commit $commit, load = $LOAD"
 echo "machine: $(nproc) cores ($cpu), $mem RAM; sqlite3 $(sqlite3 --version | cut -d' ' -f1)${pg_version:+, PostgreSQL $pg_version}"
 echo "x base = seconds / seconds of the INSERT…SELECT baseline in the same database (lower is better)"
-echo "targets: planning under 20 s, daemon peak RSS under 200 MB"
+echo "targets: planning at most 1.5 x base, daemon peak RSS under 100 MB"
 [[ -z $PG_NOTE ]] || echo "$PG_NOTE"
 echo
 python3 - "$RESULTS" <<'EOF'
@@ -509,7 +498,7 @@ for backend, step, n, secs, rss in rows:
     mb = f"{int(rss) / 1024:.0f} MB" if rss else ""
     target = ""
     if step.startswith("planning: runs start → awaiting"):
-        ok = s < 20 and (int(rss) / 1024 < 200)
+        ok = ratio <= 1.5 and (int(rss) / 1024 < 100)
         target = "met" if ok else "MISSED"
     print(f"| {backend:<8} | {step:<54} | {s:>8.2f} | {n / s if s else 0:>9.0f} | {ratio:>7.1f} | {mb:>8} | {target:<6} |")
 EOF
