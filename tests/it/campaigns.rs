@@ -417,8 +417,9 @@ async fn a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_k
         .await
         .unwrap()
         .unwrap();
-    let rows = |ids: &[i64], state: MessageState| -> Vec<NewMessage> {
-        ids.iter()
+    let insert = |ids: [i64; 2], state: MessageState, existing: ExistingRows| {
+        let rows: Vec<NewMessage> = ids
+            .iter()
             .map(|&customer_id| NewMessage {
                 customer_id,
                 state,
@@ -426,7 +427,12 @@ async fn a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_k
                 not_before: now,
                 voucher_code: None,
             })
-            .collect()
+            .collect();
+        async move {
+            store
+                .insert_messages(run, &rows, "x.example", existing, now)
+                .await
+        }
     };
     let counts = || async {
         let mut counts: Vec<(String, i64)> = store
@@ -439,25 +445,10 @@ async fn a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_k
         counts.sort();
         counts
     };
-    store
-        .insert_messages(
-            run,
-            &rows(&[a, b], MessageState::Planned),
-            "x.example",
-            ExistingRows::Refuse,
-            now,
-        )
+    insert([a, b], MessageState::Planned, ExistingRows::Refuse)
         .await
         .unwrap();
-    let refused = store
-        .insert_messages(
-            run,
-            &rows(&[b, c], MessageState::Suppressed),
-            "x.example",
-            ExistingRows::Refuse,
-            now,
-        )
-        .await;
+    let refused = insert([b, c], MessageState::Suppressed, ExistingRows::Refuse).await;
     assert!(
         refused.is_err(),
         "{url}: a row planned twice must fail the batch"
@@ -467,20 +458,13 @@ async fn a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_k
         [("planned".to_string(), 2)],
         "{url}: nothing of the failed batch"
     );
-    store
-        .insert_messages(
-            run,
-            &rows(&[b, c], MessageState::Suppressed),
-            "x.example",
-            ExistingRows::Keep,
-            now,
-        )
+    insert([b, c], MessageState::Suppressed, ExistingRows::Keep)
         .await
         .unwrap();
     assert_eq!(
         counts().await,
         [("planned".to_string(), 2), ("suppressed".to_string(), 1)],
-        "{url}: customer 2 keeps the row it had"
+        "{url}: the customer planned twice keeps the row it had"
     );
     // The Message-IDs are built by the database from the run and customer.
     store
