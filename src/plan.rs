@@ -7,9 +7,10 @@
 //! campaign with `skip_closed_days` the business's closing days, defer a row
 //! (`not_before`), never drop it.
 //!
-//! Planning walks the customer table page by page and writes rows in batches
-//! with `ON CONFLICT DO NOTHING`, so a plan interrupted by a crash is resumed
-//! by planning again: customers who already have a row are skipped.
+//! Planning walks the customer table page by page and writes rows in
+//! batches, so a plan interrupted by a crash is resumed by planning again:
+//! customers who already have a row are skipped, and their rows kept
+//! (`ExistingRows::Keep`).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -156,21 +157,19 @@ async fn plan_rows(
     // takes. Rows are written a batch at a time, one write at a time, so
     // memory stays at a few pages.
     let batch_rows = write_batch(&app.store);
-    let existing = if planner.already.is_empty() {
-        ExistingRows::Refuse
-    } else {
-        ExistingRows::Keep
-    };
-    let write = |rows: Vec<NewMessage>| {
-        let (store, domain, run_id) = (app.store.clone(), app.mail_domain(), run.id);
-        tokio::spawn(async move {
-            store
-                .insert_messages(run_id, &rows, &domain, existing, now)
-                .await
-        })
+    let mut writer = BatchWriter {
+        store: app.store.clone(),
+        run_id: run.id,
+        domain: app.mail_domain(),
+        existing: if planner.already.is_empty() {
+            ExistingRows::Refuse
+        } else {
+            ExistingRows::Keep
+        },
+        now,
+        under_way: None,
     };
     let mut summary = PlanSummary::default();
-    let mut writing: Option<JoinHandle<Result<()>>> = None;
     let decided = async {
         let mut reading = pages.read_after(0);
         let mut batch = Vec::new();
@@ -182,26 +181,17 @@ async fn plan_rows(
             reading = pages.read_after(last.id);
             batch.extend(planner.decide(page, &mut summary).await?);
             if batch.len() >= batch_rows {
-                if let Some(previous) = writing.take() {
-                    previous.await??;
-                }
-                writing = Some(write(std::mem::take(&mut batch)));
+                writer.start(std::mem::take(&mut batch)).await?;
             }
         }
-        if let Some(previous) = writing.take() {
-            previous.await??;
-        }
         if !batch.is_empty() {
-            writing = Some(write(batch));
+            writer.start(batch).await?;
         }
         anyhow::Ok(())
     }
     .await;
     // A write under way finishes before planning reports, even after an error.
-    let written = match writing {
-        Some(last) => last.await?,
-        None => Ok(()),
-    };
+    let written = writer.finish().await;
     decided.and(written)?;
     Ok(summary)
 }
@@ -287,6 +277,39 @@ impl Planner<'_> {
             return suppressed(id, now, format!("frequency cap ({} per {window})", cap.max));
         }
         planned(self.app, self.campaign, customer, now)
+    }
+}
+
+/// Writes batches of a run's rows in the background, one at a time.
+struct BatchWriter {
+    store: crate::store::Store,
+    run_id: i64,
+    domain: String,
+    existing: ExistingRows,
+    now: DateTime<Utc>,
+    under_way: Option<JoinHandle<Result<()>>>,
+}
+
+impl BatchWriter {
+    /// Waits for the write under way, then starts writing `rows`.
+    async fn start(&mut self, rows: Vec<NewMessage>) -> Result<()> {
+        self.finish().await?;
+        let (store, domain) = (self.store.clone(), self.domain.clone());
+        let (run_id, existing, now) = (self.run_id, self.existing, self.now);
+        self.under_way = Some(tokio::spawn(async move {
+            store
+                .insert_messages(run_id, &rows, &domain, existing, now)
+                .await
+        }));
+        Ok(())
+    }
+
+    /// Waits for the write under way, if any.
+    async fn finish(&mut self) -> Result<()> {
+        match self.under_way.take() {
+            Some(write) => write.await?,
+            None => Ok(()),
+        }
     }
 }
 
