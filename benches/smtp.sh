@@ -47,6 +47,10 @@
 #   BENCH_DB_CONNECTIONS  database.max_connections of outreach (default: unset, the
 #                         backend's default)
 #   BENCH_KEEP=1          keep the temp folder (CSV, configs, databases, daemon logs)
+#   BENCH_PERF=1          record the daemon with `perf record` (BENCH_PERF_OPTS
+#                         added, e.g. `-g`) from `runs start` until the run is
+#                         sent, and print where its time went; such a run's
+#                         timings are not the figures to quote
 #
 # Needs cargo, python3, curl, psql (for PostgreSQL); installs the Debian
 # packages `postfix` (smtp-sink, smtp-source; debconf "No configuration", the
@@ -435,7 +439,12 @@ run_outreach() { # backend db_url
     done
     ((i < 300)) || { cat "$daemon_log" >&2; die "the daemon did not answer /healthz"; }
 
-    local ticks0 start_out q="" end deadline total
+    local ticks0 start_out q="" end deadline total perf_pid=""
+    if [[ ${BENCH_PERF:-0} == 1 ]]; then
+        perf record -q -F 499 ${BENCH_PERF_OPTS:-} -p "$DAEMON_PID" -o "$WORK/perf-$backend.data" 2>"$dir/perf.log" &
+        perf_pid=$!
+        sleep 0.5
+    fi
     ticks0=$(cpu_ticks "$DAEMON_PID")
     t0=$(now)
     start_out=$("$BIN" --config "$config" runs start "$CAMPAIGN" 2>&1) || {
@@ -465,6 +474,13 @@ run_outreach() { # backend db_url
     local ticks1 hwm_kb
     ticks1=$(cpu_ticks "$DAEMON_PID")
     hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$DAEMON_PID/status")
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        log "$backend: where the daemon's time went while sending (perf, self time)"
+        perf report -i "$WORK/perf-$backend.data" --no-children --sort dso,symbol --percent-limit 1 --stdio 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | head -50 >&2
+    fi
     stop_pid "$DAEMON_PID" TERM 30
     local daemon_status=$STOP_STATUS
     DAEMON_PID=""
