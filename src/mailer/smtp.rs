@@ -517,7 +517,14 @@ fn with_transparency(text: &str) -> String {
     if text.starts_with('.') {
         out.push('.');
     }
-    out.push_str(&text.replace("\r\n.", "\r\n.."));
+    let mut done = 0;
+    for (at, line_start) in text.match_indices("\r\n.") {
+        let end = at + line_start.len();
+        out.push_str(&text[done..end]);
+        out.push('.');
+        done = end;
+    }
+    out.push_str(&text[done..]);
     out.push_str("\r\n.\r\n");
     out
 }

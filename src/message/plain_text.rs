@@ -61,8 +61,7 @@ impl Writer {
                     let code = self.code.take().unwrap_or_default();
                     self.separate();
                     for line in code.trim_end_matches('\n').split('\n') {
-                        let prefix = self.prefix();
-                        self.push_line(&format!("{prefix}    {line}"));
+                        self.line_of(&["    ", line]);
                     }
                     self.blank = true;
                 }
@@ -120,8 +119,7 @@ impl Writer {
             Event::Rule => {
                 self.flush();
                 self.separate();
-                let prefix = self.prefix();
-                self.push_line(&format!("{prefix}{}", "-".repeat(24)));
+                self.line_of(&["------------------------"]);
                 self.blank = true;
             }
             Event::Start(Tag::Link { dest_url, .. }) => {
@@ -140,8 +138,7 @@ impl Writer {
                 self.flush();
                 self.separate();
                 for line in ready.trim_end().split('\n') {
-                    let prefix = self.prefix();
-                    self.push_line(&format!("{prefix}{line}"));
+                    self.line_of(&[line]);
                 }
                 self.blank = true;
             }
@@ -154,26 +151,44 @@ impl Writer {
     /// A blank line before the next block, if one is due.
     fn separate(&mut self) {
         if self.blank && !self.out.is_empty() {
-            let prefix = self.indents.concat();
-            self.push_line(prefix.trim_end());
+            let start = self.out.len();
+            for indent in &self.indents {
+                self.out.push_str(indent);
+            }
+            self.end_line(start);
         }
         self.blank = false;
     }
 
-    /// The prefix of the next line: the pending list marker, else the indents.
-    fn prefix(&mut self) -> String {
-        let continuing = self.indents.concat();
-        match self.marker.take() {
-            Some(marker) => {
-                let width = self.indents.last().map_or(0, String::len);
-                format!("{}{marker}", &continuing[..continuing.len() - width])
-            }
-            None => continuing,
+    /// Writes one line: its prefix (the pending list marker, else the
+    /// indents), then `pieces`. Written straight into the output: a message
+    /// has dozens of lines, and building each as a string of its own was a
+    /// good part of the cost of its text.
+    fn line_of(&mut self, pieces: &[&str]) {
+        let start = self.out.len();
+        let (indents, marker) = match self.marker.take() {
+            Some(marker) => (
+                &self.indents[..self.indents.len().saturating_sub(1)],
+                Some(marker),
+            ),
+            None => (&self.indents[..], None),
+        };
+        for indent in indents {
+            self.out.push_str(indent);
         }
+        if let Some(marker) = marker {
+            self.out.push_str(&marker);
+        }
+        for piece in pieces {
+            self.out.push_str(piece);
+        }
+        self.end_line(start);
     }
 
-    fn push_line(&mut self, line: &str) {
-        self.out.push_str(line.trim_end());
+    /// Ends the line that starts at `start`, without trailing whitespace.
+    fn end_line(&mut self, start: usize) {
+        let end = start + self.out[start..].trim_end().len();
+        self.out.truncate(end);
         self.out.push('\n');
     }
 
@@ -187,18 +202,13 @@ impl Writer {
             return;
         }
         self.separate();
-        let width = WIDTH
-            .saturating_sub(self.indents.concat().chars().count())
-            .max(20);
+        let indent: usize = self.indents.iter().map(|i| i.chars().count()).sum();
+        let width = WIDTH.saturating_sub(indent).max(20);
         for line in text.split('\n') {
-            for wrapped in wrap(line, width) {
-                let prefix = self.prefix();
-                self.push_line(&format!("{prefix}{wrapped}"));
-            }
+            wrap(line, width, |wrapped| self.line_of(&[wrapped]));
         }
         for (n, url) in footnotes {
-            let prefix = self.prefix();
-            self.push_line(&format!("{prefix}[{n}] {url}"));
+            self.line_of(&["[", &n.to_string(), "] ", &url]);
         }
     }
 
@@ -251,15 +261,18 @@ fn shows_its_address(shown: &str, url: &str) -> bool {
     shown.trim() == url || bare(shown) == bare(address)
 }
 
-/// `line` in lines of at most `width` characters, broken at spaces.
-fn wrap(line: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut current = String::new();
+/// `line` in lines of at most `width` characters, broken at spaces (runs
+/// of spaces become one), each handed to `emit`; an empty line is one line.
+fn wrap(line: &str, width: usize, mut emit: impl FnMut(&str)) {
+    let mut current = String::with_capacity(line.len().min(width * 4));
     let mut length = 0;
+    let mut emitted = false;
     for word in line.split(' ').filter(|w| !w.is_empty()) {
         let n = word.chars().count();
         if length > 0 && length + 1 + n > width {
-            lines.push(std::mem::take(&mut current));
+            emit(&current);
+            emitted = true;
+            current.clear();
             length = 0;
         }
         if length > 0 {
@@ -269,10 +282,9 @@ fn wrap(line: &str, width: usize) -> Vec<String> {
         current.push_str(word);
         length += n;
     }
-    if !current.is_empty() || lines.is_empty() {
-        lines.push(current);
+    if !current.is_empty() || !emitted {
+        emit(&current);
     }
-    lines
 }
 
 #[cfg(test)]

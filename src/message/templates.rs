@@ -722,8 +722,13 @@ impl Marked {
     /// text goes in as a block of ready text.
     fn text(&self) -> String {
         let values = self.values();
-        let events = with_values(&self.markdown, &values).flat_map(|event| match event {
-            Event::Text(text) if !self.fragments.is_empty() && text.contains(FRAGMENT) => {
+        let events = with_values(&self.markdown, &values);
+        // Most texts have no fragments; the pieces below cost an allocation per event.
+        if self.fragments.is_empty() {
+            return crate::message::plain_text::write(events);
+        }
+        let events = events.flat_map(|event| match event {
+            Event::Text(text) if text.contains(FRAGMENT) => {
                 let mut pieces = Vec::new();
                 let mut rest: &str = &text;
                 while let Some((start, end, index)) = next_fragment(rest) {
