@@ -377,6 +377,26 @@ async fn every_audience_name_reads_the_same_value_from_its_columns_as_from_the_w
     }
 }
 
+/// A run of the campaign `news`, started by hand, in planning.
+async fn planning_run(store: &outreach::store::Store, now: chrono::DateTime<chrono::Utc>) -> i64 {
+    use outreach::domain::{RuleKind, RunState};
+    store
+        .create_run(
+            &outreach::store::NewRun {
+                rule_id: "news",
+                rule_kind: RuleKind::Campaign,
+                occurrence: now,
+                trigger: "manual",
+                state: RunState::Planning,
+                detail: "",
+            },
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 backend_test!(a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_keeps_them);
 /// A run that had no rows when planning began is written without
 /// `ON CONFLICT` (`ExistingRows::Refuse`): should rows appear all the same
@@ -385,8 +405,8 @@ backend_test!(a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_re
 async fn a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_keeps_them(
     Db { url, .. }: Db,
 ) {
-    use outreach::domain::{MessageState, RuleKind, RunState};
-    use outreach::store::{ExistingRows, NewMessage, NewRun};
+    use outreach::domain::{MessageState, RunState};
+    use outreach::store::{ExistingRows, NewMessage};
     let t = TestApp::new(&url, NEWS).await;
     t.import(
         "external_id;email;consent\n\
@@ -402,21 +422,7 @@ async fn a_plan_that_meets_rows_it_did_not_expect_writes_nothing_and_the_retry_k
         .await
         .unwrap();
     let [a, b, c] = [0, 1, 2].map(|i| customers[i].id);
-    let run = store
-        .create_run(
-            &NewRun {
-                rule_id: "news",
-                rule_kind: RuleKind::Campaign,
-                occurrence: now,
-                trigger: "manual",
-                state: RunState::Planning,
-                detail: "",
-            },
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let run = planning_run(store, now).await;
     let insert = |ids: [i64; 2], state: MessageState, existing: ExistingRows| {
         let rows: Vec<NewMessage> = ids
             .iter()
@@ -491,8 +497,8 @@ backend_test!(a_batch_of_every_kind_of_row_is_written_as_given);
 /// codes — every row is written exactly as given, and a batch whose last
 /// row is refused writes none of its rows.
 async fn a_batch_of_every_kind_of_row_is_written_as_given(Db { url, .. }: Db) {
-    use outreach::domain::{MessageState, RuleKind, RunState};
-    use outreach::store::{ExistingRows, NewMessage, NewRun};
+    use outreach::domain::MessageState;
+    use outreach::store::{ExistingRows, NewMessage};
     let t = TestApp::new(&url, NEWS).await;
     let mut csv = String::from("external_id;email;consent\n");
     for i in 0..20 {
@@ -508,21 +514,7 @@ async fn a_batch_of_every_kind_of_row_is_written_as_given(Db { url, .. }: Db) {
         .iter()
         .map(|c| c.id)
         .collect();
-    let run = store
-        .create_run(
-            &NewRun {
-                rule_id: "news",
-                rule_kind: RuleKind::Campaign,
-                occurrence: now,
-                trigger: "manual",
-                state: RunState::Planning,
-                detail: "",
-            },
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let run = planning_run(store, now).await;
     // Customers 0–11: twelve send times, some shared; 12–14 suppressed for
     // two reasons; 15–17 with voucher codes.
     let row = |i: usize| {
