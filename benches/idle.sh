@@ -26,14 +26,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 ROWS=${BENCH_ROWS:-100000}
 SECONDS_MEASURED=${BENCH_SECONDS:-300}
 WARMUP=${BENCH_WARMUP:-30}
 BACKENDS_WANTED=${BENCH_BACKENDS:-sqlite postgres}
 PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/outreach-idle.XXXXXX")
 PG_DBS=()
@@ -65,9 +64,7 @@ log "generating $ROWS customers"
 python3 "$ROOT/benches/customers.py" "$CSV" "$ROWS"
 
 TICK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # measure BACKEND CASE DIR: starts the daemon on DIR's config and prints one result line.
 measure() {

@@ -44,23 +44,15 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 ROWS=${BENCH_ROWS:-100000}
 RUNS=${BENCH_RUNS:-3}
 PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 BUDGET_SECONDS=${BENCH_BUDGET:-300}
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 # --- tools --------------------------------------------------------------------
 
-apt_install() {
-    local pkg=$1 sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    log "installing Debian package $pkg"
-    "${sudo[@]}" apt-get install -y "$pkg" >/dev/null ||
-        { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y "$pkg" >/dev/null; }
-}
 command -v python3 >/dev/null || die "python3 is needed to generate the CSV"
 command -v sqlite3 >/dev/null || apt_install sqlite3
 [[ -x /usr/bin/time ]] || apt_install time
@@ -118,15 +110,6 @@ else
     PG_BASE="outreach_bench_$(python3 -c 'import secrets; print(secrets.token_hex(4))')"
 fi
 [[ -z $PG_NOTE ]] || log "note: $PG_NOTE"
-
-# URL of database $1 on the server of $PG_URL.
-pg_url_for() {
-    python3 - "$PG_URL" "$1" <<'EOF'
-import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1])
-print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))
-EOF
-}
 
 pg_fresh_db() { # name
     PG_DBS+=("$1")

@@ -57,13 +57,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 ROWS=${BENCH_ROWS:-1000000}
 LOAD=${BENCH_LOAD:-import}
 BACKENDS_WANTED=${BENCH_BACKENDS:-sqlite postgres}
 PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
@@ -136,14 +136,6 @@ for b in $BACKENDS_WANTED; do
 done
 [[ -z $PG_NOTE ]] || log "note: $PG_NOTE"
 
-pg_url_for() { # database name
-    python3 - "$PG_URL" "$1" <<'EOF'
-import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1])
-print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))
-EOF
-}
-
 # --- the customers ------------------------------------------------------------------
 
 # gen_customers MODE FILE: MODE csv = the import's CSV; MODE sqlite/postgres =
@@ -199,8 +191,6 @@ EOF
 BULK_COLUMNS="external_id,email,name,locale,timezone,consent,consent_at,consent_source,tags,points,tier,customer_since,birthday,attributes,created_at,updated_at"
 
 # --- config --------------------------------------------------------------------------
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 write_config() { # file db_url port
     cat >"$1" <<EOF
@@ -287,8 +277,6 @@ timed() {
 }
 
 # cpu_ticks PID: the process's user + system time so far, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 run_backend() { # backend
     local backend=$1 dir="$WORK/$1" url target port
     mkdir -p "$dir"
@@ -422,11 +410,7 @@ run_backend() { # backend
     cpu1=$(cpu_ticks "$DAEMON_PID")
     log "  daemon CPU while planning: $(awk -v a="$cpu0" -v b="$cpu1" -v t="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (b - a) / t }') s (user + system)"
     if [[ -n $perf_pid ]]; then
-        kill -INT "$perf_pid"
-        wait "$perf_pid" || true
-        log "$backend: where the daemon's time went while planning (perf, self time)"
-        perf report -i "$WORK/perf-$backend.data" --no-children --sort dso,symbol --percent-limit 1.5 --stdio 2>/dev/null |
-            grep -E '^ +[0-9.]+%' | head -40 >&2
+        perf_stop_report "$perf_pid" "$WORK/perf-$backend.data" "$backend, while planning" 1.5 40
     fi
     local hwm rss
     hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status")

@@ -58,6 +58,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 MESSAGES=${BENCH_MESSAGES:-20000}
 CONNECTIONS=${BENCH_CONNECTIONS:-8}
 SIZE=${BENCH_SIZE:-3000}
@@ -70,30 +72,11 @@ RATE=${BENCH_RATE:-0}
 DB_CONNECTIONS=${BENCH_DB_CONNECTIONS:-}
 CAMPAIGN=bench
 
-log() { printf '%s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
 # --- tools --------------------------------------------------------------------
 
-SUDO=()
-[[ $(id -u) -eq 0 ]] || SUDO=(sudo)
-apt_install() { # package...
-    log "installing Debian package(s) $*"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null ||
-        { "${SUDO[@]}" apt-get update >/dev/null &&
-            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null; }
-}
-export PATH="$PATH:/usr/sbin:/sbin"
 command -v python3 >/dev/null || die "python3 is needed to generate the CSV"
 command -v curl >/dev/null || die "curl is needed to wait for the daemon"
-if ! command -v smtp-sink >/dev/null || ! command -v smtp-source >/dev/null; then
-    # "No configuration": installs the programs without setting up a mail system.
-    echo "postfix postfix/main_mailer_type select No configuration" | "${SUDO[@]}" debconf-set-selections
-    apt_install postfix
-fi
+need_postfix_tools
 command -v sqlite3 >/dev/null || apt_install sqlite3
 command -v jq >/dev/null || apt_install jq
 CLK_TCK=$(getconf CLK_TCK)
@@ -104,21 +87,6 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/outreach-smtp-bench.XXXXXX")
 PG_DBS=()
 SINK_PID=""
 DAEMON_PID=""
-STOP_STATUS=0
-stop_pid() { # pid signal seconds; sets STOP_STATUS to the exit status
-    local pid=$1 sig=$2 secs=$3 i
-    STOP_STATUS=0
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < secs * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "warning: process $pid did not stop on SIG$sig; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || STOP_STATUS=$?
-}
 cleanup() {
     local status=$?
     set +e
@@ -165,9 +133,6 @@ except OSError:
     sys.exit(1)
 EOF
 }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 if ! port_free "$SMTP_PORT"; then
     log "note: port $SMTP_PORT is taken; using another"
     SMTP_PORT=$(free_port)
@@ -191,14 +156,6 @@ else
     BACKENDS+=(postgres)
 fi
 [[ -z $PG_NOTE ]] || log "note: $PG_NOTE"
-
-pg_url_for() { # database
-    python3 - "$PG_URL" "$1" <<'EOF'
-import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1])
-print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))
-EOF
-}
 
 # --- smtp-sink -----------------------------------------------------------------
 
@@ -340,10 +297,6 @@ EOF
 
 # --- one outreach run ------------------------------------------------------------
 
-cpu_ticks() { # pid: utime + stime
-    awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
-
 # Prints the queue (state=count …) of `outreach status --json`, one line.
 # (stderr: PostgreSQL prints a migration notice on every start)
 queue_of() { # config
@@ -475,11 +428,7 @@ run_outreach() { # backend db_url
     ticks1=$(cpu_ticks "$DAEMON_PID")
     hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$DAEMON_PID/status")
     if [[ -n $perf_pid ]]; then
-        kill -INT "$perf_pid"
-        wait "$perf_pid" || true
-        log "$backend: where the daemon's time went while sending (perf, self time)"
-        perf report -i "$WORK/perf-$backend.data" --no-children --sort dso,symbol --percent-limit 1 --stdio 2>/dev/null |
-            grep -E '^ +[0-9.]+%' | head -50 >&2
+        perf_stop_report "$perf_pid" "$WORK/perf-$backend.data" "$backend, while sending" 1 50
     fi
     stop_pid "$DAEMON_PID" TERM 30
     local daemon_status=$STOP_STATUS

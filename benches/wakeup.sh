@@ -33,30 +33,17 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 ROUNDS=${BENCH_ROUNDS:-10}
 PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 WANT_BACKENDS=${BENCH_BACKENDS:-sqlite postgres}
 
-log() { printf '%s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
 # --- tools --------------------------------------------------------------------
 
-SUDO=()
-[[ $(id -u) -eq 0 ]] || SUDO=(sudo)
-export PATH="$PATH:/usr/sbin:/sbin"
 command -v python3 >/dev/null || die "python3 is needed"
 command -v curl >/dev/null || die "curl is needed"
-if ! command -v smtp-sink >/dev/null || ! command -v smtp-source >/dev/null; then
-    echo "postfix postfix/main_mailer_type select No configuration" | "${SUDO[@]}" debconf-set-selections
-    log "installing Debian package postfix"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null ||
-        { "${SUDO[@]}" apt-get update >/dev/null &&
-            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null; }
-fi
+need_postfix_tools
 
 # --- temp folder, processes and clean-up ----------------------------------------
 
@@ -64,21 +51,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/outreach-wakeup-bench.XXXXXX")
 PG_DBS=()
 SINK_PID=""
 DAEMON_PID=""
-stop_pid() { # pid
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local status=$?
     set +e
-    [[ -z $DAEMON_PID ]] || stop_pid "$DAEMON_PID"
-    [[ -z $SINK_PID ]] || stop_pid "$SINK_PID"
+    [[ -z $DAEMON_PID ]] || stop_pid "$DAEMON_PID" TERM 30
+    [[ -z $SINK_PID ]] || stop_pid "$SINK_PID" TERM 5
     for db in "${PG_DBS[@]}"; do
         psql "$PG_URL" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 ||
             log "warning: could not drop PostgreSQL database $db"
@@ -104,9 +81,6 @@ TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
 BIN="$TARGET_DIR/release/outreach"
 [[ -x $BIN ]] || die "no binary at $BIN after the build"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 SMTP_PORT=$(free_port)
 HTTP_PORT=$(free_port)
 
@@ -312,9 +286,9 @@ bench_backend() { # backend db_url
         printf '%s\tpage\t%s\n' "$backend" "$secs" >>"$RESULTS"
         log "  $backend round $round: $(tail -n 4 "$RESULTS" | cut -f2,3 | tr '\t\n' '= ')"
     done
-    stop_pid "$DAEMON_PID"
+    stop_pid "$DAEMON_PID" TERM 30
     DAEMON_PID=""
-    stop_pid "$SINK_PID"
+    stop_pid "$SINK_PID" TERM 5
     SINK_PID=""
 }
 
