@@ -41,23 +41,16 @@ cleanup() {
     local status=$?
     set +e
     [[ -z $DAEMON_PID ]] || { kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; }
-    for db in "${PG_DBS[@]}"; do
-        psql "$PG_URL" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
-    done
+    drop_pg_dbs
     rm -rf "$WORK"
     exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-unset RUST_LOG
-while read -r var; do unset "$var"; done < <(compgen -e | grep '^OUTREACH' || true)
+plain_env
 
-log "building (cargo build --release) in $ROOT"
-(cd "$ROOT" && cargo build --quiet --release --bin outreach)
-TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-BIN="$TARGET_DIR/release/outreach"
+build_outreach
 
 CSV="$WORK/customers.csv"
 log "generating $ROWS customers"

@@ -66,34 +66,19 @@ PG_DBS=()
 cleanup() {
     local status=$?
     set +e
-    for db in "${PG_DBS[@]}"; do
-        psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 \
-            -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 ||
-            log "warning: could not drop PostgreSQL database $db"
-    done
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
+    drop_pg_dbs
+    remove_work
     exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Commands run as in the tests: no RUST_LOG, no OUTREACH* overrides.
-unset RUST_LOG
-while read -r var; do unset "$var"; done < <(compgen -e | grep '^OUTREACH' || true)
+plain_env
 
 # --- build ---------------------------------------------------------------------
 
-log "building (cargo build --release) in $ROOT"
-(cd "$ROOT" && cargo build --release --bin outreach)
-TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-BIN="$TARGET_DIR/release/outreach"
-[[ -x $BIN ]] || die "no binary at $BIN after the build"
+build_outreach
 
 # --- PostgreSQL available? -----------------------------------------------------
 

@@ -10,15 +10,18 @@ die() {
     exit 1
 }
 
-# apt_install PACKAGE…: installs Debian packages (through sudo unless root),
-# refreshing the package lists once if the first try fails.
+# as_root COMMAND…: runs it directly as root, else through sudo.
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install PACKAGE…: installs Debian packages, refreshing the package
+# lists once if the first try fails.
 apt_install() {
-    local sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
     log "installing Debian package(s) $*"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null ||
-        { "${sudo[@]}" apt-get update >/dev/null &&
-            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null; }
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null ||
+        { as_root apt-get update >/dev/null &&
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null; }
 }
 
 # need_postfix_tools: Postfix's smtp-sink and smtp-source on PATH, installed
@@ -26,9 +29,7 @@ apt_install() {
 need_postfix_tools() {
     export PATH="$PATH:/usr/sbin:/sbin"
     command -v smtp-sink >/dev/null && command -v smtp-source >/dev/null && return 0
-    local sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
+    echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
     apt_install postfix
 }
 
@@ -78,4 +79,43 @@ perf_stop_report() {
     log "where the daemon's time went ($what; perf, self time)"
     perf report -i "$data" --no-children --sort dso,symbol --percent-limit "$percent" --stdio 2>/dev/null |
         grep -E '^ +[0-9.]+%' | head -"$lines" >&2
+}
+
+# plain_env: the outreach commands run as in the tests: no RUST_LOG, no
+# OUTREACH* overrides, plain text logs with time (no journald format).
+plain_env() {
+    unset RUST_LOG JOURNAL_STREAM
+    local var
+    while read -r var; do unset "$var"; done < <(compgen -e | grep '^OUTREACH' || true)
+}
+
+# build_outreach: the release build of the checkout at $ROOT; sets BIN.
+build_outreach() {
+    log "building (cargo build --release) in $ROOT"
+    (cd "$ROOT" && cargo build --release --bin outreach)
+    local target_dir
+    target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    BIN="$target_dir/release/outreach"
+    [[ -x $BIN ]] || die "no binary at $BIN after the build"
+}
+
+# drop_pg_dbs: drops the databases a script created on $PG_URL's server
+# (listed in PG_DBS), for its clean-up.
+drop_pg_dbs() {
+    local db
+    for db in "${PG_DBS[@]}"; do
+        psql "$PG_URL" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 ||
+            log "warning: could not drop PostgreSQL database $db"
+    done
+}
+
+# remove_work: removes the script's temp folder $WORK, or with BENCH_KEEP=1
+# keeps it and says where.
+remove_work() {
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
 }
