@@ -85,6 +85,18 @@ impl Salutation {
         }))
     }
 
+    /// The salutation stored as `text` ([`Salutation::as_str`]).
+    pub fn from_stored(text: &str) -> Option<Self> {
+        [
+            Salutation::Ms,
+            Salutation::Mr,
+            Salutation::Family,
+            Salutation::Company,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Salutation::Ms => "ms",
@@ -114,15 +126,8 @@ where
 {
     fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
         let text = <&str as sqlx::Decode<DB>>::decode(value)?;
-        [
-            Salutation::Ms,
-            Salutation::Mr,
-            Salutation::Family,
-            Salutation::Company,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-        .ok_or_else(|| format!("unknown salutation {text:?} in the database").into())
+        Salutation::from_stored(text)
+            .ok_or_else(|| format!("unknown salutation {text:?} in the database").into())
     }
 }
 

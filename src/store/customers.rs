@@ -3,11 +3,12 @@
 use std::sync::LazyLock;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::sqlite_reader::{self, ColumnValue};
 use super::{Backend, Store, dispatch};
-use crate::domain::{Attributes, Customer, NewObjection, Salutation, Tags};
+use crate::domain::{Attributes, Customer, NewObjection, Tags};
 
 /// The columns of `customers` a page reads: copying every column of every
 /// row is most of what planning a large run costs, and an audience usually
@@ -35,19 +36,9 @@ impl CustomerColumns {
     /// `FromRow`: that looks every field up by name and builds an error
     /// for each column a page leaves out, per row, which was a fifth of
     /// planning's time.
-    fn decode<'r, R>(&self, row: &'r R) -> Result<Customer, sqlx::Error>
-    where
-        R: sqlx::Row,
-        usize: sqlx::ColumnIndex<R>,
-        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        NaiveDate: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        Salutation: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    {
+    pub(super) fn decode(&self, row: &impl CustomerRow) -> Result<Customer, sqlx::Error> {
         // Tags and attributes are JSON text.
-        let json = |i: usize| -> Result<String, sqlx::Error> { row.try_get(i) };
+        let json = |i: usize| -> Result<String, sqlx::Error> { row.value(i) };
         let bad = |i: usize, e: serde_json::Error| sqlx::Error::ColumnDecode {
             index: i.to_string(),
             source: Box::new(e),
@@ -55,43 +46,60 @@ impl CustomerColumns {
         let mut c = Customer::default();
         for (i, name) in self.0.iter().enumerate() {
             match *name {
-                "id" => c.id = row.try_get(i)?,
-                "external_id" => c.external_id = row.try_get(i)?,
-                "email" => c.email = row.try_get(i)?,
-                "name" => c.name = row.try_get(i)?,
-                "salutation" => c.salutation = row.try_get(i)?,
-                "first_name" => c.first_name = row.try_get(i)?,
-                "last_name" => c.last_name = row.try_get(i)?,
-                "company" => c.company = row.try_get(i)?,
-                "note" => c.note = row.try_get(i)?,
-                "phone" => c.phone = row.try_get(i)?,
-                "locale" => c.locale = row.try_get(i)?,
-                "timezone" => c.timezone = row.try_get(i)?,
-                "consent" => c.consent = row.try_get(i)?,
-                "consent_at" => c.consent_at = row.try_get(i)?,
-                "consent_source" => c.consent_source = row.try_get(i)?,
-                "phone_consent" => c.phone_consent = row.try_get(i)?,
-                "do_not_call" => c.do_not_call = row.try_get(i)?,
-                "is_business" => c.is_business = row.try_get(i)?,
-                "owner" => c.owner = row.try_get(i)?,
+                "id" => c.id = row.value(i)?,
+                "external_id" => c.external_id = row.value(i)?,
+                "email" => c.email = row.value(i)?,
+                "name" => c.name = row.value(i)?,
+                "salutation" => c.salutation = row.value(i)?,
+                "first_name" => c.first_name = row.value(i)?,
+                "last_name" => c.last_name = row.value(i)?,
+                "company" => c.company = row.value(i)?,
+                "note" => c.note = row.value(i)?,
+                "phone" => c.phone = row.value(i)?,
+                "locale" => c.locale = row.value(i)?,
+                "timezone" => c.timezone = row.value(i)?,
+                "consent" => c.consent = row.value(i)?,
+                "consent_at" => c.consent_at = row.value(i)?,
+                "consent_source" => c.consent_source = row.value(i)?,
+                "phone_consent" => c.phone_consent = row.value(i)?,
+                "do_not_call" => c.do_not_call = row.value(i)?,
+                "is_business" => c.is_business = row.value(i)?,
+                "owner" => c.owner = row.value(i)?,
                 "tags" => c.tags = Tags::try_from(json(i)?).map_err(|e| bad(i, e))?,
-                "customer_since" => c.customer_since = row.try_get(i)?,
-                "birthday" => c.birthday = row.try_get(i)?,
-                "points" => c.points = row.try_get(i)?,
-                "tier" => c.tier = row.try_get(i)?,
+                "customer_since" => c.customer_since = row.value(i)?,
+                "birthday" => c.birthday = row.value(i)?,
+                "points" => c.points = row.value(i)?,
+                "tier" => c.tier = row.value(i)?,
                 "attributes" => {
                     c.attributes = Attributes::try_from(json(i)?).map_err(|e| bad(i, e))?;
                 }
-                "unsubscribed_at" => c.unsubscribed_at = row.try_get(i)?,
-                "bad_address_at" => c.bad_address_at = row.try_get(i)?,
-                "last_personal_contact_at" => c.last_personal_contact_at = row.try_get(i)?,
-                "forgotten_at" => c.forgotten_at = row.try_get(i)?,
-                "created_at" => c.created_at = row.try_get(i)?,
-                "updated_at" => c.updated_at = row.try_get(i)?,
+                "unsubscribed_at" => c.unsubscribed_at = row.value(i)?,
+                "bad_address_at" => c.bad_address_at = row.value(i)?,
+                "last_personal_contact_at" => c.last_personal_contact_at = row.value(i)?,
+                "forgotten_at" => c.forgotten_at = row.value(i)?,
+                "created_at" => c.created_at = row.value(i)?,
+                "updated_at" => c.updated_at = row.value(i)?,
                 other => return Err(sqlx::Error::ColumnNotFound(other.to_string())),
             }
         }
         Ok(c)
+    }
+}
+
+/// A row [`CustomerColumns::decode`] reads values from, by position.
+pub(super) trait CustomerRow {
+    fn value<T: ColumnValue>(&self, index: usize) -> Result<T, sqlx::Error>;
+}
+
+impl CustomerRow for sqlx::sqlite::SqliteRow {
+    fn value<T: ColumnValue>(&self, index: usize) -> Result<T, sqlx::Error> {
+        sqlx::Row::try_get(self, index)
+    }
+}
+
+impl CustomerRow for sqlx::postgres::PgRow {
+    fn value<T: ColumnValue>(&self, index: usize) -> Result<T, sqlx::Error> {
+        sqlx::Row::try_get(self, index)
     }
 }
 
@@ -439,7 +447,8 @@ impl Store {
 
     /// Customers (not forgotten) with `id > after`, in id order: planning
     /// walks the whole table page by page with flat memory. Only `columns`
-    /// are read; the other fields keep their defaults.
+    /// are read; the other fields keep their defaults. SQLite's pages are
+    /// read without sqlx's copy of every value ([`sqlite_reader`]).
     pub async fn customers_page(
         &self,
         after: i64,
@@ -450,6 +459,13 @@ impl Store {
             "SELECT {} FROM customers WHERE id > $1 AND forgotten_at IS NULL ORDER BY id LIMIT $2",
             columns.select_list()
         );
+        if let Backend::Sqlite(pool) = &self.backend
+            && let Some(page) = sqlite_reader::customers_page(pool, &sql, after, limit, columns)
+                .await
+                .context("reading customers")?
+        {
+            return Ok(page);
+        }
         dispatch!(self, pool => {
             let rows = sqlx::query(sql.as_str())
                 .bind(after)

@@ -30,6 +30,7 @@ mod retention;
 mod runs;
 mod send_slots;
 mod signups;
+mod sqlite_reader;
 mod staff;
 mod suppressions;
 mod tasks;
@@ -247,8 +248,10 @@ pub struct Store {
 /// Rows a SQLite connection's thread may read ahead of the task that takes
 /// them (sqlx's default is 50). With 50, reading a page of customers
 /// switched between the two every few rows: planning a million customers
-/// took a fifth more of the daemon's CPU (benches/README.md). Every query
-/// collects its rows whole, so this holds no more memory than the result.
+/// took a fifth more of the daemon's CPU (benches/README.md; planning's
+/// pages are now read without sqlx, other large reads still go this way).
+/// Every query collects its rows whole, so this holds no more memory than
+/// the result.
 const SQLITE_ROWS_IN_FLIGHT: usize = 1024;
 
 impl Store {

@@ -377,6 +377,74 @@ async fn every_audience_name_reads_the_same_value_from_its_columns_as_from_the_w
     }
 }
 
+/// SQLite's pages are read straight through its C interface, which decodes
+/// only the forms outreach writes; a page with a value in another form (a
+/// timestamp set by hand, a number where a date belongs) must still read
+/// as sqlx reads it, and a broken value must still be an error.
+#[tokio::test]
+async fn a_sqlite_page_reads_every_column_and_values_in_other_forms_as_a_lookup_does() {
+    use outreach::store::CustomerColumns;
+    let Db { url, .. } = Db::sqlite();
+    let t = TestApp::new(&url, NEWS).await;
+    t.import(
+        "external_id;email;salutation;first_name;last_name;name;company;note;phone;locale;timezone;consent;consent_source;phone_consent;do_not_call;is_business;owner;tags;points;tier;customer_since;birthday;stadtteil\n\
+         A;anna@example.de;Frau;Anna;Berg;Anna Berg;Berg GmbH;ruft abends zurück;+49 221 1;de;Europe/Berlin;ja;Tresen;ja;nein;ja;maria;newsletter;120;Gold;2019-03-04;1980-02-29;Ehrenfeld\n\
+         B;ben@example.com;;;;Ben;;;;en;Europe/London;nein;;nein;ja;nein;;;0;;;;\n",
+    )
+    .await;
+    let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
+    t.app
+        .store
+        .unsubscribe(anna.id, "test", berlin(2026, 5, 1, 10, 0))
+        .await
+        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let store = &t.app.store;
+    /// The page of all columns, each customer checked against a lookup.
+    async fn page(
+        store: &outreach::store::Store,
+    ) -> anyhow::Result<Vec<outreach::domain::Customer>> {
+        let page = store.customers_page(0, 10, &CustomerColumns::all()).await?;
+        for (external_id, paged) in ["A", "B"].iter().zip(&page) {
+            let looked_up = store.find_customer(external_id).await.unwrap();
+            assert_eq!(looked_up.as_ref(), Some(paged), "customer {external_id}");
+        }
+        Ok(page)
+    }
+    assert_eq!(page(store).await.unwrap().len(), 2);
+
+    // Forms sqlx reads but outreach does not write: without `T` or zone,
+    // without seconds, with `Z`.
+    sqlx::query(
+        "UPDATE customers SET created_at = '2025-06-01 12:00:00', consent_at = '2025-06-01T12:00',
+                last_personal_contact_at = '2026-04-30T08:00:00Z' WHERE external_id = 'B'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let read = page(store).await.unwrap();
+    let ben = &read[1];
+    let noon = chrono::DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z").unwrap();
+    assert_eq!(ben.created_at, noon);
+    assert_eq!(ben.consent_at, Some(noon.into()));
+    assert_eq!(
+        ben.last_personal_contact_at,
+        Some(
+            chrono::DateTime::parse_from_rfc3339("2026-04-30T08:00:00Z")
+                .unwrap()
+                .into()
+        )
+    );
+
+    // Broken JSON in a column is an error, as it was before.
+    sqlx::query("UPDATE customers SET tags = 'kaputt' WHERE external_id = 'A'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = page(store).await.unwrap_err();
+    assert!(format!("{err:#}").contains("reading customers"), "{err:#}");
+}
+
 /// A run of the campaign `news`, started by hand, in planning.
 async fn planning_run(store: &outreach::store::Store, now: chrono::DateTime<chrono::Utc>) -> i64 {
     use outreach::domain::{RuleKind, RunState};
