@@ -27,7 +27,7 @@ impl CustomerColumns {
         CustomerColumns(names.into_iter().collect())
     }
 
-    fn select_list(&self) -> String {
+    pub(super) fn select_list(&self) -> String {
         self.0.join(", ")
     }
 
@@ -460,9 +460,10 @@ impl Store {
             columns.select_list()
         );
         if let Backend::Sqlite(pool) = &self.backend
-            && let Some(page) = sqlite_reader::customers_page(pool, &sql, after, limit, columns)
-                .await
-                .context("reading customers")?
+            && let Some(page) =
+                sqlite_reader::customers_page(pool, sql.clone(), after, limit, columns.clone())
+                    .await
+                    .context("reading customers")?
         {
             return Ok(page);
         }

@@ -246,22 +246,22 @@ impl Store {
             .map(|_| ()),
             // SQLite has no arrays: each batch goes as JSON that SQLite
             // takes apart itself, in one transaction (a refused row undoes
-            // the batch). Rows that differ only in their customer go as a
-            // flat array of integers, each the customer and the row's group
-            // (see `sqlite_groups`), in the batch's order: inserted group
-            // by group instead, each group's rows landed between the
-            // previous group's in the outbox's key and indexes, which made
-            // SQLite's planning a tenth slower (benches/README.md). Taking
-            // an array of rows apart costs
-            // SQLite a text copy and a parse of every row, so only the
-            // rest go that way. (`WHERE true` tells the parser that the
-            // `ON CONFLICT` belongs to the `INSERT`.)
+            // the batch). Rows that differ only in their customer go in one
+            // statement, in the batch's order, as a flat array of integers,
+            // each the customer and the row's group (`sqlite_groups`).
+            // Inserted group by group instead, each group's rows landed
+            // between the previous group's in the outbox's key and indexes,
+            // which made SQLite's planning a tenth slower
+            // (benches/README.md). The rest (voucher codes, more than eight
+            // groups) go after them as an array of rows, which costs SQLite
+            // a text copy and a parse of every row. (`WHERE true` tells the
+            // parser that the `ON CONFLICT` belongs to the `INSERT`.)
             Backend::Sqlite(pool) => {
                 let _writer = self.write_guard().await;
                 let (groups, others) = sqlite_groups(rows);
                 async {
                     let mut tx = pool.begin().await?;
-                    if let Some(Grouped { alike, ids }) = &groups {
+                    if let Some(Grouped { alike, packed }) = &groups {
                         let pick = |column: usize| {
                             let arms: String = (0..alike.len())
                                 .map(|g| format!(" WHEN {g} THEN ${}", 5 + 3 * g + column))
@@ -281,7 +281,7 @@ impl Store {
                             .bind(run_id)
                             .bind(domain)
                             .bind(now)
-                            .bind(ids);
+                            .bind(packed);
                         for same in alike {
                             insert = insert.bind(same.state).bind(same.reason).bind(same.not_before);
                         }
@@ -707,7 +707,7 @@ impl Store {
     }
 }
 
-/// What the rows of one flat SQLite insert share.
+/// What the rows of one group of a SQLite insert share.
 #[derive(Clone, Copy, PartialEq)]
 struct SameRow<'a> {
     state: MessageState,
@@ -726,15 +726,16 @@ const GROUP_MASK: i64 = (1 << GROUP_BITS) - 1;
 /// array of `customer_id << 3 | group`.
 struct Grouped<'a> {
     alike: Vec<SameRow<'a>>,
-    ids: String,
+    packed: String,
 }
 
 /// A batch for SQLite: its grouped rows, if any, and the rest (those with
-/// a voucher code, beyond eight groups, or with an id that does not shift).
+/// a voucher code, beyond eight groups, or with a negative id or one of
+/// 2⁶⁰ or more).
 fn sqlite_groups(rows: &[NewMessage]) -> (Option<Grouped<'_>>, Vec<&NewMessage>) {
     use std::fmt::Write;
-    let mut groups: Vec<SameRow<'_>> = Vec::new();
-    let mut ids = String::from("[");
+    let mut alike: Vec<SameRow<'_>> = Vec::new();
+    let mut packed = String::from("[");
     let mut others = Vec::new();
     for row in rows {
         let same = SameRow {
@@ -742,34 +743,31 @@ fn sqlite_groups(rows: &[NewMessage]) -> (Option<Grouped<'_>>, Vec<&NewMessage>)
             reason: row.reason.as_deref(),
             not_before: row.not_before,
         };
-        let group = match groups.iter().position(|s| *s == same) {
-            _ if row.voucher_code.is_some() => None,
+        let shifted = row
+            .customer_id
+            .checked_mul(1 << GROUP_BITS)
+            .filter(|s| *s >= 0);
+        let group = match alike.iter().position(|s| *s == same) {
+            _ if row.voucher_code.is_some() || shifted.is_none() => None,
             Some(g) => Some(g),
-            None if groups.len() <= GROUP_MASK as usize => {
-                groups.push(same);
-                Some(groups.len() - 1)
+            None if alike.len() <= GROUP_MASK as usize => {
+                alike.push(same);
+                Some(alike.len() - 1)
             }
             None => None,
         };
-        let packed = group.and_then(|g| {
-            let shifted = row
-                .customer_id
-                .checked_mul(1 << GROUP_BITS)
-                .filter(|s| *s >= 0)?;
-            Some(shifted | g as i64)
-        });
-        match packed {
-            Some(value) => {
-                if ids.len() > 1 {
-                    ids.push(',');
+        match shifted.zip(group) {
+            Some((shifted, g)) => {
+                if packed.len() > 1 {
+                    packed.push(',');
                 }
-                let _ = write!(ids, "{value}");
+                let _ = write!(packed, "{}", shifted | g as i64);
             }
             None => others.push(row),
         }
     }
-    ids.push(']');
-    let grouped = (ids.len() > 2).then_some(Grouped { alike: groups, ids });
+    packed.push(']');
+    let grouped = (packed.len() > 2).then_some(Grouped { alike, packed });
     (grouped, others)
 }
 

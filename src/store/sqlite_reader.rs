@@ -4,15 +4,18 @@
 //! its connection's thread, and hands the rows over one by one. For the
 //! million customers of a large run, that took longer than SQLite's own
 //! work, deciding the rows and writing them together (benches/README.md).
-//! Here a page is stepped through on the calling task, with the
+//! Here a page is stepped through with SQLite's C interface on a blocking
+//! thread (as sqlx's own calls run off the async workers), with the
 //! connection locked (sqlx's `lock_handle`: its thread makes no call on
 //! the connection meanwhile), and each value is decoded where SQLite
 //! keeps it.
 //!
 //! Only values in the forms outreach writes are decoded here
-//! ([`ColumnValue::from_sqlite`]). A page holding any other value (a
-//! timestamp written by hand, say) is read again through sqlx, whose
-//! decoding accepts more forms and names what is wrong.
+//! ([`ColumnValue::from_sqlite`]). A page holding anything else (a
+//! timestamp written by hand, say, or broken JSON) is read again through
+//! sqlx, whose decoding accepts more forms and names what is wrong.
+//! Connections to a shared in-memory cache (`cache=shared`), which sqlx
+//! waits on with unlock notifications, are not supported here.
 
 // SQLite's C interface: every call carries a SAFETY comment.
 #![allow(unsafe_code)]
@@ -26,37 +29,42 @@ use chrono::{DateTime, NaiveDate, Utc};
 use libsqlite3_sys as ffi;
 use sqlx::SqlitePool;
 use sqlx::sqlite::LockedSqliteHandle;
+use tracing::debug;
 
 use super::customers::{CustomerColumns, CustomerRow};
 use crate::domain::{Customer, Salutation};
 
 /// Runs `sql` (a page query of `columns`, with `$1` the id to read after
 /// and `$2` the page size) and decodes its rows. `None` when a value is
-/// in a form outreach does not write: the caller reads the page through
-/// sqlx instead.
-///
-/// A page of a few thousand rows takes a millisecond or two, stepped
-/// through on this task without a pause.
+/// not one this module decodes: the caller reads the page through sqlx
+/// instead.
 pub(super) async fn customers_page(
     pool: &SqlitePool,
-    sql: &str,
+    sql: String,
     after: i64,
     limit: i64,
-    columns: &CustomerColumns,
+    columns: CustomerColumns,
 ) -> Result<Option<Vec<Customer>>> {
     let mut connection = pool.acquire().await?;
-    let mut locked = connection.lock_handle().await?;
-    let mut statement = Statement::prepare(&mut locked, sql)?;
-    statement.bind(1, after)?;
-    statement.bind(2, limit)?;
-    let mut customers = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
-    while statement.step()? {
-        match columns.decode(&statement) {
-            Ok(customer) => customers.push(customer),
-            Err(_) => return Ok(None),
+    tokio::task::spawn_blocking(move || {
+        // Locking waits only for sqlx's thread to let go of the connection.
+        let mut locked = futures::executor::block_on(connection.lock_handle())?;
+        let mut statement = Statement::prepare(&mut locked, &sql)?;
+        statement.bind(c"$1", after)?;
+        statement.bind(c"$2", limit)?;
+        let mut customers = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(10_000));
+        while statement.step()? {
+            match columns.decode(&statement) {
+                Ok(customer) => customers.push(customer),
+                Err(e) => {
+                    debug!(error = %e, "a page of customers is read through sqlx");
+                    return Ok(None);
+                }
+            }
         }
-    }
-    Ok(Some(customers))
+        Ok(Some(customers))
+    })
+    .await?
 }
 
 /// A prepared statement on a locked connection, finalized when dropped.
@@ -64,6 +72,8 @@ struct Statement<'c> {
     db: NonNull<ffi::sqlite3>,
     raw: NonNull<ffi::sqlite3_stmt>,
     columns: c_int,
+    /// Whether the last step gave a row, whose values may be read.
+    on_row: bool,
     /// The connection stays locked while the statement lives.
     _locked: PhantomData<&'c mut ()>,
 }
@@ -101,16 +111,25 @@ impl<'c> Statement<'c> {
             db,
             raw,
             columns,
+            on_row: false,
             _locked: PhantomData,
         })
     }
 
-    fn bind(&mut self, index: c_int, value: i64) -> Result<()> {
-        // SAFETY: `raw` is a live statement of this connection, not being stepped.
-        let rc = unsafe { ffi::sqlite3_bind_int64(self.raw.as_ptr(), index, value) };
+    /// Binds the parameter `name` (`$1` …) of the statement.
+    fn bind(&mut self, name: &CStr, value: i64) -> Result<()> {
+        // SAFETY: `raw` is a live statement of this connection, not being
+        // stepped; `name` is NUL-terminated.
+        let rc = unsafe {
+            match ffi::sqlite3_bind_parameter_index(self.raw.as_ptr(), name.as_ptr()) {
+                0 => bail!("a page query has no parameter {}", name.to_string_lossy()),
+                index => ffi::sqlite3_bind_int64(self.raw.as_ptr(), index, value),
+            }
+        };
         if rc != ffi::SQLITE_OK {
             bail!(
-                "SQLite could not bind parameter {index}: {}",
+                "SQLite could not bind {}: {}",
+                name.to_string_lossy(),
                 error_text(self.db, rc)
             );
         }
@@ -121,8 +140,10 @@ impl<'c> Statement<'c> {
     /// every borrow of the previous row's text first.
     fn step(&mut self) -> Result<bool> {
         // SAFETY: `raw` is a live statement of this connection, which only
-        // this task uses while it is locked.
-        match unsafe { ffi::sqlite3_step(self.raw.as_ptr()) } {
+        // this thread uses while it is locked.
+        let rc = unsafe { ffi::sqlite3_step(self.raw.as_ptr()) };
+        self.on_row = rc == ffi::SQLITE_ROW;
+        match rc {
             ffi::SQLITE_ROW => Ok(true),
             ffi::SQLITE_DONE => Ok(false),
             rc => bail!(
@@ -132,8 +153,11 @@ impl<'c> Statement<'c> {
         }
     }
 
-    /// Column `index` of the current row.
+    /// Column `index` of the current row; `None` off a row.
     fn column(&self, index: usize) -> Option<Value<'_>> {
+        if !self.on_row {
+            return None;
+        }
         let column = c_int::try_from(index).ok().filter(|&c| c < self.columns)?;
         Some(Value {
             raw: self.raw,
@@ -192,14 +216,15 @@ impl<'s> Value<'s> {
         }
         let raw = self.raw.as_ptr();
         // SAFETY: as in `kind`; the value is text, so `sqlite3_column_text`
-        // converts nothing and returns the stored bytes, `sqlite3_column_bytes`
-        // their length. They stay valid until the next step, which needs
-        // `&mut Statement` and so cannot happen while `'s` lasts.
+        // returns it as UTF-8 (NULL only when out of memory), and
+        // `sqlite3_column_bytes`, called after it, its length. They stay
+        // valid until the next step, which needs `&mut Statement` and so
+        // cannot happen while `'s` lasts.
         let bytes = unsafe {
             let text = ffi::sqlite3_column_text(raw, self.column);
             let len = usize::try_from(ffi::sqlite3_column_bytes(raw, self.column)).ok()?;
             if text.is_null() {
-                return Some("");
+                return None;
             }
             std::slice::from_raw_parts(text, len)
         };
@@ -278,5 +303,59 @@ impl<T: ColumnValue> ColumnValue for Option<T> {
         } else {
             T::from_sqlite(value).map(Some)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::store::{Backend, Store};
+
+    /// What outreach writes is decoded here; a timestamp in another form
+    /// sends the page to sqlx (`None`), which the store's tests check
+    /// reads the same.
+    #[tokio::test]
+    async fn decodes_what_outreach_writes_and_leaves_other_forms_to_sqlx() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("outreach.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let Backend::Sqlite(pool) = &store.backend else {
+            unreachable!("a SQLite URL")
+        };
+        let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 30, 15).unwrap();
+        sqlx::query(
+            "INSERT INTO customers (email, consent, tags, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind("anna@example.de")
+        .bind(true)
+        .bind(r#"["newsletter"]"#)
+        .bind(at)
+        .execute(pool)
+        .await
+        .unwrap();
+        let columns = CustomerColumns::only(["id", "email", "consent", "tags", "created_at"]);
+        let sql = format!(
+            "SELECT {} FROM customers WHERE id > $1 ORDER BY id LIMIT $2",
+            columns.select_list()
+        );
+        let read = || customers_page(pool, sql.clone(), 0, 10, columns.clone());
+
+        let page = read().await.unwrap().expect("decoded without sqlx");
+        let [anna] = page.as_slice() else {
+            panic!("one customer: {page:?}")
+        };
+        assert_eq!(anna.email.as_deref(), Some("anna@example.de"));
+        assert!(anna.consent);
+        assert_eq!(anna.tags.0, ["newsletter"]);
+        assert_eq!(anna.created_at, at);
+
+        sqlx::query("UPDATE customers SET created_at = '2026-05-01 08:30:15'")
+            .execute(pool)
+            .await
+            .unwrap();
+        assert!(read().await.unwrap().is_none(), "left to sqlx");
     }
 }
