@@ -319,6 +319,18 @@ async fn a_template_with_an_undefined_variable_fails_check_with_file_and_line() 
     assert!(err.contains("typo.de.md: line 3: undefined value"), "{err}");
 }
 
+/// Imports `csv` (customers A and B) and unsubscribes A, so that a page
+/// holds a timestamp as well as a missing one.
+async fn import_and_unsubscribe_a(t: &TestApp, csv: &str) {
+    t.import(csv).await;
+    let a = t.app.store.find_customer("A").await.unwrap().unwrap();
+    t.app
+        .store
+        .unsubscribe(a.id, "test", berlin(2026, 5, 1, 10, 0))
+        .await
+        .unwrap();
+}
+
 backend_test!(every_audience_name_reads_the_same_value_from_its_columns_as_from_the_whole_row);
 /// Planning reads only the columns its audience needs (`columns_read_by`):
 /// every name an audience can read must give the same value from those
@@ -329,18 +341,13 @@ async fn every_audience_name_reads_the_same_value_from_its_columns_as_from_the_w
     use outreach::context::{columns_read_by, customer_value_on};
     use outreach::store::CustomerColumns;
     let t = TestApp::new(&url, NEWS).await;
-    t.import(
+    import_and_unsubscribe_a(
+        &t,
         "external_id;email;name;phone;locale;timezone;consent;phone_consent;do_not_call;is_business;owner;tags;points;tier;customer_since;birthday;stadtteil\n\
          A;anna@example.de;Anna;+49 221 1;de;Europe/Berlin;ja;ja;nein;nein;;newsletter;120;Gold;2019-03-04;1980-02-29;Ehrenfeld\n\
          B;ben@example.com;Ben;;en;Europe/London;nein;nein;ja;ja;;stammgast;0;;;;Nippes\n",
     )
     .await;
-    let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
-    t.app
-        .store
-        .unsubscribe(anna.id, "test", berlin(2026, 5, 1, 10, 0))
-        .await
-        .unwrap();
     let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
     let full = t
         .app
@@ -386,18 +393,13 @@ async fn a_sqlite_page_reads_every_column_and_values_in_other_forms_as_a_lookup_
     use outreach::store::CustomerColumns;
     let Db { url, .. } = Db::sqlite();
     let t = TestApp::new(&url, NEWS).await;
-    t.import(
+    import_and_unsubscribe_a(
+        &t,
         "external_id;email;salutation;first_name;last_name;name;company;note;phone;locale;timezone;consent;consent_source;phone_consent;do_not_call;is_business;owner;tags;points;tier;customer_since;birthday;stadtteil\n\
          A;anna@example.de;Frau;Anna;Berg;Anna Berg;Berg GmbH;ruft abends zurück;+49 221 1;de;Europe/Berlin;ja;Tresen;ja;nein;ja;maria;newsletter;120;Gold;2019-03-04;1980-02-29;Ehrenfeld\n\
          B;ben@example.com;;;;Ben;;;;en;Europe/London;nein;;nein;ja;nein;;;0;;;;\n",
     )
     .await;
-    let anna = t.app.store.find_customer("A").await.unwrap().unwrap();
-    t.app
-        .store
-        .unsubscribe(anna.id, "test", berlin(2026, 5, 1, 10, 0))
-        .await
-        .unwrap();
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let store = &t.app.store;
     /// The page of all columns, each customer checked against a lookup.
