@@ -27,8 +27,13 @@ impl CustomerColumns {
         CustomerColumns(names.into_iter().collect())
     }
 
-    pub(super) fn select_list(&self) -> String {
-        self.0.join(", ")
+    /// The page query of these columns: customers (not forgotten) with
+    /// `id > $1`, in id order, `$2` at most.
+    pub(super) fn page_query(&self) -> String {
+        format!(
+            "SELECT {} FROM customers WHERE id > $1 AND forgotten_at IS NULL ORDER BY id LIMIT $2",
+            self.0.join(", ")
+        )
     }
 
     /// A customer from a row of exactly these columns, in this order; the
@@ -455,18 +460,14 @@ impl Store {
         limit: i64,
         columns: &CustomerColumns,
     ) -> Result<Vec<Customer>> {
-        let sql = format!(
-            "SELECT {} FROM customers WHERE id > $1 AND forgotten_at IS NULL ORDER BY id LIMIT $2",
-            columns.select_list()
-        );
         if let Backend::Sqlite(pool) = &self.backend
-            && let Some(page) =
-                sqlite_reader::customers_page(pool, sql.clone(), after, limit, columns.clone())
-                    .await
-                    .context("reading customers")?
+            && let Some(page) = sqlite_reader::customers_page(pool, after, limit, columns.clone())
+                .await
+                .context("reading customers")?
         {
             return Ok(page);
         }
+        let sql = columns.page_query();
         dispatch!(self, pool => {
             let rows = sqlx::query(sql.as_str())
                 .bind(after)

@@ -34,13 +34,11 @@ use tracing::debug;
 use super::customers::{CustomerColumns, CustomerRow};
 use crate::domain::{Customer, Salutation};
 
-/// Runs `sql` (a page query of `columns`, with `$1` the id to read after
-/// and `$2` the page size) and decodes its rows. `None` when a value is
-/// not one this module decodes: the caller reads the page through sqlx
-/// instead.
+/// Runs the page query of `columns` ([`CustomerColumns::page_query`]) and
+/// decodes its rows. `None` when a value is not one this module decodes:
+/// the caller reads the page through sqlx instead.
 pub(super) async fn customers_page(
     pool: &SqlitePool,
-    sql: String,
     after: i64,
     limit: i64,
     columns: CustomerColumns,
@@ -49,7 +47,7 @@ pub(super) async fn customers_page(
     tokio::task::spawn_blocking(move || {
         // Locking waits only for sqlx's thread to let go of the connection.
         let mut locked = futures::executor::block_on(connection.lock_handle())?;
-        let mut statement = Statement::prepare(&mut locked, &sql)?;
+        let mut statement = Statement::prepare(&mut locked, &columns.page_query())?;
         statement.bind(c"$1", after)?;
         statement.bind(c"$2", limit)?;
         let mut customers = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(10_000));
@@ -337,11 +335,7 @@ mod tests {
         .await
         .unwrap();
         let columns = CustomerColumns::only(["id", "email", "consent", "tags", "created_at"]);
-        let sql = format!(
-            "SELECT {} FROM customers WHERE id > $1 ORDER BY id LIMIT $2",
-            columns.select_list()
-        );
-        let read = || customers_page(pool, sql.clone(), 0, 10, columns.clone());
+        let read = || customers_page(pool, 0, 10, columns.clone());
 
         let page = read().await.unwrap().expect("decoded without sqlx");
         let [anna] = page.as_slice() else {
