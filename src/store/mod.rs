@@ -30,6 +30,7 @@ mod retention;
 mod runs;
 mod send_slots;
 mod signups;
+mod sqlite_checkpoint;
 mod sqlite_reader;
 mod staff;
 mod suppressions;
@@ -65,6 +66,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+
+use sqlite_checkpoint::Checkpoints;
 
 #[derive(Debug, Clone)]
 pub enum Backend {
@@ -288,14 +291,21 @@ impl Store {
                 private_sqlite_files(&path)?;
             }
             // An in-memory database exists per connection: keep exactly one.
+            // It has no write-ahead log, so nothing to checkpoint either.
             let max = if in_memory { 1 } else { max_connections.max(1) };
-            Backend::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(max)
-                    .connect_with(options)
-                    .await
-                    .with_context(|| format!("cannot open SQLite database {}", path.display()))?,
-            )
+            let mut pool = SqlitePoolOptions::new().max_connections(max);
+            let checkpoints = (!in_memory).then(Checkpoints::new);
+            if let Some(checkpoints) = checkpoints {
+                pool = pool.after_connect(move |conn, _| Box::pin(checkpoints.install(conn)));
+            }
+            let pool = pool
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+            if let Some(checkpoints) = checkpoints {
+                tokio::spawn(checkpoints.run(pool.clone()));
+            }
+            Backend::Sqlite(pool)
         } else {
             let mut options = PgConnectOptions::from_str(url).with_context(|| {
                 format!(

@@ -1,0 +1,186 @@
+//! SQLite's checkpoints, moved off the connection that commits.
+//!
+//! In WAL mode a commit appends pages to the write-ahead log, and a
+//! checkpoint copies them back into the database file. SQLite's own rule
+//! makes the connection whose commit took the log past 1000 pages do that
+//! copy before its commit returns. Planning a large run is one long series
+//! of commits on one connection, and there the copies took a sixth of the
+//! time (benches/README.md). Here a commit that leaves 1000 pages or more
+//! in the log only wakes a task. That task checkpoints on another
+//! connection, and so on another thread, while the writer goes on. The
+//! checkpoint is PASSIVE: it never waits for a writer or blocks one.
+//!
+//! The log starts over only when it has been copied whole between two
+//! transactions. A writer that never pauses can keep the task one step
+//! behind, so at [`INLINE_PAGES`] the committing connection checkpoints
+//! itself, as SQLite would have: that bounds the log.
+
+// SQLite's C interface: every call carries a SAFETY comment.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_void};
+
+use libsqlite3_sys as ffi;
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::Notify;
+use tracing::debug;
+
+/// Pages in the log at which a commit wakes the checkpoint task (SQLite's
+/// own threshold for a checkpoint).
+const BACKGROUND_PAGES: c_int = 1000;
+/// Pages in the log at which the committing connection checkpoints itself
+/// (40 MB with SQLite's 4 KiB pages).
+const INLINE_PAGES: c_int = 10_000;
+
+/// The checkpoint task of one database, and what wakes it.
+pub(super) struct Checkpoints {
+    wake: Notify,
+}
+
+impl Checkpoints {
+    /// One per opened database. It lives as long as the process: SQLite
+    /// calls it from connections, which may outlive the store that opened
+    /// them (a few bytes per database opened).
+    pub fn new() -> &'static Checkpoints {
+        Box::leak(Box::new(Checkpoints {
+            wake: Notify::new(),
+        }))
+    }
+
+    /// Makes a new connection's commits wake the task instead of
+    /// checkpointing themselves (this replaces SQLite's own rule).
+    pub async fn install(&'static self, conn: &mut SqliteConnection) -> sqlx::Result<()> {
+        let mut locked = conn.lock_handle().await?;
+        let db = locked.as_raw_handle();
+        let context: *const Checkpoints = self;
+        // SAFETY: `db` is an open connection, locked for us (sqlx's thread
+        // makes no call on it meanwhile); the context is `'static` and
+        // `after_commit` only reads it.
+        unsafe {
+            ffi::sqlite3_wal_hook(db.as_ptr(), Some(after_commit), context as *mut c_void);
+        }
+        Ok(())
+    }
+
+    /// Checkpoints each time a commit asks for it, until the pool is closed.
+    pub async fn run(&'static self, pool: SqlitePool) {
+        loop {
+            self.wake.notified().await;
+            if pool.is_closed() {
+                return;
+            }
+            // Failing here only leaves the pages in the log a while longer:
+            // the next commit asks again, and the inline rule bounds the log.
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                debug!(error = %e, "a background checkpoint failed");
+            }
+        }
+    }
+}
+
+/// SQLite's hook after each commit in WAL mode, with the log's size in pages.
+extern "C" fn after_commit(
+    context: *mut c_void,
+    db: *mut ffi::sqlite3,
+    name: *const c_char,
+    pages: c_int,
+) -> c_int {
+    // SAFETY: the context is the `&'static Checkpoints` given in `install`.
+    let checkpoints = unsafe { &*(context as *const Checkpoints) };
+    if pages >= INLINE_PAGES {
+        // SAFETY: SQLite calls the hook on the connection's own call, after
+        // the commit, where a checkpoint of the named database is allowed
+        // (its default hook does this). A checkpoint that cannot be made
+        // now is left to the next commit, as SQLite's own rule leaves it.
+        unsafe {
+            ffi::sqlite3_wal_checkpoint(db, name);
+        }
+    } else if pages >= BACKGROUND_PAGES {
+        checkpoints.wake.notify_one();
+    }
+    ffi::SQLITE_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::pool::PoolConnection;
+    use sqlx::{Sqlite, SqlitePool};
+
+    use super::*;
+    use crate::store::{Backend, Store};
+
+    /// A file database with one connection: while the test holds it, the
+    /// checkpoint task cannot run.
+    async fn one_connection() -> (tempfile::TempDir, std::path::PathBuf, SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outreach.db");
+        let store = Store::connect(&format!("sqlite://{}", path.display()), 1)
+            .await
+            .unwrap();
+        let Backend::Sqlite(pool) = store.backend else {
+            unreachable!("a SQLite URL")
+        };
+        sqlx::query("CREATE TABLE pages (b BLOB)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        (dir, path, pool)
+    }
+
+    /// Commits about `pages` pages of new rows.
+    async fn write_pages(conn: &mut PoolConnection<Sqlite>, pages: u32) {
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+             INSERT INTO pages SELECT randomblob(4000) FROM n",
+        )
+        .bind(pages)
+        .execute(&mut **conn)
+        .await
+        .unwrap();
+    }
+
+    fn size(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_commit_leaves_the_copy_to_the_task() {
+        let (_dir, path, pool) = one_connection().await;
+        let mut conn = pool.acquire().await.unwrap();
+        write_pages(&mut conn, 1200).await;
+        // SQLite's own rule would have copied the pages before the commit returned.
+        assert!(
+            size(&path) < 1_000_000,
+            "the commit checkpointed itself: {} bytes",
+            size(&path)
+        );
+        drop(conn);
+        let copied = async {
+            while size(&path) < 1200 * 4000 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), copied)
+            .await
+            .expect("the task copied the log into the database file");
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_never_pauses_still_bounds_the_log() {
+        let (_dir, path, pool) = one_connection().await;
+        let wal = path.with_extension("db-wal");
+        let mut conn = pool.acquire().await.unwrap();
+        for _ in 0..60 {
+            write_pages(&mut conn, 250).await;
+        }
+        // The log restarts after a checkpoint: its file never grows past
+        // the bound and one commit (frames of a page and a 24-byte header).
+        let most = (INLINE_PAGES as u64 + 300) * (4096 + 24);
+        assert!(size(&wal) > 0, "no log at {}", wal.display());
+        assert!(size(&wal) < most, "log of {} bytes", size(&wal));
+        assert!(size(&path) > 8_000 * 4000, "the pages were copied");
+    }
+}
