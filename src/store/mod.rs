@@ -257,6 +257,9 @@ pub struct Store {
 /// the result.
 const SQLITE_ROWS_IN_FLIGHT: usize = 1024;
 
+/// Attempts of [`Store::checkpoint`], 50 ms apart.
+const CHECKPOINT_TRIES: u32 = 20;
+
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`). A SQLite file
     /// and its folder are created if missing, private to this user
@@ -465,15 +468,28 @@ impl Store {
     /// (with `secure_delete` the freed space was overwritten). False if a
     /// reader kept part of the log in use; the rest moves at the next
     /// checkpoint. PostgreSQL: nothing to do here (its own vacuum reclaims).
+    ///
+    /// SQLite runs one checkpoint at a time and answers busy at once to a
+    /// second: the commit that erased may just have woken the background
+    /// checkpoint (`sqlite_checkpoint`), or a daemon makes one. So a busy
+    /// answer is tried again for up to a second before it counts.
     pub async fn checkpoint(&self) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(pool) => {
-                let (busy, _, _): (i64, i64, i64) =
-                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetch_one(pool)
-                        .await
-                        .context("checkpointing the database")?;
-                Ok(busy == 0)
+                for attempt in 1..=CHECKPOINT_TRIES {
+                    let (busy, _, _): (i64, i64, i64) =
+                        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                            .fetch_one(pool)
+                            .await
+                            .context("checkpointing the database")?;
+                    if busy == 0 {
+                        return Ok(true);
+                    }
+                    if attempt < CHECKPOINT_TRIES {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                Ok(false)
             }
             Backend::Postgres(_) => Ok(true),
         }

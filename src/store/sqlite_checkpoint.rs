@@ -2,13 +2,15 @@
 //!
 //! In WAL mode a commit appends pages to the write-ahead log, and a
 //! checkpoint copies them back into the database file. SQLite's own rule
-//! makes the connection whose commit took the log past 1000 pages do that
-//! copy before its commit returns. Planning a large run is one long series
-//! of commits on one connection, and there the copies took a sixth of the
-//! time (benches/README.md). Here a commit that leaves 1000 pages or more
-//! in the log only wakes a task. That task checkpoints on another
-//! connection, and so on another thread, while the writer goes on. The
-//! checkpoint is PASSIVE: it never waits for a writer or blocks one.
+//! makes every commit that leaves 1000 pages or more in the log do that
+//! copy before it returns. Planning a large run is one long series of
+//! commits on one connection, and there the copies took a sixth of the
+//! time (benches/README.md). Here such a commit only wakes a task. That
+//! task checkpoints on another of the pool's connections, and so on
+//! another thread, while the writer goes on. The checkpoint is PASSIVE: it
+//! never waits for a writer or a reader, and blocks neither. SQLite runs
+//! one checkpoint at a time, so another one started meanwhile is answered
+//! busy ([`super::Store::checkpoint`] tries again).
 //!
 //! The log starts over only when it has been copied whole between two
 //! transactions. A writer that never pauses can keep the task one step
@@ -62,7 +64,8 @@ impl Checkpoints {
         Ok(())
     }
 
-    /// Checkpoints each time a commit asks for it, until the pool is closed.
+    /// Checkpoints each time a commit asks for it. A wake after the pool
+    /// was closed ends it; without one it waits, holding no connection.
     pub async fn run(&'static self, pool: SqlitePool) {
         loop {
             self.wake.notified().await;
