@@ -12,4 +12,7 @@ if ! python3 -c 'import croniter' 2>/dev/null; then
         { echo "schedules: cannot install croniter with pip" >&2; exit 1; }
 fi
 cargo build --quiet --example occurrences
-exec python3 tests/schedules/compare_croniter.py target/debug/examples/occurrences --cases 6000
+# Wherever cargo builds (CARGO_TARGET_DIR or the workspace's own target/).
+target=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+exec python3 tests/schedules/compare_croniter.py "$target/debug/examples/occurrences" --cases 6000
