@@ -572,6 +572,25 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A SQLite store in a folder of its own (gone when the `TempDir` is
+/// dropped), with its file and its pool, for the tests of the modules that
+/// call SQLite directly.
+#[cfg(test)]
+async fn temp_sqlite(
+    connections: u32,
+) -> (tempfile::TempDir, std::path::PathBuf, Store, SqlitePool) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("outreach.db");
+    let store = Store::connect(&format!("sqlite://{}", path.display()), connections)
+        .await
+        .expect("a new SQLite database");
+    let Backend::Sqlite(pool) = &store.backend else {
+        unreachable!("a SQLite URL")
+    };
+    let pool = pool.clone();
+    (dir, path, store, pool)
+}
+
 #[cfg(test)]
 mod tests {
     /// The rule in the module docs: a `RETURNING` statement is read to its

@@ -109,23 +109,15 @@ extern "C" fn after_commit(
 
 #[cfg(test)]
 mod tests {
+    use sqlx::Sqlite;
     use sqlx::pool::PoolConnection;
-    use sqlx::{Sqlite, SqlitePool};
 
     use super::*;
-    use crate::store::{Backend, Store};
 
     /// A file database with one connection: while the test holds it, the
     /// checkpoint task cannot run.
     async fn one_connection() -> (tempfile::TempDir, std::path::PathBuf, SqlitePool) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("outreach.db");
-        let store = Store::connect(&format!("sqlite://{}", path.display()), 1)
-            .await
-            .unwrap();
-        let Backend::Sqlite(pool) = store.backend else {
-            unreachable!("a SQLite URL")
-        };
+        let (dir, path, _, pool) = crate::store::temp_sqlite(1).await;
         sqlx::query("CREATE TABLE pages (b BLOB)")
             .execute(&pool)
             .await

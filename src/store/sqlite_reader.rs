@@ -309,20 +309,15 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::store::{Backend, Store};
 
     /// What outreach writes is decoded here; a timestamp in another form
     /// sends the page to sqlx (`None`), which the store's tests check
     /// reads the same.
     #[tokio::test]
     async fn decodes_what_outreach_writes_and_leaves_other_forms_to_sqlx() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("outreach.db").display());
-        let store = Store::connect(&url, 2).await.unwrap();
+        let (_dir, _, store, pool) = crate::store::temp_sqlite(2).await;
         store.migrate().await.unwrap();
-        let Backend::Sqlite(pool) = &store.backend else {
-            unreachable!("a SQLite URL")
-        };
+        let pool = &pool;
         let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 30, 15).unwrap();
         sqlx::query(
             "INSERT INTO customers (email, consent, tags, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
