@@ -114,10 +114,10 @@ mod tests {
 
     use super::*;
 
-    /// A file database with one connection: while the test holds it, the
-    /// checkpoint task cannot run.
-    async fn one_connection() -> (tempfile::TempDir, std::path::PathBuf, SqlitePool) {
-        let (dir, path, _, pool) = crate::store::temp_sqlite(1).await;
+    /// A file database with `connections` connections and a table to fill.
+    /// With one, the checkpoint task cannot run while the test holds it.
+    async fn database(connections: u32) -> (tempfile::TempDir, std::path::PathBuf, SqlitePool) {
+        let (dir, path, _, pool) = crate::store::temp_sqlite(connections).await;
         sqlx::query("CREATE TABLE pages (b BLOB)")
             .execute(&pool)
             .await
@@ -143,7 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_leaves_the_copy_to_the_task() {
-        let (_dir, path, pool) = one_connection().await;
+        let (_dir, path, pool) = database(1).await;
         let mut conn = pool.acquire().await.unwrap();
         write_pages(&mut conn, 1200).await;
         // SQLite's own rule would have copied the pages before the commit returned.
@@ -165,7 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_that_never_pauses_still_bounds_the_log() {
-        let (_dir, path, pool) = one_connection().await;
+        let (_dir, path, pool) = database(1).await;
         let wal = path.with_extension("db-wal");
         let mut conn = pool.acquire().await.unwrap();
         for _ in 0..60 {
@@ -177,5 +177,27 @@ mod tests {
         assert!(size(&wal) > 0, "no log at {}", wal.display());
         assert!(size(&wal) < most, "log of {} bytes", size(&wal));
         assert!(size(&path) > 8_000 * 4000, "the pages were copied");
+    }
+
+    /// Planning's case: the writer keeps its connection and goes on
+    /// committing, and the task copies the log on the other connection
+    /// meanwhile. The commits stay under [`INLINE_PAGES`] in all, so only
+    /// the task can have copied anything.
+    #[tokio::test]
+    async fn the_task_copies_beside_a_writer_that_keeps_its_connection() {
+        let (_dir, path, pool) = database(2).await;
+        let mut writer = pool.acquire().await.unwrap();
+        for _ in 0..32 {
+            write_pages(&mut writer, 250).await;
+        }
+        let copied = async {
+            while size(&path) < 7_000 * 4000 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), copied)
+            .await
+            .expect("the task copied the log while the writer held its connection");
+        drop(writer);
     }
 }
