@@ -190,7 +190,10 @@ impl Store {
         Ok(affected == 1)
     }
 
-    /// The template fingerprint of the campaign's last run that sent anything (before `before`).
+    /// The template fingerprint of the campaign's last run (before
+    /// `before`) whose text went out: one sending or done, or one stopped
+    /// after a message of it went out (or may have: `unknown`). A run
+    /// stopped before it sent anything does not count: nobody read its text.
     pub async fn last_sent_run_hash(
         &self,
         rule_id: &str,
@@ -198,7 +201,11 @@ impl Store {
     ) -> Result<Option<(i64, String)>> {
         Ok(dispatch!(self, pool => {
             sqlx::query_as(
-                "SELECT id, template_hash FROM runs WHERE rule_id = $1 AND id < $2 AND state IN ('sending', 'done') AND template_hash IS NOT NULL
+                "SELECT id, template_hash FROM runs r
+                 WHERE rule_id = $1 AND id < $2 AND template_hash IS NOT NULL
+                   AND (state IN ('sending', 'done')
+                        OR (state = 'stopped'
+                            AND EXISTS (SELECT 1 FROM messages m WHERE m.run_id = r.id AND m.state IN ('sent', 'unknown'))))
                  ORDER BY id DESC LIMIT 1",
             )
             .bind(rule_id)

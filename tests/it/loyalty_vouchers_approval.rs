@@ -1271,3 +1271,72 @@ async fn an_unchanged_status_text_is_held_for_a_person_and_an_edited_one_goes_ou
     // The held run, left alone, expired meanwhile (default timeout 48h).
     assert_eq!(run_state(&t, second).await.0, "expired", "{url}");
 }
+
+backend_test!(a_run_stopped_after_its_first_emails_counts_as_sent_for_fresh_text);
+async fn a_run_stopped_after_its_first_emails_counts_as_sent_for_fresh_text(Db { url, .. }: Db) {
+    // Night in New York while Berlin has its morning: Ned's email waits.
+    let extra = "[limits]\nfrequency_cap = \"\"\nquiet_hours = \"20:00-08:00\"\n\
+         [[campaign]]\nid = \"lage\"\nkind = \"status_update\"\nschedule = \"0 3 29 2 *\"\n\
+         template = \"status_update\"\nrequire_fresh_text = true\n";
+    let t = TestApp::new(&url, extra).await;
+    t.import(
+        "email,name,consent,timezone\n\
+         anna@example.de,Anna,yes,Europe/Berlin\n\
+         ned@example.com,Ned,yes,America/New_York\n",
+    )
+    .await;
+    let t = &t;
+    let at = berlin(2026, 12, 3, 10, 0);
+    let start = |minutes: i64| async move {
+        let now = at + chrono::Duration::minutes(minutes);
+        let run = outreach::schedule::start_now(&t.app, "lage", now)
+            .await
+            .unwrap();
+        t.tick(now).await;
+        run
+    };
+    let stop = |run: i64, minutes: i64| async move {
+        outreach::control::stop(
+            &t.app,
+            run,
+            "",
+            "tester",
+            at + chrono::Duration::minutes(minutes),
+        )
+        .await
+        .unwrap();
+    };
+
+    // Stopped before anything went out: nobody read that text.
+    let unread = start(0).await;
+    assert_eq!(run_state(t, unread).await.0, "sending", "{url}");
+    stop(unread, 1).await;
+    let first = start(2).await;
+    assert_eq!(
+        run_state(t, first).await.0,
+        "sending",
+        "{url}: a text nobody got is not held"
+    );
+
+    // Anna gets it, Ned's waits for his morning; then the run is stopped.
+    t.deliver_all(at + chrono::Duration::minutes(3)).await;
+    assert_eq!(mails_to(t, "anna@example.de").len(), 1, "{url}");
+    assert!(mails_to(t, "ned@example.com").is_empty(), "{url}");
+    stop(first, 4).await;
+    assert_eq!(run_state(t, first).await.0, "stopped", "{url}");
+
+    // The same text again: held, naming the stopped run Anna got it from.
+    let again = start(5).await;
+    assert_eq!(
+        run_state(t, again).await,
+        (
+            "awaiting_approval".to_string(),
+            format!(
+                "held: the text is the same as in run {first}; update the template, then approve"
+            )
+        ),
+        "{url}"
+    );
+    t.deliver_all(at + chrono::Duration::minutes(6)).await;
+    assert_eq!(mails_to(t, "anna@example.de").len(), 1, "{url}: not twice");
+}
