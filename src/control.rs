@@ -32,7 +32,7 @@ use tracing::info;
 use crate::app::App;
 use crate::config::ApprovalMode;
 use crate::deliver::Delivery;
-use crate::domain::{MessageState, RuleKind, RunState};
+use crate::domain::{MessageState, RuleKind, RunState, Schedule};
 use crate::local_time::{business_date, business_day, business_time, start_of_business_day};
 use crate::store::{ALL_EMAIL, Hold, Run};
 
@@ -124,6 +124,26 @@ impl Holds {
             .ids()
             .filter_map(|id| self.of_rule(id).map(|h| (id, h.describe(app))))
             .collect()
+    }
+
+    /// When a rule with `schedule` next runs: the first occurrence after
+    /// `now`, or after its pause when the pause has an end; none while it
+    /// is paused for good or disabled. A pause of all customer email does
+    /// not move it: runs are planned, and their messages wait.
+    pub fn next_run(
+        &self,
+        rule_id: &str,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match self.of_rule(rule_id) {
+            None => schedule.next_after(now),
+            Some(Held::Paused(Hold {
+                until_at: Some(until),
+                ..
+            })) => schedule.next_after((*until - chrono::Duration::seconds(1)).max(now)),
+            Some(_) => None,
+        }
     }
 
     /// Why a run's customer email is held, if it is.

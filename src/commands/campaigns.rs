@@ -65,15 +65,7 @@ fn entries(app: &App, holds: &Holds, now: DateTime<Utc>) -> Vec<Entry> {
     rules
         .map(|(id, kind, when, schedule)| {
             let held = holds.of_rule(id);
-            // A pause with an end: the first occurrence after it runs.
-            let next = match held {
-                None => schedule.and_then(|s| s.next_after(now)),
-                Some(Held::Paused(Hold {
-                    until_at: Some(until),
-                    ..
-                })) => schedule.and_then(|s| s.next_after(*until - chrono::Duration::seconds(1))),
-                Some(_) => None,
-            };
+            let next = schedule.and_then(|s| holds.next_run(id, s, now));
             let (state, paused) = match held {
                 None => ("enabled", None),
                 Some(Held::Paused(hold)) => ("paused", Some(hold.clone())),

@@ -15,9 +15,10 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     let now = Utc::now();
     let tz = app.config.resolved.timezone;
     let queue = app.store.queue_counts().await?;
+    let holds = Holds::load(app, now).await?;
     let mut next_runs = BTreeMap::new();
     for (id, schedule, _) in app.rules().scheduled() {
-        if let Some(t) = schedule.next_after(now) {
+        if let Some(t) = holds.next_run(id, schedule, now) {
             next_runs.insert(id.to_string(), bare_time_in(t, tz));
         }
     }
@@ -38,7 +39,6 @@ pub async fn run(app: &App, json: bool) -> Result<()> {
     let failures = app.store.recent_failures(10).await?;
     let waiting_for = app.store.waiting_reasons(5).await?;
     let waiting = app.store.runs_in_state(RunState::AwaitingApproval).await?;
-    let holds = Holds::load(app, now).await?;
     let everything = holds.everything().map(|h| control::paused(app, h));
     let paused: BTreeMap<&str, String> = holds.paused_rules(app).into_iter().collect();
     let absences = Absences::load(app).await?;

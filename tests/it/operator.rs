@@ -386,6 +386,60 @@ async fn a_paused_campaign_refuses_runs_start_names_its_pause_and_resumes(Db { u
     ok(&env, &["campaigns", "resume", "anrufe"]);
 }
 
+backend_test!(status_and_campaigns_list_agree_on_when_a_paused_rule_runs_next);
+async fn status_and_campaigns_list_agree_on_when_a_paused_rule_runs_next(Db { url, .. }: Db) {
+    let daily = "\n[[campaign]]\nid = \"taeglich\"\nkind = \"status_update\"\n\
+                 schedule = \"0 9 * * *\"\ntemplate = \"status_update\"\n";
+    let env = Env::new(&url, &format!("{RULES}{daily}"));
+    // Both as `status` shows them: business time, to the minute.
+    let next_of = |env: &Env| {
+        let status = json(env, &["status", "--json"])["next_runs"].clone();
+        let list = json(env, &["campaigns", "list", "--json"]);
+        let listed = |id: &str| {
+            let entry = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == id)
+                .unwrap();
+            serde_json::from_value::<Option<chrono::DateTime<Utc>>>(entry["next"].clone())
+                .unwrap()
+                .map(|t| {
+                    t.with_timezone(&chrono_tz::Europe::Berlin)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                })
+        };
+        let shown = |id: &str| status[id].as_str().map(String::from);
+        for id in ["taeglich", "news"] {
+            assert_eq!(shown(id), listed(id), "{id}: status {status}, list {list}");
+        }
+        (shown("taeglich"), shown("news"))
+    };
+    let (daily_next, news_next) = next_of(&env);
+    assert!(daily_next.is_some() && news_next.is_some());
+
+    let until = today() + Days::new(5);
+    ok(
+        &env,
+        &[
+            "campaigns",
+            "pause",
+            "taeglich",
+            "--until",
+            &until.to_string(),
+        ],
+    );
+    ok(&env, &["campaigns", "pause", "news", "--note", "Umbau"]);
+    let (daily_next, news_next) = next_of(&env);
+    assert_eq!(
+        daily_next,
+        Some(format!("{until} 09:00")),
+        "the first occurrence after the pause"
+    );
+    assert_eq!(news_next, None, "paused without an end: no next run");
+}
+
 backend_test!(
     while_paused_a_rules_occurrences_are_skipped_with_the_reason_and_enabled_false_pauses_for_good
 );
