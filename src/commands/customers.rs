@@ -83,6 +83,9 @@ pub async fn import(app: &App, file: &Path, flags: ImportFlags<'_>) -> Result<()
                 .join(", ")
         );
     }
+    for note in &report.column_notes {
+        println!("note: {note}");
+    }
     for (line, reason) in &report.rejected {
         println!("line {line}: {reason}");
     }

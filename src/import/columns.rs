@@ -304,6 +304,32 @@ impl Column {
 #[derive(Debug, Clone)]
 pub struct Mapping {
     pub columns: Vec<Column>,
+    /// Columns kept as custom attributes whose header is one or two
+    /// letters off a field the file has no column for: likely typos, said
+    /// in the import's report.
+    pub notes: Vec<String>,
+}
+
+/// The field a header is a likely misspelling of: one letter off (a
+/// swapped pair counts as one) for short names, two for names of seven
+/// letters or more; `None` for a header of fewer than four.
+fn misspelt_field(header: &str) -> Option<Field> {
+    let key = normalize(header);
+    if key.chars().count() < 4 {
+        return None;
+    }
+    let names = ALIASES
+        .iter()
+        .map(|(alias, field)| (alias.to_string(), *field))
+        .chain(Field::ALL.into_iter().map(|f| (normalize(f.name()), f)));
+    names
+        .filter_map(|(name, field)| {
+            let allowed = if name.chars().count() >= 7 { 2 } else { 1 };
+            let distance = strsim::osa_distance(&key, &name);
+            (distance <= allowed).then_some((distance, field))
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, field)| field)
 }
 
 /// "A", "B", … "Z", "AA" for the zero-based column `index`.
@@ -357,6 +383,41 @@ impl Mapping {
             ));
         }
         let has = |f: Field| columns.iter().any(|c| c.target == Target::Field(f));
+        // Only headers that fell through to an attribute: a rule in the
+        // config that makes one an attribute is the admin's word.
+        let misspelt: Vec<(&Column, Field)> = columns
+            .iter()
+            .filter(|c| matches!(c.target, Target::Attribute(_)))
+            .filter(|c| !rules.0.contains_key(&normalize(&c.header)))
+            .filter_map(|c| Some((c, misspelt_field(&c.header)?)))
+            .filter(|(_, field)| !has(*field))
+            .collect();
+        // Without its email column a file still imports, and every consent
+        // in it would be to email nobody can send: refused, not noted.
+        if let Some((column, _)) = misspelt.iter().find(|(_, f)| *f == Field::Email) {
+            return Err(format!(
+                "column {} \"{}\" looks like the email column but is not read as one (it would be kept as a {}, and nobody in the file would get email); \
+                 correct the header (e.g. \"E-Mail\"), or say what it is in [import.columns] of the config: \"{}\" = \"email\", or = \"attributes.{}\" to keep it as it is",
+                column.letter,
+                column.header,
+                column.target.describe(),
+                column.header,
+                column.header.to_lowercase(),
+            ));
+        }
+        let notes = misspelt
+            .iter()
+            .map(|(column, field)| {
+                format!(
+                    "column {} \"{}\" is kept as a custom attribute; if it holds {}, correct the header, or map it in [import.columns] of the config: \"{}\" = \"{}\"",
+                    column.letter,
+                    column.header,
+                    field.name(),
+                    column.header,
+                    field.name()
+                )
+            })
+            .collect();
         if !has(Field::Email) && !has(Field::ExternalId) {
             let found: Vec<String> = columns
                 .iter()
@@ -369,7 +430,7 @@ impl Mapping {
                 found.join(", ")
             ));
         }
-        Ok(Mapping { columns })
+        Ok(Mapping { columns, notes })
     }
 
     /// The columns kept as custom attributes, by header.
@@ -503,6 +564,43 @@ mod tests {
         );
         let err = Mapping::new(&header(&["email", ""]), 0, &rules).unwrap_err();
         assert!(err.starts_with("column B has no name"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_header_is_named_and_a_misspelt_email_column_refused() {
+        let rules = ColumnRules::default();
+        let mapping = Mapping::new(
+            &header(&["Kundennummer", "E-Mail", "Geburtstg", "Stadtteil", "Tage"]),
+            0,
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(
+            mapping.notes,
+            [
+                "column C \"Geburtstg\" is kept as a custom attribute; if it holds birthday, correct the header, or map it in [import.columns] of the config: \"Geburtstg\" = \"birthday\"",
+                "column E \"Tage\" is kept as a custom attribute; if it holds tags, correct the header, or map it in [import.columns] of the config: \"Tage\" = \"tags\"",
+            ]
+        );
+        // A field the file has a column for is no typo's target.
+        let mapping = Mapping::new(&header(&["E-Mail", "Geburtstag", "Geburtstg"]), 0, &rules);
+        assert!(mapping.unwrap().notes.is_empty());
+
+        let err =
+            Mapping::new(&header(&["Kundennummer", "Name", "E-Mial"]), 0, &rules).unwrap_err();
+        assert!(
+            err.starts_with(
+                "column C \"E-Mial\" looks like the email column but is not read as one"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("\"E-Mial\" = \"email\""), "{err}");
+        // The admin's word in the config settles it.
+        let mut map = BTreeMap::new();
+        map.insert("E-Mial".to_string(), "attributes.e-mial".to_string());
+        let kept = ColumnRules::parse(&map).unwrap();
+        let mapping = Mapping::new(&header(&["Kundennummer", "E-Mial"]), 0, &kept).unwrap();
+        assert!(mapping.notes.is_empty());
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct ImportReport {
     pub mapping: Vec<(String, String, String)>,
     /// The headers of the columns kept as custom attributes.
     pub attribute_columns: Vec<String>,
+    /// Attribute columns whose header looks like a misspelt field, with the fix.
+    pub column_notes: Vec<String>,
     pub imported: usize,
     pub updated: usize,
     pub unchanged: usize,
@@ -163,6 +165,7 @@ pub async fn import_customers(
             .iter()
             .map(|c| c.header.clone())
             .collect(),
+        column_notes: mapping.notes.clone(),
         ..ImportReport::default()
     };
     let file = path

@@ -354,6 +354,47 @@ async fn config_maps_other_headers_and_dry_run_shows_the_whole_mapping(Db { url,
     assert!(anna["attributes"].get("interne notiz").is_none());
 }
 
+backend_test!(a_misspelt_header_is_named_and_a_misspelt_email_header_stops_the_import);
+async fn a_misspelt_header_is_named_and_a_misspelt_email_header_stops_the_import(
+    Db { url, .. }: Db,
+) {
+    let env = Env::new(&url, "");
+    // Typed by hand in an office: the email column's header is off by a swap.
+    let csv = env.write(
+        "kunden.csv",
+        "Kundennummer;E-Mial;Newsletter\nK-1;anna@example.de;ja\n",
+    );
+    let out = import(&env, &csv, &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{url}: {}", stdout(&out));
+    assert!(
+        err.contains(&format!(
+            "{}: row 1 (the header): column B \"E-Mial\" looks like the email column but is not read as one",
+            csv.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("\"E-Mial\" = \"email\""), "{err}");
+    let none = env.run(&["customers", "show", "K-1", "--json"]);
+    assert!(!none.status.success(), "{url}: nothing was imported");
+
+    // Another field's typo: imported, and said.
+    let csv = env.write(
+        "kunden2.csv",
+        "Kundennummer;E-Mail;Geburtstg;Newsletter\nK-1;anna@example.de;31.01.1970;ja\n",
+    );
+    let out = import(&env, &csv, &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{url}: {text}{}", stderr(&out));
+    assert!(
+        text.contains(
+            "note: column C \"Geburtstg\" is kept as a custom attribute; if it holds birthday, correct the header, or map it in [import.columns] of the config: \"Geburtstg\" = \"birthday\""
+        ),
+        "{text}"
+    );
+    assert_eq!(show(&env, "K-1")["attributes"]["geburtstg"], "31.01.1970");
+}
+
 #[test]
 fn check_refuses_a_column_rule_it_cannot_follow() {
     let dir = tempfile::tempdir().unwrap();
