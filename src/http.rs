@@ -45,6 +45,8 @@ use crate::signup::{Answer, SignupForm, SignupGuard, SignupOutcome};
 use crate::store::TaskState;
 use crate::tasks::OutcomeError;
 use crate::tasks::digest::staff_locale;
+use crate::tasks::outcomes::helper_name;
+use crate::tasks::roster::Roster;
 use crate::tasks::view::CallView;
 use crate::tokens::TokenError;
 pub use error::error_page_context;
@@ -652,16 +654,28 @@ async fn task_context(
         other => other,
     };
     let problem = mistake.map(|m| m.page_problem(&locale));
-    Ok((locale, task_page_context(&call, flash, problem)))
+    let roster = Roster::load(app, now).await?;
+    let helper = helper_name(app, &roster, &task.staff_id, today);
+    Ok((
+        locale,
+        task_page_context(&call, flash, problem, helper.as_deref()),
+    ))
 }
 
-/// What the `task_page` template sees.
-pub fn task_page_context(call: &CallView, flash: Option<&str>, problem: Option<Value>) -> Value {
+/// What the `task_page` template sees; `helper`: who "needs help" would
+/// go to (none: nobody else, it waits on the call list).
+pub fn task_page_context(
+    call: &CallView,
+    flash: Option<&str>,
+    problem: Option<Value>,
+    helper: Option<&str>,
+) -> Value {
     context! {
         call => Value::from(Serde(call)),
         talking_points => &call.talking_points,
         flash,
         problem,
+        helper,
     }
 }
 

@@ -211,8 +211,9 @@ fn staff_templates(config: &Config, templates: &Templates) -> Vec<String> {
                         &open,
                         Some("saved"),
                         Some(sample_mistake.page_problem(&locale)),
+                        Some("Maria"),
                     ),
-                    task_page_context(&closed, Some("expired"), None),
+                    task_page_context(&closed, Some("expired"), None, None),
                 ],
                 "approval_page" => {
                     vec![approval_page_context(

@@ -113,6 +113,12 @@ fn check_callback_day(
     }
 }
 
+/// The name of whoever a "needs help" from `caller` would go to today, for
+/// the task page to say; `None`: nobody else, it waits on the call list.
+pub fn helper_name(app: &App, roster: &Roster, caller: &str, today: NaiveDate) -> Option<String> {
+    helper(app, roster, caller, today).map(|m| m.staff.name.clone())
+}
+
 /// Who a "needs help" follow-up goes to: never the caller.
 fn helper<'a>(
     app: &App,

@@ -1030,6 +1030,11 @@ async fn the_task_page_from_the_digest_shows_the_call_on_get_and_records_the_out
         assert!(html.contains(&format!("value=\"{outcome}\"")), "{outcome}");
     }
     assert!(html.contains("name=\"note\""));
+    // Maria leads: her "needs help" goes to the colleague with most room.
+    assert!(
+        html.contains("Braucht Unterstützung (geht an Jonas)"),
+        "{html}"
+    );
     assert!(html.contains("name=\"viewport\""), "made for phones");
     let unchanged = task(&t, call.id).await;
     assert_eq!(
