@@ -110,7 +110,7 @@ pub async fn import(app: &App, file: &Path, flags: ImportFlags<'_>) -> Result<()
             "run {run} of {campaign} started for {customers} customer(s) whose value changed; the running daemon plans and sends it"
         );
     }
-    import::ensure_nothing_rejected(&report)
+    import::ensure_nothing_rejected(&report, dry_run)
 }
 
 /// What `customers unsubscribe` and `customers do-not-call` record besides the channel.

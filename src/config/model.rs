@@ -773,8 +773,11 @@ fn default_consent_source() -> String {
 fn default_templates_dir() -> PathBuf {
     "templates".into()
 }
+/// `log.level` when the config names none.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
 fn default_log_level() -> String {
-    "info".into()
+    DEFAULT_LOG_LEVEL.into()
 }
 fn default_capacity() -> u32 {
     8

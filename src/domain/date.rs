@@ -2,7 +2,7 @@
 //! and every date on the command line, so `--callback-on 10.12.2026` works
 //! wherever a file with the same date would.
 
-use chrono::NaiveDate;
+use chrono::{Month, NaiveDate};
 
 /// The forms [`parse_date`] accepts, for error messages.
 pub const DATE_FORMS: &str = "YYYY-MM-DD or DD.MM.YYYY (DD.MM.YY also works)";
@@ -42,7 +42,14 @@ pub fn parse_date(raw: &str) -> Result<NaiveDate, String> {
         return Err(not_a_date());
     };
     NaiveDate::from_ymd_opt(year, month, day).ok_or_else(|| {
-        format!("\"{text}\" is not a date: there is no such day; write {DATE_FORMS}")
+        let why = match u8::try_from(month)
+            .ok()
+            .and_then(|m| Month::try_from(m).ok())
+        {
+            Some(name) => format!("{} {year} has no day {day}", name.name()),
+            None => format!("there is no month {month}"),
+        };
+        format!("\"{text}\" is not a date: {why}; write {DATE_FORMS}")
     })
 }
 
@@ -63,6 +70,20 @@ mod tests {
         assert_eq!(parse_date("01.03.24"), Ok(day(2024, 3, 1)));
         assert_eq!(parse_date("31.12.29"), Ok(day(2029, 12, 31)));
         assert_eq!(parse_date("01.01.30"), Ok(day(1930, 1, 1)));
+    }
+
+    #[test]
+    fn an_impossible_day_says_what_is_wrong_with_it() {
+        let err = parse_date("13.13.2020").unwrap_err();
+        assert!(
+            err.contains("is not a date: there is no month 13;"),
+            "{err}"
+        );
+        let err = parse_date("31.02.1980").unwrap_err();
+        assert!(
+            err.contains("is not a date: February 1980 has no day 31;"),
+            "{err}"
+        );
     }
 
     #[test]

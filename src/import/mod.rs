@@ -235,10 +235,15 @@ pub async fn import_customers(
 }
 
 /// Fails if the report should make the command exit 1.
-pub fn ensure_nothing_rejected(report: &ImportReport) -> Result<()> {
+pub fn ensure_nothing_rejected(report: &ImportReport, dry_run: bool) -> Result<()> {
     if !report.rejected.is_empty() {
+        let kept = if dry_run {
+            "a real import would keep the good rows"
+        } else {
+            "good rows were kept"
+        };
         bail!(
-            "{} row(s) rejected; fix them in the file and import it again (good rows were kept)",
+            "{} row(s) rejected; fix them in the file and import it again ({kept})",
             report.rejected.len()
         );
     }

@@ -81,130 +81,15 @@ pub fn parse(
         line,
         ..Row::default()
     };
-    for (column, cell) in mapping.columns.iter().zip(cells) {
-        check(column, &cell)?;
-        let date_cell = match cell {
-            Cell::Date(d) => Some(d),
-            _ => None,
-        };
-        let text = cell.into_text();
-        // Attributes and the note may keep line breaks (as `\n`); every
-        // other field is one line.
-        let one_line = !matches!(
-            column.target,
-            Target::Attribute(_) | Target::Field(Field::Note)
-        );
-        let text = match normalise_line_breaks(&text, one_line) {
-            Cow::Borrowed(_) => text,
-            Cow::Owned(normalised) => normalised,
-        };
-        let text = match text.trim() {
-            trimmed if trimmed.len() == text.len() => text,
-            trimmed => trimmed.to_string(),
-        };
-        let field = match &column.target {
-            Target::Ignore => continue,
-            Target::Attribute(name) => {
-                row.attributes.push((name.clone(), text));
-                continue;
-            }
-            Target::Field(f) => *f,
-        };
-        let opt = (!text.is_empty()).then_some(text);
-        let value = opt.as_deref().unwrap_or_default();
-        let label = column.label.as_str();
-        match field {
-            Field::ExternalId => row.external_id = opt,
-            Field::Email => {
-                row.email = Some(
-                    opt.map(|v| Email::parse(&v).map_err(|e| format!("invalid email: {e}")))
-                        .transpose()?,
-                )
-            }
-            Field::Salutation => row.salutation = Some(Salutation::parse(value)?),
-            Field::Locale => {
-                let locale = opt.as_deref().map(|v| parse_locale(label, v)).transpose()?;
-                row.text.push((field, locale));
-            }
-            Field::Timezone => {
-                if let Some(tz) = &opt
-                    && tz.parse::<Tz>().is_err()
-                {
-                    return Err(format!(
-                        "{label}: unknown time zone \"{tz}\"; use an IANA name such as Europe/Berlin"
-                    ));
-                }
-                row.text.push((field, opt));
-            }
-            Field::Owner => {
-                if let Some(owner) = &opt
-                    && !staff.contains(owner)
-                {
-                    let mut known: Vec<&str> = staff.iter().map(String::as_str).collect();
-                    known.sort();
-                    return Err(format!(
-                        "unknown owner \"{owner}\"; use a staff id from the config ({})",
-                        known.join(", ")
-                    ));
-                }
-                row.text.push((field, opt));
-            }
-            Field::Consent | Field::PhoneConsent => {
-                let consent = match date_cell {
-                    Some(d) => Some(Consent::Since(d)),
-                    None => opt
-                        .as_deref()
-                        .map(|v| parse_consent(label, v))
-                        .transpose()?,
-                };
-                match field {
-                    Field::Consent => row.consent = consent,
-                    _ => row.phone_consent = consent,
-                }
-            }
-            Field::DoNotCall => {
-                row.do_not_call = opt.as_deref().map(|v| parse_bool(label, v)).transpose()?
-            }
-            Field::IsBusiness => {
-                row.is_business = opt.as_deref().map(|v| parse_bool(label, v)).transpose()?
-            }
-            Field::Tags => {
-                row.tags = Some(
-                    value
-                        .split([';', ','])
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(String::from)
-                        .collect(),
-                )
-            }
-            Field::CustomerSince | Field::Birthday => {
-                let date = match date_cell {
-                    Some(d) => Some(d),
-                    None => opt
-                        .as_deref()
-                        .map(|v| parse_date(v).map_err(|e| format!("{label} {e}")))
-                        .transpose()?,
-                };
-                row.dates.push((field, date));
-            }
-            Field::Points => {
-                row.points = opt
-                    .map(|v| {
-                        v.parse()
-                            .map_err(|_| format!("{label} \"{v}\" is not a whole number"))
-                    })
-                    .transpose()?
-            }
-            Field::Name
-            | Field::FirstName
-            | Field::LastName
-            | Field::Company
-            | Field::Note
-            | Field::Phone
-            | Field::Tier
-            | Field::ConsentSource => row.text.push((field, opt)),
-        }
+    // Every cell's problem at once: one pass over the file fixes the row.
+    let problems: Vec<String> = mapping
+        .columns
+        .iter()
+        .zip(cells)
+        .filter_map(|(column, cell)| set(&mut row, column, cell, staff).err())
+        .collect();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
     }
     if row.external_id.is_none() && !matches!(row.email, Some(Some(_))) {
         return Err(
@@ -213,6 +98,134 @@ pub fn parse(
     }
     derive_name(mapping, &mut row);
     Ok(row)
+}
+
+/// Puts one cell's value into `row`; a problem is a reason to reject it.
+fn set(row: &mut Row, column: &Column, cell: Cell, staff: &HashSet<String>) -> Result<(), String> {
+    check(column, &cell)?;
+    let date_cell = match cell {
+        Cell::Date(d) => Some(d),
+        _ => None,
+    };
+    let text = cell.into_text();
+    // Attributes and the note may keep line breaks (as `\n`); every
+    // other field is one line.
+    let one_line = !matches!(
+        column.target,
+        Target::Attribute(_) | Target::Field(Field::Note)
+    );
+    let text = match normalise_line_breaks(&text, one_line) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(normalised) => normalised,
+    };
+    let text = match text.trim() {
+        trimmed if trimmed.len() == text.len() => text,
+        trimmed => trimmed.to_string(),
+    };
+    let field = match &column.target {
+        Target::Ignore => return Ok(()),
+        Target::Attribute(name) => {
+            row.attributes.push((name.clone(), text));
+            return Ok(());
+        }
+        Target::Field(f) => *f,
+    };
+    let opt = (!text.is_empty()).then_some(text);
+    let value = opt.as_deref().unwrap_or_default();
+    let label = column.label.as_str();
+    match field {
+        Field::ExternalId => row.external_id = opt,
+        Field::Email => {
+            row.email = Some(
+                opt.map(|v| Email::parse(&v).map_err(|e| format!("{label}: invalid email: {e}")))
+                    .transpose()?,
+            )
+        }
+        Field::Salutation => row.salutation = Some(Salutation::parse(value)?),
+        Field::Locale => {
+            let locale = opt.as_deref().map(|v| parse_locale(label, v)).transpose()?;
+            row.text.push((field, locale));
+        }
+        Field::Timezone => {
+            if let Some(tz) = &opt
+                && tz.parse::<Tz>().is_err()
+            {
+                return Err(format!(
+                    "{label}: unknown time zone \"{tz}\"; use an IANA name such as Europe/Berlin"
+                ));
+            }
+            row.text.push((field, opt));
+        }
+        Field::Owner => {
+            if let Some(owner) = &opt
+                && !staff.contains(owner)
+            {
+                let mut known: Vec<&str> = staff.iter().map(String::as_str).collect();
+                known.sort();
+                return Err(format!(
+                    "unknown owner \"{owner}\"; use a staff id from the config ({})",
+                    known.join(", ")
+                ));
+            }
+            row.text.push((field, opt));
+        }
+        Field::Consent | Field::PhoneConsent => {
+            let consent = match date_cell {
+                Some(d) => Some(Consent::Since(d)),
+                None => opt
+                    .as_deref()
+                    .map(|v| parse_consent(label, v))
+                    .transpose()?,
+            };
+            match field {
+                Field::Consent => row.consent = consent,
+                _ => row.phone_consent = consent,
+            }
+        }
+        Field::DoNotCall => {
+            row.do_not_call = opt.as_deref().map(|v| parse_bool(label, v)).transpose()?
+        }
+        Field::IsBusiness => {
+            row.is_business = opt.as_deref().map(|v| parse_bool(label, v)).transpose()?
+        }
+        Field::Tags => {
+            row.tags = Some(
+                value
+                    .split([';', ','])
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect(),
+            )
+        }
+        Field::CustomerSince | Field::Birthday => {
+            let date = match date_cell {
+                Some(d) => Some(d),
+                None => opt
+                    .as_deref()
+                    .map(|v| parse_date(v).map_err(|e| format!("{label} {e}")))
+                    .transpose()?,
+            };
+            row.dates.push((field, date));
+        }
+        Field::Points => {
+            row.points = opt
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| format!("{label} \"{v}\" is not a whole number"))
+                })
+                .transpose()?
+        }
+        Field::Name
+        | Field::FirstName
+        | Field::LastName
+        | Field::Company
+        | Field::Note
+        | Field::Phone
+        | Field::Tier
+        | Field::ConsentSource => row.text.push((field, opt)),
+    }
+    Ok(())
 }
 
 /// Refuses a cell no person typed on purpose.
@@ -387,6 +400,32 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("YYYY-MM-DD or DD.MM.YYYY"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_of_a_row_is_named_at_once() {
+        let m = mapping(&["E-Mail", "Geburtstag", "Kunde seit", "Punkte"]);
+        let err = parse(
+            &m,
+            cells(&["anna@beispiel", "31/01/1970", "13.13.2020", "12"]),
+            5,
+            &HashSet::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("E-Mail: invalid email: `anna@beispiel`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("; Geburtstag (birthday) \"31/01/1970\" is not a date"),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "; Kunde seit (customer_since) \"13.13.2020\" is not a date: there is no month 13"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ async fn bad_rows_are_reported_by_line_and_good_rows_are_kept(Db { url, .. }: Db
         text.contains("line 8: `name` contains the control character U+001B; remove it"),
         "{text}"
     );
-    assert!(text.contains("line 3: invalid email"), "{text}");
+    assert!(text.contains("line 3: email: invalid email"), "{text}");
     assert!(text.contains("line 4: unknown owner \"ghost\""), "{text}");
     assert!(
         text.contains("line 5: birthday \"31.02.1980\" is not a date"),
@@ -143,12 +143,19 @@ async fn upserts_by_external_id_then_email_and_only_present_columns_change(Db { 
 backend_test!(dry_run_counts_but_writes_nothing);
 async fn dry_run_counts_but_writes_nothing(Db { url, .. }: Db) {
     let env = Env::new(&url, "");
-    let csv = env.write("a.csv", "email\nx1@example.de\nx2@example.de\n");
+    let csv = env.write("a.csv", "email\nx1@example.de\nx2@example.de\nkaputt\n");
     let out = env.run(&["import", "customers", csv.to_str().unwrap(), "--dry-run"]);
     assert!(
         stdout(&out).contains("would have imported 2"),
         "{}",
         stdout(&out)
+    );
+    // It fails as the import would, without claiming to have kept anything.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("1 row(s) rejected; fix them in the file and import it again (a real import would keep the good rows)"),
+        "{}",
+        stderr(&out)
     );
     assert_eq!(
         env.run(&["customers", "show", "x1@example.de"])
@@ -195,6 +202,31 @@ async fn a_forgotten_customer_is_never_reimported(Db { url, .. }: Db) {
             .code(),
         Some(1)
     );
+}
+
+backend_test!(an_import_that_starts_a_run_says_so_once_on_stdout);
+async fn an_import_that_starts_a_run_says_so_once_on_stdout(Db { url, .. }: Db) {
+    let env = Env::new(
+        &url,
+        "[[campaign]]\nid = \"gold\"\nkind = \"loyalty\"\ntemplate = \"tier_reached\"\n\
+         trigger = { attribute_changed = \"tier\", to = \"Gold\" }\n",
+    );
+    let before = env.write("a.csv", "email;consent;tier\nanna@example.de;ja;Silber\n");
+    assert!(
+        env.run(&["import", "customers", before.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let after = env.write("b.csv", "email;consent;tier\nanna@example.de;ja;Gold\n");
+    let out = env.run(&["import", "customers", after.to_str().unwrap()]);
+    assert!(out.status.success(), "{url}: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains("of gold started for 1 customer(s) whose value changed"),
+        "{}",
+        stdout(&out)
+    );
+    // The log's info line would only repeat it.
+    assert_eq!(stderr(&out), "", "{url}");
 }
 
 #[tokio::test]

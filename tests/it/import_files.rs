@@ -48,7 +48,7 @@ async fn a_german_excel_csv_in_windows_1252_goes_in_with_one_command(Db { url, .
     );
     // Row 4 as Excel shows it: row 2 holds a line break in a quoted cell.
     assert!(
-        text.contains("line 4: invalid email: `zoe.gross@beispiel`"),
+        text.contains("line 4: E-Mail: invalid email: `zoe.gross@beispiel`"),
         "{text}"
     );
 
@@ -129,7 +129,7 @@ async fn rows_and_values_match_what_libreoffice_reads_from_the_same_csv() {
     }
     assert_eq!(
         seen[0].0,
-        ["line 4: invalid email: `zoe.gross@beispiel` has no top-level domain after the @"]
+        ["line 4: E-Mail: invalid email: `zoe.gross@beispiel` has no top-level domain after the @"]
     );
     assert_eq!(seen[0], seen[1]);
 }
@@ -434,7 +434,10 @@ async fn rows_are_numbered_as_spreadsheets_show_them_in_rejections_skips_and_his
         "email;name\r\nanna@example.de;Anna\r\nkaputt;Kaputt\r\nfrida@example.de;Frida\r\nben@example.de;Ben\r\n",
     );
     let text = stdout(&import(&env, &crlf, &[]));
-    assert!(text.contains("line 3: invalid email"), "{url}: {text}");
+    assert!(
+        text.contains("line 3: email: invalid email"),
+        "{url}: {text}"
+    );
     assert!(
         text.contains("line 4: skipped: this person asked to be forgotten"),
         "{text}"
@@ -449,7 +452,10 @@ async fn rows_are_numbered_as_spreadsheets_show_them_in_rejections_skips_and_his
         "email;name;notiz\nclara@example.de;Clara;\"zwei\nZeilen\"\nkaputt;Kaputt;\ndora@example.de;Dora;\n",
     );
     let text = stdout(&import(&env, &quoted, &[]));
-    assert!(text.contains("line 3: invalid email"), "{url}: {text}");
+    assert!(
+        text.contains("line 3: email: invalid email"),
+        "{url}: {text}"
+    );
     assert_eq!(
         history("dora@example.de"),
         "created from import line 4 of quoted.csv"
