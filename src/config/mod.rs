@@ -100,24 +100,121 @@ impl Config {
                 message: format!("{e:#}"),
             }])
         })?;
-        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(
-            layered.table.clone(),
-        ))
-        .map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError(vec![Problem {
-                origin: layered.origin_of(&key).to_string(),
-                key,
-                message: explain_serde(&e.into_inner().to_string()),
-            }])
-        })?;
-        let resolved = validate::validate(&settings, &|key| layered.origin_of(key).to_string())?;
+        let (settings, mut problems) = read_settings(&layered);
+        let Some(settings) = settings else {
+            return Err(ConfigError(named(problems, &layered.table)));
+        };
+        let resolved =
+            match validate::validate(&settings, &|key| layered.origin_of(key).to_string()) {
+                Ok(resolved) if problems.is_empty() => resolved,
+                Ok(_) => return Err(ConfigError(named(problems, &layered.table))),
+                Err(ConfigError(found)) => {
+                    // An item whose value was taken out to read on (a wrong
+                    // type; its default stood in) may look wrong for that
+                    // alone: its first problem stands for it. An unknown key
+                    // taken out changed nothing.
+                    let taken: Vec<String> = problems
+                        .iter()
+                        .filter(|p| !p.message.starts_with("unknown field"))
+                        .map(|p| item_of(&p.key))
+                        .collect();
+                    problems.extend(
+                        found
+                            .into_iter()
+                            .filter(|p| !taken.contains(&item_of(&p.key))),
+                    );
+                    return Err(ConfigError(named(problems, &layered.table)));
+                }
+            };
         Ok(Config {
             path: path.to_path_buf(),
             settings: Arc::new(settings),
             resolved: Arc::new(resolved),
         })
     }
+}
+
+/// At most this many keys are taken out of a file to find its next problem.
+const MAX_READ_PROBLEMS: usize = 20;
+
+/// The settings, and every key serde refused: each refused key (an unknown
+/// or misspelt key, a value of the wrong type) is taken out and the rest
+/// read again, so that one `check` names them all instead of one per try.
+/// A missing key cannot be taken out: reading ends there, without settings.
+fn read_settings(layered: &layers::Layered) -> (Option<Settings>, Vec<Problem>) {
+    let mut value = toml::Value::Table(layered.table.clone());
+    let mut problems = Vec::new();
+    loop {
+        let e = match serde_path_to_error::deserialize(value.clone()) {
+            Ok(settings) => return (Some(settings), problems),
+            Err(e) => e,
+        };
+        let key = e.path().to_string();
+        let message = explain_serde(&e.inner().to_string());
+        let path: Vec<_> = e.path().iter().collect();
+        let taken = !message.starts_with("missing field") && take_out(&mut value, &path);
+        problems.push(Problem {
+            origin: layered.origin_of(&key).to_string(),
+            key,
+            message,
+        });
+        if !taken || problems.len() >= MAX_READ_PROBLEMS {
+            return (None, problems);
+        }
+    }
+}
+
+/// Removes the key at `path` from `value`; false if there is none.
+fn take_out(value: &mut toml::Value, path: &[&serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    use toml::Value;
+    match path {
+        [] => false,
+        [last] => match (value, last) {
+            (Value::Table(t), Segment::Map { key }) => t.remove(key.as_str()).is_some(),
+            (Value::Array(a), Segment::Seq { index }) if *index < a.len() => {
+                a.remove(*index);
+                true
+            }
+            _ => false,
+        },
+        [first, rest @ ..] => {
+            let inner = match (value, first) {
+                (Value::Table(t), Segment::Map { key }) => t.get_mut(key.as_str()),
+                (Value::Array(a), Segment::Seq { index }) => a.get_mut(*index),
+                _ => None,
+            };
+            inner.is_some_and(|inner| take_out(inner, rest))
+        }
+    }
+}
+
+/// The list item a key is in (`campaign[6]` of `campaign[6].schedule`), or
+/// its first part for a key outside any list.
+fn item_of(key: &str) -> String {
+    match key.find(']') {
+        Some(end) => key[..=end].to_string(),
+        None => key.split('.').next().unwrap_or(key).to_string(),
+    }
+}
+
+/// Keys in a list of rules or staff name the item's id too:
+/// `campaign[6] ("wochenbrief").schedule` is found in the file by its id.
+fn named(problems: Vec<Problem>, table: &toml::Table) -> Vec<Problem> {
+    problems
+        .into_iter()
+        .map(|mut p| {
+            let item = item_of(&p.key);
+            let id = item.split_once('[').and_then(|(list, index)| {
+                let index: usize = index.trim_end_matches(']').parse().ok()?;
+                table.get(list)?.as_array()?.get(index)?.get("id")?.as_str()
+            });
+            if let Some(id) = id {
+                p.key = format!("{item} (\"{id}\"){}", &p.key[item.len()..]);
+            }
+            p
+        })
+        .collect()
 }
 
 /// serde's messages are precise but terse; add the fix for the common ones.

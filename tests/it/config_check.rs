@@ -71,10 +71,34 @@ fn each_problem_is_one_line_with_its_fix() {
 }
 
 #[test]
+fn every_problem_is_named_in_one_check() {
+    // An unknown key, a value of the wrong type and a bad schedule: all
+    // three at once, not one per try.
+    let (out, _env) = check_with(
+        "[[campaign]]\nid = \"wochenbrief\"\nkind = \"status_update\"\nschedule = \"Donnerstag\"\n\
+         template = \"status_update\"\napprovel = \"required\"\n\
+         [mail.smtp]\nport = \"fünfundzwanzig\"\n",
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.starts_with("error: the configuration has 3 problems:"),
+        "{err}"
+    );
+    for expected in [
+        "campaign[0] (\"wochenbrief\").approvel: unknown field `approvel`",
+        "mail.smtp.port: invalid type: string \"fünfundzwanzig\", expected u16",
+        "campaign[0] (\"wochenbrief\").schedule: `Donnerstag` has 1 fields",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+}
+
+#[test]
 fn bad_crontab_is_refused_with_the_campaign_key() {
     assert_refused(
         "[[campaign]]\nid = \"news\"\nkind = \"status_update\"\nschedule = \"0 25 * * *\"\ntemplate = \"status_update\"\n",
-        &["campaign[0].schedule", "not a valid crontab"],
+        &["campaign[0] (\"news\").schedule", "not a valid crontab"],
     );
 }
 
@@ -82,7 +106,10 @@ fn bad_crontab_is_refused_with_the_campaign_key() {
 fn unknown_time_zone_is_refused() {
     assert_refused(
         "[[staff]]\nid = \"lea\"\nname = \"Lea\"\nemail = \"lea@x.example\"\ntimezone = \"Europe/Cologne\"\n",
-        &["staff[2].timezone", "unknown time zone \"Europe/Cologne\""],
+        &[
+            "staff[2] (\"lea\").timezone",
+            "unknown time zone \"Europe/Cologne\"",
+        ],
     );
 }
 
@@ -91,9 +118,9 @@ fn unknown_staff_and_template_are_refused() {
     assert_refused(
         "[[campaign]]\nid = \"news\"\nkind = \"status_update\"\nschedule = \"0 9 * * *\"\ntemplate = \"nope\"\napproval = \"required\"\napprovers = [\"ghost\"]\n",
         &[
-            "campaign[0].approvers[0]",
+            "campaign[0] (\"news\").approvers[0]",
             "unknown staff id \"ghost\"",
-            "campaign[0].template",
+            "campaign[0] (\"news\").template",
             "unknown template \"nope\"",
         ],
     );
@@ -103,7 +130,7 @@ fn unknown_staff_and_template_are_refused() {
 fn duplicate_ids_are_refused() {
     assert_refused(
         "[[staff]]\nid = \"maria\"\nname = \"Maria 2\"\nemail = \"m2@x.example\"\n",
-        &["staff[2].id", "duplicate id \"maria\""],
+        &["staff[2] (\"maria\").id", "duplicate id \"maria\""],
     );
 }
 
@@ -128,7 +155,10 @@ fn problems_in_conf_d_name_the_conf_d_file() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        err.contains(&format!("{}: campaign[0].schedule", fragment.display())),
+        err.contains(&format!(
+            "{}: campaign[0] (\"x\").schedule",
+            fragment.display()
+        )),
         "{err}"
     );
 }
