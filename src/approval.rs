@@ -401,10 +401,10 @@ pub async fn decide(
         ),
         (Decision::ApproveUnchanged, Some(previous)) => (
             RunState::Sending,
-            format!("sending by {by}: approved with the text unchanged since run {previous}"),
+            format!("approved by {by} with the text unchanged since run {previous}"),
         ),
         (Decision::Approve | Decision::ApproveUnchanged, None) => {
-            (RunState::Sending, format!("sending by {by}"))
+            (RunState::Sending, format!("approved by {by}"))
         }
         (Decision::Cancel, _) => (RunState::Cancelled, format!("cancelled by {by}")),
     };

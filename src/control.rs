@@ -340,7 +340,7 @@ async fn release(app: &App, run: &Run, since: DateTime<Utc>, now: DateTime<Utc>)
             let why = format!(
                 "held by a pause since {}, longer than {}: approve again before it goes on",
                 business_time(app, since),
-                humantime::format_duration(limit.to_std().unwrap_or_default())
+                crate::local_time::spoken_duration(limit.to_std().unwrap_or_default())
             );
             if crate::approval::request_again(app, run, campaign, &why, since, now).await? {
                 info!(run = run.id, rule = %run.rule_id, "pause ended; the run waited too long and needs approval again");

@@ -676,7 +676,7 @@ fn retry_or_give_up(app: &App, message: &Claimed, reply: String, now: DateTime<U
         return Outcome::Failed {
             reply: format!(
                 "gave up after {}: {reply}",
-                humantime::format_duration(app.config.resolved.give_up_after)
+                crate::local_time::spoken_duration(app.config.resolved.give_up_after)
             ),
         };
     }

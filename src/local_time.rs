@@ -1,11 +1,25 @@
 //! Times and days as people read them on the command line, in status text
 //! and in logs meant for them: in the business's (or a staff member's) time
-//! zone, with the zone named. The database keeps UTC.
+//! zone, with the zone named. The database keeps UTC. Also spans of time
+//! (`7 days`), as the same readers see them.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::app::App;
+
+/// A span as people write it: `7 days`, `1 day`, `48 hours`, else
+/// humantime's compact form (`1h 30m`).
+pub fn spoken_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let unit = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    match secs {
+        0 => humantime::format_duration(d).to_string(),
+        s if s % 86_400 == 0 && d.subsec_nanos() == 0 => unit(s / 86_400, "day", "days"),
+        s if s % 3_600 == 0 && d.subsec_nanos() == 0 => unit(s / 3_600, "hour", "hours"),
+        _ => humantime::format_duration(d).to_string(),
+    }
+}
 
 /// `2026-12-03 10:00 Europe/Berlin`.
 pub fn time_in(t: DateTime<Utc>, tz: Tz) -> String {

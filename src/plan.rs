@@ -266,7 +266,7 @@ impl Planner<'_> {
         if let Some(cap) = self.app.config.resolved.frequency_cap
             && self.recent.get(&id).copied().unwrap_or(0) >= i64::from(cap.max)
         {
-            let window = humantime::format_duration(cap.window);
+            let window = crate::local_time::spoken_duration(cap.window);
             return suppressed(id, now, format!("frequency cap ({} per {window})", cap.max));
         }
         planned(self.app, self.campaign, customer, now)

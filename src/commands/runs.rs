@@ -230,9 +230,15 @@ pub async fn stop(app: &App, run: i64, note: &str) -> Result<()> {
 pub async fn start(app: &App, rule: &str) -> Result<()> {
     let now = Utc::now();
     let id = crate::schedule::start_now(app, rule, now).await?;
-    println!(
-        "run {id} of {rule} started; the running daemon plans and sends it (approval still applies)"
-    );
+    if app.campaign(rule).is_some() {
+        println!(
+            "run {id} of {rule} started; the running daemon plans and sends it (approval still applies)"
+        );
+    } else {
+        println!(
+            "run {id} of {rule} started; the running daemon picks whom to call and puts them on the call list (it sends no customer email)"
+        );
+    }
     if let Some(all) = crate::control::Holds::load(app, now).await?.everything()
         && app.campaign(rule).is_some()
     {

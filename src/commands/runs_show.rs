@@ -98,7 +98,7 @@ fn print_recipients(
         (None, None) => String::new(),
         (state, reason) => format!(
             ", only {}{}",
-            state.map(|s| s.as_str()).unwrap_or("any state"),
+            state.map(|s| s.as_str()).unwrap_or("those"),
             reason
                 .map(|r| format!(" with reason containing \"{r}\""))
                 .unwrap_or_default()

@@ -213,7 +213,7 @@ async fn the_frequency_cap_holds_across_campaigns(Db { url, .. }: Db) {
         third,
         [(
             "suppressed".to_string(),
-            Some("frequency cap (2 per 7days)".to_string()),
+            Some("frequency cap (2 per 7 days)".to_string()),
             1
         )],
         "{url}"

@@ -185,7 +185,7 @@ async fn temporary_failures_give_up_after_the_configured_age() {
     let (state, reply) = message_state(&t, "tempfail-99@example.de").await;
     assert_eq!(state, "failed");
     assert!(
-        reply.unwrap().starts_with("gave up after 1h"),
+        reply.unwrap().starts_with("gave up after 1 hour"),
         "give_up_after = 1h in the test config"
     );
     assert_eq!(received.total(), 0);

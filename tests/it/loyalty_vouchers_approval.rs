@@ -997,6 +997,12 @@ async fn a_run_needing_approval_is_prepared_and_sends_nothing_until_approved_thr
         page.contains("Stand:</strong> freigegeben, wird versendet (Jonas,"),
         "{page}"
     );
+    // Decided: the page no longer asks to read it before it goes out.
+    assert!(!page.contains("bevor sie an die Kundschaft geht"), "{page}");
+    assert!(
+        page.contains("was mit dieser E-Mail geschehen ist"),
+        "{page}"
+    );
     let r = t.app.store.run(run).await.unwrap().unwrap();
     assert_eq!(
         (r.state.as_str(), r.decided_by.as_deref()),

@@ -601,7 +601,7 @@ async fn a_run_whose_messages_waited_longer_than_allowed_goes_back_to_a_person_a
     assert_eq!(run.state, "awaiting_approval", "{url}");
     assert!(
         run.detail.starts_with(
-            "held by a pause since 2026-11-24 10:00 Europe/Berlin, longer than 3days: approve again"
+            "held by a pause since 2026-11-24 10:00 Europe/Berlin, longer than 3 days: approve again"
         ),
         "{}",
         run.detail
@@ -1070,9 +1070,7 @@ async fn commands_reach_the_daemon_within_a_second_and_unchanged_text_needs_forc
     let shown = show(env, again);
     assert_eq!(
         shown["run"]["detail"],
-        format!(
-            "sending by tester (command line): approved with the text unchanged since run {first}"
-        )
+        format!("approved by tester (command line) with the text unchanged since run {first}")
     );
     assert_eq!(shown["run"]["decided_by"], "tester (command line)");
     assert_eq!(count(&shown, "sent", None), 3);
