@@ -63,3 +63,19 @@ pub fn start_of_business_day(app: &App, day: NaiveDate) -> DateTime<Utc> {
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| midnight.and_utc())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::spoken_duration;
+
+    #[test]
+    fn spans_read_as_people_write_them() {
+        assert_eq!(spoken_duration(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(spoken_duration(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(spoken_duration(Duration::from_secs(48 * 3_600)), "2 days");
+        assert_eq!(spoken_duration(Duration::from_secs(3_600)), "1 hour");
+        assert_eq!(spoken_duration(Duration::from_secs(5_400)), "1h 30m");
+    }
+}
