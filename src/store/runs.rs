@@ -191,9 +191,10 @@ impl Store {
     }
 
     /// The template fingerprint of the campaign's last run (before
-    /// `before`) whose text went out: one sending or done, or one stopped
-    /// after a message of it went out (or may have: `unknown`). A run
-    /// stopped before it sent anything does not count: nobody read its text.
+    /// `before`) whose text went out or is going out: one sending, or one
+    /// with a message sent, being sent or perhaps sent (`unknown`), whatever
+    /// became of the run after (stopped, or held again by a pause and then
+    /// cancelled). A run that sent nothing does not count: nobody read it.
     pub async fn last_sent_run_hash(
         &self,
         rule_id: &str,
@@ -203,9 +204,9 @@ impl Store {
             sqlx::query_as(
                 "SELECT id, template_hash FROM runs r
                  WHERE rule_id = $1 AND id < $2 AND template_hash IS NOT NULL
-                   AND (state IN ('sending', 'done')
-                        OR (state = 'stopped'
-                            AND EXISTS (SELECT 1 FROM messages m WHERE m.run_id = r.id AND m.state IN ('sent', 'unknown'))))
+                   AND (state = 'sending'
+                        OR EXISTS (SELECT 1 FROM messages m
+                                   WHERE m.run_id = r.id AND m.state IN ('sent', 'sending', 'unknown')))
                  ORDER BY id DESC LIMIT 1",
             )
             .bind(rule_id)
