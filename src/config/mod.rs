@@ -109,20 +109,21 @@ impl Config {
                 Ok(resolved) if problems.is_empty() => resolved,
                 Ok(_) => return Err(ConfigError(named(problems, &layered.table))),
                 Err(ConfigError(found)) => {
-                    // An item whose value was taken out to read on (a wrong
-                    // type; its default stood in) may look wrong for that
-                    // alone: its first problem stands for it. An unknown key
-                    // taken out changed nothing.
+                    // A value taken out to read on (a wrong type; its
+                    // default stood in) may make its list item look wrong
+                    // for that alone: its first problem stands for the
+                    // item. Outside lists only the key itself is set aside.
+                    // An unknown key taken out changed nothing.
                     let taken: Vec<String> = problems
                         .iter()
                         .filter(|p| !p.message.starts_with("unknown field"))
-                        .map(|p| item_of(&p.key))
+                        .map(|p| item_of(&p.key).unwrap_or(&p.key).to_string())
                         .collect();
-                    problems.extend(
-                        found
-                            .into_iter()
-                            .filter(|p| !taken.contains(&item_of(&p.key))),
-                    );
+                    problems.extend(found.into_iter().filter(|p| {
+                        !taken
+                            .iter()
+                            .any(|t| *t == p.key || item_of(&p.key) == Some(t))
+                    }));
                     return Err(ConfigError(named(problems, &layered.table)));
                 }
             };
@@ -144,6 +145,8 @@ const MAX_READ_PROBLEMS: usize = 20;
 fn read_settings(layered: &layers::Layered) -> (Option<Settings>, Vec<Problem>) {
     let mut value = toml::Value::Table(layered.table.clone());
     let mut problems = Vec::new();
+    // The key last taken out, as `item.key`.
+    let mut last_taken: Option<String> = None;
     loop {
         let e = match serde_path_to_error::deserialize(value.clone()) {
             Ok(settings) => return (Some(settings), problems),
@@ -151,8 +154,31 @@ fn read_settings(layered: &layers::Layered) -> (Option<Settings>, Vec<Problem>) 
         };
         let key = e.path().to_string();
         let message = explain_serde(&e.inner().to_string());
-        let path: Vec<_> = e.path().iter().collect();
-        let taken = !message.starts_with("missing field") && take_out(&mut value, &path);
+        if let Some(missing) = missing_field(&message) {
+            // A required key taken out for its wrong value is not missing
+            // to the admin, who wrote it: its first problem says it all.
+            let full = if key == "." {
+                missing.to_string()
+            } else {
+                format!("{key}.{missing}")
+            };
+            if last_taken.as_deref() != Some(full.as_str()) {
+                problems.push(Problem {
+                    origin: layered.origin_of(&key).to_string(),
+                    key,
+                    message,
+                });
+            }
+            return (None, problems);
+        }
+        let mut path: Vec<_> = e.path().iter().collect();
+        // A wrong element takes its whole list along: taking out just the
+        // element would shift the ones after it under the same index.
+        if matches!(path.last(), Some(serde_path_to_error::Segment::Seq { .. })) {
+            path.pop();
+        }
+        let taken = take_out(&mut value, &path);
+        last_taken = Some(key.clone());
         problems.push(Problem {
             origin: layered.origin_of(&key).to_string(),
             key,
@@ -189,13 +215,14 @@ fn take_out(value: &mut toml::Value, path: &[&serde_path_to_error::Segment]) -> 
     }
 }
 
-/// The list item a key is in (`campaign[6]` of `campaign[6].schedule`), or
-/// its first part for a key outside any list.
-fn item_of(key: &str) -> String {
-    match key.find(']') {
-        Some(end) => key[..=end].to_string(),
-        None => key.split('.').next().unwrap_or(key).to_string(),
-    }
+/// The list item a key is in: `campaign[6]` of `campaign[6].schedule`.
+fn item_of(key: &str) -> Option<&str> {
+    key.find(']').map(|end| &key[..=end])
+}
+
+/// `kind` of serde's "missing field `kind`".
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// Keys in a list of rules or staff name the item's id too:
@@ -204,7 +231,9 @@ fn named(problems: Vec<Problem>, table: &toml::Table) -> Vec<Problem> {
     problems
         .into_iter()
         .map(|mut p| {
-            let item = item_of(&p.key);
+            let Some(item) = item_of(&p.key).map(str::to_string) else {
+                return p;
+            };
             let id = item.split_once('[').and_then(|(list, index)| {
                 let index: usize = index.trim_end_matches(']').parse().ok()?;
                 table.get(list)?.as_array()?.get(index)?.get("id")?.as_str()

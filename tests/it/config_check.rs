@@ -95,6 +95,36 @@ fn every_problem_is_named_in_one_check() {
 }
 
 #[test]
+fn a_wrong_value_hides_no_other_key_and_is_not_also_called_missing() {
+    // Outside lists only the refused key itself is set aside.
+    let (out, _env) = check_with("[limits]\nfrequency_cap = 5\nquiet_hours = \"immer\"\n");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: the configuration has 2 problems:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("limits.frequency_cap: invalid type: integer `5`"),
+        "{err}"
+    );
+    assert!(err.contains("limits.quiet_hours: "), "{err}");
+    // A required key with a wrong value: its own problem, not "missing" too.
+    let (out, _env) = check_with(
+        "[[campaign]]\nid = \"x\"\nkind = \"newsletter\"\nschedule = \"0 9 * * *\"\ntemplate = \"status_update\"\n",
+    );
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: the configuration has 1 problem:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("campaign[0] (\"x\").kind: unknown variant `newsletter`"),
+        "{err}"
+    );
+    assert!(!err.contains("missing field"), "{err}");
+}
+
+#[test]
 fn bad_crontab_is_refused_with_the_campaign_key() {
     assert_refused(
         "[[campaign]]\nid = \"news\"\nkind = \"status_update\"\nschedule = \"0 25 * * *\"\ntemplate = \"status_update\"\n",
