@@ -20,22 +20,14 @@ use crate::store::Store;
 /// with its syslog priority (`<4>` for a warning), which journald takes as
 /// the entry's level: `journalctl -p warning` shows warnings and errors.
 /// `json` if configured. `RUST_LOG` overrides the configured level.
-/// A one-shot command (`daemon` false) prints what it did on stdout; at the
-/// default level its info lines would only say it again on stderr, so it
-/// logs from warnings up unless a level other than the default is set.
-pub fn init_logging(log: &Log, daemon: bool) {
+pub fn init_logging(log: &Log) {
     use tracing_subscriber::EnvFilter;
-    let level = if daemon || log.level != crate::config::DEFAULT_LOG_LEVEL {
-        log.level.as_str()
-    } else {
-        "warn"
-    };
     // sqlx reports PostgreSQL notices (e.g. "relation already exists, skipping" from
     // migrations) at info; they are noise for an admin.
     // The IMAP client traces the wire (the LOGIN command with its password,
     // whole emails): never, whatever the level.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn")))
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", log.level)))
         .add_directive("async_imap=off".parse().expect("a valid directive"));
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()

@@ -12,7 +12,7 @@
 
 use anyhow::Result;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use tracing::info;
+use tracing::debug;
 
 use crate::app::App;
 use crate::control::rule_held;
@@ -92,7 +92,8 @@ pub async fn on_import(
             && held.is_none()
         {
             app.store.add_run_targets(id, &targets).await?;
-            info!(campaign = %campaign.id, run = id, customers = targets.len(), "attribute change triggered a run");
+            // The import prints it: at info it would say it twice.
+            debug!(campaign = %campaign.id, run = id, customers = targets.len(), "attribute change triggered a run");
             created.push((campaign.id.clone(), id, targets.len()));
         }
     }

@@ -291,7 +291,7 @@ pub enum CustomersCommand {
 pub async fn execute(cli: Cli) -> Result<()> {
     let path = Config::locate(cli.config.as_deref());
     let config = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    bootstrap::init_logging(&config.settings.log, matches!(cli.command, Command::Run));
+    bootstrap::init_logging(&config.settings.log);
     match cli.command {
         Command::Run => crate::daemon::run(config, bootstrap::stop_signals()?).await,
         Command::Check => check::run(&config).await,

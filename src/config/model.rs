@@ -773,11 +773,8 @@ fn default_consent_source() -> String {
 fn default_templates_dir() -> PathBuf {
     "templates".into()
 }
-/// `log.level` when the config names none.
-pub const DEFAULT_LOG_LEVEL: &str = "info";
-
 fn default_log_level() -> String {
-    DEFAULT_LOG_LEVEL.into()
+    "info".into()
 }
 fn default_capacity() -> u32 {
     8
