@@ -45,7 +45,7 @@ use crate::signup::{Answer, SignupForm, SignupGuard, SignupOutcome};
 use crate::store::TaskState;
 use crate::tasks::OutcomeError;
 use crate::tasks::digest::staff_locale;
-use crate::tasks::outcomes::helper_name;
+use crate::tasks::outcomes::HelpGoesTo;
 use crate::tasks::roster::Roster;
 use crate::tasks::view::CallView;
 use crate::tokens::TokenError;
@@ -654,8 +654,16 @@ async fn task_context(
         other => other,
     };
     let problem = mistake.map(|m| m.page_problem(&locale));
-    let roster = Roster::load(app, now).await?;
-    let helper = helper_name(app, &roster, &task.staff_id, today);
+    // Only an open task has the form that names it.
+    let helper = if call.open {
+        let roster = Roster::load(app, now).await?;
+        match HelpGoesTo::decide(app, &roster, &task.staff_id, today) {
+            HelpGoesTo::Colleague(m, _) => Some(m.staff.name.clone()),
+            HelpGoesTo::CallList { .. } => None,
+        }
+    } else {
+        None
+    };
     Ok((
         locale,
         task_page_context(&call, flash, problem, helper.as_deref()),

@@ -113,10 +113,29 @@ fn check_callback_day(
     }
 }
 
-/// The name of whoever a "needs help" from `caller` would go to today, for
-/// the task page to say; `None`: nobody else, it waits on the call list.
-pub fn helper_name(app: &App, roster: &Roster, caller: &str, today: NaiveDate) -> Option<String> {
-    helper(app, roster, caller, today).map(|m| m.staff.name.clone())
+/// Where a "needs help" from a caller goes.
+pub enum HelpGoesTo<'a> {
+    /// On this colleague's list, due that day.
+    Colleague(Member<'a>, NaiveDate),
+    /// First in line on the call list: kept for `helper` (from `from`) when
+    /// there is one whose list is full, else for whoever has room.
+    CallList {
+        helper: Option<Member<'a>>,
+        from: Option<NaiveDate>,
+    },
+}
+
+impl<'a> HelpGoesTo<'a> {
+    /// Decided as the outcome will be, so that the task page names the
+    /// same place the follow-up then goes to.
+    pub fn decide(app: &App, roster: &Roster<'a>, caller: &str, today: NaiveDate) -> Self {
+        let helper = helper(app, roster, caller, today);
+        let from = helper.and_then(|m| roster.next_working_day(m, today));
+        match (helper, from) {
+            (Some(m), Some(day)) if roster.room(m, day) > 0 => HelpGoesTo::Colleague(m, day),
+            _ => HelpGoesTo::CallList { helper, from },
+        }
+    }
 }
 
 /// Who a "needs help" follow-up goes to: never the caller.
@@ -216,37 +235,37 @@ pub fn outcome_change(
             change.personal_contact = true;
             change.add_tags = tags(|t| &t.needs_help);
             let reason = format!("needs help (call by {})", task.staff_id);
-            let to = helper(app, roster, &task.staff_id, today);
-            let due = to.and_then(|m| roster.next_working_day(m, today));
-            change.follow_up = Some(match (to, due) {
-                (Some(m), Some(day)) if roster.room(m, day) > 0 => FollowUp::Task(NewTask {
-                    rule_id: task.rule_id.clone(),
-                    run_id: None,
-                    customer_id: task.customer_id,
-                    staff_id: m.id().to_string(),
-                    owner_id: m.id().to_string(),
-                    kind: TaskKind::FollowUp,
-                    reason,
-                    due_on: day,
-                    agreed_on: None,
-                    attempts: 0,
-                    parent_id: Some(task.id),
-                }),
-                // No room (or nobody else on staff): first in line on the call list.
-                _ => FollowUp::Waiting(NewEntry {
-                    customer_id: task.customer_id,
-                    rule_id: task.rule_id.clone(),
-                    run_id: None,
-                    reason: ListReason::FollowUp,
-                    staff_id: to.map(|m| m.id().to_string()),
-                    avoid_staff_id: to.map(|_| task.staff_id.clone()),
-                    not_before: due,
-                    attempts: 0,
-                    from_task_id: Some(task.id),
-                    detail: Some(reason),
-                    place: None,
-                }),
-            });
+            change.follow_up = Some(
+                match HelpGoesTo::decide(app, roster, &task.staff_id, today) {
+                    HelpGoesTo::Colleague(m, day) => FollowUp::Task(NewTask {
+                        rule_id: task.rule_id.clone(),
+                        run_id: None,
+                        customer_id: task.customer_id,
+                        staff_id: m.id().to_string(),
+                        owner_id: m.id().to_string(),
+                        kind: TaskKind::FollowUp,
+                        reason,
+                        due_on: day,
+                        agreed_on: None,
+                        attempts: 0,
+                        parent_id: Some(task.id),
+                    }),
+                    // No room (or nobody else on staff): first in line on the call list.
+                    HelpGoesTo::CallList { helper, from } => FollowUp::Waiting(NewEntry {
+                        customer_id: task.customer_id,
+                        rule_id: task.rule_id.clone(),
+                        run_id: None,
+                        reason: ListReason::FollowUp,
+                        staff_id: helper.map(|m| m.id().to_string()),
+                        avoid_staff_id: helper.map(|_| task.staff_id.clone()),
+                        not_before: from,
+                        attempts: 0,
+                        from_task_id: Some(task.id),
+                        detail: Some(reason),
+                        place: None,
+                    }),
+                },
+            );
         }
         CallOutcome::DoNotCall => {
             change.personal_contact = true;
