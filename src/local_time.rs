@@ -8,8 +8,8 @@ use chrono_tz::Tz;
 
 use crate::app::App;
 
-/// A span as people write it: `7 days`, `1 day`, `48 hours`, else
-/// humantime's compact form (`1h 30m`).
+/// A span as people write it: whole days as `7 days` or `1 day`, whole
+/// hours as `5 hours`, anything else in humantime's compact form (`1h 30m`).
 pub fn spoken_duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     let unit = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });

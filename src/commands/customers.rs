@@ -86,8 +86,10 @@ pub async fn import(app: &App, file: &Path, flags: ImportFlags<'_>) -> Result<()
     for note in &report.column_notes {
         println!("note: {note}");
     }
-    for (line, reason) in &report.rejected {
-        println!("line {line}: {reason}");
+    for (line, reasons) in &report.rejected {
+        for reason in reasons.lines() {
+            println!("line {line}: {reason}");
+        }
     }
     for line in &report.forgotten {
         println!(

@@ -304,31 +304,26 @@ impl Column {
 #[derive(Debug, Clone)]
 pub struct Mapping {
     pub columns: Vec<Column>,
-    /// Columns kept as custom attributes whose header is one or two
-    /// letters off a field the file has no column for: likely typos, said
-    /// in the import's report.
+    /// Columns kept as custom attributes whose header is one letter off a
+    /// field the file has no column for: likely typos, said in the
+    /// import's report.
     pub notes: Vec<String>,
 }
 
-/// The field a header is a likely misspelling of: one letter off (a
-/// swapped pair counts as one) for short names, two for names of seven
-/// letters or more; `None` for a header of fewer than four.
+/// The field a header is a likely misspelling of: one letter off a name
+/// of it (a letter missing, added or wrong, or two swapped). Headers of
+/// fewer than five letters are left alone: among short words one letter
+/// makes another word ("Tage", "Bier"), not a typo.
 fn misspelt_field(header: &str) -> Option<Field> {
     let key = normalize(header);
-    if key.chars().count() < 4 {
+    if key.chars().count() < 5 {
         return None;
     }
-    let names = ALIASES
+    ALIASES
         .iter()
         .map(|(alias, field)| (alias.to_string(), *field))
-        .chain(Field::ALL.into_iter().map(|f| (normalize(f.name()), f)));
-    names
-        .filter_map(|(name, field)| {
-            let allowed = if name.chars().count() >= 7 { 2 } else { 1 };
-            let distance = strsim::osa_distance(&key, &name);
-            (distance <= allowed).then_some((distance, field))
-        })
-        .min_by_key(|(distance, _)| *distance)
+        .chain(Field::ALL.into_iter().map(|f| (normalize(f.name()), f)))
+        .find(|(name, _)| strsim::osa_distance(&key, name) == 1)
         .map(|(_, field)| field)
 }
 
@@ -569,8 +564,17 @@ mod tests {
     #[test]
     fn a_misspelt_header_is_named_and_a_misspelt_email_column_refused() {
         let rules = ColumnRules::default();
+        // Short words one letter apart are other words; two letters off is
+        // another name ("Telefax" is no misspelt "Telefon").
         let mapping = Mapping::new(
-            &header(&["Kundennummer", "E-Mail", "Geburtstg", "Stadtteil", "Tage"]),
+            &header(&[
+                "Kundennummer",
+                "E-Mail",
+                "Geburtstg",
+                "Stadtteil",
+                "Tage",
+                "Telefax",
+            ]),
             0,
             &rules,
         )
@@ -579,7 +583,6 @@ mod tests {
             mapping.notes,
             [
                 "column C \"Geburtstg\" is kept as a custom attribute; if it holds birthday, correct the header, or map it in [import.columns] of the config: \"Geburtstg\" = \"birthday\"",
-                "column E \"Tage\" is kept as a custom attribute; if it holds tags, correct the header, or map it in [import.columns] of the config: \"Tage\" = \"tags\"",
             ]
         );
         // A field the file has a column for is no typo's target.

@@ -82,6 +82,7 @@ pub fn parse(
         ..Row::default()
     };
     // Every cell's problem at once: one pass over the file fixes the row.
+    // One line each (a problem's own text may hold "; ").
     let problems: Vec<String> = mapping
         .columns
         .iter()
@@ -89,7 +90,7 @@ pub fn parse(
         .filter_map(|(column, cell)| set(&mut row, column, cell, staff).err())
         .collect();
     if !problems.is_empty() {
-        return Err(problems.join("; "));
+        return Err(problems.join("\n"));
     }
     if row.external_id.is_none() && !matches!(row.email, Some(Some(_))) {
         return Err(
@@ -417,12 +418,12 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("; Geburtstag (birthday) \"31/01/1970\" is not a date"),
+            err.contains("\nGeburtstag (birthday) \"31/01/1970\" is not a date"),
             "{err}"
         );
         assert!(
             err.contains(
-                "; Kunde seit (customer_since) \"13.13.2020\" is not a date: there is no month 13"
+                "\nKunde seit (customer_since) \"13.13.2020\" is not a date: there is no month 13"
             ),
             "{err}"
         );

@@ -179,10 +179,9 @@ mod tests {
         assert!(size(&path) > 8_000 * 4000, "the pages were copied");
     }
 
-    /// Planning's case: the writer keeps its connection and goes on
-    /// committing, and the task copies the log on the other connection
-    /// meanwhile. The commits stay under [`INLINE_PAGES`] in all, so only
-    /// the task can have copied anything.
+    /// Planning's case: the writer keeps its connection throughout, and the
+    /// task copies the log on the other connection. The commits stay under
+    /// [`INLINE_PAGES`] in all, so only the task can have copied anything.
     #[tokio::test]
     async fn the_task_copies_beside_a_writer_that_keeps_its_connection() {
         let (_dir, path, pool) = database(2).await;

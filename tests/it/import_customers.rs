@@ -204,6 +204,31 @@ async fn a_forgotten_customer_is_never_reimported(Db { url, .. }: Db) {
     );
 }
 
+backend_test!(a_row_with_several_problems_names_each_on_a_line_of_its_own);
+async fn a_row_with_several_problems_names_each_on_a_line_of_its_own(Db { url, .. }: Db) {
+    let env = Env::new(&url, "");
+    let csv = env.write(
+        "a.csv",
+        "email;birthday;customer_since\nanna@example.de;31/01/1970;13.13.2020\n",
+    );
+    let out = env.run(&["import", "customers", csv.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{url}: {text}");
+    assert!(text.contains("rejected 1"), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("line 2: ")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("line 2: birthday \"31/01/1970\" is not a date;"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "line 2: customer_since \"13.13.2020\" is not a date: there is no month 13;"
+        ),
+        "{text}"
+    );
+}
+
 backend_test!(an_import_that_starts_a_run_says_so_once_on_stdout);
 async fn an_import_that_starts_a_run_says_so_once_on_stdout(Db { url, .. }: Db) {
     let env = Env::new(
