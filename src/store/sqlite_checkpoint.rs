@@ -141,6 +141,19 @@ mod tests {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
     }
 
+    /// Waits up to 10 s for the database file to reach `bytes`; `what`
+    /// names the copy that should have made it so.
+    async fn copied(path: &std::path::Path, bytes: u64, what: &str) {
+        let grown = async {
+            while size(path) < bytes {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), grown)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the file has {} bytes", size(path)));
+    }
+
     #[tokio::test]
     async fn a_commit_leaves_the_copy_to_the_task() {
         let (_dir, path, pool) = database(1).await;
@@ -153,14 +166,12 @@ mod tests {
             size(&path)
         );
         drop(conn);
-        let copied = async {
-            while size(&path) < 1200 * 4000 {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(10), copied)
-            .await
-            .expect("the task copied the log into the database file");
+        copied(
+            &path,
+            1200 * 4000,
+            "the task copies the log into the database file",
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -189,14 +200,12 @@ mod tests {
         for _ in 0..32 {
             write_pages(&mut writer, 250).await;
         }
-        let copied = async {
-            while size(&path) < 7_000 * 4000 {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(10), copied)
-            .await
-            .expect("the task copied the log while the writer held its connection");
+        copied(
+            &path,
+            7_000 * 4000,
+            "the task copies the log while the writer holds its connection",
+        )
+        .await;
         drop(writer);
     }
 }
