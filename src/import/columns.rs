@@ -6,6 +6,7 @@
 //! and English names shops use, then the field names themselves. Any other
 //! column is kept as a custom attribute under its header, lower-cased.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// A built-in customer field an import can fill.
@@ -260,14 +261,24 @@ impl ColumnRules {
         if let Some(target) = self.0.get(&key) {
             return target.clone();
         }
-        ALIASES
-            .iter()
-            .find(|(alias, _)| *alias == key)
-            .map(|(_, field)| *field)
-            .or_else(|| Field::ALL.into_iter().find(|f| normalize(f.name()) == key))
-            .map(Target::Field)
+        known_names()
+            .find(|(name, _)| *name == key)
+            .map(|(_, field)| Target::Field(field))
             .unwrap_or_else(|| Target::Attribute(header.trim().to_lowercase()))
     }
+}
+
+/// Every name a header can have for a field, as [`normalize`] leaves it:
+/// the usual headers first, then the field names themselves.
+fn known_names() -> impl Iterator<Item = (Cow<'static, str>, Field)> {
+    ALIASES
+        .iter()
+        .map(|(alias, field)| (Cow::Borrowed(*alias), *field))
+        .chain(
+            Field::ALL
+                .into_iter()
+                .map(|f| (Cow::Owned(normalize(f.name())), f)),
+        )
 }
 
 /// One column of a file: its header, where it is, where its values go.
@@ -319,10 +330,7 @@ fn misspelt_field(header: &str) -> Option<Field> {
     if key.chars().count() < 5 {
         return None;
     }
-    ALIASES
-        .iter()
-        .map(|(alias, field)| (alias.to_string(), *field))
-        .chain(Field::ALL.into_iter().map(|f| (normalize(f.name()), f)))
+    known_names()
         .find(|(name, _)| strsim::osa_distance(&key, name) == 1)
         .map(|(_, field)| field)
 }
@@ -380,29 +388,31 @@ impl Mapping {
         let has = |f: Field| columns.iter().any(|c| c.target == Target::Field(f));
         // Only headers that fell through to an attribute: a rule in the
         // config that makes one an attribute is the admin's word.
-        let misspelt: Vec<(&Column, Field)> = columns
+        // (column, its attribute's name, the field it may be meant for)
+        let misspelt: Vec<(&Column, &str, Field)> = columns
             .iter()
-            .filter(|c| matches!(c.target, Target::Attribute(_)))
             .filter(|c| !rules.0.contains_key(&normalize(&c.header)))
-            .filter_map(|c| Some((c, misspelt_field(&c.header)?)))
-            .filter(|(_, field)| !has(*field))
+            .filter_map(|c| match &c.target {
+                Target::Attribute(name) => Some((c, name.as_str(), misspelt_field(&c.header)?)),
+                _ => None,
+            })
+            .filter(|(_, _, field)| !has(*field))
             .collect();
         // Without its email column a file still imports, and every consent
         // in it would be to email nobody can send: refused, not noted.
-        if let Some((column, _)) = misspelt.iter().find(|(_, f)| *f == Field::Email) {
+        if let Some((column, name, _)) = misspelt.iter().find(|(_, _, f)| *f == Field::Email) {
             return Err(format!(
                 "column {} \"{}\" looks like the email column but is not read as one (it would be kept as a {}, and nobody in the file would get email); \
-                 correct the header (e.g. \"E-Mail\"), or say what it is in [import.columns] of the config: \"{}\" = \"email\", or = \"attributes.{}\" to keep it as it is",
+                 correct the header (e.g. \"E-Mail\"), or say what it is in [import.columns] of the config: \"{}\" = \"email\", or = \"attributes.{name}\" to keep it as it is",
                 column.letter,
                 column.header,
                 column.target.describe(),
                 column.header,
-                column.header.to_lowercase(),
             ));
         }
         let notes = misspelt
             .iter()
-            .map(|(column, field)| {
+            .map(|(column, _, field)| {
                 format!(
                     "column {} \"{}\" is kept as a custom attribute; if it holds {}, correct the header, or map it in [import.columns] of the config: \"{}\" = \"{}\"",
                     column.letter,
