@@ -230,7 +230,8 @@ pub async fn stop(app: &App, run: i64, note: &str) -> Result<()> {
 pub async fn start(app: &App, rule: &str) -> Result<()> {
     let now = Utc::now();
     let id = crate::schedule::start_now(app, rule, now).await?;
-    if app.campaign(rule).is_some() {
+    let campaign = app.campaign(rule).is_some();
+    if campaign {
         println!(
             "run {id} of {rule} started; the running daemon plans and sends it (approval still applies)"
         );
@@ -239,9 +240,7 @@ pub async fn start(app: &App, rule: &str) -> Result<()> {
             "run {id} of {rule} started; the running daemon picks whom to call and puts them on the call list (it sends no customer email)"
         );
     }
-    if let Some(all) = crate::control::Holds::load(app, now).await?.everything()
-        && app.campaign(rule).is_some()
-    {
+    if campaign && let Some(all) = crate::control::Holds::load(app, now).await?.everything() {
         println!(
             "note: all customer email is {}; its messages wait until then",
             crate::control::paused(app, all)

@@ -153,21 +153,20 @@ fn read_settings(layered: &layers::Layered) -> (Option<Settings>, Vec<Problem>) 
             Err(e) => e,
         };
         let key = e.path().to_string();
-        let message = explain_serde(&e.inner().to_string());
-        if let Some(missing) = missing_field(&message) {
+        let problem = Problem {
+            origin: layered.origin_of(&key).to_string(),
+            message: explain_serde(&e.inner().to_string()),
+            key,
+        };
+        if let Some(missing) = missing_field(&problem.message) {
             // A required key taken out for its wrong value is not missing
             // to the admin, who wrote it: its first problem says it all.
-            let full = if key == "." {
-                missing.to_string()
-            } else {
-                format!("{key}.{missing}")
+            let full = match problem.key.as_str() {
+                "." => missing.to_string(),
+                item => format!("{item}.{missing}"),
             };
             if last_taken.as_deref() != Some(full.as_str()) {
-                problems.push(Problem {
-                    origin: layered.origin_of(&key).to_string(),
-                    key,
-                    message,
-                });
+                problems.push(problem);
             }
             return (None, problems);
         }
@@ -178,12 +177,8 @@ fn read_settings(layered: &layers::Layered) -> (Option<Settings>, Vec<Problem>) 
             path.pop();
         }
         let taken = take_out(&mut value, &path);
-        last_taken = Some(key.clone());
-        problems.push(Problem {
-            origin: layered.origin_of(&key).to_string(),
-            key,
-            message,
-        });
+        last_taken = Some(problem.key.clone());
+        problems.push(problem);
         if !taken || problems.len() >= MAX_READ_PROBLEMS {
             return (None, problems);
         }
